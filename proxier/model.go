@@ -1,0 +1,196 @@
+package proxier
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// ServicePortName identifies one port of one Service. Its String form is
+// upstream's svcPortName ("ns/name:port", or "ns/name" for an unnamed port),
+// which appears in rule comments and chain-name hashes.
+type ServicePortName struct {
+	types.NamespacedName
+	Port     string
+	Protocol v1.Protocol
+}
+
+func (n ServicePortName) String() string {
+	if n.Port == "" {
+		return n.Namespace + "/" + n.Name
+	}
+	return n.Namespace + "/" + n.Name + ":" + n.Port
+}
+
+// Compare orders names for deterministic output.
+func (n ServicePortName) Compare(o ServicePortName) int {
+	switch {
+	case n.Namespace != o.Namespace:
+		return cmpString(n.Namespace, o.Namespace)
+	case n.Name != o.Name:
+		return cmpString(n.Name, o.Name)
+	case n.Port != o.Port:
+		return cmpString(n.Port, o.Port)
+	default:
+		return cmpString(string(n.Protocol), string(o.Protocol))
+	}
+}
+
+func cmpString(a, b string) int {
+	if a < b {
+		return -1
+	}
+	if a > b {
+		return 1
+	}
+	return 0
+}
+
+// ServicePort is the backend-neutral model of one (Service, port) for one IP
+// family. Every address in it belongs to that family.
+type ServicePort struct {
+	Name      ServicePortName
+	ClusterIP netip.Addr
+	Port      int32
+	Protocol  v1.Protocol
+	NodePort  int32
+
+	ExternalIPs              []netip.Addr
+	LoadBalancerVIPs         []netip.Addr
+	LoadBalancerSourceRanges []netip.Prefix
+	HealthCheckNodePort      int32
+
+	ExternalPolicyLocal bool
+	InternalPolicyLocal bool
+	// AffinityTimeoutSeconds is the ClientIP session affinity timeout; 0 means no affinity.
+	AffinityTimeoutSeconds int32
+}
+
+// ExternallyAccessible is true iff the port has a NodePort, an LB VIP or an external IP.
+func (p *ServicePort) ExternallyAccessible() bool {
+	return p.NodePort != 0 || len(p.LoadBalancerVIPs) > 0 || len(p.ExternalIPs) > 0
+}
+
+// UsesClusterEndpoints is true iff cluster-policy endpoints are needed: ITP is
+// Cluster, or the port is externally accessible (for the ETP=Local short-circuit).
+func (p *ServicePort) UsesClusterEndpoints() bool {
+	return !p.InternalPolicyLocal || p.ExternallyAccessible()
+}
+
+// UsesLocalEndpoints is true iff ITP is Local, or ETP is Local on an externally accessible port.
+func (p *ServicePort) UsesLocalEndpoints() bool {
+	return p.InternalPolicyLocal || (p.ExternalPolicyLocal && p.ExternallyAccessible())
+}
+
+// Equal reports whether two service ports would produce identical rules.
+func (p *ServicePort) Equal(o *ServicePort) bool {
+	if p == nil || o == nil {
+		return p == o
+	}
+	return p.Name == o.Name && p.ClusterIP == o.ClusterIP && p.Port == o.Port &&
+		p.Protocol == o.Protocol && p.NodePort == o.NodePort &&
+		slices.Equal(p.ExternalIPs, o.ExternalIPs) &&
+		slices.Equal(p.LoadBalancerVIPs, o.LoadBalancerVIPs) &&
+		slices.Equal(p.LoadBalancerSourceRanges, o.LoadBalancerSourceRanges) &&
+		p.HealthCheckNodePort == o.HealthCheckNodePort &&
+		p.ExternalPolicyLocal == o.ExternalPolicyLocal &&
+		p.InternalPolicyLocal == o.InternalPolicyLocal &&
+		p.AffinityTimeoutSeconds == o.AffinityTimeoutSeconds
+}
+
+// Endpoint is one backend of a service port, from an EndpointSlice (only addresses[0]).
+type Endpoint struct {
+	IP          netip.Addr
+	Port        int32
+	Ready       bool
+	Serving     bool
+	Terminating bool
+	NodeName    string
+	Zone        string
+	// ZoneHints / NodeHints are the EndpointSlice hints; nil means "no hints".
+	ZoneHints []string
+	NodeHints []string
+	// IsLocal is true iff the endpoint runs on this node.
+	IsLocal bool
+}
+
+// String is "ip:port" joined the net.JoinHostPort way ("[fd00::1]:80" for IPv6),
+// the form used in comments and endpoint chain hashes.
+func (e *Endpoint) String() string {
+	return net.JoinHostPort(e.IP.String(), strconv.Itoa(int(e.Port)))
+}
+
+// Usable is true iff the endpoint may receive traffic at all: ready, or serving while terminating.
+func (e *Endpoint) Usable() bool {
+	return e.Ready || (e.Serving && e.Terminating)
+}
+
+// Equal compares every field that influences rules or categorization.
+func (e *Endpoint) Equal(o *Endpoint) bool {
+	return e.IP == o.IP && e.Port == o.Port && e.Ready == o.Ready && e.Serving == o.Serving &&
+		e.Terminating == o.Terminating && e.NodeName == o.NodeName && e.Zone == o.Zone &&
+		e.IsLocal == o.IsLocal && slices.Equal(e.ZoneHints, o.ZoneHints) && slices.Equal(e.NodeHints, o.NodeHints)
+}
+
+// EndpointSet is the categorized endpoints of one service port, ready for a backend.
+type EndpointSet struct {
+	// All is every endpoint merged from the service's EndpointSlices, sorted by String().
+	All []Endpoint
+	// Cluster is what cluster-policy traffic may use (ready, topology-filtered;
+	// else serving-terminating).
+	Cluster []Endpoint
+	// Local is what local-policy traffic may use (local ready; else local serving-terminating).
+	Local []Endpoint
+	// HasAny is true iff some endpoint anywhere is ready or serving-terminating.
+	HasAny bool
+}
+
+// LocalReadyCount is the number of local ready endpoints, as the health-check node port reports.
+func (s *EndpointSet) LocalReadyCount() int {
+	n := 0
+	for i := range s.All {
+		if s.All[i].IsLocal && s.All[i].Ready {
+			n++
+		}
+	}
+	return n
+}
+
+// NodeInfo is what a backend needs to know about the node it runs on.
+type NodeInfo struct {
+	Name   string
+	Labels map[string]string
+	// IPs are the node's addresses of the proxier's family (from the Node's status, else the interfaces).
+	IPs []netip.Addr
+}
+
+// Snapshot is the full desired state handed to a backend, plus what changed
+// since the backend's last successful sync.
+type Snapshot struct {
+	Family    v1.IPFamily
+	Node      NodeInfo
+	Services  map[ServicePortName]*ServicePort
+	Endpoints map[ServicePortName]*EndpointSet
+	// Changed holds the service ports whose service or endpoints changed since
+	// the last successful sync. Backends may rewrite only these, unless Full.
+	Changed map[ServicePortName]struct{}
+	// Full asks the backend to rewrite everything (startup, after a failure, periodic).
+	Full bool
+	// StaleEndpoints lists, per UDP service port, endpoints removed since the
+	// last successful sync, for conntrack cleanup.
+	StaleEndpoints map[ServicePortName][]Endpoint
+}
+
+// SortedNames returns the snapshot's service port names in a stable order.
+func (s *Snapshot) SortedNames() []ServicePortName {
+	names := make([]ServicePortName, 0, len(s.Services))
+	for n := range s.Services {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, ServicePortName.Compare)
+	return names
+}
