@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -183,6 +184,9 @@ type Snapshot struct {
 	// StaleEndpoints lists, per UDP service port, endpoints removed since the
 	// last successful sync, for conntrack cleanup.
 	StaleEndpoints map[ServicePortName][]Endpoint
+	// TriggerTimes are the EndpointSlice controller's change times covered by
+	// this snapshot (for network_programming_duration_seconds).
+	TriggerTimes []time.Time
 }
 
 // SortedNames returns the snapshot's service port names in a stable order.
@@ -193,4 +197,25 @@ func (s *Snapshot) SortedNames() []ServicePortName {
 	}
 	slices.SortFunc(names, ServicePortName.Compare)
 	return names
+}
+
+// Equal compares two endpoint sets element by element.
+func (s *EndpointSet) Equal(o *EndpointSet) bool {
+	if s == nil || o == nil {
+		return s == o
+	}
+	return s.HasAny == o.HasAny && equalEndpoints(s.All, o.All) &&
+		equalEndpoints(s.Cluster, o.Cluster) && equalEndpoints(s.Local, o.Local)
+}
+
+func equalEndpoints(a, b []Endpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(&b[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,167 @@
+package proxier
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// sliceEndpoints is one EndpointSlice reduced to what kproxy uses: endpoints per service port.
+type sliceEndpoints map[ServicePortName][]Endpoint
+
+// ServiceNameOfSlice returns the Service an EndpointSlice belongs to (its
+// kubernetes.io/service-name label), or false when it has none.
+func ServiceNameOfSlice(slice *discovery.EndpointSlice) (types.NamespacedName, bool) {
+	name := slice.Labels[discovery.LabelServiceName]
+	if name == "" {
+		return types.NamespacedName{}, false
+	}
+	return types.NamespacedName{Namespace: slice.Namespace, Name: name}, true
+}
+
+// sliceFamily maps an EndpointSlice address type to an IP family; FQDN slices have none.
+func sliceFamily(slice *discovery.EndpointSlice) (v1.IPFamily, bool) {
+	switch slice.AddressType {
+	case discovery.AddressTypeIPv4:
+		return v1.IPv4Protocol, true
+	case discovery.AddressTypeIPv6:
+		return v1.IPv6Protocol, true
+	}
+	return "", false
+}
+
+// endpointsFromSlice converts one slice for a family. Invalid ports and
+// addresses are skipped and reported; the rest of the slice still counts.
+func endpointsFromSlice(slice *discovery.EndpointSlice, svc types.NamespacedName, family v1.IPFamily, nodeName string) (sliceEndpoints, []error) {
+	var warns []error
+	out := sliceEndpoints{}
+	seen := map[ServicePortName]bool{}
+	for i, p := range slice.Ports {
+		name, err := slicePortName(svc, p)
+		if err != nil {
+			warns = append(warns, fmt.Errorf("ports[%d]: %w", i, err))
+			continue
+		}
+		if seen[name] {
+			warns = append(warns, fmt.Errorf("ports[%d]: duplicate port %q/%s ignored", i, name.Port, name.Protocol))
+			continue
+		}
+		seen[name] = true
+		eps, epWarns := endpointsForPort(slice, *p.Port, family, nodeName)
+		if i == 0 {
+			warns = append(warns, epWarns...) // report bad addresses once, not per port
+		}
+		out[name] = eps
+	}
+	return out, warns
+}
+
+func slicePortName(svc types.NamespacedName, p discovery.EndpointPort) (ServicePortName, error) {
+	if p.Name == nil {
+		return ServicePortName{}, fmt.Errorf("port has no name")
+	}
+	if p.Port == nil || *p.Port < 1 || *p.Port > 65535 {
+		return ServicePortName{}, fmt.Errorf("port %q has no valid number", *p.Name)
+	}
+	proto := v1.ProtocolTCP
+	if p.Protocol != nil {
+		proto = *p.Protocol
+	}
+	if proto != v1.ProtocolTCP && proto != v1.ProtocolUDP && proto != v1.ProtocolSCTP {
+		return ServicePortName{}, fmt.Errorf("port %q has unsupported protocol %q", *p.Name, proto)
+	}
+	return ServicePortName{NamespacedName: svc, Port: *p.Name, Protocol: proto}, nil
+}
+
+func endpointsForPort(slice *discovery.EndpointSlice, port int32, family v1.IPFamily, nodeName string) ([]Endpoint, []error) {
+	var warns []error
+	eps := make([]Endpoint, 0, len(slice.Endpoints))
+	for i := range slice.Endpoints {
+		ep := &slice.Endpoints[i]
+		if len(ep.Addresses) == 0 {
+			continue
+		}
+		addr, err := netip.ParseAddr(strings.TrimSpace(ep.Addresses[0]))
+		if err != nil {
+			warns = append(warns, fmt.Errorf("endpoints[%d]: invalid address %q", i, ep.Addresses[0]))
+			continue
+		}
+		if FamilyOf(addr) != family {
+			warns = append(warns, fmt.Errorf("endpoints[%d]: address %q is not %s", i, ep.Addresses[0], family))
+			continue
+		}
+		eps = append(eps, newEndpoint(ep, addr.Unmap(), port, nodeName))
+	}
+	return eps, warns
+}
+
+func newEndpoint(ep *discovery.Endpoint, addr netip.Addr, port int32, nodeName string) Endpoint {
+	e := Endpoint{
+		IP:          addr,
+		Port:        port,
+		Ready:       ep.Conditions.Ready == nil || *ep.Conditions.Ready,
+		Serving:     ep.Conditions.Serving == nil || *ep.Conditions.Serving,
+		Terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating,
+	}
+	if ep.NodeName != nil {
+		e.NodeName = *ep.NodeName
+		e.IsLocal = nodeName != "" && e.NodeName == nodeName
+	}
+	if ep.Zone != nil {
+		e.Zone = *ep.Zone
+	}
+	if ep.Hints != nil {
+		for _, z := range ep.Hints.ForZones {
+			e.ZoneHints = append(e.ZoneHints, z.Name)
+		}
+		for _, n := range ep.Hints.ForNodes {
+			e.NodeHints = append(e.NodeHints, n.Name)
+		}
+	}
+	return e
+}
+
+// mergeSlices merges the endpoints of every slice of one service, keyed by
+// "ip:port": the first copy wins unless a later one is not terminating (a
+// running pod that reused a terminating pod's IP). The result is sorted by
+// endpoint string, as upstream orders rules.
+func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]Endpoint {
+	names := make([]string, 0, len(slicesByName))
+	for n := range slicesByName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	merged := map[ServicePortName]map[string]Endpoint{}
+	for _, n := range names {
+		for spn, eps := range slicesByName[n] {
+			m := merged[spn]
+			if m == nil {
+				m = map[string]Endpoint{}
+				merged[spn] = m
+			}
+			for _, ep := range eps {
+				key := ep.String()
+				if prev, ok := m[key]; ok && !(prev.Terminating && !ep.Terminating) {
+					continue
+				}
+				m[key] = ep
+			}
+		}
+	}
+	out := make(map[ServicePortName][]Endpoint, len(merged))
+	for spn, m := range merged {
+		list := make([]Endpoint, 0, len(m))
+		for _, ep := range m {
+			list = append(list, ep)
+		}
+		slices.SortFunc(list, func(a, b Endpoint) int { return cmp.Compare(a.String(), b.String()) })
+		out[spn] = list
+	}
+	return out
+}

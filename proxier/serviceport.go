@@ -1,0 +1,194 @@
+package proxier
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// defaultAffinityTimeoutSeconds is the API server's default for ClientIP affinity.
+const defaultAffinityTimeoutSeconds = 10800
+
+// ServicePortsFromService converts one Service into the service ports of one
+// IP family. Problems that make a single port or address unusable are
+// returned as warnings (the rest of the Service still works); a Service that
+// must be ignored entirely returns nil ports.
+func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePortName]*ServicePort, []error) {
+	if shouldSkipService(svc) {
+		return nil, nil
+	}
+	clusterIP, ok, err := clusterIPForFamily(svc, family)
+	if err != nil {
+		return nil, []error{err}
+	}
+	if !ok {
+		return nil, nil
+	}
+	shared, warnings := sharedFieldsOf(svc, family)
+	ports := make(map[ServicePortName]*ServicePort, len(svc.Spec.Ports))
+	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	for i := range svc.Spec.Ports {
+		sp := &svc.Spec.Ports[i]
+		port, err := newServicePort(name, sp, clusterIP, shared)
+		if err != nil {
+			warnings = append(warnings, fmt.Errorf("spec.ports[%d]: %w", i, err))
+			continue
+		}
+		if _, dup := ports[port.Name]; dup {
+			warnings = append(warnings, fmt.Errorf("spec.ports[%d]: duplicate port %q/%s ignored", i, sp.Name, port.Protocol))
+			continue
+		}
+		ports[port.Name] = port
+	}
+	return ports, warnings
+}
+
+func shouldSkipService(svc *v1.Service) bool {
+	return svc.Spec.Type == v1.ServiceTypeExternalName ||
+		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == v1.ClusterIPNone
+}
+
+func clusterIPForFamily(svc *v1.Service, family v1.IPFamily) (netip.Addr, bool, error) {
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	for i, s := range ips {
+		addr, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			return netip.Addr{}, false, fmt.Errorf("spec.clusterIPs[%d]: invalid IP %q", i, s)
+		}
+		if FamilyOf(addr) == family {
+			return addr.Unmap(), true, nil
+		}
+	}
+	return netip.Addr{}, false, nil
+}
+
+// FamilyOf returns the IP family of an address.
+func FamilyOf(a netip.Addr) v1.IPFamily {
+	if a.Unmap().Is4() {
+		return v1.IPv4Protocol
+	}
+	return v1.IPv6Protocol
+}
+
+// sharedFields holds what every port of one Service has in common.
+type sharedFields struct {
+	externalIPs     []netip.Addr
+	lbVIPs          []netip.Addr
+	sourceRanges    []netip.Prefix
+	healthCheck     int32
+	externalLocal   bool
+	internalLocal   bool
+	affinitySeconds int32
+}
+
+func sharedFieldsOf(svc *v1.Service, family v1.IPFamily) (sharedFields, []error) {
+	var warns []error
+	f := sharedFields{
+		externalLocal: externalPolicyLocal(svc),
+		internalLocal: svc.Spec.InternalTrafficPolicy != nil &&
+			*svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal,
+	}
+	f.externalIPs, warns = addrsOfFamily("spec.externalIPs", svc.Spec.ExternalIPs, family, warns)
+	f.lbVIPs, warns = addrsOfFamily("status.loadBalancer.ingress", vipIngressIPs(svc), family, warns)
+	f.sourceRanges, warns = prefixesOfFamily(svc.Spec.LoadBalancerSourceRanges, family, warns)
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer && f.externalLocal {
+		f.healthCheck = svc.Spec.HealthCheckNodePort
+	}
+	if svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP {
+		f.affinitySeconds = defaultAffinityTimeoutSeconds
+		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			f.affinitySeconds = *c.ClientIP.TimeoutSeconds
+		}
+	}
+	return f, warns
+}
+
+func newServicePort(svc types.NamespacedName, sp *v1.ServicePort, clusterIP netip.Addr, f sharedFields) (*ServicePort, error) {
+	proto := sp.Protocol
+	if proto == "" {
+		proto = v1.ProtocolTCP
+	}
+	if proto != v1.ProtocolTCP && proto != v1.ProtocolUDP && proto != v1.ProtocolSCTP {
+		return nil, fmt.Errorf("unsupported protocol %q", sp.Protocol)
+	}
+	if sp.Port < 1 || sp.Port > 65535 {
+		return nil, fmt.Errorf("port %d out of range [1, 65535]", sp.Port)
+	}
+	if sp.NodePort < 0 || sp.NodePort > 65535 {
+		return nil, fmt.Errorf("nodePort %d out of range [0, 65535]", sp.NodePort)
+	}
+	return &ServicePort{
+		Name:                     ServicePortName{NamespacedName: svc, Port: sp.Name, Protocol: proto},
+		ClusterIP:                clusterIP,
+		Port:                     sp.Port,
+		Protocol:                 proto,
+		NodePort:                 sp.NodePort,
+		ExternalIPs:              f.externalIPs,
+		LoadBalancerVIPs:         f.lbVIPs,
+		LoadBalancerSourceRanges: f.sourceRanges,
+		HealthCheckNodePort:      f.healthCheck,
+		ExternalPolicyLocal:      f.externalLocal,
+		InternalPolicyLocal:      f.internalLocal,
+		AffinityTimeoutSeconds:   f.affinitySeconds,
+	}, nil
+}
+
+// externalPolicyLocal follows upstream: ETP=Local applies only to externally
+// reachable service types (NodePort, LoadBalancer, or ClusterIP with external IPs).
+func externalPolicyLocal(svc *v1.Service) bool {
+	reachable := svc.Spec.Type == v1.ServiceTypeLoadBalancer || svc.Spec.Type == v1.ServiceTypeNodePort ||
+		(svc.Spec.Type == v1.ServiceTypeClusterIP && len(svc.Spec.ExternalIPs) > 0)
+	return reachable && svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+}
+
+// vipIngressIPs returns load-balancer ingress IPs in VIP mode; ipMode Proxy
+// addresses are not captured (their traffic arrives through the NodePort).
+func vipIngressIPs(svc *v1.Service) []string {
+	var ips []string
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ing.IP == "" {
+			continue
+		}
+		if ing.IPMode != nil && *ing.IPMode != v1.LoadBalancerIPModeVIP {
+			continue
+		}
+		ips = append(ips, ing.IP)
+	}
+	return ips
+}
+
+func addrsOfFamily(field string, in []string, family v1.IPFamily, warns []error) ([]netip.Addr, []error) {
+	var out []netip.Addr
+	for i, s := range in {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil {
+			warns = append(warns, fmt.Errorf("%s[%d]: invalid IP %q", field, i, s))
+			continue
+		}
+		if FamilyOf(a) == family {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out, warns
+}
+
+func prefixesOfFamily(in []string, family v1.IPFamily, warns []error) ([]netip.Prefix, []error) {
+	var out []netip.Prefix
+	for i, s := range in {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			warns = append(warns, fmt.Errorf("spec.loadBalancerSourceRanges[%d]: invalid CIDR %q", i, s))
+			continue
+		}
+		if FamilyOf(p.Addr()) == family {
+			out = append(out, p.Masked())
+		}
+	}
+	return out, warns
+}

@@ -1,0 +1,153 @@
+package proxier
+
+import (
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+)
+
+// Snapshot converts every Service changed since the last call, and returns
+// the full model with the set of service ports that changed. Changes of a
+// snapshot whose sync failed must be handed back with Requeue.
+func (t *Tracker) Snapshot() *Snapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	node := t.currentNode()
+	dirty := t.takeDirty()
+	changed := t.pendingFull
+	t.pendingFull = map[ServicePortName]struct{}{}
+	stale := t.stale
+	t.stale = map[ServicePortName][]Endpoint{}
+	for name := range dirty {
+		next := t.convert(name, &node)
+		t.diff(t.state[name], next, changed, stale)
+		if next == nil {
+			delete(t.state, name)
+		} else {
+			t.state[name] = next
+		}
+	}
+	snap := &Snapshot{
+		Family:         t.opts.Family,
+		Node:           node,
+		Services:       map[ServicePortName]*ServicePort{},
+		Endpoints:      map[ServicePortName]*EndpointSet{},
+		Changed:        changed,
+		StaleEndpoints: stale,
+		TriggerTimes:   t.triggers,
+	}
+	t.triggers = nil
+	for _, st := range t.state {
+		for n, p := range st.ports {
+			snap.Services[n] = p
+			snap.Endpoints[n] = st.endpoints[n]
+		}
+	}
+	return snap
+}
+
+// Requeue hands back the changes of a snapshot whose sync failed, so the next snapshot carries them again.
+func (t *Tracker) Requeue(snap *Snapshot) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for n := range snap.Changed {
+		t.pendingFull[n] = struct{}{}
+	}
+	for n, eps := range snap.StaleEndpoints {
+		t.stale[n] = append(t.stale[n], eps...)
+	}
+	t.triggers = append(t.triggers, snap.TriggerTimes...)
+}
+
+func (t *Tracker) currentNode() NodeInfo {
+	node := t.node
+	if len(node.IPs) == 0 && t.opts.NodeIPsFallback != nil {
+		node.IPs = t.opts.NodeIPsFallback(t.opts.Family)
+	}
+	return node
+}
+
+func (t *Tracker) takeDirty() map[types.NamespacedName]struct{} {
+	dirty := t.dirty
+	t.dirty = map[types.NamespacedName]struct{}{}
+	if t.fullRecompute {
+		t.fullRecompute = false
+		for n := range t.state {
+			dirty[n] = struct{}{}
+		}
+		for n := range t.services {
+			dirty[n] = struct{}{}
+		}
+	}
+	return dirty
+}
+
+// convert builds one Service's state from its object and slices; nil when the Service yields no ports.
+func (t *Tracker) convert(name types.NamespacedName, node *NodeInfo) *serviceState {
+	svc := t.services[name]
+	if svc == nil {
+		return nil
+	}
+	ports, warns := ServicePortsFromService(svc, t.opts.Family)
+	for _, w := range warns {
+		t.opts.Logger.Info("Skipping invalid part of Service", "service", klog.KObj(svc), "reason", w.Error())
+	}
+	if len(ports) == 0 {
+		return nil
+	}
+	merged := mergeSlices(t.slices[name])
+	st := &serviceState{ports: ports, endpoints: make(map[ServicePortName]*EndpointSet, len(ports))}
+	for n, p := range ports {
+		st.endpoints[n] = CategorizeEndpoints(merged[n], p, node)
+	}
+	return st
+}
+
+// diff adds to changed every port whose rules may differ, and records UDP endpoints that went away.
+func (t *Tracker) diff(old, next *serviceState, changed map[ServicePortName]struct{}, stale map[ServicePortName][]Endpoint) {
+	if old != nil {
+		for n, p := range old.ports {
+			var np *ServicePort
+			var ne *EndpointSet
+			if next != nil {
+				np, ne = next.ports[n], next.endpoints[n]
+			}
+			if np == nil || !p.Equal(np) || !old.endpoints[n].Equal(ne) {
+				changed[n] = struct{}{}
+			}
+			if p.Protocol == "UDP" {
+				if gone := removedEndpoints(old.endpoints[n], ne); len(gone) > 0 {
+					stale[n] = append(stale[n], gone...)
+				}
+			}
+		}
+	}
+	if next != nil {
+		for n := range next.ports {
+			if old == nil || old.ports[n] == nil {
+				changed[n] = struct{}{}
+			}
+		}
+	}
+}
+
+// removedEndpoints lists usable endpoints of old that are not usable in next.
+func removedEndpoints(old, next *EndpointSet) []Endpoint {
+	if old == nil {
+		return nil
+	}
+	keep := map[string]bool{}
+	if next != nil {
+		for i := range next.All {
+			if next.All[i].Usable() {
+				keep[next.All[i].String()] = true
+			}
+		}
+	}
+	var gone []Endpoint
+	for i := range old.All {
+		if old.All[i].Usable() && !keep[old.All[i].String()] {
+			gone = append(gone, old.All[i])
+		}
+	}
+	return gone
+}

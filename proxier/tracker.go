@@ -1,0 +1,251 @@
+package proxier
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+)
+
+// TrackerOptions configures a Tracker.
+type TrackerOptions struct {
+	Family   v1.IPFamily
+	NodeName string
+	Logger   klog.Logger
+	// OnChange is called (without locks held) whenever a change is pending.
+	OnChange func()
+	// NodeIPsFallback supplies node IPs when the Node object has none of this family.
+	NodeIPsFallback func(v1.IPFamily) []netip.Addr
+	Now             func() time.Time
+}
+
+// Tracker follows Services, EndpointSlices and the local Node for one IP
+// family. Events only record which Services are dirty; the conversion to
+// service ports and endpoint sets happens once per sync in Snapshot, so a
+// burst of events costs one conversion.
+type Tracker struct {
+	opts TrackerOptions
+
+	mu       sync.Mutex
+	services map[types.NamespacedName]*v1.Service
+	slices   map[types.NamespacedName]map[string]sliceEndpoints
+	dirty    map[types.NamespacedName]struct{}
+	node     NodeInfo
+	nodeSeen bool
+	synced   struct{ services, slices bool }
+	// fullRecompute is set when node topology changes: every service must be re-categorized.
+	fullRecompute bool
+	triggers      []time.Time
+
+	// state is the model as of the last Snapshot.
+	state       map[types.NamespacedName]*serviceState
+	stale       map[ServicePortName][]Endpoint
+	pendingFull map[ServicePortName]struct{}
+}
+
+// serviceState is one Service's converted ports and categorized endpoints.
+type serviceState struct {
+	ports     map[ServicePortName]*ServicePort
+	endpoints map[ServicePortName]*EndpointSet
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker(opts TrackerOptions) *Tracker {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OnChange == nil {
+		opts.OnChange = func() {}
+	}
+	return &Tracker{
+		opts:        opts,
+		services:    map[types.NamespacedName]*v1.Service{},
+		slices:      map[types.NamespacedName]map[string]sliceEndpoints{},
+		dirty:       map[types.NamespacedName]struct{}{},
+		state:       map[types.NamespacedName]*serviceState{},
+		stale:       map[ServicePortName][]Endpoint{},
+		pendingFull: map[ServicePortName]struct{}{},
+		node:        NodeInfo{Name: opts.NodeName},
+	}
+}
+
+// Family is the tracker's IP family.
+func (t *Tracker) Family() v1.IPFamily { return t.opts.Family }
+
+// Initialized is true once Services and EndpointSlices have both been listed:
+// no rules are written before, so a restart never installs a partial world.
+func (t *Tracker) Initialized() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.synced.services && t.synced.slices
+}
+
+func (t *Tracker) markDirty(name types.NamespacedName) {
+	t.mu.Lock()
+	t.dirty[name] = struct{}{}
+	t.mu.Unlock()
+	t.opts.OnChange()
+}
+
+// OnServiceAdd records a new Service.
+func (t *Tracker) OnServiceAdd(svc *v1.Service) { t.setService(svc) }
+
+// OnServiceUpdate records a changed Service.
+func (t *Tracker) OnServiceUpdate(_, svc *v1.Service) { t.setService(svc) }
+
+// OnServiceDelete forgets a Service.
+func (t *Tracker) OnServiceDelete(svc *v1.Service) {
+	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	t.mu.Lock()
+	delete(t.services, name)
+	t.mu.Unlock()
+	t.markDirty(name)
+}
+
+func (t *Tracker) setService(svc *v1.Service) {
+	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	t.mu.Lock()
+	t.services[name] = svc
+	t.mu.Unlock()
+	t.markDirty(name)
+}
+
+// OnServicesSynced marks the initial Service list as complete.
+func (t *Tracker) OnServicesSynced() {
+	t.mu.Lock()
+	t.synced.services = true
+	t.mu.Unlock()
+	t.opts.OnChange()
+}
+
+// OnEndpointSliceAdd records a new EndpointSlice.
+func (t *Tracker) OnEndpointSliceAdd(slice *discovery.EndpointSlice) { t.setSlice(slice, false) }
+
+// OnEndpointSliceUpdate records a changed EndpointSlice.
+func (t *Tracker) OnEndpointSliceUpdate(_, slice *discovery.EndpointSlice) { t.setSlice(slice, false) }
+
+// OnEndpointSliceDelete forgets an EndpointSlice.
+func (t *Tracker) OnEndpointSliceDelete(slice *discovery.EndpointSlice) { t.setSlice(slice, true) }
+
+// OnEndpointSlicesSynced marks the initial EndpointSlice list as complete.
+func (t *Tracker) OnEndpointSlicesSynced() {
+	t.mu.Lock()
+	t.synced.slices = true
+	t.mu.Unlock()
+	t.opts.OnChange()
+}
+
+func (t *Tracker) setSlice(slice *discovery.EndpointSlice, deleted bool) {
+	fam, ok := sliceFamily(slice)
+	if !ok {
+		if slice.AddressType != discovery.AddressTypeFQDN || !deleted {
+			t.opts.Logger.V(4).Info("Ignoring EndpointSlice with unsupported address type",
+				"endpointSlice", klog.KObj(slice), "addressType", slice.AddressType)
+		}
+		return
+	}
+	if fam != t.opts.Family {
+		return
+	}
+	svc, ok := ServiceNameOfSlice(slice)
+	if !ok {
+		t.opts.Logger.Info("Ignoring EndpointSlice without service name label", "endpointSlice", klog.KObj(slice))
+		return
+	}
+	var eps sliceEndpoints
+	if !deleted {
+		var warns []error
+		eps, warns = endpointsFromSlice(slice, svc, fam, t.opts.NodeName)
+		for _, w := range warns {
+			t.opts.Logger.Info("Skipping invalid part of EndpointSlice", "endpointSlice", klog.KObj(slice), "reason", w.Error())
+		}
+	}
+	t.mu.Lock()
+	t.storeSlice(svc, slice.Name, eps, deleted)
+	t.noteTrigger(slice)
+	t.mu.Unlock()
+	t.markDirty(svc)
+}
+
+func (t *Tracker) storeSlice(svc types.NamespacedName, name string, eps sliceEndpoints, deleted bool) {
+	if deleted {
+		if m := t.slices[svc]; m != nil {
+			delete(m, name)
+			if len(m) == 0 {
+				delete(t.slices, svc)
+			}
+		}
+		return
+	}
+	if t.slices[svc] == nil {
+		t.slices[svc] = map[string]sliceEndpoints{}
+	}
+	t.slices[svc][name] = eps
+}
+
+// noteTrigger records the EndpointSlice controller's change time for network_programming_duration_seconds.
+func (t *Tracker) noteTrigger(slice *discovery.EndpointSlice) {
+	v := slice.Annotations[v1.EndpointsLastChangeTriggerTime]
+	if v == "" {
+		return
+	}
+	if ts, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		t.triggers = append(t.triggers, ts)
+	}
+}
+
+// OnNodeSet records this node's labels and addresses. A zone change re-categorizes every service.
+func (t *Tracker) OnNodeSet(node *v1.Node) {
+	if t.opts.NodeName != "" && node.Name != t.opts.NodeName {
+		return
+	}
+	info := NodeInfo{Name: node.Name, Labels: node.Labels, IPs: nodeAddresses(node, t.opts.Family)}
+	t.mu.Lock()
+	changed := !t.nodeSeen || info.Labels[LabelTopologyZone] != t.node.Labels[LabelTopologyZone] ||
+		!equalAddrs(info.IPs, t.node.IPs)
+	t.node, t.nodeSeen = info, true
+	if changed {
+		t.fullRecompute = true
+	}
+	t.mu.Unlock()
+	if changed {
+		t.opts.OnChange()
+	}
+}
+
+// OnNodeDelete keeps the last known labels: rules must not flap while the Node object is recreated.
+func (t *Tracker) OnNodeDelete(*v1.Node) {}
+
+// OnNodeSynced is a no-op: rules do not wait for the Node object.
+func (t *Tracker) OnNodeSynced() {}
+
+func nodeAddresses(node *v1.Node, family v1.IPFamily) []netip.Addr {
+	var out []netip.Addr
+	for _, typ := range []v1.NodeAddressType{v1.NodeInternalIP, v1.NodeExternalIP} {
+		for _, a := range node.Status.Addresses {
+			if a.Type != typ {
+				continue
+			}
+			if ip, err := netip.ParseAddr(a.Address); err == nil && FamilyOf(ip) == family {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+func equalAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,289 @@
+package proxier
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+)
+
+func newTestTracker() *Tracker {
+	return NewTracker(TrackerOptions{Family: v1.IPv4Protocol, NodeName: "node-a", Logger: klog.Background()})
+}
+
+func TestTrackerMergesSlicesAndReportsChanges(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns1", "svc1", "172.30.0.41"))
+	tr.OnEndpointSliceAdd(slice("ns1", "svc1", "a", 80, ep("10.180.0.2"), ep("10.180.0.1")))
+	tr.OnEndpointSliceAdd(slice("ns1", "svc1", "b", 80, ep("10.180.0.3"), ep("10.180.0.1")))
+	snap := tr.Snapshot()
+	name := spn("ns1", "svc1", "p80")
+	if _, ok := snap.Changed[name]; !ok || len(snap.Changed) != 1 {
+		t.Fatalf("changed = %v", snap.Changed)
+	}
+	got := epStrings(snap.Endpoints[name].All)
+	if want := []string{"10.180.0.1:80", "10.180.0.2:80", "10.180.0.3:80"}; !slices.Equal(got, want) {
+		t.Fatalf("endpoints %v, want %v", got, want)
+	}
+
+	// An update that changes nothing yields an empty change set.
+	tr.OnEndpointSliceUpdate(nil, slice("ns1", "svc1", "b", 80, ep("10.180.0.3"), ep("10.180.0.1")))
+	if snap := tr.Snapshot(); len(snap.Changed) != 0 || len(snap.Services) != 1 {
+		t.Fatalf("no-op update: changed=%v services=%d", snap.Changed, len(snap.Services))
+	}
+
+	tr.OnEndpointSliceDelete(slice("ns1", "svc1", "b", 80))
+	snap = tr.Snapshot()
+	if _, ok := snap.Changed[name]; !ok {
+		t.Fatal("slice deletion must mark the service changed")
+	}
+	if got := epStrings(snap.Endpoints[name].All); !slices.Equal(got, []string{"10.180.0.1:80", "10.180.0.2:80"}) {
+		t.Fatalf("after delete: %v", got)
+	}
+
+	tr.OnServiceDelete(svc("ns1", "svc1", "172.30.0.41"))
+	snap = tr.Snapshot()
+	if _, ok := snap.Changed[name]; !ok || len(snap.Services) != 0 {
+		t.Fatalf("service deletion: changed=%v services=%d", snap.Changed, len(snap.Services))
+	}
+}
+
+func TestTrackerSkipsInvalidObjectsKeepsValid(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns", "good", "10.0.0.1"))
+	tr.OnServiceAdd(svc("ns", "badip", "10.0.0.999"))
+	bad := slice("ns", "good", "mixed", 80, ep("10.1.0.1"), ep("fd00::1"), ep("not-an-ip"))
+	tr.OnEndpointSliceAdd(bad)
+	noPort := slice("ns", "good", "noport", 0, ep("10.1.0.2"))
+	tr.OnEndpointSliceAdd(noPort)
+	snap := tr.Snapshot()
+	if len(snap.Services) != 1 {
+		t.Fatalf("want only the valid service, got %d", len(snap.Services))
+	}
+	if got := epStrings(snap.Endpoints[spn("ns", "good", "p80")].All); !slices.Equal(got, []string{"10.1.0.1:80"}) {
+		t.Fatalf("endpoints %v", got)
+	}
+}
+
+func TestTrackerIgnoresOtherFamilyAndUnlabelledSlices(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	v6 := slice("ns", "s", "v6", 80, ep("fd00::1"))
+	v6.AddressType = discovery.AddressTypeIPv6
+	tr.OnEndpointSliceAdd(v6)
+	orphan := slice("ns", "s", "orphan", 80, ep("10.1.0.9"))
+	orphan.Labels = nil
+	tr.OnEndpointSliceAdd(orphan)
+	snap := tr.Snapshot()
+	if n := len(snap.Endpoints[spn("ns", "s", "p80")].All); n != 0 {
+		t.Fatalf("want no endpoints, got %d", n)
+	}
+}
+
+func TestTrackerDuplicateEndpointPrefersNonTerminating(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	tr.OnEndpointSliceAdd(slice("ns", "s", "a", 80, ep("10.1.0.1", terminating(true))))
+	tr.OnEndpointSliceAdd(slice("ns", "s", "b", 80, ep("10.1.0.1")))
+	set := tr.Snapshot().Endpoints[spn("ns", "s", "p80")]
+	if len(set.All) != 1 || !set.All[0].Ready {
+		t.Fatalf("want the ready copy, got %+v", set.All)
+	}
+}
+
+func TestTrackerRequeueCarriesChanges(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	failed := tr.Snapshot()
+	tr.Requeue(failed)
+	again := tr.Snapshot()
+	if _, ok := again.Changed[spn("ns", "s", "p80")]; !ok {
+		t.Fatal("requeued change lost")
+	}
+}
+
+func TestTrackerStaleUDPEndpoints(t *testing.T) {
+	tr := newTestTracker()
+	s := svc("ns", "dns", "10.0.0.10", withPorts(v1.ServicePort{Name: "p80", Port: 53, Protocol: v1.ProtocolUDP}))
+	tr.OnServiceAdd(s)
+	sl := slice("ns", "dns", "a", 53, ep("10.1.0.1"), ep("10.1.0.2"))
+	sl.Ports[0].Protocol = ptrProto(v1.ProtocolUDP)
+	tr.OnEndpointSliceAdd(sl)
+	tr.Snapshot()
+	sl2 := sl.DeepCopy()
+	sl2.Endpoints = sl2.Endpoints[:1]
+	tr.OnEndpointSliceUpdate(sl, sl2)
+	snap := tr.Snapshot()
+	name := ServicePortName{NamespacedName: nn("ns", "dns"), Port: "p80", Protocol: v1.ProtocolUDP}
+	if got := epStrings(snap.StaleEndpoints[name]); !slices.Equal(got, []string{"10.1.0.2:53"}) {
+		t.Fatalf("stale = %v", got)
+	}
+}
+
+func ptrProto(p v1.Protocol) *v1.Protocol { return &p }
+
+func TestTrackerNodeZoneChangeRecategorizes(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	tr.OnEndpointSliceAdd(slice("ns", "s", "a", 80, ep("10.1.0.1", zoneHints("a")), ep("10.1.0.2", zoneHints("b"))))
+	tr.OnNodeSet(node("node-a", "a"))
+	snap := tr.Snapshot()
+	if got := epStrings(snap.Endpoints[spn("ns", "s", "p80")].Cluster); !slices.Equal(got, []string{"10.1.0.1:80"}) {
+		t.Fatalf("zone a: %v", got)
+	}
+	tr.OnNodeSet(node("node-a", "b"))
+	snap = tr.Snapshot()
+	if got := epStrings(snap.Endpoints[spn("ns", "s", "p80")].Cluster); !slices.Equal(got, []string{"10.1.0.2:80"}) {
+		t.Fatalf("zone b: %v", got)
+	}
+	if len(snap.Changed) != 1 {
+		t.Fatalf("zone change must mark the service changed: %v", snap.Changed)
+	}
+}
+
+func node(name, zone string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelTopologyZone: zone}}}
+}
+
+func TestCategorizeEndpoints(t *testing.T) {
+	local := func(ip string, opts ...epOpt) discovery.Endpoint { return ep(ip, append(opts, onNode("node-a"))...) }
+	remote := func(ip string, opts ...epOpt) discovery.Endpoint { return ep(ip, append(opts, onNode("node-b"))...) }
+	tests := []struct {
+		name             string
+		svc              *v1.Service
+		eps              []discovery.Endpoint
+		cluster, localEp []string
+		hasAny           bool
+	}{
+		{name: "ready only", svc: svc("ns", "s", "10.0.0.1"),
+			eps:     []discovery.Endpoint{remote("10.1.0.1"), remote("10.1.0.2", notReady())},
+			cluster: []string{"10.1.0.1:80"}, hasAny: true},
+		{name: "terminating fallback when none ready", svc: svc("ns", "s", "10.0.0.1"),
+			eps:     []discovery.Endpoint{remote("10.1.0.1", terminating(true)), remote("10.1.0.2", terminating(false))},
+			cluster: []string{"10.1.0.1:80"}, hasAny: true},
+		{name: "no usable endpoints", svc: svc("ns", "s", "10.0.0.1"),
+			eps: []discovery.Endpoint{remote("10.1.0.2", terminating(false)), remote("10.1.0.3", notReady())}},
+		{name: "ITP local uses only local", svc: svc("ns", "s", "10.0.0.1", withITPLocal()),
+			eps:     []discovery.Endpoint{local("10.1.0.1"), remote("10.1.0.2")},
+			localEp: []string{"10.1.0.1:80"}, hasAny: true},
+		{name: "ETP local nodeport uses both", svc: svc("ns", "s", "10.0.0.1", withNodePort(30000), withETPLocal()),
+			eps:     []discovery.Endpoint{local("10.1.0.1"), remote("10.1.0.2")},
+			cluster: []string{"10.1.0.1:80", "10.1.0.2:80"}, localEp: []string{"10.1.0.1:80"}, hasAny: true},
+		{name: "local terminating fallback", svc: svc("ns", "s", "10.0.0.1", withITPLocal()),
+			eps:     []discovery.Endpoint{local("10.1.0.1", terminating(true)), remote("10.1.0.2")},
+			localEp: []string{"10.1.0.1:80"}, hasAny: true},
+		{name: "zone hints for this zone", svc: svc("ns", "s", "10.0.0.1"),
+			eps:     []discovery.Endpoint{remote("10.1.0.1", zoneHints("a")), remote("10.1.0.2", zoneHints("b"))},
+			cluster: []string{"10.1.0.1:80"}, hasAny: true},
+		{name: "partial hints ignored", svc: svc("ns", "s", "10.0.0.1"),
+			eps:     []discovery.Endpoint{remote("10.1.0.1", zoneHints("a")), remote("10.1.0.2")},
+			cluster: []string{"10.1.0.1:80", "10.1.0.2:80"}, hasAny: true},
+		{name: "hints for other zones only ignored", svc: svc("ns", "s", "10.0.0.1"),
+			eps:     []discovery.Endpoint{remote("10.1.0.1", zoneHints("c")), remote("10.1.0.2", zoneHints("b"))},
+			cluster: []string{"10.1.0.1:80", "10.1.0.2:80"}, hasAny: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTestTracker()
+			tr.OnNodeSet(node("node-a", "a"))
+			tr.OnServiceAdd(tt.svc)
+			tr.OnEndpointSliceAdd(slice("ns", "s", "x", 80, tt.eps...))
+			set := tr.Snapshot().Endpoints[spn("ns", "s", "p80")]
+			if got := epStrings(set.Cluster); !slices.Equal(got, tt.cluster) && !(len(got) == 0 && len(tt.cluster) == 0) {
+				t.Errorf("cluster %v, want %v", got, tt.cluster)
+			}
+			if got := epStrings(set.Local); !slices.Equal(got, tt.localEp) && !(len(got) == 0 && len(tt.localEp) == 0) {
+				t.Errorf("local %v, want %v", got, tt.localEp)
+			}
+			if set.HasAny != tt.hasAny {
+				t.Errorf("hasAny %v, want %v", set.HasAny, tt.hasAny)
+			}
+		})
+	}
+}
+
+type fakeBackend struct {
+	fail  int
+	snaps []*Snapshot
+}
+
+func (b *fakeBackend) Sync(_ context.Context, s *Snapshot) (SyncResult, error) {
+	b.snaps = append(b.snaps, s)
+	if b.fail > 0 {
+		b.fail--
+		return SyncResult{}, errors.New("restore failed")
+	}
+	return SyncResult{Full: s.Full}, nil
+}
+
+func TestRunnerRetriesFullAfterFailure(t *testing.T) {
+	tr := newTestTracker()
+	be := &fakeBackend{fail: 1}
+	r, err := NewRunner(RunnerOptions{Tracker: tr, Backend: be, RetryInterval: time.Second,
+		FullSyncInterval: time.Hour, Logger: klog.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	if err := r.SyncOnce(context.Background()); err == nil {
+		t.Fatal("want error from failing backend")
+	}
+	if err := r.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := be.snaps[1]
+	if !second.Full {
+		t.Error("sync after a failure must be full")
+	}
+	if _, ok := second.Changed[spn("ns", "s", "p80")]; !ok {
+		t.Error("changes of the failed sync must be carried over")
+	}
+	tr.OnServiceAdd(svc("ns", "t", "10.0.0.2"))
+	if err := r.SyncOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if be.snaps[2].Full {
+		t.Error("sync after a success within the full-sync interval must be partial")
+	}
+}
+
+func TestRunnerWaitsForInitialSyncAndCoalesces(t *testing.T) {
+	tr := newTestTracker()
+	be := &fakeBackend{}
+	r, err := NewRunner(RunnerOptions{Tracker: tr, Backend: be, RetryInterval: time.Second,
+		FullSyncInterval: time.Hour, MinInterval: 0, Logger: klog.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.opts.OnChange = r.Trigger
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	tr.OnServicesSynced()
+	tr.OnEndpointSlicesSynced()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr.mu.Lock()
+		n := len(tr.state)
+		tr.mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if len(be.snaps) == 0 {
+		t.Fatal("runner never synced after initialization")
+	}
+	if !be.snaps[0].Full || len(be.snaps[0].Services) != 1 {
+		t.Fatalf("first sync must be full with the listed service: %+v", be.snaps[0])
+	}
+}
