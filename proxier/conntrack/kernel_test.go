@@ -1,0 +1,168 @@
+//go:build linux
+
+package conntrack
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	v1 "k8s.io/api/core/v1"
+)
+
+// testNetns creates a network namespace removed when the test ends, even on failure.
+func testNetns(t *testing.T, role string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := fmt.Sprintf("kpx-ct-%s-%s", role, hex.EncodeToString(b))
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("delete netns %s: %v: %s", name, err, out)
+		}
+	})
+	return name
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// sendUDP sends one datagram from inside ns. The goroutine's OS thread
+// enters ns and is never unlocked, so the runtime discards it afterwards.
+func sendUDP(t *testing.T, ns netns.NsHandle, dst string) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := netns.Set(ns); err != nil {
+			errc <- err
+			return
+		}
+		conn, err := net.Dial("udp4", dst)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer conn.Close()
+		_, err = conn.Write([]byte("x"))
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("send UDP to %s: %v", dst, err)
+	}
+}
+
+func origDsts(flows []*netlink.ConntrackFlow) []string {
+	var out []string
+	for _, f := range flows {
+		if f.Forward.Protocol == unix.IPPROTO_UDP {
+			out = append(out, net.JoinHostPort(f.Forward.DstIP.String(), fmt.Sprint(f.Forward.DstPort)))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setupWorld builds a node namespace whose veth leads to a peer namespace,
+// with nat OUTPUT DNAT rules standing in for service rules.
+func setupWorld(t *testing.T) string {
+	node, peer := testNetns(t, "node"), testNetns(t, "peer")
+	cmds := [][]string{
+		{"ip", "-n", node, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", peer},
+		{"ip", "-n", node, "link", "set", "lo", "up"},
+		{"ip", "-n", node, "link", "set", "veth0", "up"},
+		{"ip", "-n", peer, "link", "set", "veth1", "up"},
+		{"ip", "-n", node, "addr", "add", "10.244.0.1/24", "dev", "veth0"},
+		{"ip", "-n", node, "route", "add", "10.96.0.0/12", "dev", "veth0"},
+		// dns-a's old endpoint 10.244.0.5 (now gone), via cluster IP and NodePort.
+		{"ip", "netns", "exec", node, "iptables", "-t", "nat", "-A", "OUTPUT", "-d", "10.96.0.10/32",
+			"-p", "udp", "--dport", "53", "-j", "DNAT", "--to-destination", "10.244.0.5:5353"},
+		{"ip", "netns", "exec", node, "iptables", "-t", "nat", "-A", "OUTPUT", "-d", "10.244.0.1/32",
+			"-p", "udp", "--dport", "30053", "-j", "DNAT", "--to-destination", "10.244.0.5:5353"},
+		// dns-b's endpoint 10.244.0.6 is still serving.
+		{"ip", "netns", "exec", node, "iptables", "-t", "nat", "-A", "OUTPUT", "-d", "10.96.0.11/32",
+			"-p", "udp", "--dport", "53", "-j", "DNAT", "--to-destination", "10.244.0.6:5353"},
+		// dns-c (10.96.0.12) has no rule: its entry is never DNATed.
+	}
+	for _, c := range cmds {
+		run(t, c...)
+	}
+	return node
+}
+
+func TestCleanKernel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create network namespaces and conntrack entries")
+	}
+	for _, tool := range []string{"ip", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("kernel test: %s not installed", tool)
+		}
+	}
+	node := setupWorld(t)
+	ns, err := netns.GetFromName(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+
+	for _, dst := range []string{"10.96.0.10:53", "10.244.0.1:30053", "10.96.0.11:53", "10.96.0.12:53"} {
+		sendUDP(t, ns, dst)
+	}
+	all := []string{"10.244.0.1:30053", "10.96.0.10:53", "10.96.0.11:53", "10.96.0.12:53"}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		flows, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := origDsts(flows); slices.Equal(got, all) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("conntrack entries %v, want %v", got, all)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	snap := snapshot(v1.IPv4Protocol,
+		svc("dns-a", "10.96.0.10", 53, withNodePort(30053)).with(ep("10.244.0.7:5353")),
+		svc("dns-b", "10.96.0.11", 53).with(ep("10.244.0.6:5353")),
+		svc("dns-c", "10.96.0.12", 53),
+	)
+	c, err := NewCleaner(Options{Family: v1.IPv4Protocol, Handle: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.Clean(snap)
+	if err != nil || n != 3 {
+		t.Fatalf("Clean = %d, %v; want 3, nil", n, err)
+	}
+	flows, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := origDsts(flows), []string{"10.96.0.11:53"}; !slices.Equal(got, want) {
+		t.Errorf("entries after Clean %v, want %v", got, want)
+	}
+}
