@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/conntrack"
+	"github.com/kproxy/kproxy/proxier/healthcheck"
+)
+
+// detectFamilies returns the IP families to proxy: IPv4, plus IPv6 when
+// ip6tables works here (upstream runs dual stack whenever the host can).
+func detectFamilies(ctx context.Context, cfg *config.Config, logger klog.Logger) []v1.IPFamily {
+	fams := []v1.IPFamily{v1.IPv4Protocol}
+	if cfg.DryRun {
+		return append(fams, v1.IPv6Protocol)
+	}
+	r, err := kernel.New(kernel.Options{Family: v1.IPv6Protocol})
+	if err == nil {
+		_, err = r.Save(ctx, "nat")
+	}
+	if err != nil {
+		logger.Info("IPv6 proxying disabled: ip6tables is not usable here", "reason", err.Error())
+		return fams
+	}
+	return append(fams, v1.IPv6Protocol)
+}
+
+func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, error) {
+	restorer, randomFully, err := p.restorer(fam)
+	if err != nil {
+		return nil, err
+	}
+	return iptables.New(iptables.Options{Restorer: restorer, Render: p.renderOptions(fam, randomFully)})
+}
+
+func (p *proxy) restorer(fam v1.IPFamily) (iptables.Restorer, bool, error) {
+	if p.cfg.DryRun {
+		return &printingRestorer{family: fam, out: os.Stdout}, true, nil
+	}
+	r, err := kernel.New(kernel.Options{Family: fam})
+	if err != nil {
+		return nil, false, err
+	}
+	randomFully, err := r.HasRandomFully(context.Background())
+	if err != nil {
+		return nil, false, fmt.Errorf("query iptables version: %w", err)
+	}
+	return r, randomFully, nil
+}
+
+func (p *proxy) renderOptions(fam v1.IPFamily, randomFully bool) iptables.RenderOptions {
+	o := iptables.RenderOptions{
+		Family: fam, MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
+		LocalDetector: p.localDetector(fam), LocalhostNodePorts: p.cfg.LocalhostNodePorts && fam == v1.IPv4Protocol,
+		RandomFully: randomFully, ConntrackTCPBeLiberal: p.cfg.Conntrack.TCPBeLiberal,
+	}
+	match := p.cfg.NodePortAddresses.ForFamily(fam, nodeIPsFallback(fam))
+	if !match.All {
+		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: addrsInPrefixes(fam, match.Prefixes)}
+	}
+	return o
+}
+
+// localDetector builds the "traffic from pods" matches of detectLocalMode.
+func (p *proxy) localDetector(fam v1.IPFamily) iptables.LocalDetector {
+	switch p.cfg.DetectLocalMode {
+	case config.LocalModeBridgeInterface:
+		return iptables.LocalDetector{IfLocal: []string{"-i", p.cfg.BridgeInterface},
+			IfNotLocal: []string{"!", "-i", p.cfg.BridgeInterface}}
+	case config.LocalModeInterfaceNamePrefix:
+		return iptables.LocalDetector{IfLocal: []string{"-i", p.cfg.InterfaceNamePrefix + "+"},
+			IfNotLocal: []string{"!", "-i", p.cfg.InterfaceNamePrefix + "+"}}
+	case config.LocalModeClusterCIDR, "":
+		for _, c := range p.cfg.ClusterCIDRs {
+			if proxier.FamilyOf(c.Addr()) == fam {
+				return iptables.LocalDetector{IfLocal: []string{"-s", c.String()}, IfNotLocal: []string{"!", "-s", c.String()}}
+			}
+		}
+	default:
+		p.logger.Info("Local traffic detection mode not supported yet; no local detector", "mode", p.cfg.DetectLocalMode)
+	}
+	return iptables.LocalDetector{}
+}
+
+// familyObservers adds what runs after a family's sync besides health and metrics:
+// health-check node ports (once, on the first family) and UDP conntrack cleanup.
+func (p *proxy) familyObservers(fam v1.IPFamily) ([]proxier.SyncObserver, error) {
+	if p.cfg.DryRun {
+		return nil, nil
+	}
+	var obs []proxier.SyncObserver
+	if len(p.families) == 0 {
+		servers := healthcheck.NewServiceHealth(healthcheck.ServiceHealthOptions{
+			Addresses: p.healthCheckAddresses(), Proxy: p.health,
+		})
+		obs = append(obs, serviceHealthObserver{servers: servers, logger: p.logger})
+	}
+	cleaner, err := conntrack.NewCleaner(conntrack.Options{Family: fam, Metrics: p.metrics})
+	if err != nil {
+		p.logger.Info("UDP conntrack cleanup disabled", "ipFamily", fam, "reason", err.Error())
+		return obs, nil
+	}
+	return append(obs, conntrackObserver{cleaner: cleaner, logger: p.logger}), nil
+}
+
+// healthCheckAddresses limits health-check node port servers to nodePortAddresses (empty = all).
+func (p *proxy) healthCheckAddresses() []netip.Addr {
+	var out []netip.Addr
+	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		m := p.cfg.NodePortAddresses.ForFamily(fam, nodeIPsFallback(fam))
+		if m.All {
+			return nil
+		}
+		out = append(out, addrsInPrefixes(fam, m.Prefixes)...)
+	}
+	return out
+}
+
+// cleanupIPTables removes every rule kproxy or upstream kube-proxy installed, for both families.
+func cleanupIPTables(ctx context.Context, logger klog.Logger) error {
+	var errs []error
+	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		r, err := kernel.New(kernel.Options{Family: fam})
+		if err == nil {
+			err = iptables.Cleanup(ctx, r)
+		}
+		if err != nil {
+			var ee *exec.Error
+			if fam == v1.IPv6Protocol && errors.As(err, &ee) {
+				continue // no ip6tables binary: nothing to clean
+			}
+			errs = append(errs, fmt.Errorf("clean up %s rules: %w", fam, err))
+			continue
+		}
+		logger.Info("Removed kube-proxy iptables rules", "ipFamily", fam)
+	}
+	return errors.Join(errs...)
+}
+
+// printingRestorer is --dry-run's kernel: it prints what would be restored and sees empty tables.
+type printingRestorer struct {
+	family v1.IPFamily
+	out    io.Writer
+}
+
+func (r *printingRestorer) Restore(_ context.Context, data []byte) error {
+	fmt.Fprintf(r.out, "# kproxy --dry-run: %s iptables-restore --noflush input\n", r.family)
+	_, err := io.Copy(r.out, bytes.NewReader(data))
+	return err
+}
+
+func (r *printingRestorer) Save(context.Context, string) ([]byte, error) { return nil, nil }
+
+func configzBody(cfg *config.Config) ([]byte, error) {
+	return config.ConfigzJSON(cfg.Versioned)
+}

@@ -1,0 +1,65 @@
+// Command kproxy is a drop-in replacement for kube-proxy: same flags, same
+// configuration file, same rules, same ports.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/config"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run parses the command line and runs kproxy; it returns the process exit code.
+func run(args []string) int {
+	fs := pflag.NewFlagSet("kproxy", pflag.ContinueOnError)
+	var flags config.Flags
+	flags.AddTo(fs)
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	fs.AddGoFlagSet(klogFlags)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "kproxy:", err)
+		return 2
+	}
+	if flags.Version {
+		fmt.Println("kproxy", version)
+		return 0
+	}
+	cfg, err := config.Resolve(&flags, fs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kproxy: invalid configuration:", err)
+		return 1
+	}
+	logger := klog.Background().WithName("kproxy")
+	for _, f := range cfg.IgnoredFlags {
+		logger.Info("Flag ignored because --config is set", "flag", f)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx = klog.NewContext(ctx, logger)
+	if err := runProxy(ctx, cfg); err != nil {
+		logger.Error(err, "kproxy failed")
+		klog.Flush()
+		return 1
+	}
+	klog.Flush()
+	return 0
+}

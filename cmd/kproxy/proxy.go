@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/healthcheck"
+	"github.com/kproxy/kproxy/proxier/metrics"
+)
+
+// fullSyncInterval is upstream's FullSyncPeriod: a full rewrite at least hourly.
+const fullSyncInterval = time.Hour
+
+// proxy is the wired program: one tracker, backend and runner per IP family.
+type proxy struct {
+	cfg      *config.Config
+	logger   klog.Logger
+	metrics  *metrics.Metrics
+	health   *healthcheck.ProxyHealth
+	families []*familyProxy
+}
+
+type familyProxy struct {
+	family  v1.IPFamily
+	tracker *proxier.Tracker
+	runner  *proxier.Runner
+}
+
+// runProxy is the whole life of kproxy after flags are resolved.
+func runProxy(ctx context.Context, cfg *config.Config) error {
+	logger := klog.FromContext(ctx)
+	if cfg.Mode != config.ModeIPTables {
+		return fmt.Errorf("proxy mode %q is not available in this build of kproxy (only iptables)", cfg.Mode)
+	}
+	if cfg.Cleanup {
+		return cleanupIPTables(ctx, logger)
+	}
+	p, err := newProxy(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if cfg.Once || cfg.DryRun {
+		return p.syncOnce(ctx)
+	}
+	return p.run(ctx)
+}
+
+func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger) (*proxy, error) {
+	p := &proxy{cfg: cfg, logger: logger, metrics: metrics.New()}
+	p.health = healthcheck.NewProxyHealth(healthcheck.ProxyHealthOptions{SyncPeriod: cfg.SyncPeriod, Metrics: p.metrics})
+	for _, fam := range detectFamilies(ctx, cfg, logger) {
+		fp, err := p.newFamily(fam)
+		if err != nil {
+			return nil, fmt.Errorf("set up %s proxier: %w", fam, err)
+		}
+		p.families = append(p.families, fp)
+	}
+	return p, nil
+}
+
+func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
+	fp := &familyProxy{family: fam}
+	fp.tracker = proxier.NewTracker(proxier.TrackerOptions{
+		Family: fam, NodeName: p.cfg.NodeName, Logger: p.logger.WithValues("ipFamily", fam),
+		NodeIPsFallback: nodeIPsFallback,
+		OnChange: func() {
+			if fp.runner != nil {
+				fp.runner.Trigger()
+			}
+		},
+	})
+	backend, err := p.newBackend(fam)
+	if err != nil {
+		return nil, err
+	}
+	observers := []proxier.SyncObserver{healthObserver{health: p.health, metrics: p.metrics}}
+	if extra, err := p.familyObservers(fam); err != nil {
+		return nil, err
+	} else {
+		observers = append(observers, extra...)
+	}
+	fp.runner, err = proxier.NewRunner(proxier.RunnerOptions{
+		Tracker: fp.tracker, Backend: backend, Mode: string(p.cfg.Mode),
+		MinInterval: p.cfg.MinSyncPeriod, RetryInterval: p.cfg.SyncPeriod, FullSyncInterval: fullSyncInterval,
+		Observers: observers, Logger: p.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return fp, nil
+}
+
+// handler fans informer events out to every family and tells /healthz about the Node.
+func (p *proxy) handler() nodeWatchingHandler {
+	trackers := make(proxier.FanOut, 0, len(p.families))
+	for _, fp := range p.families {
+		trackers = append(trackers, fp.tracker)
+	}
+	return nodeWatchingHandler{FanOut: trackers, health: p.health}
+}
+
+// nodeWatchingHandler is FanOut plus node eligibility for /healthz.
+type nodeWatchingHandler struct {
+	proxier.FanOut
+	health *healthcheck.ProxyHealth
+}
+
+func (h nodeWatchingHandler) OnNodeSet(n *v1.Node) {
+	h.health.SyncNode(n)
+	h.FanOut.OnNodeSet(n)
+}
+
+func (h nodeWatchingHandler) OnNodeDelete(n *v1.Node) {
+	h.health.SyncNode(nil)
+	h.FanOut.OnNodeDelete(n)
+}

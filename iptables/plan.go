@@ -1,0 +1,266 @@
+package iptables
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// syncPlan is the first step of a sync: full or partial, and what the kernel
+// currently holds when that had to be read.
+type syncPlan struct {
+	full bool
+	// snap is the caller's snapshot, copied with Full set when the proxier
+	// decided on a full sync itself.
+	snap *proxier.Snapshot
+	// nat and filter are the parsed iptables-save output, nil when not read.
+	nat, filter *savedTable
+	// large is upstream's large-cluster mode for this snapshot.
+	large bool
+}
+
+// plan decides the sync kind. A full sync reads nat and filter (stale chains,
+// missing jump rules); a partial sync reads nat only when service ports went
+// away, and otherwise relies on the chains the proxier wrote last time.
+func (p *Proxier) plan(ctx context.Context, snap *proxier.Snapshot) (*syncPlan, error) {
+	pl := &syncPlan{snap: snap}
+	pl.large = totalEndpoints(snap) > p.renderer.opts.LargeClusterEndpointsThreshold
+	pl.full = snap.Full || p.needFull || pl.large != p.lastLarge
+	if pl.full && !snap.Full {
+		s := *snap
+		s.Full = true
+		pl.snap = &s
+	}
+	var err error
+	if pl.full {
+		if pl.nat, err = saveTable(ctx, p.restorer, "nat"); err != nil {
+			return nil, err
+		}
+		if pl.filter, err = saveTable(ctx, p.restorer, "filter"); err != nil {
+			return nil, err
+		}
+		return pl, nil
+	}
+	if p.servicesShrank(snap) {
+		// Best effort: the chains written last time are known anyway.
+		pl.nat, _ = saveTable(ctx, p.restorer, "nat")
+	}
+	return pl, nil
+}
+
+func (p *Proxier) servicesShrank(snap *proxier.Snapshot) bool {
+	for name := range p.services {
+		if _, ok := snap.Services[name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// addJumpRules inserts, at the top of built-in chains, the jumps of upstream's
+// iptablesJumpChains that the saved tables lack, so a sync never duplicates them.
+func addJumpRules(g *Rendering, pl *syncPlan) {
+	for _, j := range jumpRules() {
+		saved := pl.filter
+		if j.table == "nat" {
+			saved = pl.nat
+		}
+		if saved == nil || j.presentIn(saved) {
+			continue
+		}
+		t := g.table(j.table)
+		// KUBE-FIREWALL is kubelet's: create it if missing, never flush it.
+		if !t.declares(j.to) && !saved.hasChain(j.to) {
+			t.declare(j.to)
+		}
+		t.inserts = append(t.inserts, j.restoreLine())
+	}
+}
+
+// addCanaries (re)creates the empty KUBE-PROXY-CANARY chains whose
+// disappearance tells the monitor that someone flushed iptables.
+func addCanaries(g *Rendering) {
+	for _, t := range []string{"mangle", "nat", "filter"} {
+		g.table(t).declare(CanaryChain)
+	}
+}
+
+// addStaleChainDeletions flushes and deletes per-service nat chains that are
+// no longer needed: those found by iptables-save and those written last time.
+func addStaleChainDeletions(g *Rendering, pl *syncPlan, written map[string]struct{}) int {
+	var stale []string
+	for c := range written {
+		if _, ok := g.active[c]; !ok {
+			stale = append(stale, c)
+		}
+	}
+	if pl.nat != nil {
+		for c := range pl.nat.chains {
+			_, active := g.active[c]
+			_, known := written[c]
+			if IsServiceChainName(c) && !active && !known {
+				stale = append(stale, c)
+			}
+		}
+	}
+	slices.Sort(stale)
+	nat := g.table("nat")
+	for _, c := range stale {
+		nat.deleteChain(c)
+	}
+	return len(stale)
+}
+
+// jumpRule is one rule kube-proxy keeps at the top of a built-in chain.
+type jumpRule struct {
+	table, from, to string
+	extra           []string // matches before the comment
+	comment         string
+}
+
+// jumpRules is upstream's iptablesJumpChains followed by its kubelet
+// duplicates, in the order upstream prepends them.
+func jumpRules() []jumpRule {
+	newOnly := []string{"-m", "conntrack", "--ctstate", "NEW"}
+	return []jumpRule{
+		{"filter", "INPUT", ExternalServicesChain, newOnly, "kubernetes externally-visible service portals"},
+		{"filter", "FORWARD", ExternalServicesChain, newOnly, "kubernetes externally-visible service portals"},
+		{"filter", "INPUT", NodePortsChain, nil, "kubernetes health check service ports"},
+		{"filter", "FORWARD", ServicesChain, newOnly, "kubernetes service portals"},
+		{"filter", "OUTPUT", ServicesChain, newOnly, "kubernetes service portals"},
+		{"filter", "FORWARD", ForwardChain, nil, "kubernetes forwarding rules"},
+		{"filter", "INPUT", ProxyFirewallChain, newOnly, "kubernetes load balancer firewall"},
+		{"filter", "OUTPUT", ProxyFirewallChain, newOnly, "kubernetes load balancer firewall"},
+		{"filter", "FORWARD", ProxyFirewallChain, newOnly, "kubernetes load balancer firewall"},
+		{"nat", "OUTPUT", ServicesChain, nil, "kubernetes service portals"},
+		{"nat", "PREROUTING", ServicesChain, nil, "kubernetes service portals"},
+		{"nat", "POSTROUTING", PostroutingChain, nil, "kubernetes postrouting rules"},
+		{"filter", "INPUT", FirewallChain, nil, ""},
+		{"filter", "OUTPUT", FirewallChain, nil, ""},
+	}
+}
+
+// restoreLine is the rule as an iptables-restore insertion at position 1.
+func (j *jumpRule) restoreLine() string {
+	var b strings.Builder
+	b.WriteString("-I " + j.from + " 1")
+	for _, a := range j.extra {
+		b.WriteString(" " + a)
+	}
+	if j.comment != "" {
+		b.WriteString(` -m comment --comment "` + j.comment + `"`)
+	}
+	b.WriteString(" -j " + j.to)
+	return b.String()
+}
+
+// presentIn reports whether the saved table already holds the jump.
+func (j *jumpRule) presentIn(t *savedTable) bool {
+	for _, r := range t.rules {
+		if r.chain != j.from || r.target != j.to {
+			continue
+		}
+		if j.comment == "" || strings.Contains(r.line, j.comment) {
+			return true
+		}
+	}
+	return false
+}
+
+// savedTable is the part of iptables-save output the proxier needs.
+type savedTable struct {
+	chains   map[string]struct{}
+	builtins map[string]struct{}
+	rules    []savedRule
+}
+
+type savedRule struct {
+	line   string // "-A CHAIN ..." as saved
+	chain  string
+	target string // argument of -j or -g, "" if none
+}
+
+func (t *savedTable) hasChain(c string) bool {
+	_, ok := t.chains[c]
+	return ok
+}
+
+func saveTable(ctx context.Context, r Restorer, table string) (*savedTable, error) {
+	data, err := r.Save(ctx, table)
+	if err != nil {
+		return nil, fmt.Errorf("read %s table: %w", table, err)
+	}
+	return parseSave(data), nil
+}
+
+// parseSave reads chain declarations and rules of one table's iptables-save output.
+func parseSave(data []byte) *savedTable {
+	t := &savedTable{chains: map[string]struct{}{}, builtins: map[string]struct{}{}}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, ":"):
+			f := strings.Fields(line[1:])
+			if len(f) == 0 {
+				continue
+			}
+			t.chains[f[0]] = struct{}{}
+			if len(f) > 1 && f[1] != "-" {
+				t.builtins[f[0]] = struct{}{}
+			}
+		case strings.HasPrefix(line, "-A "):
+			args := splitSaveArgs(line)
+			if len(args) < 2 {
+				continue
+			}
+			r := savedRule{line: line, chain: args[1]}
+			for i := 2; i+1 < len(args); i++ {
+				if args[i] == "-j" || args[i] == "-g" {
+					r.target = args[i+1]
+					break
+				}
+			}
+			t.rules = append(t.rules, r)
+		}
+	}
+	return t
+}
+
+// splitSaveArgs splits a saved rule on blanks, keeping double-quoted text
+// (comments) as one argument so a comment cannot look like "-j X".
+func splitSaveArgs(line string) []string {
+	var args []string
+	var cur strings.Builder
+	quoted, escaped, inArg := false, false, false
+	for _, c := range line {
+		switch {
+		case escaped:
+			cur.WriteRune(c)
+			escaped = false
+		case c == '\\' && quoted:
+			escaped = true
+		case c == '"':
+			quoted, inArg = !quoted, true
+		case (c == ' ' || c == '\t') && !quoted:
+			if inArg {
+				args = append(args, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteRune(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		args = append(args, cur.String())
+	}
+	return args
+}

@@ -1,0 +1,232 @@
+package iptables
+
+import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// DefaultLargeClusterEndpointsThreshold is upstream's largeClusterEndpointsThreshold:
+// above this many endpoints in total, endpoint rules carry no comments.
+const DefaultLargeClusterEndpointsThreshold = 1000
+
+// LocalDetector holds the iptables matches that tell pod traffic from other
+// traffic (upstream LocalTrafficDetector), e.g. {"-s", "10.0.0.0/8"} and
+// {"!", "-s", "10.0.0.0/8"}. Empty slices are the no-op detector: no
+// off-cluster ClusterIP masquerade rule and no ETP=Local pod short-circuit.
+type LocalDetector struct {
+	IfLocal    []string
+	IfNotLocal []string
+}
+
+// Implemented reports whether the detector matches anything (upstream IsImplemented).
+func (d *LocalDetector) Implemented() bool { return len(d.IfLocal) > 0 && len(d.IfNotLocal) > 0 }
+
+// NodePortAddresses says which destinations NodePorts answer on. The zero
+// value matches every local address (upstream's MatchAll, the default).
+type NodePortAddresses struct {
+	// Restricted limits NodePorts to IPs; with no IPs no NodePort answers.
+	Restricted bool
+	// IPs are the node addresses of the proxier's family inside the configured CIDRs.
+	IPs []netip.Addr
+}
+
+// RenderOptions configure rule generation for one IP family.
+type RenderOptions struct {
+	// Family selects IPv4 or IPv6 specifics; empty means the snapshot's family.
+	Family v1.IPFamily
+	// MasqueradeMark is the mark text written in rules, e.g. "0x00004000".
+	MasqueradeMark string
+	// MasqueradeAll masquerades all ClusterIP traffic, not only off-cluster traffic.
+	MasqueradeAll     bool
+	LocalDetector     LocalDetector
+	NodePortAddresses NodePortAddresses
+	// LocalhostNodePorts allows NodePorts on 127.0.0.0/8 (IPv4 only, and only
+	// when NodePortAddresses include an IPv4 loopback address).
+	LocalhostNodePorts bool
+	// NodeIPs are this node's IPs, for the LB source-range allow-from-node
+	// check; empty means the snapshot's Node.IPs.
+	NodeIPs []netip.Addr
+	// RandomFully adds --random-fully to the MASQUERADE rule.
+	RandomFully bool
+	// ConntrackTCPBeLiberal omits the INVALID-state drop in KUBE-FORWARD, as
+	// upstream does when net.netfilter.nf_conntrack_tcp_be_liberal is set.
+	ConntrackTCPBeLiberal bool
+	// LargeClusterEndpointsThreshold defaults to DefaultLargeClusterEndpointsThreshold when 0.
+	LargeClusterEndpointsThreshold int
+}
+
+// Renderer turns snapshots into iptables-restore input. It caches the
+// probability strings between calls; it is not safe for concurrent use.
+type Renderer struct {
+	opts  RenderOptions
+	probs probabilities
+	// Buffers reused across renders, so steady-state syncs do not page in
+	// tens of megabytes of fresh memory.
+	svcBuf, out bytes.Buffer
+	top         [10]chainBuf
+}
+
+// NewRenderer returns a renderer for one IP family.
+func NewRenderer(opts RenderOptions) *Renderer {
+	if opts.LargeClusterEndpointsThreshold == 0 {
+		opts.LargeClusterEndpointsThreshold = DefaultLargeClusterEndpointsThreshold
+	}
+	return &Renderer{opts: opts}
+}
+
+// Render is NewRenderer(opts).Render(snap), for one-off use.
+func Render(snap *proxier.Snapshot, opts RenderOptions) *Rendering {
+	return NewRenderer(opts).Render(snap)
+}
+
+// Render builds the filter and nat tables for snap. Top-level chains are
+// always complete; per-service chains are written for every service when
+// snap.Full, otherwise only for services in snap.Changed (the others are
+// still counted and reported active). The output is deterministic: chains
+// are declared and filled in upstream's test order (KUBE-NODEPORTS,
+// KUBE-SERVICES, then by name) and services are visited by svcPortName.
+// The Rendering shares the Renderer's buffers: it is valid until the next Render.
+func (r *Renderer) Render(snap *proxier.Snapshot) *Rendering {
+	run := newRenderRun(r, snap)
+	for _, n := range sortedServiceNames(snap) {
+		run.service(n)
+	}
+	run.writeTopLevel()
+	return run.finish()
+}
+
+// renderRun is the state of one Render call.
+type renderRun struct {
+	opts  *RenderOptions
+	probs *probabilities
+	snap  *proxier.Snapshot
+
+	ipv6               bool
+	large              bool
+	localhostNodePorts bool
+	nodeIPs            []netip.Addr
+
+	filter struct{ services, external, forward, nodePorts, proxyFirewall, firewall *chainBuf }
+	nat    struct{ services, nodePorts, postrouting, markMasq *chainBuf }
+
+	// svc holds the rules of all per-service nat chains, one contiguous
+	// segment per chain; discard is set for services not being rewritten.
+	svcBuf  *bytes.Buffer
+	out     *bytes.Buffer
+	svc     ruleWriter
+	segs    []segment
+	segOpen int
+	active  map[string]struct{}
+
+	scratch []endpointInfo
+}
+
+// chainBuf is a top-level chain whose rules are written by many services.
+type chainBuf struct {
+	name string
+	buf  bytes.Buffer
+	w    ruleWriter
+}
+
+// reset prepares a reused chain buffer for a new render.
+func (c *chainBuf) reset(name string) *chainBuf {
+	c.name = name
+	c.buf.Reset()
+	c.w = ruleWriter{buf: &c.buf}
+	return c
+}
+
+// segment is one per-service chain inside renderRun.svcBuf.
+type segment struct {
+	name       string
+	start, end int
+}
+
+func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
+	total := totalEndpoints(snap)
+	run := &renderRun{opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
+		active: make(map[string]struct{}, 2*len(snap.Services)+total)}
+	family := r.opts.Family
+	if family == "" {
+		family = snap.Family
+	}
+	run.ipv6 = family == v1.IPv6Protocol
+	run.localhostNodePorts = r.opts.LocalhostNodePorts && !run.ipv6 && r.opts.NodePortAddresses.containsIPv4Loopback()
+	run.nodeIPs = r.opts.NodeIPs
+	if len(run.nodeIPs) == 0 {
+		run.nodeIPs = snap.Node.IPs
+	}
+	run.large = total > r.opts.LargeClusterEndpointsThreshold
+	f, n, t := &run.filter, &run.nat, &r.top
+	f.services, f.external, f.forward = t[0].reset(ServicesChain), t[1].reset(ExternalServicesChain), t[2].reset(ForwardChain)
+	f.nodePorts, f.proxyFirewall, f.firewall = t[3].reset(NodePortsChain), t[4].reset(ProxyFirewallChain), t[5].reset(FirewallChain)
+	n.services, n.nodePorts = t[6].reset(ServicesChain), t[7].reset(NodePortsChain)
+	n.postrouting, n.markMasq = t[8].reset(PostroutingChain), t[9].reset(MarkMasqChain)
+	r.svcBuf.Reset()
+	run.svc.buf = &r.svcBuf
+	if snap.Full {
+		run.svcBuf.Grow(500*len(snap.Services) + 350*total)
+	}
+	return run
+}
+
+func (n *NodePortAddresses) containsIPv4Loopback() bool {
+	if !n.Restricted {
+		return true
+	}
+	return slices.ContainsFunc(n.IPs, func(a netip.Addr) bool { return a.Is4() && a.IsLoopback() })
+}
+
+// totalEndpoints is upstream's large-cluster measure: all endpoints of all service ports.
+func totalEndpoints(snap *proxier.Snapshot) int {
+	total := 0
+	for name := range snap.Services {
+		if eps := snap.Endpoints[name]; eps != nil {
+			total += len(eps.All)
+		}
+	}
+	return total
+}
+
+// serviceName pairs a service port name with its svcPortName string.
+type serviceName struct {
+	name proxier.ServicePortName
+	str  string
+}
+
+// sortedServiceNames orders service ports by svcPortName text, then protocol,
+// the order upstream's golden tests sort rules in.
+func sortedServiceNames(snap *proxier.Snapshot) []serviceName {
+	names := make([]serviceName, 0, len(snap.Services))
+	for n := range snap.Services {
+		names = append(names, serviceName{name: n, str: n.String()})
+	}
+	slices.SortFunc(names, func(a, b serviceName) int {
+		if c := strings.Compare(a.str, b.str); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.name.Protocol), string(b.name.Protocol))
+	})
+	return names
+}
+
+// beginChain declares a per-service chain and starts its segment.
+func (r *renderRun) beginChain(name string) {
+	r.active[name] = struct{}{}
+	if !r.svc.discard {
+		r.segOpen = r.svcBuf.Len()
+	}
+}
+
+// endChain closes the segment opened by beginChain.
+func (r *renderRun) endChain(name string) {
+	if !r.svc.discard {
+		r.segs = append(r.segs, segment{name: name, start: r.segOpen, end: r.svcBuf.Len()})
+	}
+}

@@ -1,0 +1,184 @@
+package iptables
+
+import (
+	"bytes"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Rendering is the result of one Render: the filter and nat tables as
+// iptables-restore input, plus what a sync needs to know about them.
+type Rendering struct {
+	tables []*tableText
+	out    *bytes.Buffer
+	// active holds every per-service nat chain the snapshot needs, rewritten or not.
+	active      map[string]struct{}
+	filterRules int
+	natRules    int
+}
+
+// tableText is one table of the restore input.
+type tableText struct {
+	name    string
+	chains  []chainText
+	inserts []string // extra rule lines written after the chains' rules
+	deletes []string // chains flushed and deleted ("-X") in the same input
+}
+
+// chainText is a declared chain and its rule lines; rules is empty for a
+// chain that is only declared (created or flushed).
+type chainText struct {
+	name  string
+	rules []byte
+}
+
+func (r *renderRun) finish() *Rendering {
+	f, n := &r.filter, &r.nat
+	filterChains := []*chainBuf{f.services, f.external, f.forward, f.nodePorts, f.proxyFirewall}
+	if r.localhostNodePorts {
+		filterChains = append(filterChains, f.firewall)
+	}
+	natChains := []*chainBuf{n.services, n.nodePorts, n.postrouting, n.markMasq}
+	out := &Rendering{active: r.active, out: r.out}
+	filter := &tableText{name: "filter"}
+	for _, c := range filterChains {
+		filter.chains = append(filter.chains, chainText{name: c.name, rules: c.buf.Bytes()})
+		out.filterRules += c.w.lines
+	}
+	nat := &tableText{name: "nat", chains: make([]chainText, 0, len(natChains)+len(r.segs))}
+	for _, c := range natChains {
+		nat.chains = append(nat.chains, chainText{name: c.name, rules: c.buf.Bytes()})
+		out.natRules += c.w.lines
+	}
+	svc := r.svcBuf.Bytes()
+	for _, s := range r.segs {
+		nat.chains = append(nat.chains, chainText{name: s.name, rules: svc[s.start:s.end:s.end]})
+	}
+	out.natRules += r.svc.lines
+	out.tables = []*tableText{filter, nat}
+	return out
+}
+
+// RuleCounts returns the number of rules per table after applying this
+// rendering, including rules of per-service chains a partial sync left in place.
+func (g *Rendering) RuleCounts() map[string]int {
+	return map[string]int{"filter": g.filterRules, "nat": g.natRules}
+}
+
+// ServiceChains returns the sorted names of all per-service nat chains
+// (KUBE-SVC/SVL/EXT/FW/SEP) the snapshot needs.
+func (g *Rendering) ServiceChains() []string {
+	return slices.Sorted(maps.Keys(g.active))
+}
+
+// Bytes assembles the iptables-restore input: tables in order, each with its
+// chain declarations, rules grouped by chain, extra lines, deletions and COMMIT.
+// Chains are ordered KUBE-NODEPORTS, KUBE-SERVICES, then by name, which is
+// the order upstream's golden tests normalize to. The result is valid until
+// the Renderer's next Render.
+func (g *Rendering) Bytes() []byte {
+	size := 0
+	for _, t := range g.tables {
+		size += t.size()
+	}
+	b := g.out
+	b.Reset()
+	b.Grow(size)
+	for _, t := range g.tables {
+		t.writeTo(b)
+	}
+	return b.Bytes()
+}
+
+func (t *tableText) size() int {
+	n := len(t.name) + 16
+	for _, c := range t.chains {
+		n += len(c.name) + 10 + len(c.rules)
+	}
+	for _, l := range t.inserts {
+		n += len(l) + 1
+	}
+	for _, d := range t.deletes {
+		n += 2*len(d) + 14
+	}
+	return n
+}
+
+func (t *tableText) writeTo(b *bytes.Buffer) {
+	slices.SortFunc(t.chains, func(a, c chainText) int { return compareChains(a.name, c.name) })
+	b.WriteByte('*')
+	b.WriteString(t.name)
+	b.WriteByte('\n')
+	for _, c := range t.chains {
+		writeChainLine(b, c.name)
+	}
+	for _, c := range t.chains {
+		b.Write(c.rules)
+	}
+	for _, l := range t.inserts {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	for _, d := range t.deletes {
+		b.WriteString("-X ")
+		b.WriteString(d)
+		b.WriteByte('\n')
+	}
+	b.WriteString("COMMIT\n")
+}
+
+func writeChainLine(b *bytes.Buffer, name string) {
+	b.WriteByte(':')
+	b.WriteString(name)
+	b.WriteString(" - [0:0]\n")
+}
+
+// compareChains orders KUBE-NODEPORTS first, KUBE-SERVICES second, the rest by name.
+func compareChains(a, b string) int {
+	if ra, rb := chainRank(a), chainRank(b); ra != rb {
+		return ra - rb
+	}
+	return strings.Compare(a, b)
+}
+
+func chainRank(name string) int {
+	switch name {
+	case NodePortsChain:
+		return 0
+	case ServicesChain:
+		return 1
+	}
+	return 2
+}
+
+// table returns the named table of the input, adding an empty one if needed.
+func (g *Rendering) table(name string) *tableText {
+	for _, t := range g.tables {
+		if t.name == name {
+			return t
+		}
+	}
+	t := &tableText{name: name}
+	g.tables = append(g.tables, t)
+	return t
+}
+
+// declares reports whether the input declares chain in table.
+func (t *tableText) declares(chain string) bool {
+	return slices.ContainsFunc(t.chains, func(c chainText) bool { return c.name == chain })
+}
+
+// declare adds ":chain - [0:0]" (create, or flush if it exists) unless already declared.
+func (t *tableText) declare(chain string) {
+	if !t.declares(chain) {
+		t.chains = append(t.chains, chainText{name: chain})
+	}
+}
+
+// deleteChain flushes and deletes chain in the same input.
+// The chain must not be one the rendering writes.
+func (t *tableText) deleteChain(chain string) {
+	t.chains = append(t.chains, chainText{name: chain})
+	t.deletes = append(t.deletes, chain)
+}

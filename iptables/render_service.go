@@ -1,0 +1,99 @@
+package iptables
+
+import (
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// servicePlan is what one service port needs, decided once from its
+// traffic policies and categorized endpoints (upstream syncProxyRules' locals).
+type servicePlan struct {
+	sp     *proxier.ServicePort
+	name   string // svcPortName
+	proto  string // lowercase protocol
+	chains ServiceChains
+
+	clusterEps, localEps []proxier.Endpoint
+
+	hasEndpoints, hasInternal, hasExternal             bool
+	usesCluster, usesLocal, usesExternal, usesFirewall bool
+
+	internalChain       string // SVC or SVL: target of ClusterIP traffic
+	externalPolicyChain string // SVC or SVL: target of the EXT chain's last rule
+	loadBalancerChain   string // EXT, or FW when source ranges apply
+
+	// Filter verdicts when internal / external traffic has no endpoint to go to.
+	internalTarget, internalComment string
+	externalTarget, externalComment string
+}
+
+var emptyEndpoints proxier.EndpointSet
+
+func (r *renderRun) planService(n serviceName) servicePlan {
+	sp := r.snap.Services[n.name]
+	eps := r.snap.Endpoints[n.name]
+	if eps == nil {
+		eps = &emptyEndpoints
+	}
+	p := servicePlan{sp: sp, name: n.str, proto: lowerProtocol(sp.Protocol)}
+	p.chains = ServiceChainNames(n.str, sp.Protocol)
+	if sp.UsesClusterEndpoints() {
+		p.clusterEps = eps.Cluster
+	}
+	if sp.UsesLocalEndpoints() {
+		p.localEps = eps.Local
+		p.hasEndpoints = eps.HasAny
+	}
+	p.hasEndpoints = p.hasEndpoints || len(p.clusterEps) > 0
+	p.usesCluster = len(p.clusterEps) > 0
+	p.usesLocal = len(p.localEps) > 0
+
+	p.internalChain, p.hasInternal = p.chains.Cluster, p.hasEndpoints && p.usesCluster
+	if sp.InternalPolicyLocal {
+		p.internalChain, p.hasInternal = p.chains.Local, p.hasEndpoints && p.usesLocal
+	}
+	p.externalPolicyChain, p.hasExternal = p.chains.Cluster, p.hasEndpoints && p.usesCluster
+	if sp.ExternalPolicyLocal {
+		p.externalPolicyChain, p.hasExternal = p.chains.Local, p.hasEndpoints && p.usesLocal
+	}
+	p.usesExternal = p.hasEndpoints && sp.ExternallyAccessible()
+	p.usesFirewall = p.hasEndpoints && len(sp.LoadBalancerVIPs) > 0 && len(sp.LoadBalancerSourceRanges) > 0
+	p.loadBalancerChain = p.chains.External
+	if p.usesFirewall {
+		p.loadBalancerChain = p.chains.Firewall
+	}
+	p.setFilterVerdicts()
+	return p
+}
+
+// setFilterVerdicts picks REJECT for a service without endpoints and DROP for
+// a Local policy without local endpoints.
+func (p *servicePlan) setFilterVerdicts() {
+	if !p.hasEndpoints {
+		p.internalTarget, p.internalComment = "REJECT", " has no endpoints"
+		p.externalTarget, p.externalComment = "REJECT", " has no endpoints"
+		return
+	}
+	if !p.hasInternal {
+		p.internalTarget, p.internalComment = "DROP", " has no local endpoints"
+	}
+	if !p.hasExternal {
+		p.externalTarget, p.externalComment = "DROP", " has no local endpoints"
+	}
+}
+
+// service writes everything for one service port: its entries in the
+// top-level chains, then its own chains (discarded unless it is rewritten).
+func (r *renderRun) service(n serviceName) {
+	p := r.planService(n)
+	r.writeClusterIP(&p)
+	r.writeExternalIPs(&p)
+	r.writeLoadBalancerIPs(&p)
+	r.writeNodePort(&p)
+	r.writeHealthCheckNodePort(&p)
+
+	_, changed := r.snap.Changed[n.name]
+	r.svc.discard = !r.snap.Full && !changed
+	r.writeExternalChain(&p)
+	r.writeFirewallChain(&p)
+	r.writePolicyChains(&p)
+}
