@@ -73,9 +73,11 @@ type Flags struct {
 
 	// kproxy additions.
 	Manifests string
-	DryRun    bool
-	Once      bool
-	Version   bool
+	// ManifestsPollInterval is how often --manifests files are checked for changes.
+	ManifestsPollInterval time.Duration
+	DryRun                bool
+	Once                  bool
+	Version               bool
 }
 
 // AddTo registers the flags on fs, with upstream's defaults (so --help shows
@@ -173,6 +175,7 @@ func (f *Flags) addDeprecatedFlags(fs *pflag.FlagSet) {
 
 func (f *Flags) addKproxyFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Manifests, "manifests", "", "kproxy: read Services, EndpointSlices and the Node from YAML manifests at PATH (a file or a directory, re-read on change) instead of the API server.")
+	fs.DurationVar(&f.ManifestsPollInterval, "manifests-poll-interval", time.Second, "kproxy: how often the --manifests files are checked for changes.")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "kproxy: compute and print the rules that would be applied, without changing the system.")
 	fs.BoolVar(&f.Once, "once", false, "kproxy: perform a single sync, then exit.")
 	fs.BoolVar(&f.Version, "version", false, "Print version information and quit.")

@@ -42,6 +42,7 @@ func resolve(flags *Flags, fs *pflag.FlagSet, hostname func() (string, error)) (
 	cfg.WriteConfigTo = flags.WriteConfigTo
 	cfg.Master = flags.Master
 	cfg.Manifests = flags.Manifests
+	cfg.ManifestsPollInterval = flags.ManifestsPollInterval
 	cfg.DryRun = flags.DryRun
 	cfg.Once = flags.Once
 	cfg.Cleanup = flags.Cleanup

@@ -88,13 +88,14 @@ type Config struct {
 	FeatureGates map[string]bool
 
 	// kproxy and command-only settings.
-	ConfigFile    string
-	WriteConfigTo string
-	Manifests     string
-	DryRun        bool
-	Once          bool
-	Cleanup       bool
-	InitOnly      bool
+	ConfigFile            string
+	WriteConfigTo         string
+	Manifests             string
+	ManifestsPollInterval time.Duration
+	DryRun                bool
+	Once                  bool
+	Cleanup               bool
+	InitOnly              bool
 
 	// IgnoredFlags lists config-mapped flags that were set on the command line
 	// but ignored because --config was given (upstream ignores them silently;

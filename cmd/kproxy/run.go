@@ -66,7 +66,7 @@ func (p *proxy) runSource(ctx context.Context) error {
 	h := p.handler()
 	if p.cfg.Manifests != "" {
 		return informers.RunManifests(ctx, informers.ManifestOptions{
-			Path: p.cfg.Manifests, NodeName: p.cfg.NodeName, Handler: h, Logger: p.logger.WithName("manifests"),
+			Path: p.cfg.Manifests, NodeName: p.cfg.NodeName, Handler: h, PollInterval: p.cfg.ManifestsPollInterval, Logger: p.logger.WithName("manifests"),
 		})
 	}
 	client, err := informers.NewClient(informers.ClientOptions{

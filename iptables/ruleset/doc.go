@@ -1,0 +1,32 @@
+// Package ruleset models iptables tables in memory: it parses
+// iptables-restore input and iptables-save output into tables, chains and
+// structured rules, applies restore input to an in-memory Fake that rejects
+// what the kernel rejects, normalizes rule text so kproxy's output can be
+// compared with the kernel's and with upstream kube-proxy's, and traces a
+// packet through the rules.
+//
+// Contract:
+//   - Fake implements iptables.Restorer for one address family with
+//     iptables-restore --noflush semantics: ":CHAIN - [0:0]" creates or
+//     flushes a user chain, undeclared chains are untouched, and a failed
+//     input leaves the state unchanged. Like iptables 1.8.9 it refuses a jump
+//     to a chain that does not exist yet at that line, deleting a chain that
+//     is referenced, non-empty, missing or built-in, appending to a missing
+//     chain, chain names over 28 characters, addresses of the other family,
+//     nat targets outside nat or reachable from the wrong hook, and any
+//     option the model does not know. Save prints what iptables-save prints
+//     (without its dated header), so the fake and the kernel can be diffed.
+//   - The rule model covers what kube-proxy writes (addresses, protocol,
+//     interfaces, comment/tcp/udp/sctp/addrtype/mark/conntrack/statistic/
+//     recent matches, jump/ACCEPT/DROP/RETURN/REJECT/DNAT/MARK/MASQUERADE
+//     targets). Anything else is a parse error, because a fake that accepts
+//     what it does not understand would hide bugs.
+//   - Normalize is the one definition of "same rules" used by every
+//     comparison (fake vs kernel, kproxy vs upstream).
+//   - Trace walks nat and filter like the kernel for a packet's first
+//     (ctstate NEW) packet and returns every possible path, so renderer tests
+//     assert behaviour (where does this packet go, is it masqueraded, is it
+//     rejected) instead of rule text.
+//
+// The package is pure Go and needs no privileges.
+package ruleset

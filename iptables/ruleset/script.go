@@ -1,0 +1,237 @@
+package ruleset
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// Op is one kind of iptables-restore statement.
+type Op int
+
+// The statements iptables-restore accepts inside a table.
+const (
+	OpDeclare     Op = iota // :CHAIN POLICY [packets:bytes]
+	OpAppend                // -A CHAIN rule
+	OpInsert                // -I CHAIN [n] rule
+	OpDelete                // -D CHAIN rule | -D CHAIN n
+	OpFlush                 // -F [CHAIN]
+	OpNewChain              // -N CHAIN
+	OpDeleteChain           // -X [CHAIN]
+	OpPolicy                // -P CHAIN POLICY
+)
+
+// Statement is one line of a table block.
+type Statement struct {
+	Line int
+	Op   Op
+	// Chain is "" for -F and -X without a chain (all chains of the table).
+	Chain string
+	// Policy is set for OpDeclare (PolicyNone for user chains) and OpPolicy.
+	Policy string
+	// Position is the 1-based rule number of OpInsert, or of OpDelete by number (Rule nil).
+	Position int
+	// Rule is set for OpAppend, OpInsert and OpDelete by rule specification.
+	Rule *Rule
+}
+
+// TableBlock is one "*table" ... "COMMIT" block.
+type TableBlock struct {
+	Name       string
+	Line       int
+	Statements []Statement
+}
+
+// Script is parsed iptables-restore input (iptables-save output parses the same way).
+type Script struct {
+	Tables []TableBlock
+}
+
+// ParseError is an error at one input line (1-based).
+type ParseError struct {
+	Line int
+	Err  error
+}
+
+func (e *ParseError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// ParseRestore parses iptables-restore input or iptables-save output.
+// Comments ("#"), blank lines and rule counters ("[p:b] -A ...") are
+// accepted; rules are parsed with ParseRule for the given family.
+func ParseRestore(data []byte, family v1.IPFamily) (*Script, error) {
+	s := &Script{}
+	var cur *TableBlock
+	text := string(data)
+	for lineNo := 1; text != ""; lineNo++ {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		var err error
+		switch {
+		case line[0] == '*':
+			if cur != nil {
+				err = errors.New("COMMIT expected before a new table")
+			} else {
+				cur, err = beginTable(line, lineNo)
+			}
+		case line == "COMMIT":
+			if cur == nil {
+				err = errors.New("COMMIT outside a table")
+			} else {
+				s.Tables = append(s.Tables, *cur)
+				cur = nil
+			}
+		case cur == nil:
+			err = errors.New("statement outside a table")
+		default:
+			var st Statement
+			st, err = parseStatement(line, family)
+			st.Line = lineNo
+			cur.Statements = append(cur.Statements, st)
+		}
+		if err != nil {
+			return nil, &ParseError{Line: lineNo, Err: err}
+		}
+	}
+	if cur != nil {
+		return nil, &ParseError{Line: strings.Count(string(data), "\n") + 1, Err: errors.New("COMMIT expected")}
+	}
+	return s, nil
+}
+
+func beginTable(line string, lineNo int) (*TableBlock, error) {
+	name := strings.TrimSpace(line[1:])
+	if !KnownTable(name) {
+		return nil, fmt.Errorf("table %q does not exist", name)
+	}
+	return &TableBlock{Name: name, Line: lineNo}, nil
+}
+
+var countersRE = regexp.MustCompile(`^\[\d+:\d+\]$`)
+
+func parseStatement(line string, family v1.IPFamily) (Statement, error) {
+	if line[0] == ':' {
+		return parseDeclare(line)
+	}
+	args, err := SplitArgs(line)
+	if err != nil {
+		return Statement{}, err
+	}
+	if len(args) > 0 && countersRE.MatchString(args[0]) {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		return Statement{}, errors.New("empty statement")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "-A", "--append":
+		return parseRuleStatement(OpAppend, rest, family, false)
+	case "-I", "--insert":
+		return parseRuleStatement(OpInsert, rest, family, true)
+	case "-D", "--delete":
+		return parseRuleStatement(OpDelete, rest, family, true)
+	case "-F", "--flush", "-X", "--delete-chain", "-N", "--new-chain":
+		return parseChainStatement(cmd, rest)
+	case "-P", "--policy":
+		if len(rest) != 2 || (rest[1] != "ACCEPT" && rest[1] != "DROP") {
+			return Statement{}, errors.New("-P needs a chain and ACCEPT or DROP")
+		}
+		return Statement{Op: OpPolicy, Chain: rest[0], Policy: rest[1]}, nil
+	}
+	return Statement{}, fmt.Errorf("unknown command %q", cmd)
+}
+
+// parseDeclare parses ":CHAIN POLICY [packets:bytes]".
+func parseDeclare(line string) (Statement, error) {
+	f := strings.Fields(line[1:])
+	if len(f) < 2 || len(f) > 3 || (len(f) == 3 && !countersRE.MatchString(f[2])) {
+		return Statement{}, fmt.Errorf("bad chain declaration %q", line)
+	}
+	if err := CheckChainName(f[0]); err != nil {
+		return Statement{}, err
+	}
+	if f[1] != PolicyNone && f[1] != "ACCEPT" && f[1] != "DROP" {
+		return Statement{}, fmt.Errorf("bad policy %q", f[1])
+	}
+	return Statement{Op: OpDeclare, Chain: f[0], Policy: f[1]}, nil
+}
+
+// CheckChainName rejects names the kernel or iptables would refuse.
+func CheckChainName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty chain name")
+	case len(name) > MaxChainNameLen:
+		return fmt.Errorf("chain name %q too long (must be under %d chars)", name, MaxChainNameLen+1)
+	case name[0] == '-' || name[0] == '!' || strings.ContainsAny(name, " \t\"'"):
+		return fmt.Errorf("invalid chain name %q", name)
+	case name == "ACCEPT" || name == "DROP" || name == "RETURN" || name == "QUEUE":
+		return fmt.Errorf("invalid chain name %q: a standard target", name)
+	}
+	return nil
+}
+
+func parseRuleStatement(op Op, rest []string, family v1.IPFamily, numbered bool) (Statement, error) {
+	if len(rest) == 0 {
+		return Statement{}, errors.New("missing chain name")
+	}
+	st := Statement{Op: op, Chain: rest[0]}
+	rest = rest[1:]
+	if numbered && len(rest) > 0 {
+		if n, err := strconv.Atoi(rest[0]); err == nil {
+			if n < 1 {
+				return Statement{}, fmt.Errorf("invalid rule number %q", rest[0])
+			}
+			st.Position, rest = n, rest[1:]
+			if op == OpDelete {
+				if len(rest) > 0 {
+					return Statement{}, errors.New("-D takes a rule number or a rule, not both")
+				}
+				return st, nil
+			}
+		}
+	}
+	if op == OpInsert && st.Position == 0 {
+		st.Position = 1
+	}
+	r, err := ParseRule(rest, family)
+	if err != nil {
+		return Statement{}, err
+	}
+	st.Rule = &r
+	return st, nil
+}
+
+func parseChainStatement(cmd string, rest []string) (Statement, error) {
+	var op Op
+	switch cmd {
+	case "-F", "--flush":
+		op = OpFlush
+	case "-X", "--delete-chain":
+		op = OpDeleteChain
+	default:
+		op = OpNewChain
+	}
+	if len(rest) > 1 || (op == OpNewChain && len(rest) == 0) {
+		return Statement{}, fmt.Errorf("%s takes one chain name", cmd)
+	}
+	st := Statement{Op: op}
+	if len(rest) == 1 {
+		st.Chain = rest[0]
+		if op == OpNewChain {
+			if err := CheckChainName(st.Chain); err != nil {
+				return Statement{}, err
+			}
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,160 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kproxy/kproxy/test/netns"
+)
+
+// env is one test's world: namespaces, pod servers, a manifests directory and kproxy running in the node namespace.
+type env struct {
+	t      *testing.T
+	w      *netns.World
+	dir    string
+	kproxy *netns.Process
+	extra  []string
+}
+
+type envOptions struct {
+	// SCTP also starts SCTP listeners in the pods.
+	SCTP bool
+	// KproxyArgs are added to kproxy's command line.
+	KproxyArgs []string
+}
+
+// newEnv builds the world and starts pod servers; start then runs kproxy.
+func newEnv(t *testing.T, opts envOptions) *env {
+	t.Helper()
+	w := netns.NewForTest(t, netns.Options{})
+	ports := netns.ServerPorts{TCP: []int{podPort}, UDP: []int{podPort}}
+	if opts.SCTP {
+		ports.SCTP = []int{podPort}
+	}
+	if _, err := w.StartPodservers(podserverBin, ports); err != nil {
+		t.Fatalf("start pod servers: %v", err)
+	}
+	e := &env{t: t, w: w, dir: t.TempDir(), extra: opts.KproxyArgs}
+	t.Cleanup(func() {
+		if t.Failed() && e.kproxy != nil {
+			t.Logf("kproxy output:\n%s", tail(e.kproxy.Output(), 60))
+		}
+	})
+	return e
+}
+
+// start writes objs as manifests and starts kproxy on them.
+func (e *env) start(objs ...any) {
+	e.t.Helper()
+	e.apply(objs...)
+	e.startKproxy()
+}
+
+// apply replaces the manifests with objs (the Node object is always included) atomically.
+func (e *env) apply(objs ...any) {
+	e.t.Helper()
+	var buf bytes.Buffer
+	for _, o := range append([]any{nodeObject(e.w)}, objs...) {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			e.t.Fatalf("marshal manifest: %v", err)
+		}
+		buf.WriteString("---\n")
+		buf.Write(b)
+	}
+	tmp := filepath.Join(e.dir, ".objects.yaml.tmp")
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(e.dir, "objects.yaml")); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) kproxyArgs() []string {
+	args := []string{kproxyBin, "--manifests", e.dir, "--manifests-poll-interval", "100ms",
+		"--hostname-override", nodeName, "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/48",
+		"--iptables-min-sync-period", "0s", "--iptables-sync-period", "5s",
+		"--healthz-bind-address", "0.0.0.0:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}
+	return append(args, e.extra...)
+}
+
+func (e *env) startKproxy() {
+	e.t.Helper()
+	p, err := e.w.Start(e.w.Node, e.kproxyArgs()...)
+	if err != nil {
+		e.t.Fatalf("start kproxy: %v", err)
+	}
+	e.kproxy = p
+}
+
+// killKproxy ends kproxy with SIGKILL, as a crash or an OOM kill would.
+func (e *env) killKproxy() {
+	e.t.Helper()
+	if err := e.kproxy.Signal(syscall.SIGKILL); err != nil {
+		e.t.Fatalf("kill kproxy: %v", err)
+	}
+	select {
+	case <-e.kproxy.Done():
+	case <-time.After(10 * time.Second):
+		e.t.Fatal("kproxy did not exit after SIGKILL")
+	}
+}
+
+// run executes a command in a namespace of the world and returns its output.
+func (e *env) run(ns string, argv ...string) string {
+	e.t.Helper()
+	out, err := e.w.Exec(ns, argv...)
+	if err != nil {
+		e.t.Fatalf("%s in %s: %v\n%s", strings.Join(argv, " "), ns, err, out)
+	}
+	return string(out)
+}
+
+// save is iptables-save of one table in the node namespace.
+func (e *env) save(table string) string {
+	return e.run(e.w.Node, "iptables-save", "-t", table)
+}
+
+// eventually polls fn until it returns nil or the deadline passes.
+func (e *env) eventually(timeout time.Duration, what string, fn func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = fn(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: not true after %v: %v", what, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitForRule waits until the node's nat table has a rule containing substr.
+func (e *env) waitForRule(table, substr string) {
+	e.t.Helper()
+	e.eventually(15*time.Second, "rule "+substr, func() error {
+		if strings.Contains(e.save(table), substr) {
+			return nil
+		}
+		return fmt.Errorf("no %q in %s table", substr, table)
+	})
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
