@@ -24,6 +24,8 @@ const podserverStartTimeout = 10 * time.Second
 // both families.
 type ServerPorts struct {
 	TCP, UDP, SCTP []int
+	// HTTP ports answer every request with "<pod> <seen source>" (for curl).
+	HTTP []int
 }
 
 // BuildPodserver compiles the pod server into outDir with "go build" and
@@ -45,7 +47,7 @@ func PodserverArgs(bin string, pod Pod, ports ServerPorts) []string {
 	for _, f := range []struct {
 		flag  string
 		ports []int
-	}{{"-tcp", ports.TCP}, {"-udp", ports.UDP}, {"-sctp", ports.SCTP}} {
+	}{{"-tcp", ports.TCP}, {"-udp", ports.UDP}, {"-sctp", ports.SCTP}, {"-http", ports.HTTP}} {
 		if len(f.ports) > 0 {
 			argv = append(argv, f.flag, joinPorts(f.ports))
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -18,6 +19,9 @@ import (
 type config struct {
 	name           string
 	tcp, udp, sctp []int
+	// http ports answer every HTTP request with the same line the TCP server
+	// sends, so the demo can use curl.
+	http []int
 }
 
 func main() {
@@ -49,6 +53,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	tcp := fs.String("tcp", "", "comma-separated TCP ports")
 	udp := fs.String("udp", "", "comma-separated UDP ports")
 	sctp := fs.String("sctp", "", "comma-separated SCTP ports")
+	httpPorts := fs.String("http", "", "comma-separated HTTP ports")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -66,8 +71,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.sctp, err = parsePorts(*sctp); err != nil {
 		return config{}, fmt.Errorf("-sctp: %w", err)
 	}
-	if len(cfg.tcp)+len(cfg.udp)+len(cfg.sctp) == 0 {
-		return config{}, errors.New("no ports: give -tcp, -udp or -sctp")
+	if cfg.http, err = parsePorts(*httpPorts); err != nil {
+		return config{}, fmt.Errorf("-http: %w", err)
+	}
+	if len(cfg.tcp)+len(cfg.udp)+len(cfg.sctp)+len(cfg.http) == 0 {
+		return config{}, errors.New("no ports: give -tcp, -udp, -sctp or -http")
 	}
 	return cfg, nil
 }
@@ -96,7 +104,15 @@ type server struct {
 func (s *server) listenAll(cfg config) error {
 	var streams []net.Listener
 	var datagrams []net.PacketConn
+	var webs []net.Listener
 	for _, family := range []string{"4", "6"} {
+		for _, port := range cfg.http {
+			l, err := net.Listen("tcp"+family, wildcard(family, port))
+			if err != nil {
+				return fmt.Errorf("http: %w", err)
+			}
+			webs = append(webs, l)
+		}
 		for _, port := range cfg.tcp {
 			l, err := net.Listen("tcp"+family, wildcard(family, port))
 			if err != nil {
@@ -124,6 +140,9 @@ func (s *server) listenAll(cfg config) error {
 	}
 	for _, c := range datagrams {
 		go s.serveDatagrams(c)
+	}
+	for _, l := range webs {
+		go func() { _ = http.Serve(l, s) }()
 	}
 	return nil
 }
@@ -190,4 +209,10 @@ func seen(a net.Addr) string {
 		return a.String()
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+}
+
+// ServeHTTP answers "<name> <remote ip:port>" like the line protocol.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Connection", "close")
+	fmt.Fprintf(w, "%s %s\n", s.name, r.RemoteAddr)
 }
