@@ -147,4 +147,3 @@ func step(s string) { fmt.Println("==> " + s) }
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
 }
-
