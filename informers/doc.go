@@ -1,0 +1,50 @@
+// Package informers is where kproxy's view of the world comes from. It feeds
+// a Handler (handler.go, the fixed contract) with Services, EndpointSlices
+// and this node's Node from one of two sources, which behave the same way so
+// that everything downstream is exercised identically:
+//
+//   - RunCluster watches an API server with client-go shared informers, as
+//     kube-proxy does: Services and EndpointSlices with ProxyLabelSelector
+//     (objects of another service proxy, and headless slices, are never
+//     seen) and a Node informer restricted to metadata.name=<node>. The
+//     selection is re-applied client-side, so an object whose labels move it
+//     out of the selection is delivered as a delete (and into it as an add),
+//     whatever the server did. Tombstones (cache.DeletedFinalStateUnknown)
+//     are unwrapped; objects of unexpected types are logged and dropped.
+//     NewClient builds the clientset from --kubeconfig/--master or the
+//     in-cluster environment.
+//   - RunManifests reads the same kinds from YAML/JSON files (the offline
+//     --manifests mode used by the demo, dry runs and most tests), applies
+//     the same selection, and polls for changes, delivering Add/Update/
+//     Delete for what differs from the last delivered state. LoadManifests
+//     is the one-shot reader; Objects.Select and Objects.Replay turn its
+//     result into the calls an informer's initial list would make.
+//
+// Contract common to both sources:
+//   - Handler methods are never called concurrently.
+//   - OnServicesSynced, OnEndpointSlicesSynced and OnNodeSynced are called
+//     exactly once each, after every initially present object was delivered.
+//   - When the source function returns, no Handler call is in flight or
+//     will follow.
+//
+// Manifest specifics, and why:
+//   - Documents are separated by "---" lines; kind List (items carry their
+//     kind) and typed lists such as ServiceList (items may omit it) are
+//     expanded. Other kinds are skipped and logged at V(2).
+//   - Decoding is lenient about unknown fields, like the API server, but a
+//     value of the wrong type is an error; errors name the file, the 1-based
+//     document number (and line, and list item). Duplicate objects are
+//     errors, since which copy wins would otherwise be arbitrary.
+//   - The API-server defaults the proxy relies on are applied (namespace
+//     "default", Service type/protocol/targetPort/sessionAffinity/traffic
+//     policies/clusterIPs/ipFamilies, EndpointSlice port name and protocol),
+//     so hand-written files behave like objects read from a cluster.
+//   - Changes are detected by comparing the serialized objects (ignoring
+//     resourceVersion); a new or changed object gets a resourceVersion equal
+//     to the read generation, as an API server would bump it.
+//   - The first read must succeed. A later read that fails (unreadable
+//     path, parse error) is reported through OnError or the Logger and the
+//     previous state is kept: a broken edit never removes working services.
+//     A change is applied once two consecutive polls see the same content,
+//     so a half-written file is not acted upon.
+package informers
