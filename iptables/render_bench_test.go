@@ -58,4 +58,3 @@ func BenchmarkRenderPartial10kServicesOneChanged(b *testing.B) {
 		_ = r.Render(&snap).Bytes()
 	}
 }
-

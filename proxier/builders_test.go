@@ -1,7 +1,6 @@
 package proxier
 
 import (
-
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -114,6 +113,5 @@ func epStrings(eps []Endpoint) []string {
 	}
 	return out
 }
-
 
 func nn(ns, name string) types.NamespacedName { return types.NamespacedName{Namespace: ns, Name: name} }
