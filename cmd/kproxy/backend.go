@@ -39,12 +39,41 @@ func detectFamilies(ctx context.Context, cfg *config.Config, logger klog.Logger)
 	return append(fams, v1.IPv6Protocol)
 }
 
-func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, error) {
+func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
 	restorer, randomFully, err := p.restorer(fam)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return iptables.New(iptables.Options{Restorer: restorer, Render: p.renderOptions(fam, randomFully)})
+	opts := p.renderOptions(fam, randomFully)
+	if err := p.enableLocalhostNodePorts(opts); err != nil {
+		return nil, nil, err
+	}
+	backend, err := iptables.New(iptables.Options{Restorer: restorer, Render: opts})
+	return backend, restorer, err
+}
+
+// routeLocalnetSysctl lets DNAT turn 127.0.0.0/8 destinations into pod addresses (localhost NodePorts).
+const routeLocalnetSysctl = "/proc/sys/net/ipv4/conf/all/route_localnet"
+
+// enableLocalhostNodePorts sets route_localnet when IPv4 NodePorts answer on
+// loopback, as upstream does; the KUBE-FIREWALL rule keeps other hosts from
+// reaching 127.0.0.0/8 through it.
+func (p *proxy) enableLocalhostNodePorts(opts iptables.RenderOptions) error {
+	if p.cfg.DryRun || opts.Family != v1.IPv4Protocol || !opts.LocalhostNodePorts {
+		return nil
+	}
+	match := p.cfg.NodePortAddresses.ForFamily(v1.IPv4Protocol, nodeIPsFallback(v1.IPv4Protocol))
+	if !match.ContainsIPv4Loopback() {
+		return nil
+	}
+	if cur, err := os.ReadFile(routeLocalnetSysctl); err == nil && bytes.Equal(bytes.TrimSpace(cur), []byte("1")) {
+		return nil
+	}
+	if err := os.WriteFile(routeLocalnetSysctl, []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("enable localhost NodePorts (set net.ipv4.conf.all.route_localnet=1): %w", err)
+	}
+	p.logger.Info("Set sysctl to allow localhost NodePorts", "sysctl", "net.ipv4.conf.all.route_localnet", "value", 1)
+	return nil
 }
 
 func (p *proxy) restorer(fam v1.IPFamily) (iptables.Restorer, bool, error) {

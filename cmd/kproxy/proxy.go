@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 	"github.com/kproxy/kproxy/proxier/metrics"
@@ -27,9 +28,10 @@ type proxy struct {
 }
 
 type familyProxy struct {
-	family  v1.IPFamily
-	tracker *proxier.Tracker
-	runner  *proxier.Runner
+	family   v1.IPFamily
+	tracker  *proxier.Tracker
+	runner   *proxier.Runner
+	restorer iptables.Restorer
 }
 
 // runProxy is the whole life of kproxy after flags are resolved.
@@ -75,7 +77,8 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 			}
 		},
 	})
-	backend, err := p.newBackend(fam)
+	backend, restorer, err := p.newBackend(fam)
+	fp.restorer = restorer
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/informers"
+	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 )
 
@@ -21,6 +22,7 @@ func (p *proxy) run(ctx context.Context) error {
 	p.startServers(ctx, errs)
 	for _, fp := range p.families {
 		go fp.runner.Run(ctx)
+		go p.monitorCanary(ctx, fp)
 	}
 	go func() { errs <- p.runSource(ctx) }()
 	select {
@@ -122,4 +124,20 @@ func (p *proxy) waitInitialized(ctx context.Context, srcErr <-chan error) error 
 		case <-tick.C:
 		}
 	}
+}
+
+// monitorCanary forces a full sync when someone flushed the tables under us.
+func (p *proxy) monitorCanary(ctx context.Context, fp *familyProxy) {
+	logger := p.logger.WithValues("ipFamily", fp.family)
+	iptables.Monitor(ctx, iptables.MonitorOptions{
+		Restorer: fp.restorer, Interval: p.cfg.SyncPeriod,
+		OnMissing: func() {
+			if !fp.tracker.Initialized() {
+				return
+			}
+			logger.Info("Canary chain KUBE-PROXY-CANARY is gone: iptables was flushed; rewriting all rules")
+			fp.runner.ForceFull()
+		},
+		OnError: func(err error) { logger.V(2).Info("Canary check failed", "err", err) },
+	})
 }

@@ -39,7 +39,7 @@ func TestBadObjectsAreSkipped(t *testing.T) {
 	objs = append(objs, noName, noNameSlice, big, bigSlice(big, 5000))
 	e.start(objs...)
 
-	e.waitReachable(w.Pods[0].Netns, vip)
+	e.waitAnswer(w.Pods[0].Netns, vip)
 	e.waitSynced()
 	if counts, err := probe.TCPMany(w.Pods[1].Netns, vip, 30, probeTimeout); err != nil || len(counts) != 3 {
 		t.Errorf("valid service next to bad objects: answers %v, error %v", counts, err)
@@ -122,7 +122,7 @@ func TestBrokenManifestEditKeepsRules(t *testing.T) {
 	const vip = "10.96.0.10:80"
 	svc := service("web", "10.96.0.10")
 	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.waitReachable(w.Pods[0].Netns, vip)
+	e.waitAnswer(w.Pods[0].Netns, vip)
 	e.waitSynced()
 
 	e.writeManifest("---\napiVersion: v1\nkind: Service\nmetadata: {name: [web\nspec: {{\n")

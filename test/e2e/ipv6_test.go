@@ -20,7 +20,7 @@ func TestIPv6ClusterIP(t *testing.T) {
 	svc := service("web6", "fd00:96::10", withIPv6("fd00:96::10"))
 	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0], v6(w.Pods[0])), endpoint(w, w.Pods[1], v6(w.Pods[1])),
 		endpoint(w, w.Pods[2], v6(w.Pods[2]))))
-	e.waitReachable(w.Pods[0].Netns, vip)
+	e.waitAnswer(w.Pods[0].Netns, vip)
 
 	const n = 150
 	counts, err := probe.TCPMany(w.Pods[0].Netns, vip, n, probeTimeout)

@@ -31,7 +31,7 @@ func TestRestartUnderTraffic(t *testing.T) {
 	const vip = "10.96.0.10:80"
 	svc := service("web", "10.96.0.10")
 	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.waitReachable(w.Pods[0].Netns, vip)
+	e.waitAnswer(w.Pods[0].Netns, vip)
 	conns := e.openLongLived(w.Client, vip, 3)
 	traffic := startTraffic(w.Pods[0].Netns, vip)
 
@@ -66,7 +66,7 @@ func TestAdoptsUpstreamRules(t *testing.T) {
 	e.apply(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
 	e.restore(e.dryRun(v1.IPv4Protocol))
 	e.restore([]byte(staleAndForeignRules))
-	e.waitReachable(w.Pods[0].Netns, vip)
+	e.waitAnswer(w.Pods[0].Netns, vip)
 	if _, err := probe.TCP(w.Pods[0].Netns, "10.96.0.99:80", probeTimeout); err != nil {
 		t.Fatalf("the stale service's rules must work before kproxy starts (else the test proves nothing): %v", err)
 	}
@@ -238,15 +238,6 @@ func jumpsSorted(j []string) []string {
 }
 
 // --- helpers shared by this package's lifecycle, UDP, IPv6, bad-input and server tests ---
-
-// waitReachable waits until a TCP connection from ns to addr succeeds.
-func (e *env) waitReachable(ns, addr string) {
-	e.t.Helper()
-	e.eventually(15*time.Second, addr+" answers from "+ns, func() error {
-		_, err := probe.TCP(ns, addr, probeTimeout)
-		return err
-	})
-}
 
 // waitSynced waits until the current kproxy process has synced IPv4 rules.
 func (e *env) waitSynced() {
