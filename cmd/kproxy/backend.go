@@ -78,7 +78,7 @@ func (p *proxy) enableLocalhostNodePorts(opts iptables.RenderOptions) error {
 
 func (p *proxy) restorer(fam v1.IPFamily) (iptables.Restorer, bool, error) {
 	if p.cfg.DryRun {
-		return &printingRestorer{family: fam, out: os.Stdout}, true, nil
+		return &printingRestorer{family: fam, out: p.out}, true, nil
 	}
 	r, err := kernel.New(kernel.Options{Family: fam})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,12 +22,13 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run parses the command line and runs kproxy; it returns the process exit code.
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("kproxy", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var flags config.Flags
 	flags.AddTo(fs)
 	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
@@ -36,16 +38,16 @@ func run(args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
-		fmt.Fprintln(os.Stderr, "kproxy:", err)
+		fmt.Fprintln(stderr, "kproxy:", err)
 		return 2
 	}
 	if flags.Version {
-		fmt.Println("kproxy", version)
+		fmt.Fprintln(stdout, "kproxy", version)
 		return 0
 	}
 	cfg, err := config.Resolve(&flags, fs)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "kproxy: invalid configuration:", err)
+		fmt.Fprintln(stderr, "kproxy: invalid configuration:", err)
 		return 1
 	}
 	logger := klog.Background().WithName("kproxy")
@@ -55,7 +57,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = klog.NewContext(ctx, logger)
-	if err := runProxy(ctx, cfg); err != nil {
+	if err := runProxy(ctx, cfg, stdout); err != nil {
 		logger.Error(err, "kproxy failed")
 		klog.Flush()
 		return 1

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -20,8 +21,10 @@ const fullSyncInterval = time.Hour
 
 // proxy is the wired program: one tracker, backend and runner per IP family.
 type proxy struct {
-	cfg      *config.Config
-	logger   klog.Logger
+	cfg    *config.Config
+	logger klog.Logger
+	// out receives --dry-run output.
+	out      io.Writer
 	metrics  *metrics.Metrics
 	health   *healthcheck.ProxyHealth
 	families []*familyProxy
@@ -35,7 +38,7 @@ type familyProxy struct {
 }
 
 // runProxy is the whole life of kproxy after flags are resolved.
-func runProxy(ctx context.Context, cfg *config.Config) error {
+func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	logger := klog.FromContext(ctx)
 	if cfg.Mode != config.ModeIPTables {
 		return fmt.Errorf("proxy mode %q is not available in this build of kproxy (only iptables)", cfg.Mode)
@@ -43,7 +46,7 @@ func runProxy(ctx context.Context, cfg *config.Config) error {
 	if cfg.Cleanup {
 		return cleanupIPTables(ctx, logger)
 	}
-	p, err := newProxy(ctx, cfg, logger)
+	p, err := newProxy(ctx, cfg, logger, out)
 	if err != nil {
 		return err
 	}
@@ -53,8 +56,8 @@ func runProxy(ctx context.Context, cfg *config.Config) error {
 	return p.run(ctx)
 }
 
-func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger) (*proxy, error) {
-	p := &proxy{cfg: cfg, logger: logger, metrics: metrics.New()}
+func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger, out io.Writer) (*proxy, error) {
+	p := &proxy{cfg: cfg, logger: logger, out: out, metrics: metrics.New()}
 	p.health = healthcheck.NewProxyHealth(healthcheck.ProxyHealthOptions{SyncPeriod: cfg.SyncPeriod, Metrics: p.metrics})
 	for _, fam := range detectFamilies(ctx, cfg, logger) {
 		fp, err := p.newFamily(fam)

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// These tests run the command in-process with --dry-run, which needs no root and touches nothing.
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestInvalidConfigExitsWithFieldPath(t *testing.T) {
+	tests := []struct {
+		name, config, want string
+	}{
+		{"unknown field", "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  sincPeriod: 1s\n",
+			"iptables.sincPeriod"},
+		{"invalid value", "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\niptables:\n  masqueradeBit: 32\n",
+			"iptables.masqueradeBit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"--config", writeFile(t, "config.conf", tt.config), "--dry-run"}, &stdout, &stderr)
+			if code == 0 {
+				t.Fatal("exit code 0 for an invalid configuration")
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not name %s", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &stdout, &stderr); code != 0 || !strings.HasPrefix(stdout.String(), "kproxy ") {
+		t.Fatalf("--version: code %d, output %q", code, stdout.String())
+	}
+}
+
+func TestDryRunPrintsRulesOfTheManifests(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--dry-run", "--manifests", "../../deploy/examples/demo", "--hostname-override", "kpx-node",
+		"--cluster-cidr", "10.244.0.0/16"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		`-A KUBE-SERVICES -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-`,
+		"-A KUBE-NODEPORTS -m comment --comment demo/web:http -m tcp -p tcp --dport 30080 -j KUBE-EXT-",
+		"--to-destination 10.244.1.11:8080",
+		"# kproxy --dry-run: IPv6 iptables-restore --noflush input",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry-run output lacks %q", want)
+		}
+	}
+}
+
+func TestOnceFailsOnBrokenManifests(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	bad := writeFile(t, "bad.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: [x\n")
+	if code := run([]string{"--dry-run", "--manifests", bad, "--hostname-override", "n"}, &stdout, &stderr); code == 0 {
+		t.Fatal("exit code 0 for unreadable manifests")
+	}
+}
+
+func TestUnsupportedModeIsAClearError(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--proxy-mode", "ipvs", "--dry-run", "--manifests", "../../deploy/examples/demo"}, &stdout, &stderr)
+	if code == 0 {
+		t.Fatal("ipvs mode is not built yet and must be refused")
+	}
+}
