@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/kproxy/kproxy/proxier"
 )
@@ -33,6 +34,11 @@ type Proxier struct {
 	// services are the service ports of the last successful sync.
 	services  map[proxier.ServicePortName]struct{}
 	lastLarge bool
+
+	// chains remembers every chain's rules as of the last successful sync,
+	// so unchanged chains are left out of the restore input.
+	chains chainMemory
+	seed   maphash.Seed
 }
 
 var _ proxier.Backend = (*Proxier)(nil)
@@ -45,7 +51,8 @@ func New(opts Options) (*Proxier, error) {
 	if opts.Render.MasqueradeMark == "" {
 		return nil, errors.New("iptables proxier: no masquerade mark")
 	}
-	return &Proxier{restorer: opts.Restorer, renderer: NewRenderer(opts.Render), needFull: true}, nil
+	return &Proxier{restorer: opts.Restorer, renderer: NewRenderer(opts.Render), needFull: true,
+		chains: chainMemory{}, seed: maphash.MakeSeed()}, nil
 }
 
 // Sync brings this family's iptables rules to snap with exactly one Restore.
@@ -57,11 +64,16 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 		return proxier.SyncResult{}, fmt.Errorf("plan iptables sync: %w", err)
 	}
 	g := p.render(pl)
-	data := g.Bytes()
+	all := tableChains(g)
+	p.skipUnchanged(pl, g)
+	prefixed := p.listPrefixTables(pl, g)
+	moveInsertsToOwnBlock(g, prefixed)
+	data := withListPrefix(g.Bytes(), prefixed)
 	if err := p.apply(ctx, data); err != nil {
 		p.needFull = true
 		return proxier.SyncResult{}, err
 	}
+	p.chains = rememberChains(p.chains, g, all, p.seed, pl.full)
 	return p.account(pl, g, len(data)), nil
 }
 

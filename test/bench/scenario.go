@@ -1,0 +1,310 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// Scenario names, in the order a round runs them.
+const (
+	ScenarioFull        = "full"
+	ScenarioEndpoint    = "endpoint"
+	ScenarioSliceDelete = "slice-delete"
+	ScenarioRestart     = "restart"
+	ScenarioPlain       = "plain"
+)
+
+// Scenarios lists every scenario in round order.
+var Scenarios = []string{ScenarioFull, ScenarioEndpoint, ScenarioSliceDelete, ScenarioRestart, ScenarioPlain}
+
+// Options configure a benchmark run.
+type Options struct {
+	World  WorldOptions
+	Rounds int
+	// Legacy uses iptables-legacy instead of iptables-nft.
+	Legacy bool
+	// Timeout bounds each iptables command (0: none).
+	Timeout time.Duration
+	// TempDir holds the child-process log.
+	TempDir string
+	// Skip names scenarios not to run (restart, plain).
+	Skip map[string]bool
+	// DumpDir, if set, receives every restore input of the first round as
+	// <scenario>.restore, to replay under perf or strace.
+	DumpDir string
+	// Progress, if set, is told about each sample as it is taken.
+	Progress func(round int, s Sample)
+}
+
+// Sample is one scenario of one round.
+type Sample struct {
+	Scenario string
+	// Sync is the wall time of Proxier.Sync (plan, render, restore, account);
+	// for plain, the wall time of the plain iptables-restore.
+	Sync time.Duration
+	// Snapshot is the time Tracker.Snapshot took before the sync.
+	Snapshot                time.Duration
+	RestoreBytes            int
+	RestoreTime, SaveTime   time.Duration
+	Restores, Saves         int
+	ChildPeakRSS            int64
+	ProcessRSS, ProcessPeak int64
+	Full                    bool
+	Err                     error
+}
+
+// Run measures opts.Rounds rounds; a round that fails stops the run and its
+// error is returned with the samples taken so far. Every namespace created is
+// deleted before Run returns.
+func Run(ctx context.Context, opts Options) ([]Sample, error) {
+	w, err := NewWorld(opts.World)
+	if err != nil {
+		return nil, err
+	}
+	var ns Namespaces
+	defer ns.DeleteAll()
+	var all []Sample
+	for round := range opts.Rounds {
+		samples, err := runRound(ctx, &opts, w, &ns, round)
+		all = append(all, samples...)
+		if err != nil {
+			return all, fmt.Errorf("round %d: %w", round+1, err)
+		}
+	}
+	return all, ns.DeleteAll()
+}
+
+// round is the state of one round: one namespace with the synced rules.
+type round struct {
+	opts  *Options
+	world *World
+	ns    string
+	log   ChildLog
+	meter *Meter
+	out   []Sample
+	index int
+	// current is the scenario being measured.
+	current string
+}
+
+func runRound(ctx context.Context, opts *Options, w *World, nss *Namespaces, index int) ([]Sample, error) {
+	ns, err := nss.Create(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer nss.Delete(ns)
+	r := &round{opts: opts, world: w, ns: ns, index: index,
+		log: ChildLog{Path: filepath.Join(opts.TempDir, ns+".time")}}
+	if r.meter, err = r.newMeter(); err != nil {
+		return nil, err
+	}
+	r.meter.keepPath = filepath.Join(opts.TempDir, ns+".full")
+	if opts.DumpDir != "" && index == 0 {
+		r.meter.dump = func(data []byte) {
+			_ = os.WriteFile(filepath.Join(opts.DumpDir, r.current+".restore"), data, 0o600)
+		}
+	}
+	err = r.run(ctx, nss)
+	return r.out, err
+}
+
+func (r *round) newMeter() (*Meter, error) {
+	runner, err := kernel.New(kernel.Options{Legacy: r.opts.Legacy, Timeout: r.opts.Timeout,
+		CommandPrefix: append(r.log.TimePrefix(), Prefix(r.ns)...)})
+	if err != nil {
+		return nil, err
+	}
+	return &Meter{Inner: runner}, nil
+}
+
+func (r *round) run(ctx context.Context, nss *Namespaces) error {
+	tracker := r.world.NewTracker()
+	p, err := newProxier(r.meter)
+	if err != nil {
+		return err
+	}
+	if err := r.sync(ctx, ScenarioFull, p, tracker, true); err != nil {
+		return err
+	}
+	first := filepath.Join(r.opts.TempDir, r.ns+".full")
+	changed := 1 % len(r.world.Slices)
+	tracker.OnEndpointSliceUpdate(r.world.Slices[changed], r.world.ChangeEndpoint(changed))
+	if err := r.sync(ctx, ScenarioEndpoint, p, tracker, false); err != nil {
+		return err
+	}
+	deleted := 2 % len(r.world.Slices)
+	tracker.OnEndpointSliceDelete(r.world.Slices[deleted])
+	if err := r.sync(ctx, ScenarioSliceDelete, p, tracker, false); err != nil {
+		return err
+	}
+	if !r.opts.Skip[ScenarioRestart] {
+		if err := r.restart(ctx, changed, deleted); err != nil {
+			return err
+		}
+	}
+	if !r.opts.Skip[ScenarioPlain] {
+		return r.plain(ctx, nss, first)
+	}
+	return nil
+}
+
+// restart is a fresh tracker and proxier, as after a process restart, seeing
+// the same API state the running proxier last synced.
+func (r *round) restart(ctx context.Context, changed, deleted int) error {
+	tracker := r.world.NewTracker()
+	tracker.OnEndpointSliceUpdate(r.world.Slices[changed], r.world.ChangeEndpoint(changed))
+	tracker.OnEndpointSliceDelete(r.world.Slices[deleted])
+	p, err := newProxier(r.meter)
+	if err != nil {
+		return err
+	}
+	return r.sync(ctx, ScenarioRestart, p, tracker, true)
+}
+
+func newProxier(m *Meter) (*iptables.Proxier, error) {
+	return iptables.New(iptables.Options{Restorer: m, Render: iptables.RenderOptions{
+		MasqueradeMark: "0x00004000",
+		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		RandomFully:    true,
+	}})
+}
+
+// sync takes a snapshot and syncs it, recording one sample.
+func (r *round) sync(ctx context.Context, name string, p *iptables.Proxier, t *proxier.Tracker, full bool) error {
+	r.current = name
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	start := time.Now()
+	snap := t.Snapshot()
+	snap.Full = full
+	s := Sample{Scenario: name, Snapshot: time.Since(start)}
+	start = time.Now()
+	res, err := p.Sync(ctx, snap)
+	s.Sync, s.Full, s.Err = time.Since(start), res.Full, err
+	return r.record(s)
+}
+
+// prepare resets the counters, returns freed memory to the OS and resets the
+// peak RSS so the sample reports this scenario's own peak.
+func (r *round) prepare() error {
+	r.meter.reset()
+	debug.FreeOSMemory()
+	if err := r.log.Truncate(); err != nil {
+		return err
+	}
+	return ResetPeakRSS()
+}
+
+func (r *round) record(s Sample) error {
+	m := r.meter
+	if s.Scenario != ScenarioPlain {
+		s.RestoreBytes, s.Restores, s.Saves = m.restoreBytes, m.restores, m.saves
+		s.RestoreTime, s.SaveTime = m.restoreTime, m.saveTime
+	}
+	child, err := r.log.Read()
+	if err != nil {
+		return err
+	}
+	s.ChildPeakRSS = child.PeakRSS
+	mem, err := ReadProcessMemory()
+	if err != nil {
+		return err
+	}
+	s.ProcessRSS, s.ProcessPeak = mem.RSS, mem.PeakRSS
+	r.out = append(r.out, s)
+	if r.opts.Progress != nil {
+		r.opts.Progress(r.index, s)
+	}
+	if s.Err != nil {
+		return fmt.Errorf("%s: %w", s.Scenario, s.Err)
+	}
+	return nil
+}
+
+// plain restores the first sync's input (kept in file) without --noflush
+// into a second, empty namespace.
+func (r *round) plain(ctx context.Context, nss *Namespaces, file string) error {
+	input, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("plain: %w", err)
+	}
+	_ = os.Remove(file)
+	input = PlainInput(input)
+	ns, err := nss.Create(ctx)
+	if err != nil {
+		return err
+	}
+	defer nss.Delete(ns)
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	bin := "iptables-restore"
+	if r.opts.Legacy {
+		bin = "iptables-legacy-restore"
+	}
+	argv := append(append(r.log.TimePrefix(), Prefix(ns)...), bin, "-w", "5")
+	cctx := ctx
+	if r.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err = cmd.Run()
+	s := Sample{Scenario: ScenarioPlain, Sync: time.Since(start), RestoreBytes: len(input), Restores: 1, Full: true}
+	s.RestoreTime = s.Sync
+	if err != nil {
+		s.Err = fmt.Errorf("%s: %w: %s", bin, err, strings.TrimSpace(stderr.String()))
+	}
+	return r.record(s)
+}
+
+// PlainInput turns a --noflush input into the same rules for a plain
+// restore: the "-S" lines are dropped and repeated blocks of one table are
+// merged into its first block, since without --noflush every block flushes
+// its table.
+func PlainInput(input []byte) []byte {
+	var order []string
+	blocks := map[string]*bytes.Buffer{}
+	var cur *bytes.Buffer
+	for line := range bytes.Lines(input) {
+		text := string(bytes.TrimRight(line, "\n"))
+		switch {
+		case strings.HasPrefix(text, "*"):
+			name := text[1:]
+			if blocks[name] == nil {
+				blocks[name] = &bytes.Buffer{}
+				order = append(order, name)
+			}
+			cur = blocks[name]
+		case text == "COMMIT":
+			cur = nil
+		case text == "-S" || cur == nil:
+		default:
+			cur.WriteString(text + "\n")
+		}
+	}
+	var out bytes.Buffer
+	for _, name := range order {
+		out.WriteString("*" + name + "\n")
+		out.Write(blocks[name].Bytes())
+		out.WriteString("COMMIT\n")
+	}
+	return out.Bytes()
+}
