@@ -13,6 +13,11 @@ func (t *Tracker) Snapshot() *Snapshot {
 	defer t.mu.Unlock()
 	node := t.currentNode()
 	dirty := t.takeDirty()
+	t.pendingServices, t.pendingSlices = 0, 0
+	if m := t.opts.Metrics; m != nil {
+		m.ServiceChangesPending.Set(0)
+		m.EndpointChangesPending.Set(0)
+	}
 	changed := t.pendingFull
 	t.pendingFull = map[ServicePortName]struct{}{}
 	stale := t.stale

@@ -9,6 +9,8 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/proxier/metrics"
 )
 
 // TrackerOptions configures a Tracker.
@@ -21,6 +23,8 @@ type TrackerOptions struct {
 	// NodeIPsFallback supplies node IPs when the Node object has none of this family.
 	NodeIPsFallback func(v1.IPFamily) []netip.Addr
 	Now             func() time.Time
+	// Metrics, when set, counts Service and EndpointSlice changes (give it to one family's tracker only).
+	Metrics *metrics.Metrics
 }
 
 // Tracker follows Services, EndpointSlices and the local Node for one IP
@@ -34,9 +38,11 @@ type Tracker struct {
 	services map[types.NamespacedName]*v1.Service
 	slices   map[types.NamespacedName]map[string]sliceEndpoints
 	dirty    map[types.NamespacedName]struct{}
-	node     NodeInfo
-	nodeSeen bool
-	synced   struct{ services, slices bool }
+	// pendingServices / pendingSlices count events since the last snapshot, for the *_changes_pending gauges.
+	pendingServices, pendingSlices int
+	node                           NodeInfo
+	nodeSeen                       bool
+	synced                         struct{ services, slices bool }
 	// fullRecompute is set when node topology changes: every service must be re-categorized.
 	fullRecompute bool
 	triggers      []time.Time
@@ -84,11 +90,32 @@ func (t *Tracker) Initialized() bool {
 	return t.synced.services && t.synced.slices
 }
 
-func (t *Tracker) markDirty(name types.NamespacedName) {
+func (t *Tracker) markDirty(name types.NamespacedName, slice bool) {
 	t.mu.Lock()
 	t.dirty[name] = struct{}{}
+	if slice {
+		t.pendingSlices++
+	} else {
+		t.pendingServices++
+	}
+	t.countChange(slice)
 	t.mu.Unlock()
 	t.opts.OnChange()
+}
+
+// countChange updates the change metrics; callers hold t.mu.
+func (t *Tracker) countChange(slice bool) {
+	m := t.opts.Metrics
+	if m == nil {
+		return
+	}
+	if slice {
+		m.EndpointChangesTotal.Inc()
+		m.EndpointChangesPending.Set(float64(t.pendingSlices))
+		return
+	}
+	m.ServiceChangesTotal.Inc()
+	m.ServiceChangesPending.Set(float64(t.pendingServices))
 }
 
 // OnServiceAdd records a new Service.
@@ -103,7 +130,7 @@ func (t *Tracker) OnServiceDelete(svc *v1.Service) {
 	t.mu.Lock()
 	delete(t.services, name)
 	t.mu.Unlock()
-	t.markDirty(name)
+	t.markDirty(name, false)
 }
 
 func (t *Tracker) setService(svc *v1.Service) {
@@ -111,7 +138,7 @@ func (t *Tracker) setService(svc *v1.Service) {
 	t.mu.Lock()
 	t.services[name] = svc
 	t.mu.Unlock()
-	t.markDirty(name)
+	t.markDirty(name, false)
 }
 
 // OnServicesSynced marks the initial Service list as complete.
@@ -168,7 +195,7 @@ func (t *Tracker) setSlice(slice *discovery.EndpointSlice, deleted bool) {
 	t.storeSlice(svc, slice.Name, eps, deleted)
 	t.noteTrigger(slice)
 	t.mu.Unlock()
-	t.markDirty(svc)
+	t.markDirty(svc, true)
 }
 
 func (t *Tracker) storeSlice(svc types.NamespacedName, name string, eps sliceEndpoints, deleted bool) {

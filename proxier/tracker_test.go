@@ -11,6 +11,11 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kproxy/kproxy/proxier/metrics"
 )
 
 func newTestTracker() *Tracker {
@@ -286,4 +291,37 @@ func TestRunnerWaitsForInitialSyncAndCoalesces(t *testing.T) {
 	if !be.snaps[0].Full || len(be.snaps[0].Services) != 1 {
 		t.Fatalf("first sync must be full with the listed service: %+v", be.snaps[0])
 	}
+}
+
+func TestTrackerCountsChanges(t *testing.T) {
+	m := metrics.New()
+	tr := NewTracker(TrackerOptions{Family: v1.IPv4Protocol, NodeName: "node-a", Logger: klog.Background(), Metrics: m})
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	tr.OnEndpointSliceAdd(slice("ns", "s", "a", 80, ep("10.1.0.1")))
+	tr.OnEndpointSliceUpdate(nil, slice("ns", "s", "a", 80, ep("10.1.0.2")))
+	if got := metricValue(t, m.ServiceChangesTotal); got != 1 {
+		t.Errorf("service changes total %v, want 1", got)
+	}
+	if got := metricValue(t, m.EndpointChangesPending); got != 2 {
+		t.Errorf("endpoint changes pending %v, want 2", got)
+	}
+	tr.Snapshot()
+	if got := metricValue(t, m.EndpointChangesPending); got != 0 {
+		t.Errorf("endpoint changes pending after snapshot %v, want 0", got)
+	}
+	if got := metricValue(t, m.EndpointChangesTotal); got != 2 {
+		t.Errorf("endpoint changes total %v, want 2", got)
+	}
+}
+
+func metricValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }

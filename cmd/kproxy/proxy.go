@@ -74,6 +74,7 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	fp.tracker = proxier.NewTracker(proxier.TrackerOptions{
 		Family: fam, NodeName: p.cfg.NodeName, Logger: p.logger.WithValues("ipFamily", fam),
 		NodeIPsFallback: nodeIPsFallback,
+		Metrics:         p.firstFamilyMetrics(),
 		OnChange: func() {
 			if fp.runner != nil {
 				fp.runner.Trigger()
@@ -125,4 +126,13 @@ func (h nodeWatchingHandler) OnNodeSet(n *v1.Node) {
 func (h nodeWatchingHandler) OnNodeDelete(n *v1.Node) {
 	h.health.SyncNode(nil)
 	h.FanOut.OnNodeDelete(n)
+}
+
+// firstFamilyMetrics hands the change counters to the first family's tracker
+// only: every event reaches every family, and counting it twice would lie.
+func (p *proxy) firstFamilyMetrics() *metrics.Metrics {
+	if len(p.families) == 0 {
+		return p.metrics
+	}
+	return nil
 }
