@@ -72,7 +72,7 @@ func runCluster(t *testing.T, client *fake.Clientset, h Handler) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := awaitReturn(t, "RunCluster", done); err != nil {
 			t.Errorf("RunCluster returned %v", err)
 		}
 	})
@@ -268,8 +268,11 @@ func TestRunClusterReturnsWhenCancelledBeforeSync(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	rec := newRecorder()
-	err := RunCluster(ctx, ClusterOptions{Client: fake.NewClientset(), NodeName: "n", Handler: rec})
-	if err != nil {
+	done := make(chan error, 1)
+	go func() {
+		done <- RunCluster(ctx, ClusterOptions{Client: fake.NewClientset(), NodeName: "n", Handler: rec})
+	}()
+	if err := awaitReturn(t, "RunCluster", done); err != nil {
 		t.Fatalf("RunCluster = %v, want nil", err)
 	}
 	for _, e := range rec.take() {

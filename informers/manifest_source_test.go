@@ -43,7 +43,7 @@ func startManifests(t *testing.T, path, nodeName string) (*recorder, *errorLog) 
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := awaitReturn(t, "RunManifests", done); err != nil {
 			t.Errorf("RunManifests returned %v", err)
 		}
 	})
@@ -147,8 +147,11 @@ func TestRunManifestsKeepsStateOnBrokenEdit(t *testing.T) {
 		t.Errorf("reported error = %v, want a DocumentError for %s document 1", err, web)
 	}
 
-	// A removed path is reported too, and also keeps the state.
-	if err := os.RemoveAll(dir); err != nil {
+	// A removed path is reported too, and also keeps the state. The
+	// directory is renamed away, not removed: os.RemoveAll unlinks the files
+	// first, and two polls seeing the empty directory left in between would
+	// rightly delete everything.
+	if err := os.Rename(dir, filepath.Join(t.TempDir(), "gone")); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the read error to be reported", func() bool { return len(errs.all()) > 1 })
@@ -157,11 +160,15 @@ func TestRunManifestsKeepsStateOnBrokenEdit(t *testing.T) {
 	}
 	rec.expectQuiet(t)
 
-	// Fixing the files resumes normal operation from the kept state.
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	// Fixing the files resumes normal operation from the kept state. The
+	// directory is filled elsewhere and moved into place: an empty directory
+	// at the path, even briefly, is a valid state without objects.
+	fixed := manifestDir(t, map[string]string{
+		"web.yaml": strings.Replace(webService, "port: 80", "port: 82", 1) + "---\n" + webSlice,
+	})
+	if err := os.Rename(fixed, dir); err != nil {
 		t.Fatal(err)
 	}
-	replaceFile(t, web, strings.Replace(webService, "port: 80", "port: 82", 1)+"---\n"+webSlice)
 	rec.waitEvents(t, "update Service demo/web")
 	if n := len(errs.all()); n != 2 {
 		t.Errorf("%d errors reported, want each broken state reported once: %v", n, errs.all())

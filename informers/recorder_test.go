@@ -1,7 +1,9 @@
 package informers
 
 import (
+	"bytes"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -182,5 +184,28 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stopTimeout bounds how long a source may take to return once its context
+// is cancelled.
+const stopTimeout = 10 * time.Second
+
+// awaitReturn waits for the result of a source started on another
+// goroutine. A source that does not return in time fails the test at once,
+// with every goroutine's stack, instead of hanging until the test binary's
+// timeout.
+func awaitReturn(t *testing.T, what string, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(stopTimeout):
+		var stacks bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&stacks, 1); err != nil {
+			fmt.Fprintf(&stacks, "(goroutine dump failed: %v)", err)
+		}
+		t.Fatalf("%s did not return within %v of its context ending; goroutines:\n%s", what, stopTimeout, stacks.String())
+		return nil
 	}
 }
