@@ -16,7 +16,7 @@ var (
 	podserverBin string
 )
 
-// TestMain builds kproxy (unless KPROXY_BIN names one) and the pod server once.
+// TestMain builds kproxy and the pod server once (unless KPROXY_BIN / KPROXY_PODSERVER_BIN name prebuilt ones).
 // With KPROXY_KERNEL_TESTS=require, a machine that cannot run kernel tests fails the run instead of skipping.
 func TestMain(m *testing.M) {
 	if reason := netns.SkipReason(); reason != "" {
@@ -44,9 +44,12 @@ func TestMain(m *testing.M) {
 
 func buildBinaries(dir string) error {
 	ctx := context.Background()
-	var err error
-	if podserverBin, err = netns.BuildPodserver(ctx, dir); err != nil {
-		return err
+	// Inside the qemu guest there is no Go toolchain: the host passes prebuilt binaries.
+	if podserverBin = os.Getenv("KPROXY_PODSERVER_BIN"); podserverBin == "" {
+		var err error
+		if podserverBin, err = netns.BuildPodserver(ctx, dir); err != nil {
+			return err
+		}
 	}
 	if kproxyBin = os.Getenv("KPROXY_BIN"); kproxyBin != "" {
 		return nil
