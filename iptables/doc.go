@@ -5,20 +5,27 @@
 //
 // Contract:
 //   - Rendering (Renderer, Render) is a pure function of a snapshot and
-//     RenderOptions. Top-level chains are always rewritten completely;
+//     RenderOptions (a Renderer caches chain names and each unchanged
+//     service's chains between renders; snap.Changed must list every
+//     service port whose port or endpoints changed). Top-level chains are always rewritten completely;
 //     per-service chains (KUBE-SVC/SVL/EXT/FW/SEP) only for changed services
 //     unless the snapshot is full. Output is deterministic: services are
 //     visited by svcPortName and chains are laid out KUBE-NODEPORTS,
 //     KUBE-SERVICES, then by name, which is how upstream's golden tests
 //     normalize its (map-ordered) output, so goldens compare byte for byte.
 //   - Proxier (a proxier.Backend) runs each sync as plan → render → apply →
-//     account with exactly one Restore call. The first sync, any sync after a
+//     account with one Restore call. The first sync, any sync after a
 //     failure, and a change of large-cluster mode are full; a full sync reads
 //     nat and filter to delete leftover per-service chains and to insert only
 //     the jump rules that are missing (so they are never duplicated), and
-//     redeclares the KUBE-PROXY-CANARY chains. Partial syncs delete the chains
-//     of removed services from what the proxier wrote last time. Only our
-//     chains are ever declared, so --noflush leaves other software alone.
+//     redeclares the KUBE-PROXY-CANARY chains. A full sync never depends on
+//     iptables-save succeeding (it crashes on a 10k-service nat table): it
+//     falls back to the last successful sync's memory or, after a restart,
+//     to single-chain listings (ChainLister), and then writes the service
+//     chains in several restores (plan_kernel.go, apply_batches.go). Partial
+//     syncs delete the chains the renderer reports dropped for changed or
+//     removed services. Only our chains are ever declared, so --noflush
+//     leaves other software alone.
 //   - Cleanup removes what kproxy or upstream kube-proxy installed, except
 //     kubelet's shared KUBE-MARK-MASQ and KUBE-FIREWALL.
 //

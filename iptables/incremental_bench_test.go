@@ -14,6 +14,9 @@ func (discardRestorer) Save(context.Context, string) ([]byte, error) {
 	return []byte("*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"), nil
 }
 
+// ListChain finds no chain, as in empty tables.
+func (discardRestorer) ListChain(context.Context, string, string) ([]byte, error) { return nil, nil }
+
 func BenchmarkSyncPartial10kServicesOneChanged(b *testing.B) {
 	w := scaleWorld(10000, 10)
 	p, err := New(Options{Restorer: discardRestorer{}, Render: testOptions()})

@@ -32,14 +32,17 @@ func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
 	}}
 	g.table("nat").deleteChain("KUBE-SVC-OLD")
 	moveInsertsToOwnBlock(g, []string{"nat"})
-	got := string(withListPrefix(g.Bytes(), []string{"nat"}))
+	markListPrefix(g, []string{"nat"})
+	got := string(g.Bytes())
 	want := "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n" +
 		"*nat\n-S\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-OLD - [0:0]\n-A KUBE-SERVICES -j RETURN\nCOMMIT\n" +
 		"*nat\n-I OUTPUT 1 -j KUBE-SERVICES\n-X KUBE-SVC-OLD\nCOMMIT\n"
 	if got != want {
 		t.Errorf("input =\n%s\nwant\n%s", got, want)
 	}
-	if same := withListPrefix([]byte("*nat\nCOMMIT\n"), nil); string(same) != "*nat\nCOMMIT\n" {
+	g = &Rendering{out: new(bytes.Buffer), tables: []*tableText{{name: "nat"}}}
+	markListPrefix(g, nil)
+	if same := string(g.Bytes()); same != "*nat\nCOMMIT\n" {
 		t.Errorf("input changed without prefixed tables: %q", same)
 	}
 }

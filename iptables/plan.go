@@ -1,8 +1,6 @@
 package iptables
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -22,6 +20,13 @@ type syncPlan struct {
 	nat, filter *savedTable
 	// large is upstream's large-cluster mode for this snapshot.
 	large bool
+	// source tells how a full sync learned the kernel state; partial is set
+	// when nat and filter hold only listed chains, not whole tables.
+	source  kernelSource
+	partial bool
+	// lister, set with fromListing, finds stale chains once the rendering
+	// says which chains are active.
+	lister ChainLister
 }
 
 // plan decides the sync kind. A full sync reads nat and filter (stale chains,
@@ -36,17 +41,10 @@ func (p *Proxier) plan(ctx context.Context, snap *proxier.Snapshot) (*syncPlan, 
 		s.Full = true
 		pl.snap = &s
 	}
-	var err error
 	if pl.full {
-		if pl.nat, err = saveTable(ctx, p.restorer, "nat"); err != nil {
-			return nil, err
-		}
-		if pl.filter, err = saveTable(ctx, p.restorer, "filter"); err != nil {
-			return nil, err
-		}
-		return pl, nil
+		return pl, p.readKernel(ctx, pl)
 	}
-	if p.servicesShrank(snap) {
+	if p.servicesShrank(snap) && len(p.chains["nat"]) <= saveMaxChains {
 		// Best effort: the chains written last time are known anyway.
 		pl.nat, _ = saveTable(ctx, p.restorer, "nat")
 	}
@@ -91,24 +89,25 @@ func addCanaries(g *Rendering) {
 }
 
 // addStaleChainDeletions flushes and deletes per-service nat chains that are
-// no longer needed: those found by iptables-save and those written last time.
-func addStaleChainDeletions(g *Rendering, pl *syncPlan, written map[string]struct{}) int {
-	var stale []string
-	for c := range written {
+// no longer needed: those the renderer dropped (only changed or removed
+// services can drop chains, so a partial sync never walks all chains), those
+// dropped by earlier failed syncs, and those found by reading the kernel.
+func addStaleChainDeletions(g *Rendering, pl *syncPlan, unsynced []string) int {
+	stale := slices.Clone(g.removed)
+	for _, c := range unsynced {
 		if _, ok := g.active[c]; !ok {
 			stale = append(stale, c)
 		}
 	}
 	if pl.nat != nil {
 		for c := range pl.nat.chains {
-			_, active := g.active[c]
-			_, known := written[c]
-			if IsServiceChainName(c) && !active && !known {
+			if _, active := g.active[c]; IsServiceChainName(c) && !active {
 				stale = append(stale, c)
 			}
 		}
 	}
 	slices.Sort(stale)
+	stale = slices.Compact(stale)
 	nat := g.table("nat")
 	for _, c := range stale {
 		nat.deleteChain(c)
@@ -201,36 +200,68 @@ func saveTable(ctx context.Context, r Restorer, table string) (*savedTable, erro
 // parseSave reads chain declarations and rules of one table's iptables-save output.
 func parseSave(data []byte) *savedTable {
 	t := &savedTable{chains: map[string]struct{}{}, builtins: map[string]struct{}{}}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
+	parseSaveInto(t, data)
+	return t
+}
+
+// parseSaveInto adds the chains and rules of iptables-save output, or of
+// "iptables -S CHAIN" output ("-N CHAIN", "-P CHAIN POLICY"), to t. The
+// input is converted to a string once and every line and name is a
+// substring of it, so a 30 MB save costs one copy, not one per line.
+func parseSaveInto(t *savedTable, data []byte) {
+	text := string(data)
+	for line := range strings.Lines(text) {
+		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case strings.HasPrefix(line, ":"):
-			f := strings.Fields(line[1:])
-			if len(f) == 0 {
-				continue
-			}
-			t.chains[f[0]] = struct{}{}
-			if len(f) > 1 && f[1] != "-" {
-				t.builtins[f[0]] = struct{}{}
-			}
+			name, rest, _ := strings.Cut(line[1:], " ")
+			t.addChain(name, !strings.HasPrefix(rest, "-"))
+		case strings.HasPrefix(line, "-N "), strings.HasPrefix(line, "-P "):
+			name, _, _ := strings.Cut(line[3:], " ")
+			t.addChain(name, line[1] == 'P')
 		case strings.HasPrefix(line, "-A "):
-			args := splitSaveArgs(line)
-			if len(args) < 2 {
-				continue
+			if r, ok := parseSavedRule(line); ok {
+				t.rules = append(t.rules, r)
 			}
-			r := savedRule{line: line, chain: args[1]}
-			for i := 2; i+1 < len(args); i++ {
-				if args[i] == "-j" || args[i] == "-g" {
-					r.target = args[i+1]
-					break
-				}
-			}
-			t.rules = append(t.rules, r)
 		}
 	}
-	return t
+}
+
+func (t *savedTable) addChain(name string, builtin bool) {
+	if name == "" {
+		return
+	}
+	t.chains[name] = struct{}{}
+	if builtin {
+		t.builtins[name] = struct{}{}
+	}
+}
+
+// parseSavedRule finds the chain and the -j/-g target of a saved rule. Only
+// rules with a quoted comment need the quote-aware split.
+func parseSavedRule(line string) (savedRule, bool) {
+	if strings.Contains(line, "\"") {
+		args := splitSaveArgs(line)
+		if len(args) < 2 {
+			return savedRule{}, false
+		}
+		return savedRule{line: line, chain: args[1], target: targetOf(args[2:])}, true
+	}
+	args := strings.Fields(line)
+	if len(args) < 2 {
+		return savedRule{}, false
+	}
+	// strings.Fields allocates only the slice; names stay substrings of line.
+	return savedRule{line: line, chain: args[1], target: targetOf(args[2:])}, true
+}
+
+func targetOf(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-j" || args[i] == "-g" {
+			return args[i+1]
+		}
+	}
+	return ""
 }
 
 // splitSaveArgs splits a saved rule on blanks, keeping double-quoted text

@@ -27,18 +27,25 @@ type Proxier struct {
 
 	// needFull is set at start and after any failed sync.
 	needFull bool
-	// written holds the per-service nat chains present after the last
-	// successful sync, so a partial sync can delete those no longer needed
-	// without reading the table.
-	written map[string]struct{}
+	// synced is set once a sync succeeded.
+	synced bool
+	// unsynced holds the per-service chains renders dropped (Rendering.removed)
+	// whose deletion has not been applied yet because their sync failed; the
+	// renderer forgets them, so the proxier must remember to delete them.
+	unsynced []string
 	// services are the service ports of the last successful sync.
 	services  map[proxier.ServicePortName]struct{}
 	lastLarge bool
+	// distrustMemory is set when a full sync based on memory failed: the
+	// next one must not rely on memory again (it may be what is wrong).
+	distrustMemory bool
 
 	// chains remembers every chain's rules as of the last successful sync,
 	// so unchanged chains are left out of the restore input.
 	chains chainMemory
 	seed   maphash.Seed
+	// batchChains is batchMaxChains (smaller in tests).
+	batchChains int
 }
 
 var _ proxier.Backend = (*Proxier)(nil)
@@ -52,41 +59,69 @@ func New(opts Options) (*Proxier, error) {
 		return nil, errors.New("iptables proxier: no masquerade mark")
 	}
 	return &Proxier{restorer: opts.Restorer, renderer: NewRenderer(opts.Render), needFull: true,
-		chains: chainMemory{}, seed: maphash.MakeSeed()}, nil
+		chains: chainMemory{}, seed: maphash.MakeSeed(), batchChains: batchMaxChains}, nil
 }
 
-// Sync brings this family's iptables rules to snap with exactly one Restore.
-// On error nothing is remembered and the next sync is full.
+// Sync brings this family's iptables rules to snap with one Restore (several
+// only for a large full sync that could not read the nat table, see
+// apply_batches.go). On error nothing is remembered and the next sync is full.
 func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.SyncResult, error) {
 	pl, err := p.plan(ctx, snap)
 	if err != nil {
-		p.needFull = true
+		p.failed(pl, nil)
 		return proxier.SyncResult{}, fmt.Errorf("plan iptables sync: %w", err)
 	}
-	g := p.render(pl)
+	g, err := p.render(ctx, pl)
+	if err != nil {
+		p.failed(pl, g)
+		return proxier.SyncResult{}, fmt.Errorf("render iptables sync: %w", err)
+	}
 	all := tableChains(g)
 	p.skipUnchanged(pl, g)
 	prefixed := p.listPrefixTables(pl, g)
 	moveInsertsToOwnBlock(g, prefixed)
-	data := withListPrefix(g.Bytes(), prefixed)
+	markListPrefix(g, prefixed)
+	batched, err := p.writeServiceBatches(ctx, pl, g, prefixed)
+	if err != nil {
+		p.failed(pl, g)
+		return proxier.SyncResult{}, err
+	}
+	data := g.Bytes()
 	if err := p.apply(ctx, data); err != nil {
-		p.needFull = true
+		p.failed(pl, g)
 		return proxier.SyncResult{}, err
 	}
 	p.chains = rememberChains(p.chains, g, all, p.seed, pl.full)
-	return p.account(pl, g, len(data)), nil
+	return p.account(pl, g, batched+len(data)), nil
 }
 
 // render produces the restore input: the rendered tables plus, on full syncs,
 // missing jump rules and canaries, and deletion of stale per-service chains.
-func (p *Proxier) render(pl *syncPlan) *Rendering {
+func (p *Proxier) render(ctx context.Context, pl *syncPlan) (*Rendering, error) {
 	g := p.renderer.Render(pl.snap)
 	if pl.full {
 		addJumpRules(g, pl)
 		addCanaries(g)
 	}
-	addStaleChainDeletions(g, pl, p.written)
-	return g
+	if pl.lister != nil {
+		if err := findStaleChains(ctx, pl.lister, pl.nat, g.active); err != nil {
+			return g, err
+		}
+	}
+	addStaleChainDeletions(g, pl, p.unsynced)
+	return g, nil
+}
+
+// failed makes the next sync full, and keeps it from trusting memory again
+// when memory stood in for the kernel in this one.
+func (p *Proxier) failed(pl *syncPlan, g *Rendering) {
+	p.needFull = true
+	if g != nil {
+		p.unsynced = append(p.unsynced, g.removed...)
+	}
+	if pl != nil && pl.source == fromMemory {
+		p.distrustMemory = true
+	}
 }
 
 func (p *Proxier) apply(ctx context.Context, data []byte) error {
@@ -98,12 +133,14 @@ func (p *Proxier) apply(ctx context.Context, data []byte) error {
 
 // account remembers what is now in the kernel and reports the sync.
 func (p *Proxier) account(pl *syncPlan, g *Rendering, restoreBytes int) proxier.SyncResult {
-	p.written = g.active
+	p.synced = true
+	p.unsynced = nil
 	p.services = make(map[proxier.ServicePortName]struct{}, len(pl.snap.Services))
 	for name := range pl.snap.Services {
 		p.services[name] = struct{}{}
 	}
 	p.needFull = false
+	p.distrustMemory = false
 	p.lastLarge = pl.large
 	return proxier.SyncResult{Full: pl.full, RestoreBytes: restoreBytes, Rules: g.RuleCounts()}
 }

@@ -70,6 +70,8 @@ type Renderer struct {
 	// tens of megabytes of fresh memory.
 	svcBuf, out bytes.Buffer
 	top         [10]chainBuf
+	// state caches chain names and per-service chains across renders.
+	state serviceState
 }
 
 // NewRenderer returns a renderer for one IP family.
@@ -94,9 +96,10 @@ func Render(snap *proxier.Snapshot, opts RenderOptions) *Rendering {
 // The Rendering shares the Renderer's buffers: it is valid until the next Render.
 func (r *Renderer) Render(snap *proxier.Snapshot) *Rendering {
 	run := newRenderRun(r, snap)
-	for _, n := range sortedServiceNames(snap) {
+	for _, n := range sortedServiceNames(snap, &r.state) {
 		run.service(n)
 	}
+	run.removed = r.state.forgetRemoved(snap, run.removed)
 	run.writeTopLevel()
 	return run.finish()
 }
@@ -122,7 +125,13 @@ type renderRun struct {
 	svc     ruleWriter
 	segs    []segment
 	segOpen int
-	active  map[string]struct{}
+
+	// state is the Renderer's; collect gathers the chains of the service
+	// being rendered, removed the chains no service needs any more.
+	state   *serviceState
+	port    *portState
+	collect []string
+	removed []string
 
 	scratch []endpointInfo
 }
@@ -151,7 +160,7 @@ type segment struct {
 func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	total := totalEndpoints(snap)
 	run := &renderRun{opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
-		active: make(map[string]struct{}, 2*len(snap.Services)+total)}
+		state: &r.state}
 	family := r.opts.Family
 	if family == "" {
 		family = snap.Family
@@ -168,12 +177,34 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	f.nodePorts, f.proxyFirewall, f.firewall = t[3].reset(NodePortsChain), t[4].reset(ProxyFirewallChain), t[5].reset(FirewallChain)
 	n.services, n.nodePorts = t[6].reset(ServicesChain), t[7].reset(NodePortsChain)
 	n.postrouting, n.markMasq = t[8].reset(PostroutingChain), t[9].reset(MarkMasqChain)
+	r.releaseLargeBuffers(snap)
 	r.svcBuf.Reset()
 	run.svc.buf = &r.svcBuf
 	if snap.Full {
 		run.svcBuf.Grow(500*len(snap.Services) + 350*total)
+		r.state.reserve(len(snap.Services), 2*len(snap.Services)+total)
 	}
 	return run
+}
+
+// keepBufferBytes is the buffer capacity a partial render keeps; a full
+// render at 10k services grows each buffer to ~30 MB.
+const keepBufferBytes = 4 << 20
+
+// releaseLargeBuffers lets a partial render drop the buffers the last full
+// render grew: partial inputs are kilobytes, and full syncs are rare (start,
+// hourly, after failures), so keeping ~60 MB resident between them is waste.
+// It runs at the start of a render because the previous Rendering shares them.
+func (r *Renderer) releaseLargeBuffers(snap *proxier.Snapshot) {
+	if snap.Full {
+		return
+	}
+	if r.svcBuf.Cap() > keepBufferBytes {
+		r.svcBuf = bytes.Buffer{}
+	}
+	if r.out.Cap() > keepBufferBytes {
+		r.out = bytes.Buffer{}
+	}
 }
 
 func (n *NodePortAddresses) containsIPv4Loopback() bool {
@@ -194,18 +225,20 @@ func totalEndpoints(snap *proxier.Snapshot) int {
 	return total
 }
 
-// serviceName pairs a service port name with its svcPortName string.
+// serviceName pairs a service port name with its cached state.
 type serviceName struct {
 	name proxier.ServicePortName
 	str  string
+	port *portState
 }
 
 // sortedServiceNames orders service ports by svcPortName text, then protocol,
 // the order upstream's golden tests sort rules in.
-func sortedServiceNames(snap *proxier.Snapshot) []serviceName {
+func sortedServiceNames(snap *proxier.Snapshot, state *serviceState) []serviceName {
 	names := make([]serviceName, 0, len(snap.Services))
 	for n := range snap.Services {
-		names = append(names, serviceName{name: n, str: n.String()})
+		ps := state.port(n)
+		names = append(names, serviceName{name: n, str: ps.str, port: ps})
 	}
 	slices.SortFunc(names, func(a, b serviceName) int {
 		if c := strings.Compare(a.str, b.str); c != 0 {
@@ -218,7 +251,7 @@ func sortedServiceNames(snap *proxier.Snapshot) []serviceName {
 
 // beginChain declares a per-service chain and starts its segment.
 func (r *renderRun) beginChain(name string) {
-	r.active[name] = struct{}{}
+	r.collect = append(r.collect, name)
 	if !r.svc.discard {
 		r.segOpen = r.svcBuf.Len()
 	}

@@ -70,8 +70,8 @@ type endpointInfo struct {
 
 func (r *renderRun) endpointInfos(p *servicePlan, eps []proxier.Endpoint, into []endpointInfo) []endpointInfo {
 	for i := range eps {
-		s := eps[i].String()
-		into = append(into, endpointInfo{ep: &eps[i], str: s, chain: EndpointChainName(p.name, p.sp.Protocol, s)})
+		e := p.port.endpointName(&eps[i], p.sp.Protocol)
+		into = append(into, endpointInfo{ep: &eps[i], str: e.str, chain: e.chain})
 	}
 	return into
 }

@@ -12,8 +12,12 @@ import (
 type Rendering struct {
 	tables []*tableText
 	out    *bytes.Buffer
-	// active holds every per-service nat chain the snapshot needs, rewritten or not.
-	active      map[string]struct{}
+	// active holds every per-service nat chain the snapshot needs, rewritten
+	// or not, with its service port (the Renderer's map, valid until the
+	// next Render); removed are the chains the previous render of this
+	// Renderer needed and this one does not.
+	active      map[string]*portState
+	removed     []string
 	filterRules int
 	natRules    int
 }
@@ -24,6 +28,8 @@ type tableText struct {
 	chains  []chainText
 	inserts []string // extra rule lines written after the chains' rules
 	deletes []string // chains flushed and deleted ("-X") in the same input
+	// listPrefix starts the block with "-S" (see listPrefixTables).
+	listPrefix bool
 }
 
 // chainText is a declared chain and its rule lines; rules is empty for a
@@ -40,7 +46,7 @@ func (r *renderRun) finish() *Rendering {
 		filterChains = append(filterChains, f.firewall)
 	}
 	natChains := []*chainBuf{n.services, n.nodePorts, n.postrouting, n.markMasq}
-	out := &Rendering{active: r.active, out: r.out}
+	out := &Rendering{active: r.state.owner, removed: r.removed, out: r.out}
 	filter := &tableText{name: "filter"}
 	for _, c := range filterChains {
 		filter.chains = append(filter.chains, chainText{name: c.name, rules: c.buf.Bytes()})
@@ -92,7 +98,7 @@ func (g *Rendering) Bytes() []byte {
 }
 
 func (t *tableText) size() int {
-	n := len(t.name) + 16
+	n := len(t.name) + 19
 	for _, c := range t.chains {
 		n += len(c.name) + 10 + len(c.rules)
 	}
@@ -110,6 +116,9 @@ func (t *tableText) writeTo(b *bytes.Buffer) {
 	b.WriteByte('*')
 	b.WriteString(t.name)
 	b.WriteByte('\n')
+	if t.listPrefix {
+		b.WriteString("-S\n")
+	}
 	for _, c := range t.chains {
 		writeChainLine(b, c.name)
 	}

@@ -8,6 +8,7 @@ import (
 // traffic policies and categorized endpoints (upstream syncProxyRules' locals).
 type servicePlan struct {
 	sp     *proxier.ServicePort
+	port   *portState
 	name   string // svcPortName
 	proto  string // lowercase protocol
 	chains ServiceChains
@@ -34,8 +35,8 @@ func (r *renderRun) planService(n serviceName) servicePlan {
 	if eps == nil {
 		eps = &emptyEndpoints
 	}
-	p := servicePlan{sp: sp, name: n.str, proto: lowerProtocol(sp.Protocol)}
-	p.chains = ServiceChainNames(n.str, sp.Protocol)
+	p := servicePlan{sp: sp, name: n.str, proto: lowerProtocol(sp.Protocol), port: n.port}
+	p.chains = n.port.chains
 	if sp.UsesClusterEndpoints() {
 		p.clusterEps = eps.Cluster
 	}
@@ -92,8 +93,19 @@ func (r *renderRun) service(n serviceName) {
 	r.writeHealthCheckNodePort(&p)
 
 	_, changed := r.snap.Changed[n.name]
-	r.svc.discard = !r.snap.Full && !changed
+	rewrite := r.snap.Full || changed
+	if !rewrite && n.port.rendered {
+		// Unchanged since its last render: same chains, same rule count.
+		r.svc.lines += n.port.lines
+		return
+	}
+	r.svc.discard = !rewrite
+	before := r.svc.lines
+	r.collect = r.collect[:0]
 	r.writeExternalChain(&p)
 	r.writeFirewallChain(&p)
 	r.writePolicyChains(&p)
+	n.port.pruneEndpoints(r.scratch)
+	n.port.lines, n.port.rendered = r.svc.lines-before, true
+	r.removed = r.state.setOwned(n.port, r.collect, r.removed)
 }

@@ -17,3 +17,14 @@ type Restorer interface {
 	// Save returns iptables-save output for one table ("filter", "nat", ...).
 	Save(ctx context.Context, table string) ([]byte, error)
 }
+
+// ChainLister is an optional Restorer capability: list one chain the way
+// "iptables -t TABLE -S CHAIN" does ("-P CHAIN POLICY" or "-N CHAIN", then
+// its "-A" rules in iptables-save form). With iptables-nft 1.8.9, listing a
+// single chain fetches only that chain, so it stays cheap (~10 ms) where
+// iptables-save of a 110k-chain nat table runs minutes and then crashes.
+// The proxier uses it to check its jump rules when it cannot read whole tables.
+type ChainLister interface {
+	// ListChain returns (nil, nil) when the chain does not exist.
+	ListChain(ctx context.Context, table, chain string) ([]byte, error)
+}

@@ -100,6 +100,20 @@ func (r *Runner) Save(ctx context.Context, table string) ([]byte, error) {
 	return out, nil
 }
 
+// ListChain runs iptables -t table -S chain (implements iptables.ChainLister).
+// A missing chain is (nil, nil): iptables 1.8.9 reports it as "incompatible",
+// older versions as "No chain/target/match by that name".
+func (r *Runner) ListChain(ctx context.Context, table, chain string) ([]byte, error) {
+	out, stderr, err := r.run(ctx, nil, r.binary, "-w", strconv.Itoa(r.opts.WaitSeconds), "-t", table, "-S", chain)
+	if err != nil {
+		if ctx.Err() == nil && (strings.Contains(stderr, "No chain/target/match") || strings.Contains(stderr, "incompatible")) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s -t %s -S %s: %w: %s", r.binary, table, chain, err, strings.TrimSpace(stderr))
+	}
+	return out, nil
+}
+
 func (r *Runner) run(ctx context.Context, stdin []byte, args ...string) (stdout []byte, stderr string, err error) {
 	if r.opts.Timeout > 0 {
 		var cancel context.CancelFunc

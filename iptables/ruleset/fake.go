@@ -33,6 +33,7 @@ type Fake struct {
 	mu       sync.Mutex
 	tables   map[string]*tableState
 	failNext error
+	failSave error
 	restores int
 	last     []byte
 }
@@ -119,6 +120,10 @@ func (f *Fake) Save(ctx context.Context, table string) ([]byte, error) {
 		return nil, fmt.Errorf("iptables-save: table %q does not exist", table)
 	}
 	f.mu.Lock()
+	if err := f.failSave; err != nil {
+		f.mu.Unlock()
+		return nil, err
+	}
 	t := f.tables[table]
 	if t == nil {
 		t = newTableState(table)
@@ -147,6 +152,44 @@ func FormatSave(t *Table) string {
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
+}
+
+// FailSaves makes every Save return err until FailSaves(nil), as
+// iptables-save does on a table too large for it.
+func (f *Fake) FailSaves(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failSave = err
+}
+
+// ListChain prints one chain as "iptables -S CHAIN" does: "-P CHAIN POLICY"
+// or "-N CHAIN", then its rules; (nil, nil) when the chain does not exist.
+func (f *Fake) ListChain(ctx context.Context, table, chain string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	t := f.Table(table)
+	if t == nil {
+		return nil, fmt.Errorf("iptables: table %q does not exist", table)
+	}
+	c := t.Chain(chain)
+	if c == nil {
+		return nil, nil
+	}
+	var b strings.Builder
+	if c.Policy == PolicyNone {
+		fmt.Fprintf(&b, "-N %s\n", c.Name)
+	} else {
+		fmt.Fprintf(&b, "-P %s %s\n", c.Name, c.Policy)
+	}
+	for i := range c.Rules {
+		b.WriteString("-A " + c.Name)
+		for _, a := range c.Rules[i].SaveArgs() {
+			b.WriteString(" " + a)
+		}
+		b.WriteByte('\n')
+	}
+	return []byte(b.String()), nil
 }
 
 // FailNextRestore makes the next Restore return err without changing state.

@@ -19,6 +19,7 @@ type Meter struct {
 	Inner iptables.Restorer
 
 	restores, saves       int
+	lists                 int
 	restoreBytes          int
 	restoreTime, saveTime time.Duration
 	// keepPath, if set, receives the next restore input (kept on disk so the
@@ -28,7 +29,10 @@ type Meter struct {
 	dump func(data []byte)
 }
 
-var _ iptables.Restorer = (*Meter)(nil)
+var (
+	_ iptables.Restorer    = (*Meter)(nil)
+	_ iptables.ChainLister = (*Meter)(nil)
+)
 
 // Restore forwards to the inner Restorer and accounts for the call.
 func (m *Meter) Restore(ctx context.Context, data []byte) error {
@@ -58,9 +62,23 @@ func (m *Meter) Save(ctx context.Context, table string) ([]byte, error) {
 	return out, err
 }
 
+// ListChain forwards to the inner Restorer's optional ChainLister; its time
+// counts as kernel reading (saveTime), its calls as lists.
+func (m *Meter) ListChain(ctx context.Context, table, chain string) ([]byte, error) {
+	l, ok := m.Inner.(iptables.ChainLister)
+	if !ok {
+		return nil, fmt.Errorf("list %s %s: the restorer cannot list chains", table, chain)
+	}
+	start := time.Now()
+	out, err := l.ListChain(ctx, table, chain)
+	m.saveTime += time.Since(start)
+	m.lists++
+	return out, err
+}
+
 // reset forgets the counters (not the kept input).
 func (m *Meter) reset() {
-	m.restores, m.saves, m.restoreBytes = 0, 0, 0
+	m.restores, m.saves, m.lists, m.restoreBytes = 0, 0, 0, 0
 	m.restoreTime, m.saveTime = 0, 0
 }
 

@@ -21,12 +21,15 @@ const (
 	ScenarioFull        = "full"
 	ScenarioEndpoint    = "endpoint"
 	ScenarioSliceDelete = "slice-delete"
-	ScenarioRestart     = "restart"
-	ScenarioPlain       = "plain"
+	// ScenarioResync is a full sync of a running proxier (the periodic
+	// full sync, or the retry after a failure) over unchanged rules.
+	ScenarioResync  = "resync"
+	ScenarioRestart = "restart"
+	ScenarioPlain   = "plain"
 )
 
 // Scenarios lists every scenario in round order.
-var Scenarios = []string{ScenarioFull, ScenarioEndpoint, ScenarioSliceDelete, ScenarioRestart, ScenarioPlain}
+var Scenarios = []string{ScenarioFull, ScenarioEndpoint, ScenarioSliceDelete, ScenarioResync, ScenarioRestart, ScenarioPlain}
 
 // Options configure a benchmark run.
 type Options struct {
@@ -38,7 +41,7 @@ type Options struct {
 	Timeout time.Duration
 	// TempDir holds the child-process log.
 	TempDir string
-	// Skip names scenarios not to run (restart, plain).
+	// Skip names scenarios not to run (resync, restart, plain).
 	Skip map[string]bool
 	// DumpDir, if set, receives every restore input of the first round as
 	// <scenario>.restore, to replay under perf or strace.
@@ -54,10 +57,12 @@ type Sample struct {
 	// for plain, the wall time of the plain iptables-restore.
 	Sync time.Duration
 	// Snapshot is the time Tracker.Snapshot took before the sync.
-	Snapshot                time.Duration
-	RestoreBytes            int
+	Snapshot     time.Duration
+	RestoreBytes int
+	// SaveTime is the time spent reading the kernel: iptables-save and
+	// single-chain listings (Lists).
 	RestoreTime, SaveTime   time.Duration
-	Restores, Saves         int
+	Restores, Saves, Lists  int
 	ChildPeakRSS            int64
 	ProcessRSS, ProcessPeak int64
 	Full                    bool
@@ -148,6 +153,11 @@ func (r *round) run(ctx context.Context, nss *Namespaces) error {
 	if err := r.sync(ctx, ScenarioSliceDelete, p, tracker, false); err != nil {
 		return err
 	}
+	if !r.opts.Skip[ScenarioResync] {
+		if err := r.sync(ctx, ScenarioResync, p, tracker, true); err != nil {
+			return err
+		}
+	}
 	if !r.opts.Skip[ScenarioRestart] {
 		if err := r.restart(ctx, changed, deleted); err != nil {
 			return err
@@ -210,7 +220,7 @@ func (r *round) prepare() error {
 func (r *round) record(s Sample) error {
 	m := r.meter
 	if s.Scenario != ScenarioPlain {
-		s.RestoreBytes, s.Restores, s.Saves = m.restoreBytes, m.restores, m.saves
+		s.RestoreBytes, s.Restores, s.Saves, s.Lists = m.restoreBytes, m.restores, m.saves, m.lists
 		s.RestoreTime, s.SaveTime = m.restoreTime, m.saveTime
 	}
 	child, err := r.log.Read()

@@ -33,7 +33,7 @@ func run() error {
 	flag.IntVar(&opts.Rounds, "rounds", 5, "rounds; figures are medians over them")
 	flag.BoolVar(&opts.Legacy, "legacy", false, "use iptables-legacy instead of iptables-nft")
 	flag.DurationVar(&opts.Timeout, "timeout", 10*time.Minute, "bound on each iptables command")
-	flag.StringVar(&skip, "skip", "", "comma-separated scenarios not to run (restart, plain)")
+	flag.StringVar(&skip, "skip", "", "comma-separated scenarios not to run (resync, restart, plain)")
 	flag.BoolVar(&quiet, "quiet", false, "do not print each sample")
 	flag.StringVar(&opts.DumpDir, "dump", "", "write the first round's restore inputs to this directory")
 	flag.Parse()
@@ -76,7 +76,7 @@ func printSample(round int, s bench.Sample) {
 	if s.Err != nil {
 		status = s.Err.Error()
 	}
-	fmt.Fprintf(os.Stderr, "round %d %-12s sync %.3fs (restore %.3fs in %d, save %.3fs in %d) input %d B, child peak %d MB, RSS %d MB: %s\n",
-		round+1, s.Scenario, s.Sync.Seconds(), s.RestoreTime.Seconds(), s.Restores, s.SaveTime.Seconds(), s.Saves,
+	fmt.Fprintf(os.Stderr, "round %d %-12s sync %.3fs (restore %.3fs in %d, save %.3fs in %d saves + %d lists) input %d B, child peak %d MB, RSS %d MB: %s\n",
+		round+1, s.Scenario, s.Sync.Seconds(), s.RestoreTime.Seconds(), s.Restores, s.SaveTime.Seconds(), s.Saves, s.Lists,
 		s.RestoreBytes, s.ChildPeakRSS>>20, s.ProcessPeak>>20, status)
 }

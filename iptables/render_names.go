@@ -1,0 +1,128 @@
+package iptables
+
+import (
+	"net/netip"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// Per-service state the Renderer keeps across renders. At 10k services ×
+// 10 endpoints a partial sync used to spend most of its Go time hashing
+// (SHA-256) the names of 100k endpoint chains of services that had not
+// changed, and rebuilding a 110k-entry set of active chains. Chain names are
+// pure functions of the service port name and the endpoint address, so they
+// are computed once; the chains (and rule count) of a service port are
+// recorded when it is rendered and reused while it is not in snap.Changed.
+
+// portState is what the Renderer remembers about one service port.
+type portState struct {
+	str    string // svcPortName
+	chains ServiceChains
+	// eps caches endpoint strings and KUBE-SEP names by address.
+	eps map[netip.AddrPort]endpointName
+	// owned are the per-service chains the port's last render declared, and
+	// lines the rules in them; valid once rendered is set.
+	owned    []string
+	lines    int
+	rendered bool
+}
+
+type endpointName struct {
+	str, chain string
+}
+
+// serviceState maps each service port to its state and each active
+// per-service chain to the port owning it (a pointer: 8 bytes per chain
+// instead of a 64-byte ServicePortName, for 110k chains at 10k services).
+type serviceState struct {
+	ports map[proxier.ServicePortName]*portState
+	owner map[string]*portState
+}
+
+// reserve sizes the maps before the first render of a large snapshot, so
+// they are not regrown (and their old copies garbage) a dozen times.
+func (s *serviceState) reserve(services, chains int) {
+	if s.ports == nil {
+		s.ports = make(map[proxier.ServicePortName]*portState, services)
+		s.owner = make(map[string]*portState, chains)
+	}
+}
+
+func (s *serviceState) port(n proxier.ServicePortName) *portState {
+	s.reserve(0, 0)
+	ps := s.ports[n]
+	if ps == nil {
+		str := n.String()
+		ps = &portState{str: str, chains: ServiceChainNames(str, n.Protocol)}
+		s.ports[n] = ps
+	}
+	return ps
+}
+
+// endpointName returns the cached names of ep, computing them once.
+func (ps *portState) endpointName(ep *proxier.Endpoint, protocol v1.Protocol) endpointName {
+	key := netip.AddrPortFrom(ep.IP, uint16(ep.Port))
+	if e, ok := ps.eps[key]; ok {
+		return e
+	}
+	s := ep.String()
+	e := endpointName{str: s, chain: EndpointChainName(ps.str, protocol, s)}
+	if ps.eps == nil {
+		ps.eps = map[netip.AddrPort]endpointName{}
+	}
+	ps.eps[key] = e
+	return e
+}
+
+// setOwned records the chains a render of ps declared and returns, appended
+// to removed, those its previous render declared and this one did not.
+func (s *serviceState) setOwned(ps *portState, chains []string, removed []string) []string {
+	for _, c := range ps.owned {
+		if !containsName(chains, c) && s.owner[c] == ps {
+			delete(s.owner, c)
+			removed = append(removed, c)
+		}
+	}
+	for _, c := range chains {
+		s.owner[c] = ps
+	}
+	ps.owned = append(ps.owned[:0], chains...)
+	return removed
+}
+
+// pruneEndpoints keeps only the cached names of the endpoints in use, so a
+// churning service does not grow its cache forever.
+func (ps *portState) pruneEndpoints(infos []endpointInfo) {
+	if len(ps.eps) <= len(infos) {
+		return
+	}
+	kept := make(map[netip.AddrPort]endpointName, len(infos))
+	for i := range infos {
+		key := netip.AddrPortFrom(infos[i].ep.IP, uint16(infos[i].ep.Port))
+		kept[key] = ps.eps[key]
+	}
+	ps.eps = kept
+}
+
+// forgetRemoved drops the state of service ports absent from snap and
+// returns their chains appended to removed.
+func (s *serviceState) forgetRemoved(snap *proxier.Snapshot, removed []string) []string {
+	if len(s.ports) == 0 {
+		return removed
+	}
+	for n, ps := range s.ports {
+		if _, ok := snap.Services[n]; ok {
+			continue
+		}
+		for _, c := range ps.owned {
+			if s.owner[c] == ps {
+				delete(s.owner, c)
+				removed = append(removed, c)
+			}
+		}
+		delete(s.ports, n)
+	}
+	return removed
+}
