@@ -230,7 +230,7 @@ func (t *Tracker) OnNodeSet(node *v1.Node) {
 	if t.opts.NodeName != "" && node.Name != t.opts.NodeName {
 		return
 	}
-	info := NodeInfo{Name: node.Name, Labels: node.Labels, IPs: nodeAddresses(node, t.opts.Family)}
+	info := NodeInfo{Name: node.Name, Labels: node.Labels, IPs: NodeAddresses(node, t.opts.Family)}
 	t.mu.Lock()
 	changed := !t.nodeSeen || info.Labels[LabelTopologyZone] != t.node.Labels[LabelTopologyZone] ||
 		!equalAddrs(info.IPs, t.node.IPs)
@@ -250,7 +250,8 @@ func (t *Tracker) OnNodeDelete(*v1.Node) {}
 // OnNodeSynced is a no-op: rules do not wait for the Node object.
 func (t *Tracker) OnNodeSynced() {}
 
-func nodeAddresses(node *v1.Node, family v1.IPFamily) []netip.Addr {
+// NodeAddresses returns a Node's InternalIP then ExternalIP addresses of one family.
+func NodeAddresses(node *v1.Node, family v1.IPFamily) []netip.Addr {
 	var out []netip.Addr
 	for _, typ := range []v1.NodeAddressType{v1.NodeInternalIP, v1.NodeExternalIP} {
 		for _, a := range node.Status.Addresses {

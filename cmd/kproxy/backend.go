@@ -62,7 +62,7 @@ func (p *proxy) enableLocalhostNodePorts(opts iptables.RenderOptions) error {
 	if p.cfg.DryRun || opts.Family != v1.IPv4Protocol || !opts.LocalhostNodePorts {
 		return nil
 	}
-	match := p.cfg.NodePortAddresses.ForFamily(v1.IPv4Protocol, nodeIPsFallback(v1.IPv4Protocol))
+	match := p.cfg.NodePortAddresses.ForFamily(v1.IPv4Protocol, p.nodeIPs[v1.IPv4Protocol])
 	if !match.ContainsIPv4Loopback() {
 		return nil
 	}
@@ -97,7 +97,7 @@ func (p *proxy) renderOptions(fam v1.IPFamily, randomFully bool) iptables.Render
 		LocalDetector: p.localDetector(fam), LocalhostNodePorts: p.cfg.LocalhostNodePorts && fam == v1.IPv4Protocol,
 		RandomFully: randomFully, ConntrackTCPBeLiberal: p.cfg.Conntrack.TCPBeLiberal,
 	}
-	match := p.cfg.NodePortAddresses.ForFamily(fam, nodeIPsFallback(fam))
+	match := p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam])
 	if !match.All {
 		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: addrsInPrefixes(fam, match.Prefixes)}
 	}
@@ -150,7 +150,7 @@ func (p *proxy) familyObservers(fam v1.IPFamily) ([]proxier.SyncObserver, error)
 func (p *proxy) healthCheckAddresses() []netip.Addr {
 	var out []netip.Addr
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
-		m := p.cfg.NodePortAddresses.ForFamily(fam, nodeIPsFallback(fam))
+		m := p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam])
 		if m.All {
 			return nil
 		}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -77,4 +81,64 @@ func addrsInPrefixes(family v1.IPFamily, prefixes []netip.Prefix) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// nodeIPLookupTimeout bounds how long startup waits for this node's Node object.
+const nodeIPLookupTimeout = 30 * time.Second
+
+// detectNodeIPs finds the node's primary IPs as upstream does: a specific
+// --bind-address wins, else the Node object's addresses, else the interfaces
+// (with a log line). They expand nodePortAddresses' "primary" and are the
+// tracker's fallback when the Node object has none.
+func (p *proxy) detectNodeIPs(ctx context.Context) map[v1.IPFamily][]netip.Addr {
+	out := map[v1.IPFamily][]netip.Addr{}
+	if b := p.cfg.BindAddress; b.IsValid() && !b.IsUnspecified() {
+		out[proxier.FamilyOf(b)] = []netip.Addr{b.Unmap()}
+	}
+	if node := p.lookupNode(ctx); node != nil {
+		for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+			if len(out[fam]) == 0 {
+				out[fam] = proxier.NodeAddresses(node, fam)
+			}
+		}
+	}
+	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		if len(out[fam]) == 0 {
+			out[fam] = nodeIPsFallback(fam)
+			p.logger.V(2).Info("No node IP from the Node object; using this host's addresses", "ipFamily", fam, "ips", out[fam])
+		}
+	}
+	return out
+}
+
+// lookupNode reads this node's Node object from the manifests or the API server; nil when unavailable.
+func (p *proxy) lookupNode(ctx context.Context) *v1.Node {
+	if p.cfg.Manifests != "" {
+		objs, err := informers.LoadManifests(p.cfg.Manifests)
+		if err != nil {
+			return nil
+		}
+		if sel := objs.Select(p.cfg.NodeName); len(sel.Nodes) > 0 {
+			return sel.Nodes[0]
+		}
+		return nil
+	}
+	if p.client == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, nodeIPLookupTimeout)
+	defer cancel()
+	for {
+		node, err := p.client.CoreV1().Nodes().Get(ctx, p.cfg.NodeName, metav1.GetOptions{})
+		if err == nil {
+			return node
+		}
+		p.logger.V(2).Info("Waiting for this node's Node object", "node", p.cfg.NodeName, "err", err)
+		select {
+		case <-ctx.Done():
+			p.logger.Info("Node object not found; node IPs come from the interfaces", "node", p.cfg.NodeName)
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
@@ -28,6 +31,10 @@ type proxy struct {
 	metrics  *metrics.Metrics
 	health   *healthcheck.ProxyHealth
 	families []*familyProxy
+	// client is the API server connection; nil in --manifests mode.
+	client kubernetes.Interface
+	// nodeIPs are this node's primary IPs per family (detectNodeIPs).
+	nodeIPs map[v1.IPFamily][]netip.Addr
 }
 
 type familyProxy struct {
@@ -59,6 +66,17 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger, out io.Writer) (*proxy, error) {
 	p := &proxy{cfg: cfg, logger: logger, out: out, metrics: metrics.New()}
 	p.health = healthcheck.NewProxyHealth(healthcheck.ProxyHealthOptions{SyncPeriod: cfg.SyncPeriod, Metrics: p.metrics})
+	if cfg.Manifests == "" {
+		client, err := informers.NewClient(informers.ClientOptions{
+			Kubeconfig: cfg.Kubeconfig, Master: cfg.Master, ContentType: cfg.ContentType,
+			AcceptContentTypes: cfg.AcceptContentTypes, QPS: cfg.QPS, Burst: cfg.Burst, UserAgent: "kproxy/" + version,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("connect to the API server: %w", err)
+		}
+		p.client = client
+	}
+	p.nodeIPs = p.detectNodeIPs(ctx)
 	for _, fam := range detectFamilies(ctx, cfg, logger) {
 		fp, err := p.newFamily(fam)
 		if err != nil {
@@ -73,7 +91,7 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	fp := &familyProxy{family: fam}
 	fp.tracker = proxier.NewTracker(proxier.TrackerOptions{
 		Family: fam, NodeName: p.cfg.NodeName, Logger: p.logger.WithValues("ipFamily", fam),
-		NodeIPsFallback: nodeIPsFallback,
+		NodeIPsFallback: func(f v1.IPFamily) []netip.Addr { return p.nodeIPs[f] },
 		Metrics:         p.firstFamilyMetrics(),
 		OnChange: func() {
 			if fp.runner != nil {

@@ -71,15 +71,8 @@ func (p *proxy) runSource(ctx context.Context) error {
 			Path: p.cfg.Manifests, NodeName: p.cfg.NodeName, Handler: h, PollInterval: p.cfg.ManifestsPollInterval, Logger: p.logger.WithName("manifests"),
 		})
 	}
-	client, err := informers.NewClient(informers.ClientOptions{
-		Kubeconfig: p.cfg.Kubeconfig, Master: p.cfg.Master, ContentType: p.cfg.ContentType,
-		AcceptContentTypes: p.cfg.AcceptContentTypes, QPS: p.cfg.QPS, Burst: p.cfg.Burst, UserAgent: "kproxy/" + version,
-	})
-	if err != nil {
-		return fmt.Errorf("connect to the API server: %w", err)
-	}
 	return informers.RunCluster(ctx, informers.ClusterOptions{
-		Client: client, NodeName: p.cfg.NodeName, ResyncPeriod: p.cfg.ConfigSyncPeriod, Handler: h,
+		Client: p.client, NodeName: p.cfg.NodeName, ResyncPeriod: p.cfg.ConfigSyncPeriod, Handler: h,
 		Logger: p.logger.WithName("informers"),
 	})
 }

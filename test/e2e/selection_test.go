@@ -36,21 +36,27 @@ func TestIgnoredServicesGetNoRules(t *testing.T) {
 	}
 }
 
-// TestNodePortAddressesRestrictWhereNodePortsAnswer runs kproxy with
-// --nodeport-addresses 192.168.50.0/24: the NodePort answers on the node's
-// 192.168.50.1 but not on its 10.100.0.1 (the link to node2).
+// TestNodePortAddressesRestrictWhereNodePortsAnswer runs kproxy with a
+// restricting --nodeport-addresses: the NodePort answers on the node's
+// 192.168.50.1 but not on its 10.100.0.1 (the link to node2). "primary" is the
+// Node object's InternalIP, 192.168.50.1.
 func TestNodePortAddressesRestrictWhereNodePortsAnswer(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{KproxyArgs: []string{"--nodeport-addresses", "192.168.50.0/24"}})
-	w := e.w
-	svc := service("np", "10.96.0.84", withNodePort(30084))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[1])))
-	e.waitAnswer(w.Client, "192.168.50.1:30084")
-	_, err := probe.TCP(w.RemotePods[0].Netns, "10.100.0.1:30084", 2*time.Second)
-	if err == nil {
-		t.Fatal("NodePort answered on 10.100.0.1, outside --nodeport-addresses")
-	}
-	if !errors.Is(err, probe.ErrRefused) {
-		t.Errorf("want the node's own refusal (nothing listens on 10.100.0.1:30084), got %v", err)
+	for _, flag := range []string{"192.168.50.0/24", "primary"} {
+		t.Run(flag, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{KproxyArgs: []string{"--nodeport-addresses", flag}})
+			w := e.w
+			svc := service("np", "10.96.0.84", withNodePort(30084))
+			e.start(svc, slice(svc, "a", endpoint(w, w.Pods[1])))
+			e.waitAnswer(w.Client, "192.168.50.1:30084")
+			_, err := probe.TCP(w.RemotePods[0].Netns, "10.100.0.1:30084", 2*time.Second)
+			if err == nil {
+				t.Fatal("NodePort answered on 10.100.0.1, outside --nodeport-addresses")
+			}
+			if !errors.Is(err, probe.ErrRefused) {
+				t.Errorf("want the node's own refusal (nothing listens on 10.100.0.1:30084), got %v", err)
+			}
+		})
 	}
 }
