@@ -1,0 +1,280 @@
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/config"
+)
+
+// DummyDevice is the interface service addresses are bound to, as upstream.
+const DummyDevice = "kube-ipvs0"
+
+// AddressManager is kproxy's seam to the node's addresses for one family.
+type AddressManager interface {
+	// EnsureDevice creates the dummy device if it is missing (left down, as upstream).
+	EnsureDevice() error
+	// Bound lists the family's addresses on the dummy device (none if it is missing).
+	Bound() ([]netip.Addr, error)
+	// Bind adds addr as /32 or /128 to the dummy device; binding a bound address is not an error.
+	Bind(addr netip.Addr) error
+	// Unbind removes addr from the dummy device; a missing one is not an error.
+	Unbind(addr netip.Addr) error
+	// Local lists the family's addresses of every other interface.
+	Local() ([]netip.Addr, error)
+}
+
+// NodePortIPs picks the node addresses that get NodePort virtual servers:
+// the local addresses of the family matching nodePortAddresses, never
+// loopback or IPv6 link-local ones (upstream's address filter).
+func NodePortIPs(local []netip.Addr, match config.NodePortMatch, family v1.IPFamily) []netip.Addr {
+	want6 := family == v1.IPv6Protocol
+	var out []netip.Addr
+	for _, a := range local {
+		a = a.Unmap()
+		if a.Is6() != want6 || a.IsLoopback() || (a.Is6() && a.IsLinkLocalUnicast()) || slices.Contains(out, a) {
+			continue
+		}
+		if match.All || slices.ContainsFunc(match.Prefixes, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// NetlinkAddresses is the real AddressManager over netlink.
+type NetlinkAddresses struct {
+	h      *netlink.Handle
+	family int
+	want6  bool
+}
+
+var _ AddressManager = (*NetlinkAddresses)(nil)
+
+// NewNetlinkAddresses manages family's addresses in the network namespace
+// at nsPath, or in the caller's namespace when nsPath is "".
+func NewNetlinkAddresses(nsPath string, family v1.IPFamily) (*NetlinkAddresses, error) {
+	ns := netns.None()
+	if nsPath != "" {
+		var err error
+		if ns, err = netns.GetFromPath(nsPath); err != nil {
+			return nil, fmt.Errorf("open network namespace %s: %w", nsPath, err)
+		}
+		defer ns.Close()
+	}
+	h, err := netlink.NewHandleAt(ns, syscall.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink handle: %w", err)
+	}
+	n := &NetlinkAddresses{h: h, family: netlink.FAMILY_V4}
+	if family == v1.IPv6Protocol {
+		n.family, n.want6 = netlink.FAMILY_V6, true
+	}
+	return n, nil
+}
+
+// Close releases the netlink handle.
+func (n *NetlinkAddresses) Close() { n.h.Close() }
+
+func (n *NetlinkAddresses) EnsureDevice() error {
+	if _, err := n.h.LinkByName(DummyDevice); err == nil {
+		return nil
+	}
+	err := n.h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: DummyDevice}})
+	if err != nil && !errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("create %s: %w", DummyDevice, err)
+	}
+	return nil
+}
+
+func (n *NetlinkAddresses) device() (netlink.Link, error) {
+	l, err := n.h.LinkByName(DummyDevice)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("find %s: %w", DummyDevice, err)
+	}
+	return l, nil
+}
+
+// list dumps the family's addresses, retrying a dump the kernel interrupted.
+func (n *NetlinkAddresses) list(link netlink.Link) ([]netlink.Addr, error) {
+	var err error
+	for range 5 {
+		var addrs []netlink.Addr
+		if addrs, err = n.h.AddrList(link, n.family); err == nil {
+			return addrs, nil
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("list addresses: %w", err)
+}
+
+func (n *NetlinkAddresses) Bound() ([]netip.Addr, error) {
+	l, err := n.device()
+	if err != nil || l == nil {
+		return nil, err
+	}
+	addrs, err := n.list(l)
+	if err != nil {
+		return nil, err
+	}
+	return n.convert(addrs, func(netlink.Addr) bool { return true }), nil
+}
+
+func (n *NetlinkAddresses) Local() ([]netip.Addr, error) {
+	l, err := n.device()
+	if err != nil {
+		return nil, err
+	}
+	idx := -1
+	if l != nil {
+		idx = l.Attrs().Index
+	}
+	addrs, err := n.list(nil)
+	if err != nil {
+		return nil, err
+	}
+	return n.convert(addrs, func(a netlink.Addr) bool { return a.LinkIndex != idx }), nil
+}
+
+func (n *NetlinkAddresses) convert(addrs []netlink.Addr, keep func(netlink.Addr) bool) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || !keep(a) {
+			continue
+		}
+		if ip = ip.Unmap(); ip.Is6() == n.want6 && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+func (n *NetlinkAddresses) hostAddr(addr netip.Addr) *netlink.Addr {
+	p := netip.PrefixFrom(addr, addr.BitLen())
+	a, _ := netlink.ParseAddr(p.String())
+	return a
+}
+
+func (n *NetlinkAddresses) Bind(addr netip.Addr) error {
+	l, err := n.device()
+	if err == nil && l == nil {
+		err = fmt.Errorf("%s does not exist", DummyDevice)
+	}
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", addr, err)
+	}
+	if err := n.h.AddrAdd(l, n.hostAddr(addr)); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("bind %s to %s: %w", addr, DummyDevice, err)
+	}
+	return nil
+}
+
+func (n *NetlinkAddresses) Unbind(addr netip.Addr) error {
+	l, err := n.device()
+	if err != nil || l == nil {
+		return err
+	}
+	err = n.h.AddrDel(l, n.hostAddr(addr))
+	if err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("unbind %s from %s: %w", addr, DummyDevice, err)
+	}
+	return nil
+}
+
+// FakeAddresses is an in-memory AddressManager; it rejects binding before
+// the device exists, as the kernel does. Safe for concurrent use.
+type FakeAddresses struct {
+	mu     sync.Mutex
+	device bool
+	bound  []netip.Addr
+	local  []netip.Addr
+	calls  map[string]int
+}
+
+var _ AddressManager = (*FakeAddresses)(nil)
+
+// NewFakeAddresses returns a fake without the dummy device, whose other
+// interfaces hold local.
+func NewFakeAddresses(local ...netip.Addr) *FakeAddresses {
+	return &FakeAddresses{local: slices.Clone(local), calls: map[string]int{}}
+}
+
+// Calls returns a copy of the per-method call counts.
+func (f *FakeAddresses) Calls() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range f.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// SetLocal replaces the addresses of the other interfaces.
+func (f *FakeAddresses) SetLocal(local ...netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.local = slices.Clone(local)
+}
+
+func (f *FakeAddresses) EnsureDevice() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["EnsureDevice"]++
+	f.device = true
+	return nil
+}
+
+func (f *FakeAddresses) Bound() ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Bound"]++
+	out := slices.Clone(f.bound)
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
+func (f *FakeAddresses) Bind(addr netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Bind"]++
+	if !f.device {
+		return fmt.Errorf("fake addresses: bind %s: %s: %w", addr, DummyDevice, syscall.ENODEV)
+	}
+	if !slices.Contains(f.bound, addr) {
+		f.bound = append(f.bound, addr)
+	}
+	return nil
+}
+
+func (f *FakeAddresses) Unbind(addr netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Unbind"]++
+	f.bound = slices.DeleteFunc(f.bound, func(a netip.Addr) bool { return a == addr })
+	return nil
+}
+
+func (f *FakeAddresses) Local() ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Local"]++
+	return slices.Clone(f.local), nil
+}

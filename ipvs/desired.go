@@ -1,0 +1,172 @@
+package ipvs
+
+import (
+	"net/netip"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// DesiredServer is one virtual server kproxy wants, with its destinations
+// sorted by address and port.
+type DesiredServer struct {
+	VirtualServer
+	Destinations []Destination
+}
+
+// Desired is the IPVS state a snapshot asks for.
+type Desired struct {
+	// Servers holds, per service port, its virtual servers in a stable order
+	// (ClusterIP, external IPs, LB VIPs, node IPs). With BuildOptions.Only it
+	// holds only those service ports (a deleted one maps to nothing).
+	Servers map[proxier.ServicePortName][]DesiredServer
+	// Bind is every address to bind on kube-ipvs0, sorted, always computed
+	// from the whole snapshot: ClusterIPs, and external IPs and LB VIPs that
+	// are not already node addresses.
+	Bind []netip.Addr
+}
+
+// BuildOptions configure BuildDesired.
+type BuildOptions struct {
+	// Scheduler is the IPVS scheduler; "" means "rr".
+	Scheduler string
+	// SchedulerFlags are added to every virtual server. With scheduler "mh"
+	// and no flags, FlagSched2 (mh-port) is used, as upstream's FlagSourceHash.
+	SchedulerFlags Flags
+	// NodePortIPs are the node addresses that get NodePort virtual servers
+	// (see NodePortIPs); addresses of the other family are ignored.
+	NodePortIPs []netip.Addr
+	// LocalAddresses are the node's addresses outside kube-ipvs0; external
+	// IPs and LB VIPs among them are not bound (upstream does the same).
+	LocalAddresses []netip.Addr
+	// Only restricts Servers to these service ports; nil means all.
+	Only map[proxier.ServicePortName]struct{}
+}
+
+// BuildDesired is a pure function from a snapshot to the desired IPVS state.
+func BuildDesired(snap *proxier.Snapshot, opts BuildOptions) *Desired {
+	d := &Desired{Servers: map[proxier.ServicePortName][]DesiredServer{}}
+	want6 := snap.Family == v1.IPv6Protocol
+	bind := map[netip.Addr]struct{}{}
+	for _, name := range snap.SortedNames() {
+		sp := snap.Services[name]
+		for _, a := range boundAddresses(sp, opts.LocalAddresses) {
+			if a.Is6() == want6 {
+				bind[a] = struct{}{}
+			}
+		}
+		if opts.Only != nil {
+			if _, ok := opts.Only[name]; !ok {
+				continue
+			}
+		}
+		if servers := serversFor(sp, snap.Endpoints[name], want6, opts); len(servers) > 0 {
+			d.Servers[name] = servers
+		}
+	}
+	for name := range opts.Only {
+		if _, ok := d.Servers[name]; !ok {
+			d.Servers[name] = nil
+		}
+	}
+	d.Bind = sortedAddrs(bind)
+	return d
+}
+
+func boundAddresses(sp *proxier.ServicePort, local []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	if sp.ClusterIP.IsValid() {
+		out = append(out, sp.ClusterIP)
+	}
+	for _, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerVIPs) {
+		if !slices.Contains(local, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// serversFor builds one service port's virtual servers. Endpoints follow
+// upstream's syncEndpoint: a Local policy uses the local endpoints, or the
+// cluster endpoints when there is no local one (kubernetes/kubernetes#97081);
+// EndpointSet.Cluster is empty when the port never uses cluster endpoints
+// (ITP=Local and not externally accessible), as upstream's CategorizeEndpoints.
+func serversFor(sp *proxier.ServicePort, eps *proxier.EndpointSet, want6 bool, opts BuildOptions) []DesiredServer {
+	proto, ok := ProtocolFor(sp.Protocol)
+	if !ok || sp.Port <= 0 || sp.Port > 65535 {
+		return nil
+	}
+	if eps == nil {
+		eps = &proxier.EndpointSet{}
+	}
+	base := baseServer(sp, proto, opts)
+	internal := destinationsFor(eps, sp.InternalPolicyLocal, want6)
+	external := destinationsFor(eps, sp.ExternalPolicyLocal, want6)
+	var out []DesiredServer
+	add := func(addr netip.Addr, port int32, dests []Destination) {
+		if !addr.IsValid() || addr.Is6() != want6 || port <= 0 || port > 65535 {
+			return
+		}
+		vs := base
+		vs.Addr, vs.Port = addr, uint16(port)
+		if slices.ContainsFunc(out, func(o DesiredServer) bool { return o.ServiceKey == vs.ServiceKey }) {
+			return
+		}
+		out = append(out, DesiredServer{VirtualServer: vs, Destinations: dests})
+	}
+	add(sp.ClusterIP, sp.Port, internal)
+	for _, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerVIPs) {
+		add(a, sp.Port, external)
+	}
+	if sp.NodePort != 0 {
+		for _, a := range opts.NodePortIPs {
+			add(a, sp.NodePort, external)
+		}
+	}
+	return out
+}
+
+func baseServer(sp *proxier.ServicePort, proto Protocol, opts BuildOptions) VirtualServer {
+	vs := VirtualServer{ServiceKey: ServiceKey{Protocol: proto}, Scheduler: opts.Scheduler, Flags: opts.SchedulerFlags}
+	if vs.Scheduler == "" {
+		vs.Scheduler = "rr"
+	}
+	if vs.Scheduler == "mh" && vs.Flags&(FlagSched1|FlagSched2|FlagSched3) == 0 {
+		vs.Flags |= FlagSched2
+	}
+	if sp.AffinityTimeoutSeconds > 0 {
+		vs.Flags |= FlagPersistent
+		vs.Timeout = uint32(sp.AffinityTimeoutSeconds)
+	}
+	return vs
+}
+
+func destinationsFor(eps *proxier.EndpointSet, local bool, want6 bool) []Destination {
+	src := eps.Cluster
+	if local && len(eps.Local) > 0 {
+		src = eps.Local
+	}
+	var out []Destination
+	for _, e := range src {
+		if !e.IP.IsValid() || e.IP.Is6() != want6 || e.Port <= 0 || e.Port > 65535 {
+			continue
+		}
+		d := Destination{DestKey: DestKey{Addr: e.IP, Port: uint16(e.Port)}, Weight: 1, Forwarding: ForwardMasq}
+		if !slices.ContainsFunc(out, func(o Destination) bool { return o.DestKey == d.DestKey }) {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b Destination) int { return compareDestKeys(a.DestKey, b.DestKey) })
+	return out
+}
+
+func sortedAddrs(set map[netip.Addr]struct{}) []netip.Addr {
+	out := make([]netip.Addr, 0, len(set))
+	for a := range set {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}

@@ -1,0 +1,62 @@
+// Package ipvs is kproxy's IPVS backend core: it turns a proxier.Snapshot
+// into IPVS virtual servers, destinations and kube-ipvs0 addresses, and
+// reconciles them with the kernel.
+//
+// Shape (one sync, see Proxier.Sync): plan (BuildDesired, a pure function
+// of the snapshot and the node's addresses) → addresses (bind the service
+// addresses on the kube-ipvs0 dummy device) → virtual servers → destinations
+// (Reconciler) → account (remember what was programmed, unbind stale
+// addresses). Every kernel touchpoint sits behind a small interface with a
+// real implementation and an exported fake that rejects what the kernel
+// rejects: Handle (IPVS over netlink, github.com/moby/ipvs; Fake) and
+// AddressManager (kube-ipvs0 over netlink; FakeAddresses).
+//
+// Semantics follow upstream kube-proxy's IPVS mode: one virtual server per
+// ClusterIP, external IP, load-balancer VIP and node IP:NodePort; weight-1
+// masquerading destinations; ClientIP affinity as persistence with the
+// service's timeout; cluster endpoints for ClusterIP unless
+// internalTrafficPolicy is Local, local endpoints for external addresses when
+// externalTrafficPolicy is Local, and — unlike iptables mode — the cluster
+// endpoints when a Local policy has no local endpoint
+// (kubernetes/kubernetes#97081). ClusterIPs, external IPs and LB VIPs that
+// are not already node addresses are bound to kube-ipvs0; node IPs never are.
+//
+// Where kproxy deliberately differs from upstream:
+//   - It never flushes and deletes only what it owns: a virtual server on an
+//     address bound to kube-ipvs0 (before or after the sync), on a node IP
+//     with a port in the NodePort range, or one it programmed itself. Other
+//     virtual servers (keepalived, fwmark services, the other family,
+//     ipvs.excludeCIDRs) are left alone, so excludeCIDRs is a safety net
+//     rather than the only protection.
+//   - Partial syncs: when the snapshot is not full, only the changed service
+//     ports' virtual servers are queried (individually) and written; the
+//     kernel table is not listed. kube-ipvs0 addresses are diffed against
+//     memory, and node addresses (for NodePorts) are re-read only on full
+//     syncs, so a node IP change waits for the next full sync.
+//   - A virtual server two service ports want (same external IP, port and
+//     protocol) goes to the first in name order, and to the other one when
+//     its owner lets it go; upstream lets the last writer win each sync.
+//   - Graceful termination has a deadline (Options.TerminationTimeout), a
+//     destination that comes back is restored to weight 1 in place instead of
+//     deleted and re-added, and on start weight-0 destinations that are
+//     desired are restored (a restart never leaves one stuck at weight 0)
+//     while undesired ones are queued for termination again.
+//
+// Concurrency: a Proxier serializes Sync and ProcessTerminating with one
+// mutex, because a moby/ipvs handle is one netlink socket.
+//
+// TODO (not in this package yet, needed for a working --proxy-mode ipvs):
+//   - the ipsets (KUBE-CLUSTER-IP, KUBE-NODE-PORT-*, KUBE-LOOP-BACK,
+//     KUBE-LOAD-BALANCER*, KUBE-EXTERNAL-IP*, KUBE-HEALTH-CHECK-NODE-PORT,
+//     KUBE-IPVS-IPS) and the iptables rules IPVS mode installs (masquerade,
+//     KUBE-IPVS-FILTER, source-range firewall, KUBE-IPVS-OUT-FILTER; reference
+//     §11.5–11.6), to be added as further steps of Proxier.Sync;
+//   - host setup at start (sysctls vs/conntrack, expire_nodest_conn,
+//     expire_quiescent_template, conn_reuse_mode, strictARP, ipvsadm --set
+//     timeouts), the CanUseIPVSProxier probe, and CleanupLeftovers;
+//   - cmd/kproxy wiring: --proxy-mode ipvs, --ipvs-scheduler and flags,
+//     excludeCIDRs, nodePortAddresses → Options.NodePorts, dual-stack (one
+//     Proxier per family), and running Proxier.RunTermination;
+//   - no-local-endpoints metrics (serviceNoLocalEndpoints) and conntrack
+//     cleanup of stale UDP endpoints.
+package ipvs

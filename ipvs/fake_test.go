@@ -1,0 +1,87 @@
+package ipvs_test
+
+import (
+	"errors"
+	"syscall"
+	"testing"
+
+	"github.com/kproxy/kproxy/ipvs"
+)
+
+func vsKey(proto ipvs.Protocol, a string, port uint16) ipvs.ServiceKey {
+	return ipvs.ServiceKey{Addr: addr(a), Port: port, Protocol: proto}
+}
+
+func dest(a string, port uint16, weight int) ipvs.Destination {
+	return ipvs.Destination{DestKey: ipvs.DestKey{Addr: addr(a), Port: port}, Weight: weight}
+}
+
+func TestFakeRejectsWhatTheKernelRejects(t *testing.T) {
+	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
+	missing := vsKey(ipvs.TCP, "10.96.0.9", 80)
+	rr := ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"}
+	tests := []struct {
+		name string
+		op   func(f *ipvs.Fake) error
+		want error
+	}{
+		{"duplicate virtual server", func(f *ipvs.Fake) error { return f.NewVirtualServer(rr) }, syscall.EEXIST},
+		{"unknown scheduler", func(f *ipvs.Fake) error {
+			return f.NewVirtualServer(ipvs.VirtualServer{ServiceKey: missing, Scheduler: "nope"})
+		}, syscall.ENOENT},
+		{"persistent with timeout 0", func(f *ipvs.Fake) error {
+			return f.NewVirtualServer(ipvs.VirtualServer{ServiceKey: missing, Scheduler: "rr", Flags: ipvs.FlagPersistent})
+		}, syscall.EINVAL},
+		{"unknown protocol", func(f *ipvs.Fake) error {
+			return f.NewVirtualServer(ipvs.VirtualServer{ServiceKey: vsKey(99, "10.96.0.9", 80), Scheduler: "rr"})
+		}, syscall.EINVAL},
+		{"get missing virtual server", func(f *ipvs.Fake) error { _, err := f.GetVirtualServer(missing); return err }, syscall.ESRCH},
+		{"update missing virtual server", func(f *ipvs.Fake) error {
+			return f.UpdateVirtualServer(ipvs.VirtualServer{ServiceKey: missing, Scheduler: "rr"})
+		}, syscall.ESRCH},
+		{"delete missing virtual server", func(f *ipvs.Fake) error { return f.DelVirtualServer(missing) }, syscall.ESRCH},
+		{"destination on a missing virtual server", func(f *ipvs.Fake) error {
+			return f.NewDestination(missing, dest("10.244.1.1", 80, 1))
+		}, syscall.ESRCH},
+		{"duplicate destination", func(f *ipvs.Fake) error { return f.NewDestination(k, dest("10.244.1.1", 8080, 1)) }, syscall.EEXIST},
+		{"destination of the other family", func(f *ipvs.Fake) error { return f.NewDestination(k, dest("fd00::1", 80, 1)) }, syscall.EINVAL},
+		{"negative weight", func(f *ipvs.Fake) error { return f.NewDestination(k, dest("10.244.1.2", 80, -1)) }, syscall.EINVAL},
+		{"update missing destination", func(f *ipvs.Fake) error { return f.UpdateDestination(k, dest("10.244.1.2", 80, 1)) }, syscall.ENOENT},
+		{"delete missing destination", func(f *ipvs.Fake) error { return f.DelDestination(k, dest("10.244.1.2", 80, 1).DestKey) }, syscall.ENOENT},
+		{"scheduler limited by options", func(f *ipvs.Fake) error {
+			return f.UpdateVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "mh"})
+		}, syscall.ENOENT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := ipvs.NewFake(ipvs.FakeOptions{Schedulers: []string{"rr", "wrr"}})
+			if err := f.NewVirtualServer(rr); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.NewDestination(k, dest("10.244.1.1", 8080, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.op(f); !errors.Is(err, tt.want) {
+				t.Errorf("error = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFakeKeepsConnectionsAcrossUpdates(t *testing.T) {
+	f := ipvs.NewFake(ipvs.FakeOptions{})
+	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
+	d := dest("10.244.1.1", 8080, 1)
+	if err := errors.Join(f.NewVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"}),
+		f.NewDestination(k, d), f.SetConnections(k, d.DestKey, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	d.Weight = 0
+	if err := f.UpdateDestination(k, d); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := f.ListDestinations(k)
+	if err != nil || len(ds) != 1 || ds[0].Weight != 0 || ds[0].ActiveConnections != 2 || ds[0].InactiveConnections != 3 {
+		t.Errorf("destinations = %+v, %v; want weight 0 with 2/3 connections", ds, err)
+	}
+}

@@ -1,0 +1,233 @@
+package ipvs_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/ipvs"
+)
+
+// kernelNS is a network namespace created for one kernel test, with lo up
+// (IPVS refuses real servers without it) and a dummy "node0" holding the
+// node IP. Run inside the qemu guest only (test/vm/ipvs_test.go).
+type kernelNS struct {
+	t    *testing.T
+	name string
+	path string
+}
+
+func newKernelNS(t *testing.T) *kernelNS {
+	t.Helper()
+	if os.Getenv("KPROXY_IN_VM") != "1" {
+		t.Skip("IPVS kernel test: runs inside the qemu guest (test/vm TestIPVSKernel); this host's kernel has no IPVS")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("IPVS kernel test: needs root")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := &kernelNS{t: t, name: "kpx-ipvs-" + hex.EncodeToString(b)}
+	ns.run("ip", "netns", "add", ns.name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns.name).Run() })
+	for _, dir := range []string{"/run/netns/", "/var/run/netns/"} {
+		if _, err := os.Stat(dir + ns.name); err == nil {
+			ns.path = dir + ns.name
+			break
+		}
+	}
+	if ns.path == "" {
+		t.Fatalf("namespace %s has no file under /run/netns", ns.name)
+	}
+	ns.run("ip", "-n", ns.name, "link", "set", "lo", "up")
+	ns.run("ip", "-n", ns.name, "link", "add", "node0", "type", "dummy")
+	ns.run("ip", "-n", ns.name, "addr", "add", nodeIP+"/24", "dev", "node0")
+	ns.run("ip", "-n", ns.name, "link", "set", "node0", "up")
+	return ns
+}
+
+func (ns *kernelNS) run(args ...string) string {
+	ns.t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		ns.t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (ns *kernelNS) exec(args ...string) string {
+	ns.t.Helper()
+	return ns.run(append([]string{"ip", "netns", "exec", ns.name}, args...)...)
+}
+
+// ipvsadm returns `ipvsadm -Ln` with runs of blanks squeezed, one line each.
+func (ns *kernelNS) ipvsadm() []string {
+	var out []string
+	for _, l := range strings.Split(ns.exec("ipvsadm", "-Ln"), "\n") {
+		out = append(out, strings.Join(strings.Fields(l), " "))
+	}
+	return out
+}
+
+func (ns *kernelNS) world(mods ...func(*ipvs.Options)) (*world, *ipvs.KernelHandle) {
+	ns.t.Helper()
+	h, err := ipvs.NewKernelHandle(ns.path)
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	ns.t.Cleanup(h.Close)
+	am, err := ipvs.NewNetlinkAddresses(ns.path, v1.IPv4Protocol)
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	ns.t.Cleanup(am.Close)
+	w := &world{t: ns.t, clock: &fakeClock{}}
+	w.opts = ipvs.Options{Handle: h, Addresses: am, NodePorts: config.NodePortMatch{All: true}, Now: w.clock.Now}
+	for _, m := range mods {
+		m(&w.opts)
+	}
+	w.restart()
+	return w, h
+}
+
+func kernelSnapshot() []entry {
+	return []entry{
+		e(svc("web", "10.96.0.1", withAffinity(600), withNodePort(30080), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))),
+		e(svc("dns", "10.96.0.10", withProtocol(v1.ProtocolUDP), withPort(53), withEndpoints("10.244.1.3:53"))),
+		e(svc("sctp", "10.96.0.11", withProtocol(v1.ProtocolSCTP), withPort(9999), withEndpoints("10.244.1.4:9999"))),
+	}
+}
+
+// TestKernelSyncMatchesFake programs the same snapshot into the kernel and
+// into the Fake and requires identical tables, foreign virtual servers kept
+// and kproxy's stale ones deleted, kube-ipvs0 addresses, and ipvsadm's view.
+func TestKernelSyncMatchesFake(t *testing.T) {
+	ns := newKernelNS(t)
+	ns.exec("ipvsadm", "-A", "-t", "10.0.0.99:80", "-s", "rr")  // foreign
+	ns.exec("ipvsadm", "-A", "-t", nodeIP+":30999", "-s", "rr") // stale NodePort
+	kw, kh := ns.world()
+	kw.sync(snapshot(kernelSnapshot()...))
+
+	fw := newWorld(t)
+	must(t, fw.h.NewVirtualServer(ipvs.VirtualServer{ServiceKey: vsKey(ipvs.TCP, "10.0.0.99", 80), Scheduler: "rr"}))
+	fw.sync(snapshot(kernelSnapshot()...))
+	got, err := kernelState(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStrings(t, "kernel vs fake", got, fw.state())
+	if !slices.Contains(got, "TCP/10.0.0.99:80 rr") || slices.Contains(got, "TCP/192.168.1.10:30999 rr") {
+		t.Errorf("kernel = %q: want the foreign virtual server kept and the stale NodePort deleted", got)
+	}
+	adm := ns.ipvsadm()
+	for _, want := range []string{"TCP 10.96.0.1:80 rr persistent 600", "-> 10.244.1.1:8080 Masq 1 0 0",
+		"TCP 192.168.1.10:30080 rr persistent 600", "UDP 10.96.0.10:53 rr", "SCTP 10.96.0.11:9999 rr"} {
+		if !slices.Contains(adm, want) {
+			t.Errorf("ipvsadm -Ln lacks %q:\n%s", want, strings.Join(adm, "\n"))
+		}
+	}
+	addrOut := ns.run("ip", "-n", ns.name, "-4", "addr", "show", "dev", ipvs.DummyDevice)
+	for _, want := range []string{"10.96.0.1/32", "10.96.0.10/32", "10.96.0.11/32"} {
+		if !strings.Contains(addrOut, want) {
+			t.Errorf("%s lacks %s:\n%s", ipvs.DummyDevice, want, addrOut)
+		}
+	}
+}
+
+// TestKernelPartialSyncAndRestart: a partial sync deletes an idle
+// destination and unbinds a deleted service's address; a restart restores a
+// destination someone left at weight 0.
+func TestKernelPartialSyncAndRestart(t *testing.T) {
+	ns := newKernelNS(t)
+	w, kh := ns.world()
+	entries := kernelSnapshot()
+	w.sync(snapshot(entries...))
+
+	web := e(svc("web", "10.96.0.1", withAffinity(600), withNodePort(30080), withEndpoints("10.244.1.1:8080")))
+	w.sync(partialPorts(snapshot(web, entries[2]), web.sp.Name, entries[1].sp.Name))
+	got, err := kernelState(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStrings(t, "kernel after partial sync", got, []string{
+		"SCTP/10.96.0.11:9999 rr -> 10.244.1.4:9999 w1",
+		"TCP/10.96.0.1:80 rr flags=0x1 timeout=600 -> 10.244.1.1:8080 w1",
+		"TCP/192.168.1.10:30080 rr flags=0x1 timeout=600 -> 10.244.1.1:8080 w1",
+	})
+	if out := ns.run("ip", "-n", ns.name, "-4", "addr", "show", "dev", ipvs.DummyDevice); strings.Contains(out, "10.96.0.10/") {
+		t.Errorf("deleted service's address still bound:\n%s", out)
+	}
+
+	ns.exec("ipvsadm", "-e", "-t", "10.96.0.1:80", "-r", "10.244.1.1:8080", "-m", "-w", "0")
+	w.restart()
+	w.sync(partialPorts(snapshot(web, entries[2]), web.sp.Name))
+	if adm := ns.ipvsadm(); !slices.Contains(adm, "-> 10.244.1.1:8080 Masq 1 0 0") {
+		t.Errorf("weight-0 destination not restored after restart:\n%s", strings.Join(adm, "\n"))
+	}
+}
+
+// TestKernelSchedulerFlagsRoundTrip: mh gets mh-port, read back without the
+// kernel's hashed bit, so a second sync writes nothing.
+func TestKernelSchedulerFlagsRoundTrip(t *testing.T) {
+	ns := newKernelNS(t)
+	w, _ := ns.world(func(o *ipvs.Options) { o.Scheduler = "mh" })
+	snap := snapshot(e(svc("web", "10.96.0.1", withEndpoints("10.244.1.1:8080"))))
+	w.sync(snap)
+	if adm := ns.ipvsadm(); !slices.Contains(adm, "TCP 10.96.0.1:80 mh (mh-port)") {
+		t.Errorf("ipvsadm -Ln lacks the mh virtual server with mh-port:\n%s", strings.Join(adm, "\n"))
+	}
+	w.sync(snap)
+	if n := w.p.LastStats().Writes(); n != 0 {
+		t.Errorf("second full sync wrote %d times (%+v), want 0", n, w.p.LastStats())
+	}
+}
+
+// TestKernelRejectsWhatTheFakeRejects checks the Fake's errnos against the kernel.
+func TestKernelRejectsWhatTheFakeRejects(t *testing.T) {
+	ns := newKernelNS(t)
+	h, err := ipvs.NewKernelHandle(ns.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
+	missing := vsKey(ipvs.TCP, "10.96.0.9", 80)
+	must(t, h.NewVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"}), h.NewDestination(k, dest("10.244.1.1", 8080, 1)))
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"duplicate virtual server", h.NewVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"}), syscall.EEXIST},
+		{"unknown scheduler", h.NewVirtualServer(ipvs.VirtualServer{ServiceKey: missing, Scheduler: "nope"}), syscall.ENOENT},
+		{"delete missing virtual server", h.DelVirtualServer(missing), syscall.ESRCH},
+		{"update missing virtual server", h.UpdateVirtualServer(ipvs.VirtualServer{ServiceKey: missing, Scheduler: "rr"}), syscall.ESRCH},
+		{"destination on a missing virtual server", h.NewDestination(missing, dest("10.244.1.1", 8080, 1)), syscall.ESRCH},
+		{"duplicate destination", h.NewDestination(k, dest("10.244.1.1", 8080, 1)), syscall.EEXIST},
+		{"update missing destination", h.UpdateDestination(k, dest("10.244.1.2", 8080, 1)), syscall.ENOENT},
+		{"delete missing destination", h.DelDestination(k, dest("10.244.1.2", 8080, 1).DestKey), syscall.ENOENT},
+	}
+	_, getErr := h.GetVirtualServer(missing)
+	tests = append(tests, struct {
+		name string
+		err  error
+		want error
+	}{"get missing virtual server", getErr, syscall.ESRCH})
+	for _, tt := range tests {
+		if !errors.Is(tt.err, tt.want) {
+			t.Errorf("%s: error = %v, want %v", tt.name, tt.err, tt.want)
+		}
+	}
+	if ds, err := h.ListDestinations(missing); err != nil || len(ds) != 0 {
+		t.Errorf("destinations of a missing virtual server = %v, %v; want none, no error (as the Fake)", ds, err)
+	}
+}

@@ -1,0 +1,299 @@
+package ipvs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type world struct {
+	t     *testing.T
+	h     *ipvs.Fake
+	a     *ipvs.FakeAddresses
+	clock *fakeClock
+	opts  ipvs.Options
+	p     *ipvs.Proxier
+}
+
+const nodeIP = "192.168.1.10"
+
+func newWorld(t *testing.T, mods ...func(*ipvs.Options)) *world {
+	t.Helper()
+	w := &world{t: t, h: ipvs.NewFake(ipvs.FakeOptions{}), a: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
+		clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}}
+	w.opts = ipvs.Options{Handle: w.h, Addresses: w.a, NodePorts: config.NodePortMatch{All: true},
+		TerminationTimeout: 10 * time.Minute, Now: w.clock.Now}
+	for _, m := range mods {
+		m(&w.opts)
+	}
+	w.restart()
+	return w
+}
+
+// restart replaces the proxier, as a new kproxy process would.
+func (w *world) restart() {
+	p, err := ipvs.New(w.opts)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.p = p
+}
+
+func (w *world) sync(snap *proxier.Snapshot) proxier.SyncResult {
+	w.t.Helper()
+	res, err := w.p.Sync(context.Background(), snap)
+	if err != nil {
+		w.t.Fatalf("Sync: %v", err)
+	}
+	return res
+}
+
+func (w *world) state() []string {
+	w.t.Helper()
+	s, err := kernelState(w.h)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s
+}
+
+func (w *world) bound() []string {
+	w.t.Helper()
+	b, err := w.a.Bound()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return addrStrings(b)
+}
+
+// must fails the test on a setup error.
+func must(t *testing.T, errs ...error) {
+	t.Helper()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantStrings(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
+	w := newWorld(t, func(o *ipvs.Options) { o.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("10.96.200.0/24")} })
+	rr := func(k ipvs.ServiceKey) ipvs.VirtualServer { return ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"} }
+	must(t, w.a.EnsureDevice(), w.a.Bind(addr("10.96.5.5")), w.a.Bind(addr("10.96.200.1")),
+		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.0.0.99", 80))),   // foreign: not ours
+		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, nodeIP, 22))),        // foreign: node IP, not a NodePort
+		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, nodeIP, 30999))),     // stale NodePort: ours
+		w.h.NewVirtualServer(rr(vsKey(ipvs.UDP, "10.96.5.5", 53))),   // stale, on kube-ipvs0: ours
+		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.96.200.1", 80))), // excluded
+		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "fd00::1", 30999))),  // other family
+		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.96.0.1", 80))),   // desired, exists without destinations
+	)
+	res := w.sync(snapshot(e(svc("a", "10.96.0.1", withNodePort(30080), withEndpoints("10.244.1.1:8080")))))
+	wantStrings(t, "kernel", w.state(), []string{
+		"TCP/10.0.0.99:80 rr",
+		"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1",
+		"TCP/10.96.200.1:80 rr",
+		"TCP/192.168.1.10:22 rr",
+		"TCP/192.168.1.10:30080 rr -> 10.244.1.1:8080 w1",
+		"TCP/[fd00::1]:30999 rr",
+	})
+	wantStrings(t, "kube-ipvs0", w.bound(), []string{"10.96.0.1"})
+	if !res.Full || res.Rules["ipvs-virtual-servers"] != 2 {
+		t.Errorf("result = %+v, want full with 2 virtual servers", res)
+	}
+}
+
+func TestSyncFullFixesDrift(t *testing.T) {
+	w := newWorld(t)
+	snap := snapshot(e(svc("a", "10.96.0.1", withAffinity(300), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))))
+	w.sync(snap)
+	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
+	must(t, w.h.UpdateVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "wrr"}),
+		w.h.UpdateDestination(k, dest("10.244.1.1", 8080, 5)),
+		w.h.DelDestination(k, dest("10.244.1.2", 8080, 1).DestKey),
+		w.h.NewDestination(k, dest("10.244.7.7", 8080, 1)))
+	w.sync(snap)
+	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr flags=0x1 timeout=300 -> 10.244.1.1:8080 w1 -> 10.244.1.2:8080 w1"})
+	if st := w.p.LastStats(); st.Updated != 1 || st.DestsUpdated != 1 || st.DestsAdded != 1 || st.DestsRemoved != 1 {
+		t.Errorf("stats = %+v, want one of each fix", st)
+	}
+}
+
+// manyServices is n ClusterIP services 10.96.0.<i> plus one NodePort service "np".
+func manyServices(n int) []entry {
+	var out []entry
+	for i := 1; i <= n; i++ {
+		out = append(out, e(svc(fmt.Sprintf("s%02d", i), netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}).String(),
+			withEndpoints(netip.AddrFrom4([4]byte{10, 244, 0, byte(i)}).String()+":8080"))))
+	}
+	return append(out, e(svc("np", "10.96.1.1", withNodePort(30080), withEndpoints("10.244.1.1:8080"))))
+}
+
+func TestPartialSyncTouchesOnlyChangedService(t *testing.T) {
+	w := newWorld(t)
+	entries := manyServices(40)
+	w.sync(snapshot(entries...))
+	before := w.state()
+
+	// One more endpoint for the NodePort service.
+	np := entries[len(entries)-1]
+	np2, eps2 := svc("np", "10.96.1.1", withNodePort(30080), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))
+	snap := snapshot(append(entries[:len(entries)-1:len(entries)-1], e(np2, eps2))...)
+	w.h.ResetCalls()
+	addrCalls := w.a.Calls()
+	res := w.sync(partial(snap, np.sp.Name.Name))
+	if res.Full {
+		t.Errorf("partial sync reported Full")
+	}
+	want := map[string]int{"GetVirtualServer": 2, "ListDestinations": 2, "NewDestination": 2}
+	if got := w.h.Calls(); !mapsEqual(got, want) {
+		t.Errorf("handle calls = %v, want %v (no listing, only the changed service's two virtual servers)", got, want)
+	}
+	if got := w.a.Calls(); !mapsEqual(got, addrCalls) {
+		t.Errorf("address calls changed from %v to %v; a partial sync needs none", addrCalls, got)
+	}
+	after := w.state()
+	changed := 0
+	for i := range after {
+		if after[i] != before[i] {
+			changed++
+		}
+	}
+	if changed != 2 || !slices.Contains(after, "TCP/192.168.1.10:30080 rr -> 10.244.1.1:8080 w1 -> 10.244.1.2:8080 w1") {
+		t.Errorf("%d virtual servers changed, want the 2 of np:\n%q", changed, after)
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPartialSyncRemovesAndMovesServers(t *testing.T) {
+	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
+	b := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.2:8080")))
+	tests := []struct {
+		name      string
+		next      *proxier.Snapshot
+		want      []string
+		wantBound []string
+	}{{
+		name:      "deleted service",
+		next:      partial(snapshot(a), "b"),
+		want:      []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"},
+		wantBound: []string{"10.96.0.1"},
+	}, {
+		name:      "new ClusterIP and no external IP",
+		next:      partial(snapshot(a, e(svc("b", "10.96.0.3", withEndpoints("10.244.1.2:8080")))), "b"),
+		want:      []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/10.96.0.3:80 rr -> 10.244.1.2:8080 w1"},
+		wantBound: []string{"10.96.0.1", "10.96.0.3"},
+	}, {
+		name:      "external IP taken over by another changed service",
+		next:      partial(snapshot(e(svc("a", "10.96.0.1", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))), "a", "b"),
+		want:      []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/203.0.113.1:80 rr -> 10.244.1.1:8080 w1"},
+		wantBound: []string{"10.96.0.1", "203.0.113.1"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.sync(snapshot(a, b))
+			w.sync(tt.next)
+			wantStrings(t, "kernel", w.state(), tt.want)
+			wantStrings(t, "kube-ipvs0", w.bound(), tt.wantBound)
+		})
+	}
+}
+
+func TestSharedVirtualServerGoesToFirstServiceAndStays(t *testing.T) {
+	w := newWorld(t)
+	a := e(svc("a", "10.96.0.1", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))
+	b := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.2:8080")))
+	w.sync(snapshot(a, b))
+	b2 := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.3:8080")))
+	w.sync(partial(snapshot(a, b2), "b"))
+	wantStrings(t, "kernel", w.state(), []string{
+		"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1",
+		"TCP/10.96.0.2:80 rr -> 10.244.1.3:8080 w1",
+		"TCP/203.0.113.1:80 rr -> 10.244.1.1:8080 w1",
+	})
+}
+
+func TestSharedVirtualServerIsTakenOverWhenItsOwnerGoes(t *testing.T) {
+	w := newWorld(t)
+	a := e(svc("a", "10.96.0.1", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))
+	b := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.2:8080")))
+	w.sync(snapshot(a, b))
+	w.sync(partial(snapshot(b), "a"))
+	wantStrings(t, "kernel", w.state(), []string{
+		"TCP/10.96.0.2:80 rr -> 10.244.1.2:8080 w1",
+		"TCP/203.0.113.1:80 rr -> 10.244.1.2:8080 w1",
+	})
+	wantStrings(t, "kube-ipvs0", w.bound(), []string{"10.96.0.2", "203.0.113.1"})
+}
+
+func TestSyncHealsPartialAfterExternalDeletion(t *testing.T) {
+	w := newWorld(t)
+	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
+	w.sync(snapshot(a))
+	must(t, w.h.DelVirtualServer(vsKey(ipvs.TCP, "10.96.0.1", 80)))
+	w.sync(partial(snapshot(a), "a"))
+	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"})
+}
+
+func TestFailedSyncMakesNextSyncFull(t *testing.T) {
+	w := newWorld(t, func(o *ipvs.Options) { o.Scheduler = "no-such-scheduler" })
+	a := e(svc("a", "10.96.0.1"))
+	if _, err := w.p.Sync(context.Background(), snapshot(a)); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("Sync error = %v, want ENOENT from the unknown scheduler", err)
+	}
+	w.h.ResetCalls()
+	_, _ = w.p.Sync(context.Background(), partial(snapshot(a), "a"))
+	if w.h.Calls()["ListVirtualServers"] != 1 {
+		t.Errorf("the sync after a failure did not list the kernel table: calls %v", w.h.Calls())
+	}
+}
+
+func TestNewRequiresSeams(t *testing.T) {
+	if _, err := ipvs.New(ipvs.Options{Handle: ipvs.NewFake(ipvs.FakeOptions{})}); err == nil {
+		t.Error("New without Addresses succeeded")
+	}
+}

@@ -1,0 +1,32 @@
+package vm_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kproxy/kproxy/test/vm"
+)
+
+// TestIPVSKernel runs package ipvs's TestKernel* tests in the guest, whose
+// kernel has IPVS, and requires every one of them to pass (none skipped).
+func TestIPVSKernel(t *testing.T) {
+	assets := assetsForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	res, err := vm.RunGoTest(ctx, "./ipvs", "^TestKernel", vm.Options{Assets: assets, Timeout: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ipvs kernel tests in the guest took %v (boot included)", res.Duration.Round(time.Millisecond))
+	for _, name := range []string{"TestKernelSyncMatchesFake", "TestKernelPartialSyncAndRestart",
+		"TestKernelSchedulerFlagsRoundTrip", "TestKernelRejectsWhatTheFakeRejects"} {
+		if !strings.Contains(res.Output, "--- PASS: "+name+" ") {
+			t.Errorf("%s did not pass in the guest", name)
+		}
+	}
+	if !res.Passed || t.Failed() {
+		t.Errorf("guest test binary exit code %d; console:\n%s", res.ExitCode, res.Output)
+	}
+}
