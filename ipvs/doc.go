@@ -45,18 +45,19 @@
 // Concurrency: a Proxier serializes Sync and ProcessTerminating with one
 // mutex, because a moby/ipvs handle is one netlink socket.
 //
-// TODO (not in this package yet, needed for a working --proxy-mode ipvs):
-//   - the ipsets (KUBE-CLUSTER-IP, KUBE-NODE-PORT-*, KUBE-LOOP-BACK,
-//     KUBE-LOAD-BALANCER*, KUBE-EXTERNAL-IP*, KUBE-HEALTH-CHECK-NODE-PORT,
-//     KUBE-IPVS-IPS) and the iptables rules IPVS mode installs (masquerade,
-//     KUBE-IPVS-FILTER, source-range firewall, KUBE-IPVS-OUT-FILTER; reference
-//     §11.5–11.6), to be added as further steps of Proxier.Sync;
+// ipsets and iptables rules: when Options.Netfilter is set, Sync also brings
+// upstream's ipsets (KUBE-CLUSTER-IP, KUBE-NODE-PORT-*, KUBE-LOOP-BACK, ...)
+// to their desired members with one `ipset -exist restore`, and writes the
+// nat/filter rules IPVS mode needs with one iptables-restore, inserting only
+// missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go).
+//
+// TODO (needed for a working --proxy-mode ipvs):
 //   - host setup at start (sysctls vs/conntrack, expire_nodest_conn,
 //     expire_quiescent_template, conn_reuse_mode, strictARP, ipvsadm --set
-//     timeouts), the CanUseIPVSProxier probe, and CleanupLeftovers;
+//     timeouts), the CanUseIPVSProxier probe, and cleanup (jump rules, chains,
+//     DestroySets, owned virtual servers, kube-ipvs0);
 //   - cmd/kproxy wiring: --proxy-mode ipvs, --ipvs-scheduler and flags,
-//     excludeCIDRs, nodePortAddresses → Options.NodePorts, dual-stack (one
-//     Proxier per family), and running Proxier.RunTermination;
-//   - no-local-endpoints metrics (serviceNoLocalEndpoints) and conntrack
-//     cleanup of stale UDP endpoints.
+//     excludeCIDRs, nodePortAddresses → Options.NodePorts, Options.Netfilter,
+//     dual-stack (one Proxier per family), and running Proxier.RunTermination;
+//   - no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
 package ipvs

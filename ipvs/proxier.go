@@ -46,6 +46,8 @@ type Options struct {
 	TerminationTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Netfilter, when set, adds the ipsets and iptables rules step.
+	Netfilter *NetfilterOptions
 }
 
 // Proxier is the IPVS Backend for one IP family. Sync is a pipeline: plan →
@@ -69,6 +71,7 @@ type Proxier struct {
 	// want it (rare: e.g. two Services with the same external IP and port).
 	contested map[ServiceKey][]proxier.ServicePortName
 	last      Stats
+	netfilter *netfilterSync
 }
 
 var _ proxier.Backend = (*Proxier)(nil)
@@ -81,7 +84,11 @@ func New(opts Options) (*Proxier, error) {
 	if opts.NodePortRange == (PortRange{}) {
 		opts.NodePortRange = DefaultNodePortRange()
 	}
-	return &Proxier{
+	nf, err := newNetfilterSync(opts.Netfilter, opts.Family)
+	if err != nil {
+		return nil, err
+	}
+	return &Proxier{netfilter: nf,
 		opts: opts, want6: opts.Family == v1.IPv6Protocol, needFull: true,
 		rec:   NewReconciler(ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
 		bound: map[netip.Addr]struct{}{}, owner: map[ServiceKey]proxier.ServicePortName{},
@@ -112,6 +119,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	}{
 		{"bind addresses", p.bindAddresses},
 		{"sync virtual servers", p.syncServers},
+		{"sync ipsets and iptables rules", func(pl *syncPlan) error { return p.syncNetfilter(ctx, snap, pl) }},
 		{"unbind stale addresses", p.unbindStale},
 	}
 	pl, err := p.plan(snap)

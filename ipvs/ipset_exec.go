@@ -1,0 +1,104 @@
+package ipvs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// ExecIPSetOptions configure ExecIPSet.
+type ExecIPSetOptions struct {
+	// Command runs ipset; nil means {"ipset"}. Tests use
+	// {"ip", "netns", "exec", NS, "ipset"}.
+	Command []string
+}
+
+// ExecIPSet is the real IPSet: it runs the ipset binary, once per Restore
+// (`ipset -exist restore` with the batch on stdin) and once per List
+// (`ipset list -o save`).
+type ExecIPSet struct {
+	cmd []string
+}
+
+var _ IPSet = (*ExecIPSet)(nil)
+
+// NewExecIPSet returns an ExecIPSet; it runs nothing.
+func NewExecIPSet(opts ExecIPSetOptions) *ExecIPSet {
+	cmd := opts.Command
+	if len(cmd) == 0 {
+		cmd = []string{"ipset"}
+	}
+	return &ExecIPSet{cmd: slices.Clone(cmd)}
+}
+
+func (e *ExecIPSet) run(ctx context.Context, stdin string, args ...string) ([]byte, error) {
+	full := append(slices.Clone(e.cmd), args...)
+	c := exec.CommandContext(ctx, full[0], full[1:]...)
+	if stdin != "" {
+		c.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", strings.Join(full, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+// Restore runs the batch in one `ipset -exist restore`. ipset stops at the
+// first failing line and may keep the lines before it: after an error the
+// caller must re-list (SetSyncer does).
+func (e *ExecIPSet) Restore(ctx context.Context, b *SetBatch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if _, err := e.run(ctx, b.Script(), "-exist", "restore"); err != nil {
+		return fmt.Errorf("ipset restore: %w", err)
+	}
+	return nil
+}
+
+// List runs `ipset list -o save` and parses it.
+func (e *ExecIPSet) List(ctx context.Context) (map[string]*SetContents, error) {
+	out, err := e.run(ctx, "", "list", "-o", "save")
+	if err != nil {
+		return nil, fmt.Errorf("ipset list: %w", err)
+	}
+	return ParseIPSetSave(out), nil
+}
+
+// ParseIPSetSave reads `ipset save` / `ipset list -o save` output. The
+// family of a bitmap:port set is empty (ipset prints none).
+func ParseIPSetSave(data []byte) map[string]*SetContents {
+	sets := map[string]*SetContents{}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		switch f[0] {
+		case "create":
+			spec := SetSpec{Name: f[1], Type: SetType(f[2])}
+			if i := slices.Index(f, "family"); i > 0 && i+1 < len(f) {
+				spec.Family = v1.IPv4Protocol
+				if f[i+1] == "inet6" {
+					spec.Family = v1.IPv6Protocol
+				}
+			}
+			sets[f[1]] = &SetContents{Spec: spec}
+		case "add":
+			if s, ok := sets[f[1]]; ok {
+				s.Members = append(s.Members, f[2])
+			}
+		}
+	}
+	for _, s := range sets {
+		slices.Sort(s.Members)
+	}
+	return sets
+}

@@ -1,0 +1,176 @@
+package ipvs_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// TestKernelIPSetAndRules syncs the ipsets with the real ipset and loads
+// the IPVS-mode rules with iptables-restore in a fresh network namespace
+// (in the qemu guest, see test/vm/ipvs_test.go): the kernel accepts what
+// the renderer writes, agrees with FakeIPSet on canonical entries, and
+// repeated applies never duplicate the jump rules.
+func TestKernelIPSetAndRules(t *testing.T) {
+	ns := newSetsNS(t)
+	ctx := context.Background()
+	prefix := []string{"ip", "netns", "exec", ns.name}
+	kernelSets := ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{Command: append(slices.Clone(prefix), "ipset")})
+
+	t.Run("fake and kernel agree on entries", func(t *testing.T) {
+		fake := ipvs.NewFakeIPSet()
+		b := kernelDifferentialBatch()
+		for _, s := range []ipvs.IPSet{kernelSets, fake} {
+			if err := s.Restore(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := kernelSets.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := fake.List(ctx)
+		for name, w := range want {
+			if g := got[name]; g == nil || g.Spec.Type != w.Spec.Type || !slices.Equal(g.Members, w.Members) {
+				t.Errorf("%s: kernel %+v, fake %+v", name, g, w)
+			}
+		}
+		bad := &ipvs.SetBatch{}
+		bad.Add("KPX-T-PORTS", "10.0.0.1,tcp:80")
+		if err := kernelSets.Restore(ctx, bad); err == nil {
+			t.Error("the kernel accepted an ip,port entry in a bitmap:port set")
+		}
+		if err := fake.Restore(ctx, bad); err == nil {
+			t.Error("the fake accepted an ip,port entry in a bitmap:port set")
+		}
+	})
+
+	runner, err := kernel.New(kernel.Options{CommandPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncer := ipvs.NewSetSyncer(ipvs.SetSyncerOptions{IPSet: kernelSets, Family: v1.IPv4Protocol})
+	applier := ipvs.NewRulesApplier(runner)
+	node := ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: addrs("172.30.0.1", "172.30.0.2")}
+	opts := ipvs.RulesOptions{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true}
+	rich := snapshot(
+		e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.1.0.1:8080"), withHealthCheckNodePort(31000), withETPLocal())),
+		e(svc("b", "172.30.0.2", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24", "192.168.1.0/24"))),
+		e(svc("c", "172.30.0.3", withLB("198.51.100.8"), withSourceRanges("203.0.113.0/24"))),
+		e(svc("d", "172.30.0.4", withProtocol(v1.ProtocolSCTP), withNodePort(30132), withExternalIPs("203.0.113.1"))),
+		e(svc("f", "172.30.0.5", withProtocol(v1.ProtocolUDP), withNodePort(30053), withExternalIPs("203.0.113.2"), withETPLocal())))
+	small := snapshot(e(svc("b", "172.30.0.2")))
+
+	for i, snap := range []*proxier.Snapshot{rich, small, rich} {
+		want := ipvs.BuildDesiredSets(snap, node)
+		if _, _, err := syncer.Sync(ctx, want, i == 0); err != nil {
+			t.Fatalf("sync %d: %v", i, err)
+		}
+		assertKernelSets(t, ctx, kernelSets, want)
+		rules := ipvs.RenderRules(want, opts)
+		if err := applier.Apply(ctx, rules); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+		assertKernelRules(t, ns, rules)
+	}
+}
+
+func kernelDifferentialBatch() *ipvs.SetBatch {
+	b := &ipvs.SetBatch{}
+	b.Create(ipvs.SetSpec{Name: "KPX-T-IPPORT", Type: ipvs.SetHashIPPort, Family: v1.IPv4Protocol})
+	b.Create(ipvs.SetSpec{Name: "KPX-T-NET", Type: ipvs.SetHashIPPortNet, Family: v1.IPv4Protocol})
+	b.Create(ipvs.SetSpec{Name: "KPX-T-6", Type: ipvs.SetHashIPPortIP, Family: v1.IPv6Protocol})
+	b.Create(ipvs.SetSpec{Name: "KPX-T-PORTS", Type: ipvs.SetBitmapPort, Family: v1.IPv4Protocol})
+	b.Create(ipvs.SetSpec{Name: "KPX-T-IP", Type: ipvs.SetHashIP, Family: v1.IPv6Protocol})
+	b.Add("KPX-T-IPPORT", "10.0.0.1,TCP:80")
+	b.Add("KPX-T-IPPORT", "10.0.0.2,80")
+	b.Add("KPX-T-IPPORT", "10.0.0.3,sctp:9")
+	b.Add("KPX-T-NET", "10.0.0.1,tcp:80,10.1.2.3/8")
+	b.Add("KPX-T-NET", "10.0.0.1,udp:53,10.0.0.5/32")
+	b.Add("KPX-T-6", "FD00:0::1,udp:53,fd00::0:2")
+	b.Add("KPX-T-PORTS", "30080")
+	b.Add("KPX-T-IP", "fd00:0:0:0::9")
+	b.Del("KPX-T-IPPORT", "10.0.0.9,tcp:80")
+	return b
+}
+
+func assertKernelSets(t *testing.T, ctx context.Context, s ipvs.IPSet, want *ipvs.DesiredSets) {
+	t.Helper()
+	got, err := s.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range ipvs.SetSpecs(v1.IPv4Protocol) {
+		g := got[spec.Name]
+		if g == nil {
+			t.Errorf("set %s missing in the kernel", spec.Name)
+			continue
+		}
+		if g.Spec.Type != spec.Type || !slices.Equal(g.Members, want.Members[spec.Name]) &&
+			!(len(g.Members) == 0 && len(want.Members[spec.Name]) == 0) {
+			t.Errorf("%s: kernel %s %q, want %s %q", spec.Name, g.Spec.Type, g.Members, spec.Type, want.Members[spec.Name])
+		}
+	}
+}
+
+// assertKernelRules checks, from iptables-save, that each IPVS-mode chain
+// holds as many rules as rendered and each jump rule is there exactly once.
+func assertKernelRules(t *testing.T, ns *kernelNS, rules *ipvs.Rules) {
+	t.Helper()
+	for table, rendered := range map[string][]string{"nat": rules.NAT, "filter": rules.Filter} {
+		saved := ns.exec("iptables-save", "-t", table)
+		want, got := map[string]int{}, map[string]int{}
+		for _, l := range rendered {
+			want[strings.Fields(l)[1]]++
+		}
+		lines := strings.Split(saved, "\n")
+		for _, l := range lines {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "KUBE-") {
+				got[f[1]]++
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s rules per chain: kernel %v, rendered %v\n%s", table, got, want, saved)
+		}
+		for _, j := range ipvs.JumpRules() {
+			if j.Table == table {
+				if n := slices.Index(lines, j.SaveLine()); n < 0 || slices.Contains(lines[n+1:], j.SaveLine()) {
+					t.Errorf("jump %q is not in %s exactly once", j.SaveLine(), table)
+				}
+			}
+		}
+	}
+}
+
+// newSetsNS is a fresh network namespace with lo up, for tests that need
+// netfilter and ipset but neither IPVS nor a dummy device (the host
+// kernel of some developers has no dummy module); the same gating as
+// newKernelNS applies.
+func newSetsNS(t *testing.T) *kernelNS {
+	t.Helper()
+	if os.Getenv("KPROXY_IN_VM") != "1" {
+		t.Skip("ipset/iptables kernel test: runs inside the qemu guest (test/vm TestIPVSKernel)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("ipset/iptables kernel test: needs root")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := &kernelNS{t: t, name: "kpx-sets-" + hex.EncodeToString(b)}
+	ns.run("ip", "netns", "add", ns.name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns.name).Run() })
+	ns.run("ip", "-n", ns.name, "link", "set", "lo", "up")
+	return ns
+}

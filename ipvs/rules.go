@@ -1,0 +1,237 @@
+package ipvs
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/iptables"
+)
+
+// Chains of upstream's IPVS mode.
+const (
+	ChainServices            = "KUBE-SERVICES"
+	ChainPostrouting         = "KUBE-POSTROUTING"
+	ChainMarkMasq            = "KUBE-MARK-MASQ"
+	ChainNodePort            = "KUBE-NODE-PORT"
+	ChainLoadBalancer        = "KUBE-LOAD-BALANCER"
+	ChainForward             = "KUBE-FORWARD"
+	ChainProxyFirewall       = "KUBE-PROXY-FIREWALL"
+	ChainSourceRangeFirewall = "KUBE-SOURCE-RANGES-FIREWALL"
+	ChainIPVSFilter          = "KUBE-IPVS-FILTER"
+	ChainIPVSOutFilter       = "KUBE-IPVS-OUT-FILTER"
+)
+
+// RuleChains are upstream's iptablesChains: the chains IPVS mode declares
+// (and so flushes) on every sync, per table.
+func RuleChains() map[string][]string {
+	return map[string][]string{
+		"nat":    {ChainServices, ChainPostrouting, ChainNodePort, ChainLoadBalancer, ChainMarkMasq},
+		"filter": {ChainForward, ChainNodePort, ChainProxyFirewall, ChainSourceRangeFirewall, ChainIPVSFilter, ChainIPVSOutFilter},
+	}
+}
+
+// JumpRule is one rule IPVS mode keeps at the top of a built-in chain
+// (upstream's iptablesJumpChain, prepended in this order).
+type JumpRule struct {
+	Table, From, To, Comment string
+}
+
+// JumpRules are upstream's iptablesJumpChain.
+func JumpRules() []JumpRule {
+	return []JumpRule{
+		{"nat", "OUTPUT", ChainServices, "kubernetes service portals"},
+		{"nat", "PREROUTING", ChainServices, "kubernetes service portals"},
+		{"nat", "POSTROUTING", ChainPostrouting, "kubernetes postrouting rules"},
+		{"filter", "FORWARD", ChainForward, "kubernetes forwarding rules"},
+		{"filter", "INPUT", ChainNodePort, "kubernetes health check rules"},
+		{"filter", "INPUT", ChainProxyFirewall, "kube-proxy firewall rules"},
+		{"filter", "FORWARD", ChainProxyFirewall, "kube-proxy firewall rules"},
+		{"filter", "INPUT", ChainIPVSFilter, "kubernetes ipvs access filter"},
+		{"filter", "OUTPUT", ChainIPVSOutFilter, "kubernetes ipvs access filter"},
+	}
+}
+
+// SaveLine is the rule as iptables-save prints it.
+func (j JumpRule) SaveLine() string {
+	return "-A " + j.From + ` -m comment --comment "` + j.Comment + `" -j ` + j.To
+}
+
+// insertLine is the rule as an iptables-restore insertion at the top.
+func (j JumpRule) insertLine() string {
+	return "-I " + j.From + ` 1 -m comment --comment "` + j.Comment + `" -j ` + j.To
+}
+
+// RulesOptions configure RenderRules.
+type RulesOptions struct {
+	// MasqueradeMark is the mark text, e.g. "0x00004000" (required).
+	MasqueradeMark string
+	// MasqueradeAll masquerades all traffic to ClusterIPs.
+	MasqueradeAll bool
+	// LocalDetector tells pod traffic apart (clusterCIDR: "! -s CIDR");
+	// without one, traffic whose source is a ClusterIP is masqueraded.
+	LocalDetector iptables.LocalDetector
+	// RandomFully adds --random-fully to the MASQUERADE rule.
+	RandomFully bool
+}
+
+// Rules are the rules of one sync, as "-A ..." lines per table, without
+// chain declarations, jumps and COMMIT (see Rules.Restore).
+type Rules struct {
+	NAT, Filter []string
+}
+
+// setMatch is one row of upstream's ipsetWithIptablesChain.
+type setMatch struct {
+	set, table, from, to, match, proto string
+}
+
+func setMatches() []setMatch {
+	return []setMatch{
+		{SetLoopBack, "nat", ChainPostrouting, "MASQUERADE", "dst,dst,src", ""},
+		{SetLoadBalancer, "nat", ChainServices, ChainLoadBalancer, "dst,dst", ""},
+		{SetLoadBalancerLocal, "nat", ChainLoadBalancer, "RETURN", "dst,dst", ""},
+		{SetNodePortLocalTCP, "nat", ChainNodePort, "RETURN", "dst", "tcp"},
+		{SetNodePortTCP, "nat", ChainNodePort, ChainMarkMasq, "dst", "tcp"},
+		{SetNodePortLocalUDP, "nat", ChainNodePort, "RETURN", "dst", "udp"},
+		{SetNodePortUDP, "nat", ChainNodePort, ChainMarkMasq, "dst", "udp"},
+		{SetNodePortLocalSCTP, "nat", ChainNodePort, "RETURN", "dst,dst", "sctp"},
+		{SetNodePortSCTP, "nat", ChainNodePort, ChainMarkMasq, "dst,dst", "sctp"},
+		{SetLoadBalancerFW, "filter", ChainProxyFirewall, ChainSourceRangeFirewall, "dst,dst", ""},
+		{SetLoadBalancerSourceNet, "filter", ChainSourceRangeFirewall, "RETURN", "dst,dst,src", ""},
+		{SetLoadBalancerSourceIP, "filter", ChainSourceRangeFirewall, "RETURN", "dst,dst,src", ""},
+	}
+}
+
+// ruleWriter builds rule lines; names maps upstream set names to the
+// family's, comments to their quoted comment.
+type ruleWriter struct {
+	want     *DesiredSets
+	opts     RulesOptions
+	names    map[string]string
+	comments map[string]string
+	rules    Rules
+}
+
+func (w *ruleWriter) nat(args ...string) { w.rules.NAT = append(w.rules.NAT, strings.Join(args, " ")) }
+func (w *ruleWriter) filter(args ...string) {
+	w.rules.Filter = append(w.rules.Filter, strings.Join(args, " "))
+}
+
+// matchSet is "-m set --match-set NAME" for an upstream set name.
+func (w *ruleWriter) matchSet(set string) string { return "-m set --match-set " + w.names[set] }
+
+// comment is `-m comment --comment "..."` with the set's comment.
+func (w *ruleWriter) comment(set string) string { return "-m comment --comment " + w.comments[set] }
+
+// RenderRules is a pure function from the desired sets to upstream's
+// writeIptablesRules output, in upstream's order. Rules that match a set
+// are written only when the set is not empty, except the filter rules
+// upstream always writes.
+func RenderRules(want *DesiredSets, opts RulesOptions) *Rules {
+	w := &ruleWriter{want: want, opts: opts, names: map[string]string{}, comments: map[string]string{}}
+	for i, spec := range SetSpecs(want.Family) {
+		base := SetSpecs(v1.IPv4Protocol)[i].Name
+		w.names[base] = spec.Name
+		w.comments[base] = `"` + spec.Comment + `"`
+	}
+	lo := "127.0.0.0/8"
+	if want.Family == v1.IPv6Protocol {
+		lo = "::1/128"
+	}
+	w.nat("-A", ChainServices, "-s", lo, "-j", "RETURN")
+	w.writeSetMatches()
+	w.writeClusterIP()
+	w.writeExternalIPs()
+	w.nat("-A", ChainServices, "-m addrtype --dst-type LOCAL", "-j", ChainNodePort)
+	w.nat("-A", ChainLoadBalancer, "-j", ChainMarkMasq)
+	w.filter("-A", ChainSourceRangeFirewall, "-j", "DROP")
+	for _, e := range want.NoAccess {
+		w.filter("-A", ChainIPVSOutFilter, "-s", e.VIP.String(), "-m ipvs --vaddr", e.VIP.String(),
+			"--vproto", e.Protocol, "--vport", strconv.Itoa(int(e.Port)), "-j", "DROP")
+	}
+	for _, set := range []string{SetClusterIP, SetLoadBalancer} {
+		if !want.Empty(set) {
+			w.nat("-A", ChainServices, w.matchSet(set), "dst,dst", "-j", "ACCEPT")
+		}
+	}
+	w.writeFilterTail()
+	w.writePostrouting()
+	return &w.rules
+}
+
+func (w *ruleWriter) writeSetMatches() {
+	for _, m := range setMatches() {
+		if w.want.Empty(m.set) {
+			continue
+		}
+		args := []string{"-A", m.from}
+		if m.proto != "" {
+			args = append(args, "-p", m.proto)
+		}
+		args = append(args, w.comment(m.set), w.matchSet(m.set), m.match, "-j", m.to)
+		if m.table == "filter" {
+			w.filter(args...)
+		} else {
+			w.nat(args...)
+		}
+	}
+}
+
+func (w *ruleWriter) writeClusterIP() {
+	if w.want.Empty(SetClusterIP) {
+		return
+	}
+	head := []string{"-A", ChainServices, w.comment(SetClusterIP), w.matchSet(SetClusterIP)}
+	switch det := w.opts.LocalDetector; {
+	case w.opts.MasqueradeAll:
+		w.nat(append(head, "dst,dst", "-j", ChainMarkMasq)...)
+	case det.Implemented():
+		w.nat(slices.Concat(head, []string{"dst,dst"}, det.IfNotLocal, []string{"-j", ChainMarkMasq})...)
+	default:
+		// Node-originated traffic picks a VIP of kube-ipvs0 as source.
+		w.nat(append(head, "src,dst", "-j", ChainMarkMasq)...)
+	}
+}
+
+func (w *ruleWriter) writeExternalIPs() {
+	for _, set := range []string{SetExternalIP, SetExternalIPLocal} {
+		if w.want.Empty(set) {
+			continue
+		}
+		head := []string{"-A", ChainServices, w.comment(set), w.matchSet(set), "dst,dst"}
+		if set == SetExternalIP {
+			w.nat(append(head, "-j", ChainMarkMasq)...)
+		}
+		w.nat(append(head, "-m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL", "-j", "ACCEPT")...)
+		w.nat(append(head, "-m addrtype --dst-type LOCAL", "-j", "ACCEPT")...)
+	}
+}
+
+func (w *ruleWriter) writeFilterTail() {
+	mark := w.opts.MasqueradeMark
+	w.filter("-A", ChainForward, `-m comment --comment "kubernetes forwarding rules"`,
+		"-m mark --mark", mark+"/"+mark, "-j", "ACCEPT")
+	w.filter("-A", ChainForward, `-m comment --comment "kubernetes forwarding conntrack rule"`,
+		"-m conntrack --ctstate RELATED,ESTABLISHED", "-j", "ACCEPT")
+	w.filter("-A", ChainNodePort, w.comment(SetHealthCheckNodePort), w.matchSet(SetHealthCheckNodePort), "dst", "-j", "ACCEPT")
+	for _, set := range []string{SetLoadBalancer, SetClusterIP, SetExternalIP, SetExternalIPLocal} {
+		w.filter("-A", ChainIPVSFilter, w.matchSet(set), "dst,dst", "-j", "RETURN")
+	}
+	w.filter("-A", ChainIPVSFilter, w.matchSet(SetHealthCheckNodePort), "dst", "-j", "RETURN")
+	w.filter("-A", ChainIPVSFilter, "-m conntrack --ctstate NEW", w.matchSet(SetIPVSIPs), "dst", "-j", "REJECT")
+}
+
+func (w *ruleWriter) writePostrouting() {
+	mark := w.opts.MasqueradeMark
+	w.nat("-A", ChainPostrouting, "-m mark ! --mark", mark+"/"+mark, "-j", "RETURN")
+	w.nat("-A", ChainPostrouting, "-j MARK --xor-mark", mark)
+	masq := []string{"-A", ChainPostrouting, `-m comment --comment "kubernetes service traffic requiring SNAT"`, "-j", "MASQUERADE"}
+	if w.opts.RandomFully {
+		masq = append(masq, "--random-fully")
+	}
+	w.nat(masq...)
+	w.nat("-A", ChainMarkMasq, "-j MARK --or-mark", mark)
+}

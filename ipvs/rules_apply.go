@@ -1,0 +1,84 @@
+package ipvs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/kproxy/kproxy/iptables"
+)
+
+// Restore is the iptables-restore input (for --noflush) of the rules: per
+// table, the declarations of RuleChains (which flush them), an insertion
+// of every jump of missing, the rules, COMMIT.
+func (r *Rules) Restore(missing []JumpRule) []byte {
+	var b strings.Builder
+	chains := RuleChains()
+	for _, table := range []string{"nat", "filter"} {
+		b.WriteString("*" + table + "\n")
+		for _, c := range chains[table] {
+			b.WriteString(":" + c + " - [0:0]\n")
+		}
+		for _, j := range missing {
+			if j.Table == table {
+				b.WriteString(j.insertLine() + "\n")
+			}
+		}
+		rules := r.NAT
+		if table == "filter" {
+			rules = r.Filter
+		}
+		for _, l := range rules {
+			b.WriteString(l + "\n")
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return []byte(b.String())
+}
+
+// RulesApplier writes Rules through an iptables.Restorer. IPVS-mode tables
+// are small, so it reads nat and filter with Save on every apply to find
+// the jump rules that are missing, and inserts only those: a sync never
+// duplicates a jump and restores one someone deleted.
+type RulesApplier struct {
+	r iptables.Restorer
+}
+
+// NewRulesApplier returns a RulesApplier over a Restorer of the proxier's family.
+func NewRulesApplier(r iptables.Restorer) *RulesApplier { return &RulesApplier{r: r} }
+
+// Apply writes the rules in one iptables-restore. The ipsets they match
+// must exist (SetSyncer.Sync first).
+func (a *RulesApplier) Apply(ctx context.Context, rules *Rules) error {
+	missing, err := a.MissingJumps(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.r.Restore(ctx, rules.Restore(missing)); err != nil {
+		return fmt.Errorf("apply ipvs iptables rules: %w", err)
+	}
+	return nil
+}
+
+// MissingJumps lists the JumpRules not present in the kernel's tables.
+func (a *RulesApplier) MissingJumps(ctx context.Context) ([]JumpRule, error) {
+	saved := map[string]map[string]struct{}{}
+	for _, table := range []string{"nat", "filter"} {
+		data, err := a.r.Save(ctx, table)
+		if err != nil {
+			return nil, fmt.Errorf("read %s table: %w", table, err)
+		}
+		lines := map[string]struct{}{}
+		for l := range strings.Lines(string(data)) {
+			lines[strings.TrimRight(l, "\r\n")] = struct{}{}
+		}
+		saved[table] = lines
+	}
+	var missing []JumpRule
+	for _, j := range JumpRules() {
+		if _, ok := saved[j.Table][j.SaveLine()]; !ok {
+			missing = append(missing, j)
+		}
+	}
+	return missing, nil
+}
