@@ -118,8 +118,10 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 		run  func(*syncPlan) error
 	}{
 		{"bind addresses", p.bindAddresses},
-		{"sync virtual servers", p.syncServers},
+		// Masquerade marks and filters go in before virtual servers, so the
+		// first connection to a new service is already NATed correctly.
 		{"sync ipsets and iptables rules", func(pl *syncPlan) error { return p.syncNetfilter(ctx, snap, pl) }},
+		{"sync virtual servers", p.syncServers},
 		{"unbind stale addresses", p.unbindStale},
 	}
 	pl, err := p.plan(snap)

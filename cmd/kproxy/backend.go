@@ -40,6 +40,9 @@ func detectFamilies(ctx context.Context, cfg *config.Config, logger klog.Logger)
 }
 
 func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
+	if p.cfg.Mode == config.ModeIPVS {
+		return p.newIPVSBackend(fam)
+	}
 	restorer, randomFully, err := p.restorer(fam)
 	if err != nil {
 		return nil, nil, err

@@ -79,8 +79,11 @@ func TestOnceFailsOnBrokenManifests(t *testing.T) {
 
 func TestUnsupportedModeIsAClearError(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"--proxy-mode", "ipvs", "--dry-run", "--manifests", "../../deploy/examples/demo"}, &stdout, &stderr)
+	code := run([]string{"--proxy-mode", "nftables", "--dry-run", "--manifests", "../../deploy/examples/demo"}, &stdout, &stderr)
 	if code == 0 {
-		t.Fatal("ipvs mode is not built yet and must be refused")
+		t.Fatal("nftables mode is not implemented and must be refused")
+	}
+	if !strings.Contains(stderr.String(), "mode") {
+		t.Errorf("stderr %q does not say what is wrong", stderr.String())
 	}
 }

@@ -42,13 +42,14 @@ type familyProxy struct {
 	tracker  *proxier.Tracker
 	runner   *proxier.Runner
 	restorer iptables.Restorer
+	backend  proxier.Backend
 }
 
 // runProxy is the whole life of kproxy after flags are resolved.
 func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	logger := klog.FromContext(ctx)
-	if cfg.Mode != config.ModeIPTables {
-		return fmt.Errorf("proxy mode %q is not available in this build of kproxy (only iptables)", cfg.Mode)
+	if cfg.Mode != config.ModeIPTables && cfg.Mode != config.ModeIPVS {
+		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
 	}
 	if cfg.Cleanup {
 		return cleanupIPTables(ctx, logger)
@@ -100,7 +101,7 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 		},
 	})
 	backend, restorer, err := p.newBackend(fam)
-	fp.restorer = restorer
+	fp.restorer, fp.backend = restorer, backend
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
@@ -22,7 +23,11 @@ func (p *proxy) run(ctx context.Context) error {
 	p.startServers(ctx, errs)
 	for _, fp := range p.families {
 		go fp.runner.Run(ctx)
-		go p.monitorCanary(ctx, fp)
+		if p.cfg.Mode == config.ModeIPVS {
+			go p.runIPVSTermination(ctx, fp)
+		} else {
+			go p.monitorCanary(ctx, fp)
+		}
 	}
 	go func() { errs <- p.runSource(ctx) }()
 	select {

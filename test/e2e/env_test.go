@@ -46,6 +46,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	t.Cleanup(func() {
 		if t.Failed() && e.kproxy != nil {
 			t.Logf("kproxy output:\n%s", tail(e.kproxy.Output(), 60))
+			e.dumpState()
 		}
 	})
 	return e
@@ -84,6 +85,10 @@ func (e *env) kproxyArgs() []string {
 		"--hostname-override", nodeName, "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/48",
 		"--iptables-min-sync-period", "0s", "--iptables-sync-period", "5s",
 		"--healthz-bind-address", "0.0.0.0:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}
+	// KPROXY_E2E_PROXY_MODE=ipvs runs the same tests against IPVS mode (in the qemu guest, which has IPVS).
+	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
+		args = append(args, "--proxy-mode", "ipvs", "--ipvs-min-sync-period", "0s", "--ipvs-sync-period", "5s")
+	}
 	return append(args, e.extra...)
 }
 
@@ -157,4 +162,16 @@ func tail(s string, lines int) string {
 		parts = parts[len(parts)-lines:]
 	}
 	return strings.Join(parts, "\n")
+}
+
+// dumpState logs the node's nat rules (and IPVS state in ipvs mode) for a failing test.
+func (e *env) dumpState() {
+	out, _ := e.w.Exec(e.w.Node, "iptables-save", "-t", "nat")
+	e.t.Logf("node nat table:\n%s", tail(string(out), 80))
+	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
+		for _, argv := range [][]string{{"ipvsadm", "-Ln"}, {"ipset", "list"}} {
+			out, _ := e.w.Exec(e.w.Node, argv...)
+			e.t.Logf("%s:\n%s", strings.Join(argv, " "), tail(string(out), 80))
+		}
+	}
 }

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// terminationInterval is how often draining IPVS destinations are checked.
+const terminationInterval = time.Second
+
+// ipvsSysctls are the per-namespace IPVS settings upstream requires: conntrack
+// for the iptables masquerade rules to see IPVS traffic, and expiry settings
+// so removed destinations do not keep receiving reused connections.
+var ipvsSysctls = map[string]string{
+	"net/ipv4/vs/conntrack":                 "1",
+	"net/ipv4/vs/conn_reuse_mode":           "0",
+	"net/ipv4/vs/expire_nodest_conn":        "1",
+	"net/ipv4/vs/expire_quiescent_template": "1",
+	"net/ipv4/ip_forward":                   "1",
+}
+
+// newIPVSBackend builds one family's IPVS proxier with its ipsets and iptables rules.
+func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
+	if p.cfg.DryRun {
+		return nil, nil, fmt.Errorf("--dry-run is not available in ipvs mode yet")
+	}
+	if err := setIPVSSysctls(); err != nil {
+		return nil, nil, err
+	}
+	handle, err := ipvs.NewKernelHandle("")
+	if err != nil {
+		return nil, nil, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
+	}
+	addrs, err := ipvs.NewNetlinkAddresses("", fam)
+	if err != nil {
+		return nil, nil, err
+	}
+	restorer, err := kernel.New(kernel.Options{Family: fam})
+	if err != nil {
+		return nil, nil, err
+	}
+	randomFully, err := restorer.HasRandomFully(context.Background())
+	if err != nil {
+		return nil, nil, fmt.Errorf("query iptables version: %w", err)
+	}
+	backend, err := ipvs.New(p.ipvsOptions(fam, handle, addrs, restorer, randomFully))
+	if err != nil {
+		return nil, nil, err
+	}
+	return backend, restorer, nil
+}
+
+func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManager, r iptables.Restorer, randomFully bool) ipvs.Options {
+	var nodeIP netip.Addr
+	if ips := p.nodeIPs[fam]; len(ips) > 0 {
+		nodeIP = ips[0]
+	}
+	return ipvs.Options{
+		Handle: h, Addresses: a, Family: fam, Scheduler: p.cfg.IPVS.Scheduler,
+		NodePorts:    p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam]),
+		ExcludeCIDRs: prefixesOfFamily(p.cfg.IPVS.ExcludeCIDRs, fam),
+		Netfilter: &ipvs.NetfilterOptions{
+			IPSet: ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{}), Restorer: r, NodeIP: nodeIP,
+			Rules: ipvs.RulesOptions{MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
+				LocalDetector: p.localDetector(fam), RandomFully: randomFully},
+		},
+	}
+}
+
+func setIPVSSysctls() error {
+	for key, want := range ipvsSysctls {
+		path := filepath.Join("/proc/sys", key)
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			return fmt.Errorf("set sysctl %s=%s (is ip_vs loaded?): %w", key, want, err)
+		}
+	}
+	return nil
+}
+
+func prefixesOfFamily(in []netip.Prefix, fam v1.IPFamily) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range in {
+		if proxier.FamilyOf(p.Addr()) == fam {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runIPVSTermination drains removed IPVS destinations until ctx ends.
+func (p *proxy) runIPVSTermination(ctx context.Context, fp *familyProxy) {
+	b, ok := fp.backend.(*ipvs.Proxier)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(terminationInterval)
+	defer tick.Stop()
+	logger := p.logger.WithValues("ipFamily", fp.family)
+	b.RunTermination(ctx, tick.C, func(n int, err error) {
+		if err != nil {
+			logger.Error(err, "Draining IPVS destinations failed")
+		} else if n > 0 {
+			logger.V(2).Info("Deleted drained IPVS destinations", "count", n)
+		}
+	})
+}
