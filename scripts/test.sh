@@ -19,6 +19,14 @@ go vet ./...
 echo "== build"
 make --no-print-directory build
 
+# Heavy, cached prerequisites of the kernel tiers, prepared before go test so
+# their first-time cost (kube-apiserver build ~10 min, guest kernel download)
+# never races a test timeout.
+echo "== qemu guest assets (cached)"
+scripts/vm-assets.sh >/dev/null
+echo "== control-plane binaries (cached)"
+scripts/cluster-tools.sh >/dev/null
+
 # KPROXY_KERNEL_TESTS=require turns "skip: not root / tool missing" into failures,
 # so CI never passes with a kernel tier silently skipped.
 export KPROXY_KERNEL_TESTS=require

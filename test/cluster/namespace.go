@@ -1,0 +1,143 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netns"
+)
+
+// netnsDir is where "ip netns add" mounts named namespaces.
+const netnsDir = "/var/run/netns"
+
+func randomPrefix() (string, error) {
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random prefix: %w", err)
+	}
+	return "kpx-" + hex.EncodeToString(b), nil
+}
+
+func runIP(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// createNamespace adds ns and brings its loopback up; nothing else is
+// created in it. A namespace of that name must not exist yet.
+func createNamespace(ns string) error {
+	if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
+		return fmt.Errorf("network namespace %s already exists", ns)
+	}
+	if err := runIP("netns", "add", ns); err != nil {
+		return err
+	}
+	return runIP("-n", ns, "link", "set", "lo", "up")
+}
+
+// killNamespacePids SIGKILLs every process still in ns (never this process).
+func killNamespacePids(ns string) error {
+	if _, err := os.Stat(filepath.Join(netnsDir, ns)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	out, err := exec.Command("ip", "netns", "pids", ns).Output()
+	if err != nil {
+		return fmt.Errorf("ip netns pids %s: %w", ns, err)
+	}
+	var errs []error
+	for _, f := range strings.Fields(string(out)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("kill %d in %s: %w", pid, ns, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteNamespace removes ns; a namespace that is already gone is fine.
+func deleteNamespace(ns string) error {
+	if _, err := os.Stat(filepath.Join(netnsDir, ns)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return runIP("netns", "delete", ns)
+}
+
+// dialerIn returns a DialContext that connects from inside namespace ns
+// while the calling process stays where it is. The dial runs on a goroutine
+// locked to its OS thread, which enters ns only for the dial: the socket is
+// created there and keeps belonging to ns afterwards. A thread that cannot
+// switch back is not unlocked, so the runtime retires it instead of reusing
+// it for unrelated goroutines.
+func dialerIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	path := filepath.Join(netnsDir, ns)
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// Only IP literals: a host name would be resolved, and several
+		// addresses raced, on other goroutines whose threads are not in ns.
+		if host, _, err := net.SplitHostPort(addr); err != nil || net.ParseIP(host) == nil {
+			return nil, fmt.Errorf("dial %q in %s: only ip:port addresses are supported", addr, ns)
+		}
+		type result struct {
+			conn net.Conn
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread()
+			conn, restored, err := dialOnThread(ctx, path, network, addr)
+			if restored {
+				runtime.UnlockOSThread()
+			}
+			done <- result{conn, err}
+		}()
+		r := <-done
+		return r.conn, r.err
+	}
+}
+
+// dialOnThread must run on a locked thread; restored reports whether the
+// thread is back in its original namespace.
+func dialOnThread(ctx context.Context, path, network, addr string) (conn net.Conn, restored bool, err error) {
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, true, fmt.Errorf("current netns: %w", err)
+	}
+	defer orig.Close()
+	dest, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, true, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer dest.Close()
+	if err := netns.Set(dest); err != nil {
+		return nil, false, fmt.Errorf("enter netns %s: %w", path, err)
+	}
+	d := net.Dialer{FallbackDelay: -1} // one address, dialed on this goroutine
+	conn, dialErr := d.DialContext(ctx, network, addr)
+	if err := netns.Set(orig); err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, false, fmt.Errorf("leave netns %s: %w", path, err)
+	}
+	if dialErr != nil {
+		return nil, true, fmt.Errorf("dial %s in %s: %w", addr, filepath.Base(path), dialErr)
+	}
+	return conn, true, nil
+}
