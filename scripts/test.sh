@@ -32,7 +32,7 @@ scripts/cluster-tools.sh >/dev/null
 export KPROXY_KERNEL_TESTS=require
 export KPROXY_BIN="$PWD/bin/kproxy"
 
-echo "== tests (unit + kernel, iptables mode)"
+echo "== tests (unit; kernel: netns, qemu guest, control plane)"
 go test -count=1 -timeout 10m ./... 2>&1 | tee /tmp/kproxy-test.log
 status=${PIPESTATUS[0]}
 
