@@ -54,10 +54,13 @@
 // TODO (needed for a working --proxy-mode ipvs):
 //   - host setup at start (sysctls vs/conntrack, expire_nodest_conn,
 //     expire_quiescent_template, conn_reuse_mode, strictARP, ipvsadm --set
-//     timeouts), the CanUseIPVSProxier probe, and cleanup (jump rules, chains,
-//     DestroySets, owned virtual servers, kube-ipvs0);
-//   - cmd/kproxy wiring: --proxy-mode ipvs, --ipvs-scheduler and flags,
-//     excludeCIDRs, nodePortAddresses → Options.NodePorts, Options.Netfilter,
-//     dual-stack (one Proxier per family), and running Proxier.RunTermination;
+//     timeouts) beyond what cmd/kproxy sets, and the CanUseIPVSProxier probe;
 //   - no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
+//
+// Cleanup (cleanup.go) removes only what kproxy owns by default — virtual
+// servers on kube-ipvs0 addresses and NodePort virtual servers on node
+// addresses, never those in excludeCIDRs — plus the IPVS-mode chains, the
+// KUBE-* ipsets and kube-ipvs0; CleanupOptions.All flushes every virtual
+// server as upstream does. DryRun (dryrun.go) runs the real Proxier against
+// the fakes and prints virtual servers, addresses, ipsets and rules.
 package ipvs

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/config"
 
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/iptables/kernel"
@@ -33,7 +37,7 @@ var ipvsSysctls = map[string]string{
 // newIPVSBackend builds one family's IPVS proxier with its ipsets and iptables rules.
 func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
 	if p.cfg.DryRun {
-		return nil, nil, fmt.Errorf("--dry-run is not available in ipvs mode yet")
+		return p.newIPVSDryRun(fam)
 	}
 	if err := setIPVSSysctls(); err != nil {
 		return nil, nil, err
@@ -76,6 +80,58 @@ func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManage
 				LocalDetector: p.localDetector(fam), RandomFully: randomFully},
 		},
 	}
+}
+
+// newIPVSDryRun plans against fakes and prints the plan (no root, nothing touched).
+func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
+	opts := p.ipvsOptions(fam, nil, nil, nil, true)
+	d, err := ipvs.NewDryRun(ipvs.DryRunOptions{Options: opts, Local: p.nodeIPs[fam], Out: p.out})
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, nil, nil
+}
+
+// cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
+// ipsets (kproxy's and upstream kube-proxy's). A kernel without IPVS has no
+// virtual servers; a host without ipset or ip6tables has nothing of theirs.
+func cleanupIPVS(ctx context.Context, cfg *config.Config, logger klog.Logger) error {
+	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
+	if h, err := ipvs.NewKernelHandle(""); err != nil {
+		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
+	} else {
+		defer h.Close()
+		opts.Handle = h
+	}
+	if _, err := exec.LookPath("ipset"); err == nil {
+		opts.IPSet = ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{})
+	}
+	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		f := ipvs.CleanupFamily{Family: fam}
+		a, err := ipvs.NewNetlinkAddresses("", fam)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		f.Addresses = a
+		if opts.Device == nil {
+			opts.Device = a
+		}
+		r, err := kernel.New(kernel.Options{Family: fam})
+		if err == nil && fam == v1.IPv6Protocol {
+			_, err = r.Save(ctx, "nat") // ip6tables may be unusable here: then it has nothing to clean
+		}
+		if err == nil {
+			f.Restorer = r
+		} else if fam == v1.IPv4Protocol {
+			return err
+		}
+		opts.Families = append(opts.Families, f)
+	}
+	res, err := ipvs.Cleanup(ctx, opts)
+	logger.Info("Removed kube-proxy IPVS state", "virtualServers", res.VirtualServers, "chains", res.Chains,
+		"ipsets", res.Sets, "deviceRemoved", res.DeviceRemoved)
+	return err
 }
 
 func setIPVSSysctls() error {

@@ -87,3 +87,18 @@ func TestUnsupportedModeIsAClearError(t *testing.T) {
 		t.Errorf("stderr %q does not say what is wrong", stderr.String())
 	}
 }
+
+func TestIPVSDryRunPrintsVirtualServers(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--proxy-mode", "ipvs", "--dry-run", "--manifests", "../../deploy/examples/demo",
+		"--hostname-override", "kpx-node", "--cluster-cidr", "10.244.0.0/16"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"10.96.0.10:80", "10.244.1.11:8080", "KUBE-CLUSTER-IP"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ipvs dry-run output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -52,7 +53,8 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
 	}
 	if cfg.Cleanup {
-		return cleanupIPTables(ctx, logger)
+		// As upstream: --cleanup removes what iptables and IPVS modes left, whatever the mode.
+		return errors.Join(cleanupIPTables(ctx, logger), cleanupIPVS(ctx, cfg, logger))
 	}
 	p, err := newProxy(ctx, cfg, logger, out)
 	if err != nil {

@@ -11,7 +11,9 @@ import (
 
 // ipvsE2ETests are the iptables-mode e2e tests whose assertions are about
 // traffic only, so they hold for IPVS mode unchanged.
-var ipvsE2ETests = []string{"TestClusterIPSpreadsAndKeepsPodSource", "TestNodePortReachesAllEndpointsMasqueraded"}
+var ipvsE2ETests = []string{"TestClusterIPSpreadsAndKeepsPodSource", "TestNodePortReachesAllEndpointsMasqueraded",
+	// test/e2e/ipvs_mode_test.go: IPVS-only tests (they skip outside IPVS mode).
+	"TestIPVSSessionAffinityIsPersistence", "TestIPVSGracefulTermination", "TestIPVSCleanupFlag"}
 
 // TestIPVSModeTrafficInGuest runs kproxy --proxy-mode ipvs in the guest's
 // namespace world and sends real traffic through IPVS virtual servers.
@@ -46,6 +48,6 @@ func TestIPVSModeTrafficInGuest(t *testing.T) {
 		}
 	}
 	if !res.Passed || t.Failed() {
-		t.Fatalf("IPVS-mode e2e tests in the guest:\n%s", tail(res.Output, 120))
+		t.Fatalf("IPVS-mode e2e tests in the guest:\n%s", tail(res.Output, 400))
 	}
 }

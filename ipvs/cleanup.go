@@ -1,0 +1,306 @@
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/iptables"
+)
+
+// DeviceRemover deletes the kube-ipvs0 dummy device (and with it every
+// address bound to it); a missing device is not an error.
+type DeviceRemover interface {
+	RemoveDevice() error
+}
+
+// CleanupFamily is what Cleanup needs to know about one IP family.
+type CleanupFamily struct {
+	Family v1.IPFamily
+	// Addresses reads kube-ipvs0's and the node's addresses of the family
+	// (which virtual servers are owned); nil means none are known.
+	Addresses AddressManager
+	// Restorer is the family's iptables; nil skips its rules.
+	Restorer iptables.Restorer
+}
+
+// CleanupOptions configure Cleanup. Every seam may be nil: a kernel without
+// IPVS (no Handle), without ipset (no IPSet) or without ip6tables simply has
+// nothing of that kind to clean.
+type CleanupOptions struct {
+	Handle   Handle
+	Families []CleanupFamily
+	Device   DeviceRemover
+	IPSet    IPSet
+	// NodePortRange: virtual servers on node addresses with a port in it
+	// are removed; the zero value means 30000-32767.
+	NodePortRange PortRange
+	// ExcludeCIDRs: virtual servers there are kept (unless All).
+	ExcludeCIDRs []netip.Prefix
+	// All deletes every virtual server, as upstream's ipvs.Flush() does.
+	All bool
+}
+
+// CleanupResult counts what Cleanup removed.
+type CleanupResult struct {
+	VirtualServers int
+	Chains         int
+	Sets           int
+	DeviceRemoved  bool
+}
+
+// Cleanup removes what kproxy's or upstream kube-proxy's IPVS mode left:
+// virtual servers (see ownedForCleanup), the IPVS-mode chains and the jumps
+// to them in nat and filter, the KUBE-* ipsets (after the rules that match
+// them) and kube-ipvs0. It goes on after an error and returns them all.
+func Cleanup(ctx context.Context, opts CleanupOptions) (CleanupResult, error) {
+	if opts.NodePortRange == (PortRange{}) {
+		opts.NodePortRange = DefaultNodePortRange()
+	}
+	var res CleanupResult
+	var errs []error
+	if opts.Handle != nil {
+		owned, err := cleanupOwnership(opts)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			res.VirtualServers, err = deleteVirtualServers(opts.Handle, owned)
+			errs = append(errs, err)
+		}
+	}
+	for _, f := range opts.Families {
+		if f.Restorer == nil {
+			continue
+		}
+		n, err := CleanupRules(ctx, f.Restorer)
+		res.Chains += n
+		errs = append(errs, err)
+	}
+	if opts.IPSet != nil {
+		n, err := destroyExistingSets(ctx, opts.IPSet, opts.Families)
+		res.Sets = n
+		errs = append(errs, err)
+	}
+	if opts.Device != nil {
+		if err := opts.Device.RemoveDevice(); err != nil {
+			errs = append(errs, err)
+		} else {
+			res.DeviceRemoved = true
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// cleanupOwnership returns the rule deciding which virtual servers go: with
+// All every one; otherwise those on an address bound to kube-ipvs0, and
+// those on a node address with a port in the NodePort range, except in
+// ExcludeCIDRs — the same virtual servers a kproxy sync owns.
+func cleanupOwnership(opts CleanupOptions) (func(ServiceKey) bool, error) {
+	if opts.All {
+		return func(ServiceKey) bool { return true }, nil
+	}
+	bound := map[netip.Addr]struct{}{}
+	local := map[netip.Addr]struct{}{}
+	for _, f := range opts.Families {
+		if f.Addresses == nil {
+			continue
+		}
+		b, err := f.Addresses.Bound()
+		if err != nil {
+			return nil, fmt.Errorf("read %s addresses: %w", DummyDevice, err)
+		}
+		l, err := f.Addresses.Local()
+		if err != nil {
+			return nil, fmt.Errorf("read node addresses: %w", err)
+		}
+		for _, a := range b {
+			bound[a.Unmap()] = struct{}{}
+		}
+		for _, a := range l {
+			local[a.Unmap()] = struct{}{}
+		}
+	}
+	return func(k ServiceKey) bool {
+		a := k.Addr.Unmap()
+		if slices.ContainsFunc(opts.ExcludeCIDRs, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			return false
+		}
+		if _, ok := bound[a]; ok {
+			return true
+		}
+		_, ok := local[a]
+		return ok && opts.NodePortRange.Contains(k.Port)
+	}, nil
+}
+
+func deleteVirtualServers(h Handle, owned func(ServiceKey) bool) (int, error) {
+	vss, err := h.ListVirtualServers()
+	if err != nil {
+		return 0, fmt.Errorf("cleanup: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, vs := range vss {
+		if !owned(vs.ServiceKey) {
+			continue
+		}
+		if err := h.DelVirtualServer(vs.ServiceKey); err != nil && !IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("cleanup: delete virtual server %s: %w", vs.ServiceKey, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// destroyExistingSets destroys the families' KUBE-* sets that exist.
+func destroyExistingSets(ctx context.Context, ipset IPSet, families []CleanupFamily) (int, error) {
+	have, err := ipset.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cleanup: %w", err)
+	}
+	b := &SetBatch{}
+	for _, f := range families {
+		for _, spec := range SetSpecs(f.Family) {
+			if _, ok := have[spec.Name]; ok {
+				b.Destroy(spec.Name)
+			}
+		}
+	}
+	if err := ipset.Restore(ctx, b); err != nil {
+		return 0, fmt.Errorf("cleanup: destroy ipsets: %w", err)
+	}
+	return b.Len(), nil
+}
+
+// CleanupRules removes IPVS mode's chains (RuleChains) from nat and filter
+// in one iptables-restore: flush them, delete every jump to them from a
+// built-in chain, delete them. A chain another surviving user chain still
+// jumps to (e.g. KUBE-MARK-MASQ of iptables mode's KUBE-SEP-* chains) is
+// spared, so the restore never fails on a reference. It returns how many
+// chains it deleted.
+func CleanupRules(ctx context.Context, r iptables.Restorer) (int, error) {
+	var input strings.Builder
+	n := 0
+	for _, table := range []string{"nat", "filter"} {
+		data, err := r.Save(ctx, table)
+		if err != nil {
+			return 0, fmt.Errorf("cleanup: read %s table: %w", table, err)
+		}
+		n += writeRulesCleanup(&input, table, parseSaved(data), RuleChains()[table])
+	}
+	if input.Len() == 0 {
+		return 0, nil
+	}
+	if err := r.Restore(ctx, []byte(input.String())); err != nil {
+		return 0, fmt.Errorf("cleanup: remove IPVS-mode iptables rules: %w", err)
+	}
+	return n, nil
+}
+
+// savedRules is one table of iptables-save output.
+type savedRules struct {
+	chains   []string
+	builtins map[string]bool
+	rules    []savedRule
+}
+
+type savedRule struct{ chain, target, line string }
+
+func parseSaved(data []byte) *savedRules {
+	s := &savedRules{builtins: map[string]bool{}}
+	for l := range strings.Lines(string(data)) {
+		l = strings.TrimRight(l, "\r\n")
+		f := strings.Fields(l)
+		switch {
+		case strings.HasPrefix(l, ":") && len(f) >= 2:
+			name := strings.TrimPrefix(f[0], ":")
+			s.chains = append(s.chains, name)
+			if f[1] != "-" {
+				s.builtins[name] = true
+			}
+		case strings.HasPrefix(l, "-A ") && len(f) >= 2:
+			r := savedRule{chain: f[1], line: l}
+			for i := 2; i+1 < len(f); i++ {
+				if f[i] == "-j" || f[i] == "-g" {
+					r.target = f[i+1]
+				}
+			}
+			s.rules = append(s.rules, r)
+		}
+	}
+	return s
+}
+
+// writeRulesCleanup writes one table's block and returns the chains it deletes.
+func writeRulesCleanup(b *strings.Builder, table string, saved *savedRules, owned []string) int {
+	doomed := map[string]bool{}
+	for _, c := range saved.chains {
+		if !saved.builtins[c] && slices.Contains(owned, c) {
+			doomed[c] = true
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, r := range saved.rules {
+			if !saved.builtins[r.chain] && !doomed[r.chain] && doomed[r.target] {
+				delete(doomed, r.target)
+				changed = true
+			}
+		}
+	}
+	var jumps []string
+	for _, r := range saved.rules {
+		if saved.builtins[r.chain] && doomed[r.target] {
+			jumps = append(jumps, "-D"+strings.TrimPrefix(r.line, "-A"))
+		}
+	}
+	if len(doomed) == 0 {
+		return 0
+	}
+	chains := slices.Sorted(maps.Keys(doomed))
+	b.WriteString("*" + table + "\n")
+	for _, c := range chains {
+		b.WriteString(":" + c + " - [0:0]\n")
+	}
+	for _, j := range jumps {
+		b.WriteString(j + "\n")
+	}
+	for _, c := range chains {
+		b.WriteString("-X " + c + "\n")
+	}
+	b.WriteString("COMMIT\n")
+	return len(chains)
+}
+
+// RemoveDevice deletes kube-ipvs0 (and so every address bound to it).
+func (n *NetlinkAddresses) RemoveDevice() error {
+	l, err := n.device()
+	if err != nil || l == nil {
+		return err
+	}
+	if err := n.h.LinkDel(l); err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("delete %s: %w", DummyDevice, err)
+	}
+	return nil
+}
+
+// RemoveDevice drops the fake dummy device and its addresses.
+func (f *FakeAddresses) RemoveDevice() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["RemoveDevice"]++
+	f.device, f.bound = false, nil
+	return nil
+}
