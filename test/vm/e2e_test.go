@@ -9,10 +9,11 @@ import (
 	"github.com/kproxy/kproxy/test/vm"
 )
 
-// TestSCTPTrafficInGuest runs the iptables-mode SCTP e2e test inside the
-// guest, whose kernel has SCTP sockets (this machine's has none): kproxy and
-// the pod servers are built here and handed in, and the test must pass, not skip.
-func TestSCTPTrafficInGuest(t *testing.T) {
+// runE2EInGuest runs the e2e tests matching the names in the guest, with
+// kproxy and the pod servers built here and handed in (the guest has no Go
+// toolchain), and fails unless each named test passed (a skip is a failure).
+func runE2EInGuest(t *testing.T, names []string, memory string, env ...string) {
+	t.Helper()
 	assets := assetsForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -25,22 +26,33 @@ func TestSCTPTrafficInGuest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := vm.RunGoTest(ctx, "./test/e2e", "^TestSCTPClusterIP$", vm.Options{
-		Assets: assets, Timeout: 5 * time.Minute,
+	res, err := vm.RunGoTest(ctx, "./test/e2e", "^("+strings.Join(names, "|")+")$", vm.Options{
+		Assets: assets, Timeout: 5 * time.Minute, Memory: memory,
 		Extra: []vm.File{
 			{Path: "/kpx/tools/kproxy", Source: kproxy, Mode: 0o755},
 			{Path: "/kpx/tools/podserver", Source: podserver, Mode: 0o755},
 		},
-		Env: []string{"KPROXY_BIN=/kpx/tools/kproxy", "KPROXY_PODSERVER_BIN=/kpx/tools/podserver",
-			"KPROXY_KERNEL_TESTS=require"},
+		Env: append([]string{"KPROXY_BIN=/kpx/tools/kproxy", "KPROXY_PODSERVER_BIN=/kpx/tools/podserver",
+			"KPROXY_KERNEL_TESTS=require"}, env...),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Passed || !strings.Contains(res.Output, "--- PASS: TestSCTPClusterIP") {
-		t.Fatalf("SCTP e2e test in the guest did not pass:\n%s", tail(res.Output, 80))
+	for _, name := range names {
+		if !strings.Contains(res.Output, "--- PASS: "+name) {
+			t.Errorf("%s did not pass in the guest", name)
+		}
 	}
-	t.Logf("SCTP e2e in the guest passed in %v", res.Duration.Round(time.Millisecond))
+	if !res.Passed || t.Failed() {
+		t.Fatalf("e2e tests in the guest:\n%s", tail(res.Output, 400))
+	}
+	t.Logf("e2e tests in the guest passed in %v", res.Duration.Round(time.Millisecond))
+}
+
+// TestSCTPTrafficInGuest runs the iptables-mode SCTP e2e test inside the
+// guest, whose kernel has SCTP sockets (this machine's has none).
+func TestSCTPTrafficInGuest(t *testing.T) {
+	runE2EInGuest(t, []string{"TestSCTPClusterIP"}, "")
 }
 
 func tail(s string, n int) string {
