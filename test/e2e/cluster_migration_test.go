@@ -109,6 +109,7 @@ func newBareClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
 	e := newEnv(t, envOptions{})
 	c := cluster.StartForTest(t, cluster.Options{Netns: e.w.Node})
+	t.Logf("control plane ready in %v", c.StartupTime)
 	ce := &clusterEnv{env: e, c: c, ctx: t.Context()}
 	for _, name := range []string{"serviceaccount.yaml", "rbac.yaml"} {
 		manifest, err := os.ReadFile(filepath.Join(deployDir, name))

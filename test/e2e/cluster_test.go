@@ -42,21 +42,7 @@ type clusterEnvOptions struct {
 // with deploy/configmap.yaml's config.conf and the ServiceAccount's token.
 func newClusterEnv(t *testing.T, opts clusterEnvOptions) *clusterEnv {
 	t.Helper()
-	e := newEnv(t, envOptions{})
-	c := cluster.StartForTest(t, cluster.Options{Netns: e.w.Node})
-	t.Logf("control plane ready in %v", c.StartupTime)
-	ce := &clusterEnv{env: e, c: c, ctx: t.Context()}
-	for _, name := range []string{"serviceaccount.yaml", "rbac.yaml"} {
-		manifest, err := os.ReadFile(filepath.Join(deployDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateFromYAML(ce.ctx, manifest); err != nil {
-			t.Fatalf("apply deploy/%s: %v", name, err)
-		}
-	}
-	ce.createNode()
-	ce.createNamespace(testNS)
+	ce := newBareClusterEnv(t)
 	ce.startDeployedKproxy(opts.MinSyncPeriod)
 	return ce
 }
