@@ -2,11 +2,7 @@ package ipvs_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"maps"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -160,17 +156,5 @@ func assertKernelRules(t *testing.T, ns *kernelNS, rules *ipvs.Rules) {
 // newKernelNS applies.
 func newSetsNS(t *testing.T) *kernelNS {
 	t.Helper()
-	if os.Getenv("KPROXY_IN_VM") != "1" {
-		t.Skip("ipset/iptables kernel test: runs inside the qemu guest (test/vm TestIPVSKernel)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("ipset/iptables kernel test: needs root")
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := &kernelNS{t: t, name: "kpx-sets-" + hex.EncodeToString(b)}
-	ns.run("ip", "netns", "add", ns.name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns.name).Run() })
-	ns.run("ip", "-n", ns.name, "link", "set", "lo", "up")
-	return ns
+	return newGuestNS(t, "kpx-sets-", "ipset/iptables kernel test", "")
 }

@@ -28,17 +28,7 @@ type kernelNS struct {
 
 func newKernelNS(t *testing.T) *kernelNS {
 	t.Helper()
-	if os.Getenv("KPROXY_IN_VM") != "1" {
-		t.Skip("IPVS kernel test: runs inside the qemu guest (test/vm TestIPVSKernel); this host's kernel has no IPVS")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("IPVS kernel test: needs root")
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := &kernelNS{t: t, name: "kpx-ipvs-" + hex.EncodeToString(b)}
-	ns.run("ip", "netns", "add", ns.name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns.name).Run() })
+	ns := newGuestNS(t, "kpx-ipvs-", "IPVS kernel test", "; this host's kernel has no IPVS")
 	for _, dir := range []string{"/run/netns/", "/var/run/netns/"} {
 		if _, err := os.Stat(dir + ns.name); err == nil {
 			ns.path = dir + ns.name
@@ -48,10 +38,28 @@ func newKernelNS(t *testing.T) *kernelNS {
 	if ns.path == "" {
 		t.Fatalf("namespace %s has no file under /run/netns", ns.name)
 	}
-	ns.run("ip", "-n", ns.name, "link", "set", "lo", "up")
 	ns.run("ip", "-n", ns.name, "link", "add", "node0", "type", "dummy")
 	ns.run("ip", "-n", ns.name, "addr", "add", nodeIP+"/24", "dev", "node0")
 	ns.run("ip", "-n", ns.name, "link", "set", "node0", "up")
+	return ns
+}
+
+// newGuestNS creates a namespace named prefix+random with lo up, removed
+// when the test ends; it skips outside the qemu guest or without root.
+func newGuestNS(t *testing.T, prefix, what, whyGuest string) *kernelNS {
+	t.Helper()
+	if os.Getenv("KPROXY_IN_VM") != "1" {
+		t.Skip(what + ": runs inside the qemu guest (test/vm TestIPVSKernel)" + whyGuest)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip(what + ": needs root")
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := &kernelNS{t: t, name: prefix + hex.EncodeToString(b)}
+	ns.run("ip", "netns", "add", ns.name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns.name).Run() })
+	ns.run("ip", "-n", ns.name, "link", "set", "lo", "up")
 	return ns
 }
 
