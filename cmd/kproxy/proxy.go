@@ -56,6 +56,11 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		// As upstream: --cleanup removes what iptables and IPVS modes left, whatever the mode.
 		return errors.Join(cleanupIPTables(ctx, logger), cleanupIPVS(ctx, cfg, logger))
 	}
+	if !cfg.DryRun {
+		if err := applyHostSettings(cfg, rootedFiles{root: "/"}, logger); err != nil {
+			return err
+		}
+	}
 	p, err := newProxy(ctx, cfg, logger, out)
 	if err != nil {
 		return err
