@@ -34,7 +34,7 @@ type syncPlan struct {
 // away, and otherwise relies on the chains the proxier wrote last time.
 func (p *Proxier) plan(ctx context.Context, snap *proxier.Snapshot) (*syncPlan, error) {
 	pl := &syncPlan{snap: snap}
-	pl.large = totalEndpoints(snap) > p.renderer.opts.LargeClusterEndpointsThreshold
+	pl.large = p.renderer.state.totalEndpoints(snap) > p.renderer.opts.LargeClusterEndpointsThreshold
 	pl.full = snap.Full || p.needFull || pl.large != p.lastLarge
 	if pl.full && !snap.Full {
 		s := *snap

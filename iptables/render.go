@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/netip"
 	"slices"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -69,7 +68,7 @@ type Renderer struct {
 	// Buffers reused across renders, so steady-state syncs do not page in
 	// tens of megabytes of fresh memory.
 	svcBuf, out bytes.Buffer
-	top         [10]chainBuf
+	top         [topChains]chainBuf
 	// state caches chain names and per-service chains across renders.
 	state serviceState
 }
@@ -96,7 +95,7 @@ func Render(snap *proxier.Snapshot, opts RenderOptions) *Rendering {
 // The Rendering shares the Renderer's buffers: it is valid until the next Render.
 func (r *Renderer) Render(snap *proxier.Snapshot) *Rendering {
 	run := newRenderRun(r, snap)
-	for _, n := range sortedServiceNames(snap, &r.state) {
+	for _, n := range r.state.sortedNames(snap) {
 		run.service(n)
 	}
 	run.removed = r.state.forgetRemoved(snap, run.removed)
@@ -115,6 +114,8 @@ type renderRun struct {
 	localhostNodePorts bool
 	nodeIPs            []netip.Addr
 
+	// top holds all top-level chains; filter and nat name them.
+	top    *[topChains]chainBuf
 	filter struct{ services, external, forward, nodePorts, proxyFirewall, firewall *chainBuf }
 	nat    struct{ services, nodePorts, postrouting, markMasq *chainBuf }
 
@@ -158,9 +159,12 @@ type segment struct {
 }
 
 func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
-	total := totalEndpoints(snap)
+	if snap.Full {
+		r.state.reserve(len(snap.Services), 2*len(snap.Services)+totalEndpoints(snap))
+	}
+	total := r.state.totalEndpoints(snap)
 	run := &renderRun{opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
-		state: &r.state}
+		state: &r.state, top: &r.top}
 	family := r.opts.Family
 	if family == "" {
 		family = snap.Family
@@ -182,7 +186,6 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	run.svc.buf = &r.svcBuf
 	if snap.Full {
 		run.svcBuf.Grow(500*len(snap.Services) + 350*total)
-		r.state.reserve(len(snap.Services), 2*len(snap.Services)+total)
 	}
 	return run
 }
@@ -214,39 +217,11 @@ func (n *NodePortAddresses) containsIPv4Loopback() bool {
 	return slices.ContainsFunc(n.IPs, func(a netip.Addr) bool { return a.Is4() && a.IsLoopback() })
 }
 
-// totalEndpoints is upstream's large-cluster measure: all endpoints of all service ports.
-func totalEndpoints(snap *proxier.Snapshot) int {
-	total := 0
-	for name := range snap.Services {
-		if eps := snap.Endpoints[name]; eps != nil {
-			total += len(eps.All)
-		}
-	}
-	return total
-}
-
 // serviceName pairs a service port name with its cached state.
 type serviceName struct {
 	name proxier.ServicePortName
 	str  string
 	port *portState
-}
-
-// sortedServiceNames orders service ports by svcPortName text, then protocol,
-// the order upstream's golden tests sort rules in.
-func sortedServiceNames(snap *proxier.Snapshot, state *serviceState) []serviceName {
-	names := make([]serviceName, 0, len(snap.Services))
-	for n := range snap.Services {
-		ps := state.port(n)
-		names = append(names, serviceName{name: n, str: ps.str, port: ps})
-	}
-	slices.SortFunc(names, func(a, b serviceName) int {
-		if c := strings.Compare(a.str, b.str); c != 0 {
-			return c
-		}
-		return strings.Compare(string(a.name.Protocol), string(b.name.Protocol))
-	})
-	return names
 }
 
 // beginChain declares a per-service chain and starts its segment.

@@ -27,6 +27,11 @@ type portState struct {
 	owned    []string
 	lines    int
 	rendered bool
+	// front caches the port's lines in the top-level chains; ordered says
+	// it is in serviceState.order; epCount is its endpoints' count.
+	front   frontRules
+	ordered bool
+	epCount int
 }
 
 type endpointName struct {
@@ -39,6 +44,11 @@ type endpointName struct {
 type serviceState struct {
 	ports map[proxier.ServicePortName]*portState
 	owner map[string]*portState
+	// order is the render order of the ports (see sortedNames); total the
+	// endpoints of all ports (see totalEndpoints).
+	order      []serviceName
+	total      int
+	totalKnown bool
 }
 
 // reserve sizes the maps before the first render of a large snapshot, so

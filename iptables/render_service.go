@@ -85,17 +85,24 @@ func (p *servicePlan) setFilterVerdicts() {
 // service writes everything for one service port: its entries in the
 // top-level chains, then its own chains (discarded unless it is rewritten).
 func (r *renderRun) service(n serviceName) {
+	_, changed := r.snap.Changed[n.name]
+	rewrite := r.snap.Full || changed
+	if !rewrite && n.port.rendered && n.port.front.valid {
+		// Unchanged since its last render: same lines, chains and rule count.
+		r.replayFront(n.port)
+		r.svc.lines += n.port.lines
+		return
+	}
 	p := r.planService(n)
+	mark := r.markFront()
 	r.writeClusterIP(&p)
 	r.writeExternalIPs(&p)
 	r.writeLoadBalancerIPs(&p)
 	r.writeNodePort(&p)
 	r.writeHealthCheckNodePort(&p)
+	r.recordFront(n.port, mark)
 
-	_, changed := r.snap.Changed[n.name]
-	rewrite := r.snap.Full || changed
 	if !rewrite && n.port.rendered {
-		// Unchanged since its last render: same chains, same rule count.
 		r.svc.lines += n.port.lines
 		return
 	}
