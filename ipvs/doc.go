@@ -51,11 +51,13 @@
 // nat/filter rules IPVS mode needs with one iptables-restore, inserting only
 // missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go).
 //
-// TODO (needed for a working --proxy-mode ipvs):
-//   - host setup at start (sysctls vs/conntrack, expire_nodest_conn,
-//     expire_quiescent_template, conn_reuse_mode, strictARP, ipvsadm --set
-//     timeouts) beyond what cmd/kproxy sets, and the CanUseIPVSProxier probe;
-//   - no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
+// Host setup at start (settings.go): the sysctls IPVS mode needs
+// (vs/conntrack, expire_nodest_conn, expire_quiescent_template,
+// conn_reuse_mode, ip_forward), strictARP (raising arp_ignore/arp_announce,
+// never lowering a stricter value), the tcp/tcpfin/udp timeouts through the
+// Handle, and upstream's scheduler probe, run in a throwaway namespace.
+//
+// TODO: no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
 //
 // Cleanup (cleanup.go) removes only what kproxy owns by default — virtual
 // servers on kube-ipvs0 addresses and NodePort virtual servers on node

@@ -3,9 +3,11 @@ package ipvs
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // KernelSchedulers returns the schedulers a stock kernel ships as ip_vs_* modules.
@@ -13,17 +15,27 @@ func KernelSchedulers() []string {
 	return []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
 }
 
+// DefaultKernelTimeouts are a new network namespace's IPVS timeouts
+// (ipvsadm -L --timeout: 900 120 300).
+func DefaultKernelTimeouts() Timeouts {
+	return Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}
+}
+
 // FakeOptions configure a Fake.
 type FakeOptions struct {
 	// Schedulers the fake kernel knows; nil means KernelSchedulers().
 	Schedulers []string
+	// HZ is the fake kernel's CONFIG_HZ, which bounds timeouts (the kernel
+	// rejects more than INT_MAX/HZ seconds); 0 means Debian's 250.
+	HZ int
 }
 
 // Fake is an in-memory Handle that rejects what the kernel rejects, with the
 // kernel's errnos: a duplicate virtual server or destination (EEXIST), an
 // operation on a missing virtual server (ESRCH) or destination (ENOENT), an
 // unknown scheduler (ENOENT), an unknown protocol, a negative weight, a
-// destination of the other family, or a port 0 (EINVAL). It also rejects
+// destination of the other family, a port 0, or a negative timeout or one
+// over INT_MAX/HZ seconds (EINVAL). It also rejects
 // FlagPersistent with timeout 0, which the kernel accepts but which would
 // make every persistence template expire at once: a kproxy bug either way.
 // It counts calls per method for tests. Safe for concurrent use.
@@ -31,6 +43,8 @@ type Fake struct {
 	mu         sync.Mutex
 	schedulers map[string]bool
 	services   map[ServiceKey]*fakeService
+	timeouts   Timeouts
+	maxTimeout time.Duration
 	// Calls counts calls per Handle method name ("GetVirtualServer", ...).
 	calls map[string]int
 }
@@ -48,7 +62,12 @@ func NewFake(opts FakeOptions) *Fake {
 	if s == nil {
 		s = KernelSchedulers()
 	}
-	f := &Fake{schedulers: map[string]bool{}, services: map[ServiceKey]*fakeService{}, calls: map[string]int{}}
+	hz := opts.HZ
+	if hz <= 0 {
+		hz = 250
+	}
+	f := &Fake{schedulers: map[string]bool{}, services: map[ServiceKey]*fakeService{}, calls: map[string]int{},
+		timeouts: DefaultKernelTimeouts(), maxTimeout: time.Duration(math.MaxInt32/hz) * time.Second}
 	for _, n := range s {
 		f.schedulers[n] = true
 	}
@@ -238,6 +257,37 @@ func (f *Fake) DelDestination(k ServiceKey, d DestKey) error {
 		return fmt.Errorf("fake ipvs: delete %s of %s: %w", d, k, syscall.ENOENT)
 	}
 	delete(s.dests, d)
+	return nil
+}
+
+func (f *Fake) GetTimeouts() (Timeouts, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("GetTimeouts")
+	return f.timeouts, nil
+}
+
+// SetTimeouts keeps whole seconds, as the kernel does, so a non-zero value
+// under a second leaves that timeout as it is. Like the kernel it checks
+// every field before changing any.
+func (f *Fake) SetTimeouts(t Timeouts) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.count("SetTimeouts")
+	fields := []struct {
+		set time.Duration
+		cur *time.Duration
+	}{{t.TCP, &f.timeouts.TCP}, {t.TCPFin, &f.timeouts.TCPFin}, {t.UDP, &f.timeouts.UDP}}
+	for _, fl := range fields {
+		if fl.set < 0 || fl.set.Truncate(time.Second) > f.maxTimeout {
+			return fmt.Errorf("fake ipvs: set timeouts %s: %w", t, syscall.EINVAL)
+		}
+	}
+	for _, fl := range fields {
+		if s := fl.set.Truncate(time.Second); s > 0 {
+			*fl.cur = s
+		}
+	}
 	return nil
 }
 

@@ -2,8 +2,10 @@ package ipvs_test
 
 import (
 	"errors"
+	"math"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kproxy/kproxy/ipvs"
 )
@@ -83,5 +85,37 @@ func TestFakeKeepsConnectionsAcrossUpdates(t *testing.T) {
 	ds, err := f.ListDestinations(k)
 	if err != nil || len(ds) != 1 || ds[0].Weight != 0 || ds[0].ActiveConnections != 2 || ds[0].InactiveConnections != 3 {
 		t.Errorf("destinations = %+v, %v; want weight 0 with 2/3 connections", ds, err)
+	}
+}
+
+func TestFakeTimeoutsBehaveAsTheKernel(t *testing.T) {
+	const hz = 250
+	maxSecs := time.Duration(math.MaxInt32/hz) * time.Second
+	def := ipvs.DefaultKernelTimeouts()
+	tests := []struct {
+		name    string
+		set     ipvs.Timeouts
+		want    ipvs.Timeouts
+		wantErr error
+	}{
+		{"zero keeps every value", ipvs.Timeouts{}, def, nil},
+		{"each field set", ipvs.Timeouts{TCP: time.Hour, TCPFin: time.Minute, UDP: 5 * time.Second},
+			ipvs.Timeouts{TCP: time.Hour, TCPFin: time.Minute, UDP: 5 * time.Second}, nil},
+		{"whole seconds kept", ipvs.Timeouts{TCP: 1500 * time.Millisecond}, ipvs.Timeouts{TCP: time.Second, TCPFin: def.TCPFin, UDP: def.UDP}, nil},
+		{"under a second is zero", ipvs.Timeouts{UDP: 500 * time.Millisecond}, def, nil},
+		{"INT_MAX/HZ seconds accepted", ipvs.Timeouts{TCP: maxSecs}, ipvs.Timeouts{TCP: maxSecs, TCPFin: def.TCPFin, UDP: def.UDP}, nil},
+		{"over INT_MAX/HZ seconds rejected", ipvs.Timeouts{TCP: maxSecs + time.Second}, def, syscall.EINVAL},
+		{"negative rejected, nothing applied", ipvs.Timeouts{TCP: time.Hour, UDP: -time.Second}, def, syscall.EINVAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := ipvs.NewFake(ipvs.FakeOptions{HZ: hz})
+			if err := f.SetTimeouts(tt.set); !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("SetTimeouts(%s) = %v, want %v", tt.set, err, tt.wantErr)
+			}
+			if got, _ := f.GetTimeouts(); got != tt.want {
+				t.Errorf("timeouts = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

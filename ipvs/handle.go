@@ -3,11 +3,15 @@ package ipvs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
+	"runtime"
 	"syscall"
+	"time"
 
 	mobyipvs "github.com/moby/ipvs"
+	"github.com/vishvananda/netns"
 )
 
 // Handle is kproxy's seam to the kernel's IPVS table. Errors keep the
@@ -27,6 +31,11 @@ type Handle interface {
 	NewDestination(k ServiceKey, d Destination) error
 	UpdateDestination(k ServiceKey, d Destination) error
 	DelDestination(k ServiceKey, d DestKey) error
+	// GetTimeouts reads the namespace's IPVS connection timeouts.
+	GetTimeouts() (Timeouts, error)
+	// SetTimeouts sets them as `ipvsadm --set` does: a zero field leaves
+	// that timeout as it is; a negative or too large one is EINVAL.
+	SetTimeouts(t Timeouts) error
 }
 
 // IsNotFound reports a missing virtual server or destination.
@@ -50,6 +59,54 @@ func NewKernelHandle(nsPath string) (*KernelHandle, error) {
 		return nil, fmt.Errorf("open IPVS netlink handle (namespace %q): %w", nsPath, err)
 	}
 	return &KernelHandle{h: h}, nil
+}
+
+// NewIsolatedKernelHandle opens IPVS in a new, private network namespace
+// that only the handle's socket keeps alive, so whatever is created through
+// it vanishes with Close or with the process, even after a crash, and the
+// caller's namespace is never touched. ProbeScheduler uses it. Needs
+// CAP_SYS_ADMIN (unshare of a network namespace).
+func NewIsolatedKernelHandle() (*KernelHandle, error) {
+	ns, err := newPrivateNetns()
+	if err != nil {
+		return nil, fmt.Errorf("create a private network namespace for IPVS probes: %w", err)
+	}
+	defer ns.Close()
+	return NewKernelHandle(fmt.Sprintf("/proc/self/fd/%d", int(ns)))
+}
+
+// newPrivateNetns unshares a network namespace on a locked thread, moves
+// the thread back and returns the new namespace's file descriptor.
+func newPrivateNetns() (netns.NsHandle, error) {
+	type result struct {
+		ns  netns.NsHandle
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{err: err}
+			return
+		}
+		defer orig.Close()
+		ns, err := netns.New()
+		if restoreErr := netns.Set(orig); restoreErr != nil {
+			// The thread stays locked, so it exits with this goroutine
+			// instead of running others in the wrong namespace.
+			if err == nil {
+				ns.Close()
+			}
+			ch <- result{err: fmt.Errorf("return to the original network namespace: %w", restoreErr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		ch <- result{ns: ns, err: err}
+	}()
+	r := <-ch
+	return r.ns, r.err
 }
 
 // Close releases the netlink socket.
@@ -140,6 +197,29 @@ func (k *KernelHandle) UpdateDestination(key ServiceKey, d Destination) error {
 func (k *KernelHandle) DelDestination(key ServiceKey, d DestKey) error {
 	if err := k.h.DelDestination(toMobyService(VirtualServer{ServiceKey: key}), toMobyDest(Destination{DestKey: d})); err != nil {
 		return fmt.Errorf("delete destination %s of %s: %w", d, key, err)
+	}
+	return nil
+}
+
+func (k *KernelHandle) GetTimeouts() (Timeouts, error) {
+	c, err := k.h.GetConfig()
+	if err != nil {
+		return Timeouts{}, fmt.Errorf("get IPVS timeouts: %w", err)
+	}
+	return Timeouts{TCP: c.TimeoutTCP, TCPFin: c.TimeoutTCPFin, UDP: c.TimeoutUDP}, nil
+}
+
+// SetTimeouts rejects negative and over-32-bit values itself: moby/ipvs
+// converts seconds to uint32, which would wrap them into different values.
+func (k *KernelHandle) SetTimeouts(t Timeouts) error {
+	for _, d := range []time.Duration{t.TCP, t.TCPFin, t.UDP} {
+		if d < 0 || d.Seconds() > math.MaxUint32 {
+			return fmt.Errorf("set IPVS timeouts %s: %w", t, syscall.EINVAL)
+		}
+	}
+	c := &mobyipvs.Config{TimeoutTCP: t.TCP, TimeoutTCPFin: t.TCPFin, TimeoutUDP: t.UDP}
+	if err := k.h.SetConfig(c); err != nil {
+		return fmt.Errorf("set IPVS timeouts %s: %w", t, err)
 	}
 	return nil
 }

@@ -4,13 +4,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/vishvananda/netns"
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/config"
@@ -237,5 +242,204 @@ func TestKernelRejectsWhatTheFakeRejects(t *testing.T) {
 	}
 	if ds, err := h.ListDestinations(missing); err != nil || len(ds) != 0 {
 		t.Errorf("destinations of a missing virtual server = %v, %v; want none, no error (as the Fake)", ds, err)
+	}
+}
+
+// inNS runs f on an OS thread moved into ns, so the /proc/sys files f opens
+// are ns's (the kernel resolves /proc/sys/net by the opener's namespace).
+func (ns *kernelNS) inNS(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromPath(ns.path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- err // the thread stays locked and exits with this goroutine
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("return to the test's namespace: %w", err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// sysctl reads a sysctl in ns through another process (ip netns exec cat).
+func (ns *kernelNS) sysctl(key string) string {
+	ns.t.Helper()
+	return strings.TrimSpace(ns.exec("cat", "/proc/sys/"+key))
+}
+
+// squeeze returns out's lines with runs of blanks squeezed.
+func squeeze(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		lines = append(lines, strings.Join(strings.Fields(l), " "))
+	}
+	return lines
+}
+
+// TestKernelStartupSettingsInNamespace applies IPVS mode's start-up
+// settings in a test namespace, as kproxy does in its own: the scheduler
+// probe leaves nothing, strictARP raises arp_announce but keeps a stricter
+// arp_ignore, the timeouts show in ipvsadm -L --timeout, and the guest's
+// own namespace keeps its sysctls and timeouts.
+func TestKernelStartupSettingsInNamespace(t *testing.T) {
+	ns := newKernelNS(t)
+	ns.exec("sysctl", "-w", "net.ipv4.conf.all.arp_ignore=2")
+	rootARP := [2]string{readProcSys(t, ipvs.SysctlARPIgnore), readProcSys(t, ipvs.SysctlARPAnnounce)}
+	rootTimeouts := strings.TrimSpace(ns.run("ipvsadm", "-L", "--timeout"))
+	h, err := ipvs.NewKernelHandle(ns.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	probe, err := ipvs.NewIsolatedKernelHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	want := ipvs.Timeouts{TCP: 2 * time.Hour, TCPFin: 30 * time.Second, UDP: 45 * time.Second}
+	var res ipvs.StartupResult
+	err = ns.inNS(func() (err error) {
+		res, err = ipvs.ApplyStartupSettings(ipvs.StartupOptions{Handle: h, Probe: probe,
+			Sysctls: ipvs.DirSysctls{Root: ipvs.ProcSys}, Scheduler: "wrr", StrictARP: true, Timeouts: want})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("changed sysctls: %+v", res.Sysctls)
+	adm := squeeze(ns.exec("ipvsadm", "-L", "--timeout"))
+	t.Logf("ipvsadm -L --timeout in the namespace: %q", adm)
+	if !slices.Contains(adm, "Timeout (tcp tcpfin udp): 7200 30 45") {
+		t.Errorf("ipvsadm -L --timeout in the namespace = %q, want 7200 30 45", adm)
+	}
+	if got, err := h.GetTimeouts(); err != nil || got != want || !res.TimeoutsSet {
+		t.Errorf("GetTimeouts = %s, %v (set %v); want %s", got, err, res.TimeoutsSet, want)
+	}
+	for key, want := range map[string]string{ipvs.SysctlARPIgnore: "2", ipvs.SysctlARPAnnounce: "2",
+		ipvs.SysctlVSConntrack: "1", ipvs.SysctlExpireNoDestConn: "1", ipvs.SysctlExpireQuiescentTemplate: "1",
+		ipvs.SysctlIPForward: "1", ipvs.SysctlConnReuseMode: "0"} {
+		if got := ns.sysctl(key); got != want {
+			t.Errorf("%s in the namespace = %s, want %s", key, got, want)
+		}
+	}
+	if got := [2]string{readProcSys(t, ipvs.SysctlARPIgnore), readProcSys(t, ipvs.SysctlARPAnnounce)}; got != rootARP {
+		t.Errorf("guest namespace's arp_ignore/arp_announce changed from %v to %v", rootARP, got)
+	}
+	if got := strings.TrimSpace(ns.run("ipvsadm", "-L", "--timeout")); got != rootTimeouts {
+		t.Errorf("guest namespace's timeouts changed from %q to %q", rootTimeouts, got)
+	}
+	if vss, err := h.ListVirtualServers(); err != nil || len(vss) != 0 {
+		t.Errorf("namespace has virtual servers %v, %v after the probe; want none", vss, err)
+	}
+}
+
+func readProcSys(t *testing.T, key string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/" + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestKernelProbeScheduler: every scheduler config accepts is found (the
+// guest ships their modules); twos (Linux 6.2+, not shipped in the guest)
+// and an unknown name fail naming the scheduler. The isolated probe handle
+// lives in its own namespace: what it creates is seen nowhere else.
+func TestKernelProbeScheduler(t *testing.T) {
+	ns := newKernelNS(t)
+	probe, err := ipvs.NewIsolatedKernelHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	for _, s := range []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "sed", "nq", "mh"} {
+		if err := ipvs.ProbeScheduler(probe, s); err != nil {
+			t.Errorf("ProbeScheduler(%s) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"twos", "nope"} {
+		err := ipvs.ProbeScheduler(probe, s)
+		t.Logf("ProbeScheduler(%s): %v", s, err)
+		if !errors.Is(err, ipvs.ErrSchedulerUnavailable) || !errors.Is(err, syscall.ENOENT) || !strings.Contains(err.Error(), `"`+s+`"`) {
+			t.Errorf("ProbeScheduler(%s) = %v; want ErrSchedulerUnavailable naming it", s, err)
+		}
+	}
+	h, err := ipvs.NewKernelHandle(ns.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := ipvs.ProbeScheduler(h, "rr"); err != nil {
+		t.Errorf("probe in the test namespace: %v", err)
+	}
+	if vss, err := h.ListVirtualServers(); err != nil || len(vss) != 0 {
+		t.Errorf("test namespace has %v, %v after a probe; want nothing left", vss, err)
+	}
+	leftover := ipvs.VirtualServer{ServiceKey: ipvs.ProbeVirtualServer(), Scheduler: "rr"}
+	must(t, probe.NewVirtualServer(leftover))
+	probeAddr := ipvs.ProbeVirtualServer().Addr.String()
+	if out := ns.exec("ipvsadm", "-Ln"); strings.Contains(out, probeAddr) {
+		t.Errorf("isolated handle's virtual server visible in the test namespace:\n%s", out)
+	}
+	if out := ns.run("ipvsadm", "-Ln"); strings.Contains(out, probeAddr) {
+		t.Errorf("isolated handle's virtual server visible in the guest's namespace:\n%s", out)
+	}
+}
+
+// TestKernelTimeoutsMatchTheFake applies the same timeouts to a namespace
+// and to the Fake (Debian's HZ=250) and requires the same errors and values.
+func TestKernelTimeoutsMatchTheFake(t *testing.T) {
+	ns := newKernelNS(t)
+	h, err := ipvs.NewKernelHandle(ns.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	f := ipvs.NewFake(ipvs.FakeOptions{})
+	if got, err := h.GetTimeouts(); err != nil || got != ipvs.DefaultKernelTimeouts() {
+		t.Fatalf("new namespace's timeouts = %s, %v; want %s", got, err, ipvs.DefaultKernelTimeouts())
+	}
+	limit := time.Duration(math.MaxInt32/250) * time.Second
+	for _, set := range []ipvs.Timeouts{
+		{TCP: time.Hour, TCPFin: time.Minute, UDP: 10 * time.Second},
+		{},
+		{UDP: 1500 * time.Millisecond},
+		{TCP: 500 * time.Millisecond},
+		{TCPFin: limit},
+		{TCPFin: limit + time.Second},
+		{UDP: math.MaxUint32 * time.Second},
+		{TCP: 5 * time.Second, UDP: -time.Second},
+	} {
+		kerr, ferr := h.SetTimeouts(set), f.SetTimeouts(set)
+		if errors.Is(kerr, syscall.EINVAL) != errors.Is(ferr, syscall.EINVAL) || (kerr == nil) != (ferr == nil) {
+			t.Errorf("SetTimeouts(%s): kernel %v, fake %v", set, kerr, ferr)
+		}
+		kt, err := h.GetTimeouts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ft, _ := f.GetTimeouts(); kt != ft {
+			t.Errorf("after SetTimeouts(%s): kernel %s, fake %s", set, kt, ft)
+		}
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -23,28 +21,18 @@ import (
 // terminationInterval is how often draining IPVS destinations are checked.
 const terminationInterval = time.Second
 
-// ipvsSysctls are the per-namespace IPVS settings upstream requires: conntrack
-// for the iptables masquerade rules to see IPVS traffic, and expiry settings
-// so removed destinations do not keep receiving reused connections.
-var ipvsSysctls = map[string]string{
-	"net/ipv4/vs/conntrack":                 "1",
-	"net/ipv4/vs/conn_reuse_mode":           "0",
-	"net/ipv4/vs/expire_nodest_conn":        "1",
-	"net/ipv4/vs/expire_quiescent_template": "1",
-	"net/ipv4/ip_forward":                   "1",
-}
-
 // newIPVSBackend builds one family's IPVS proxier with its ipsets and iptables rules.
 func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
 	if p.cfg.DryRun {
 		return p.newIPVSDryRun(fam)
 	}
-	if err := setIPVSSysctls(); err != nil {
-		return nil, nil, err
-	}
 	handle, err := ipvs.NewKernelHandle("")
 	if err != nil {
 		return nil, nil, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
+	}
+	if err := p.applyIPVSStartupSettings(handle); err != nil {
+		handle.Close()
+		return nil, nil, err
 	}
 	addrs, err := ipvs.NewNetlinkAddresses("", fam)
 	if err != nil {
@@ -134,12 +122,30 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, logger klog.Logger) er
 	return err
 }
 
-func setIPVSSysctls() error {
-	for key, want := range ipvsSysctls {
-		path := filepath.Join("/proc/sys", key)
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			return fmt.Errorf("set sysctl %s=%s (is ip_vs loaded?): %w", key, want, err)
-		}
+// applyIPVSStartupSettings checks the scheduler (in a throwaway network
+// namespace when this process may create one), then sets IPVS mode's
+// sysctls, strictARP and the IPVS timeouts in kproxy's own namespace.
+func (p *proxy) applyIPVSStartupSettings(h *ipvs.KernelHandle) error {
+	opts := ipvs.StartupOptions{
+		Handle: h, Sysctls: ipvs.DirSysctls{Root: ipvs.ProcSys}, Scheduler: p.cfg.IPVS.Scheduler,
+		StrictARP: p.cfg.IPVS.StrictARP,
+		Timeouts:  ipvs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
+	}
+	if probe, err := ipvs.NewIsolatedKernelHandle(); err != nil {
+		p.logger.V(2).Info("Probing the IPVS scheduler in kproxy's own network namespace", "reason", err.Error())
+	} else {
+		defer probe.Close()
+		opts.Probe = probe
+	}
+	res, err := ipvs.ApplyStartupSettings(opts)
+	for _, c := range res.Sysctls {
+		p.logger.V(1).Info("Changed sysctl", "name", c.Key, "before", c.Old, "after", c.New)
+	}
+	if err != nil {
+		return fmt.Errorf("ipvs mode start-up settings: %w", err)
+	}
+	if res.TimeoutsSet {
+		p.logger.Info("Set IPVS timeouts", "tcp", opts.Timeouts.TCP, "tcpFin", opts.Timeouts.TCPFin, "udp", opts.Timeouts.UDP)
 	}
 	return nil
 }

@@ -21,7 +21,8 @@ func TestIPVSKernel(t *testing.T) {
 	}
 	t.Logf("ipvs kernel tests in the guest took %v (boot included)", res.Duration.Round(time.Millisecond))
 	for _, name := range []string{"TestKernelSyncMatchesFake", "TestKernelPartialSyncAndRestart",
-		"TestKernelSchedulerFlagsRoundTrip", "TestKernelRejectsWhatTheFakeRejects", "TestKernelIPSetAndRules"} {
+		"TestKernelSchedulerFlagsRoundTrip", "TestKernelRejectsWhatTheFakeRejects", "TestKernelIPSetAndRules",
+		"TestKernelStartupSettingsInNamespace", "TestKernelProbeScheduler", "TestKernelTimeoutsMatchTheFake"} {
 		if !strings.Contains(res.Output, "--- PASS: "+name+" ") {
 			t.Errorf("%s did not pass in the guest", name)
 		}

@@ -1,0 +1,262 @@
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// This file is IPVS mode's host setup at start (upstream's NewProxier and
+// CanUseIPVSProxier): the scheduler probe, the sysctls IPVS mode needs,
+// strictARP and the IPVS connection timeouts.
+
+// ProcSys is the sysctl tree of the caller's network namespace.
+const ProcSys = "/proc/sys"
+
+// Sysctl keys (paths under /proc/sys) IPVS mode writes.
+const (
+	SysctlVSConntrack             = "net/ipv4/vs/conntrack"
+	SysctlConnReuseMode           = "net/ipv4/vs/conn_reuse_mode"
+	SysctlExpireNoDestConn        = "net/ipv4/vs/expire_nodest_conn"
+	SysctlExpireQuiescentTemplate = "net/ipv4/vs/expire_quiescent_template"
+	SysctlIPForward               = "net/ipv4/ip_forward"
+	SysctlARPIgnore               = "net/ipv4/conf/all/arp_ignore"
+	SysctlARPAnnounce             = "net/ipv4/conf/all/arp_announce"
+)
+
+const (
+	strictARPIgnore   = 1
+	strictARPAnnounce = 2
+)
+
+type sysctlValue struct {
+	key   string
+	value int
+}
+
+// requiredSysctls are set on every start: conntrack so the iptables
+// masquerade rules see IPVS traffic, and expiry settings so removed
+// destinations do not keep receiving reused connections.
+func requiredSysctls() []sysctlValue {
+	return []sysctlValue{
+		{SysctlVSConntrack, 1}, {SysctlConnReuseMode, 0}, {SysctlExpireNoDestConn, 1},
+		{SysctlExpireQuiescentTemplate, 1}, {SysctlIPForward, 1},
+	}
+}
+
+// Sysctls reads and writes integer sysctls of one network namespace, named
+// by their path under /proc/sys ("net/ipv4/conf/all/arp_ignore").
+type Sysctls interface {
+	Get(key string) (int, error)
+	Set(key string, value int) error
+}
+
+// DirSysctls is Sysctls over the files under Root: ProcSys for the
+// caller's network namespace, a temporary directory in tests. Set never
+// creates a file, so a missing key fails as it does in /proc/sys.
+type DirSysctls struct{ Root string }
+
+func (d DirSysctls) path(key string) (string, error) {
+	clean := filepath.Clean(key)
+	if key == "" || filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("sysctl key %q: not a relative path", key)
+	}
+	return filepath.Join(d.Root, clean), nil
+}
+
+func (d DirSysctls) Get(key string) (int, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, fmt.Errorf("read sysctl %s: %w", key, err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("read sysctl %s: %w", key, err)
+	}
+	return v, nil
+}
+
+func (d DirSysctls) Set(key string, value int) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("set sysctl %s=%d: %w", key, value, err)
+	}
+	_, err = f.WriteString(strconv.Itoa(value))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("set sysctl %s=%d: %w", key, value, err)
+	}
+	return nil
+}
+
+// SysctlChange is one sysctl the start-up settings changed.
+type SysctlChange struct {
+	Key      string
+	Old, New int
+}
+
+// Timeouts are IPVS's idle connection timeouts for TCP, TCP after a FIN,
+// and UDP (`ipvsadm --set`), per network namespace. The kernel keeps whole
+// seconds; a zero field means "leave it as it is".
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// IsZero reports whether t changes nothing.
+func (t Timeouts) IsZero() bool { return t == Timeouts{} }
+
+func (t Timeouts) String() string {
+	return fmt.Sprintf("tcp=%s tcpfin=%s udp=%s", t.TCP, t.TCPFin, t.UDP)
+}
+
+// StartupOptions are the settings IPVS mode applies once at start.
+type StartupOptions struct {
+	// Handle is the proxier's own IPVS handle; it receives the timeouts.
+	Handle Handle
+	// Probe is where ProbeScheduler creates and deletes its virtual server:
+	// best a NewIsolatedKernelHandle, which leaves nothing behind even on a
+	// crash. Nil probes through Handle, as upstream does.
+	Probe Handle
+	// Sysctls is the proxier's network namespace's sysctl tree.
+	Sysctls   Sysctls
+	Scheduler string
+	// StrictARP raises arp_ignore to 1 and arp_announce to 2.
+	StrictARP bool
+	Timeouts  Timeouts
+}
+
+// StartupResult says what ApplyStartupSettings changed, for the caller to log.
+type StartupResult struct {
+	Sysctls     []SysctlChange
+	TimeoutsSet bool
+}
+
+// ApplyStartupSettings checks the scheduler first, so a kernel without it
+// fails before anything is changed, then writes the sysctls IPVS mode
+// needs, strictARP's, and the timeouts when any is non-zero.
+func ApplyStartupSettings(o StartupOptions) (StartupResult, error) {
+	var res StartupResult
+	probe := o.Probe
+	if probe == nil {
+		probe = o.Handle
+	}
+	if err := ProbeScheduler(probe, o.Scheduler); err != nil {
+		return res, err
+	}
+	for _, s := range requiredSysctls() {
+		c, err := ensureSysctl(o.Sysctls, s.key, s.value, func(cur int) bool { return cur == s.value })
+		if err != nil {
+			return res, fmt.Errorf("%w (is the ip_vs module loaded?)", err)
+		}
+		res.Sysctls = appendChange(res.Sysctls, c)
+	}
+	if o.StrictARP {
+		changes, err := EnsureStrictARP(o.Sysctls)
+		res.Sysctls = append(res.Sysctls, changes...)
+		if err != nil {
+			return res, err
+		}
+	}
+	if !o.Timeouts.IsZero() {
+		if err := o.Handle.SetTimeouts(o.Timeouts); err != nil {
+			return res, fmt.Errorf("ipvs timeouts (%s): %w", o.Timeouts, err)
+		}
+		res.TimeoutsSet = true
+	}
+	return res, nil
+}
+
+// EnsureStrictARP makes the namespace answer ARP only for addresses on the
+// receiving interface (arp_ignore 1) and announce only the best local
+// source (arp_announce 2), so nodes do not answer for kube-ipvs0's
+// addresses. It never lowers a stricter setting: arp_ignore 2 (same subnet
+// too) and 8 (never answer) are kept; 0, 3 (scope-based, which still
+// answers for kube-ipvs0's global addresses) and the reserved 4-7 are not
+// strict enough. The kernel uses the larger of conf/all and the interface's
+// value, so conf/all is enough.
+func EnsureStrictARP(s Sysctls) ([]SysctlChange, error) {
+	var out []SysctlChange
+	c, err := ensureSysctl(s, SysctlARPIgnore, strictARPIgnore, func(cur int) bool { return slices.Contains([]int{1, 2, 8}, cur) })
+	if err != nil {
+		return out, fmt.Errorf("strictARP: %w", err)
+	}
+	out = appendChange(out, c)
+	c, err = ensureSysctl(s, SysctlARPAnnounce, strictARPAnnounce, func(cur int) bool { return cur == strictARPAnnounce })
+	if err != nil {
+		return out, fmt.Errorf("strictARP: %w", err)
+	}
+	return appendChange(out, c), nil
+}
+
+// ensureSysctl sets key to value unless ok accepts its current value.
+func ensureSysctl(s Sysctls, key string, value int, ok func(int) bool) (*SysctlChange, error) {
+	cur, err := s.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	if ok(cur) {
+		return nil, nil
+	}
+	if err := s.Set(key, value); err != nil {
+		return nil, err
+	}
+	return &SysctlChange{Key: key, Old: cur, New: value}, nil
+}
+
+func appendChange(out []SysctlChange, c *SysctlChange) []SysctlChange {
+	if c == nil {
+		return out
+	}
+	return append(out, *c)
+}
+
+// ProbeVirtualServer is the virtual server ProbeScheduler creates and
+// deletes: upstream's probe address (TEST-NET-2, never routed).
+func ProbeVirtualServer() ServiceKey {
+	return ServiceKey{Addr: netip.AddrFrom4([4]byte{198, 51, 100, 0}), Port: 20000, Protocol: TCP}
+}
+
+// ErrSchedulerUnavailable is returned (wrapped) when the kernel cannot use
+// the configured scheduler.
+var ErrSchedulerUnavailable = errors.New("IPVS scheduler not available in this kernel")
+
+// ProbeScheduler checks that the kernel can use scheduler by creating and
+// deleting a probe virtual server with it, as upstream's
+// CanUseIPVSProxier does. The kernel loads a modular scheduler on demand,
+// so this also accepts one built as a module that is not loaded yet, and
+// works in containers without /lib/modules. A probe address already in use
+// is an error rather than someone else's virtual server changed or deleted.
+func ProbeScheduler(h Handle, scheduler string) error {
+	key := ProbeVirtualServer()
+	probe := VirtualServer{ServiceKey: key, Scheduler: scheduler}
+	err := h.NewVirtualServer(probe)
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("%w: %q (no ip_vs_%s kernel module?): probe: %w", ErrSchedulerUnavailable, scheduler, scheduler, err)
+	case errors.Is(err, syscall.EEXIST):
+		return fmt.Errorf("probe IPVS scheduler %q: probe virtual server %s already exists: %w", scheduler, key, err)
+	case err != nil:
+		return fmt.Errorf("probe IPVS scheduler %q: %w", scheduler, err)
+	}
+	if err := h.DelVirtualServer(key); err != nil {
+		return fmt.Errorf("probe IPVS scheduler %q: remove probe virtual server: %w", scheduler, err)
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package ipvs_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kproxy/kproxy/ipvs"
+)
+
+// sysctlDir is a fake /proc/sys: one file per key, holding its value.
+func sysctlDir(t *testing.T, values map[string]int) ipvs.DirSysctls {
+	t.Helper()
+	root := t.TempDir()
+	for k, v := range values {
+		p := filepath.Join(root, k)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(strconv.Itoa(v)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ipvs.DirSysctls{Root: root}
+}
+
+// hostSysctls is a host as IPVS mode finds it: ip_vs loaded, nothing set.
+func hostSysctls(mods ...func(map[string]int)) map[string]int {
+	m := map[string]int{
+		ipvs.SysctlVSConntrack: 0, ipvs.SysctlConnReuseMode: 1, ipvs.SysctlExpireNoDestConn: 0,
+		ipvs.SysctlExpireQuiescentTemplate: 0, ipvs.SysctlIPForward: 0,
+		ipvs.SysctlARPIgnore: 0, ipvs.SysctlARPAnnounce: 0,
+	}
+	for _, mod := range mods {
+		mod(m)
+	}
+	return m
+}
+
+func withSysctl(key string, v int) func(map[string]int) {
+	return func(m map[string]int) { m[key] = v }
+}
+
+func withoutSysctl(key string) func(map[string]int) {
+	return func(m map[string]int) { delete(m, key) }
+}
+
+func sysctlValue(t *testing.T, s ipvs.Sysctls, key string) int {
+	t.Helper()
+	v, err := s.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestDirSysctlsBehavesLikeProcSys(t *testing.T) {
+	s := sysctlDir(t, map[string]int{"net/ipv4/ip_forward": 0})
+	if err := s.Set("net/ipv4/ip_forward", 1); err != nil {
+		t.Fatal(err)
+	}
+	if v := sysctlValue(t, s, "net/ipv4/ip_forward"); v != 1 {
+		t.Errorf("ip_forward = %d after Set(1)", v)
+	}
+	if err := s.Set("net/ipv4/vs/conntrack", 1); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Set of a missing key = %v, want not exist (it must not create the file)", err)
+	}
+	if _, err := s.Get("net/ipv4/vs/conntrack"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Get of a missing key = %v, want not exist", err)
+	}
+	for _, key := range []string{"", "/etc/passwd", "../x", "net/../../x"} {
+		if err := s.Set(key, 1); err == nil {
+			t.Errorf("Set(%q) succeeded: keys must stay under the root", key)
+		}
+	}
+}
+
+func TestEnsureStrictARPOnlyRaises(t *testing.T) {
+	tests := []struct {
+		name                     string
+		ignore, announce         int
+		wantIgnore, wantAnnounce int
+		wantChanged              []string
+	}{
+		{"defaults are raised", 0, 0, 1, 2, []string{ipvs.SysctlARPIgnore, ipvs.SysctlARPAnnounce}},
+		{"already strict", 1, 2, 1, 2, nil},
+		{"arp_ignore 2 is stricter", 2, 1, 2, 2, []string{ipvs.SysctlARPAnnounce}},
+		{"arp_ignore 8 never answers", 8, 2, 8, 2, nil},
+		{"arp_ignore 3 still answers for global addresses", 3, 2, 1, 2, []string{ipvs.SysctlARPIgnore}},
+		{"reserved arp_ignore 5 answers", 5, 0, 1, 2, []string{ipvs.SysctlARPIgnore, ipvs.SysctlARPAnnounce}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := sysctlDir(t, hostSysctls(withSysctl(ipvs.SysctlARPIgnore, tt.ignore), withSysctl(ipvs.SysctlARPAnnounce, tt.announce)))
+			changes, err := ipvs.EnsureStrictARP(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sysctlValue(t, s, ipvs.SysctlARPIgnore); got != tt.wantIgnore {
+				t.Errorf("arp_ignore = %d, want %d", got, tt.wantIgnore)
+			}
+			if got := sysctlValue(t, s, ipvs.SysctlARPAnnounce); got != tt.wantAnnounce {
+				t.Errorf("arp_announce = %d, want %d", got, tt.wantAnnounce)
+			}
+			var keys []string
+			for _, c := range changes {
+				keys = append(keys, c.Key)
+			}
+			if !slices.Equal(keys, tt.wantChanged) {
+				t.Errorf("changes = %+v, want keys %q", changes, tt.wantChanged)
+			}
+		})
+	}
+}
+
+func startupOptions(f *ipvs.Fake, s ipvs.Sysctls, mods ...func(*ipvs.StartupOptions)) ipvs.StartupOptions {
+	o := ipvs.StartupOptions{Handle: f, Sysctls: s, Scheduler: "rr"}
+	for _, m := range mods {
+		m(&o)
+	}
+	return o
+}
+
+func TestApplyStartupSettings(t *testing.T) {
+	timeouts := ipvs.Timeouts{TCP: 2 * time.Hour, TCPFin: 30 * time.Second, UDP: 45 * time.Second}
+	tests := []struct {
+		name         string
+		mods         []func(*ipvs.StartupOptions)
+		wantARP      [2]int
+		wantTimeouts ipvs.Timeouts
+		wantSet      bool
+	}{
+		{"defaults leave ARP and timeouts alone", nil, [2]int{0, 0}, ipvs.DefaultKernelTimeouts(), false},
+		{"strictARP", []func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.StrictARP = true }},
+			[2]int{1, 2}, ipvs.DefaultKernelTimeouts(), false},
+		{"all timeouts", []func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Timeouts = timeouts }},
+			[2]int{0, 0}, timeouts, true},
+		{"zero timeouts are left as they are", []func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) {
+			o.Timeouts = ipvs.Timeouts{UDP: 10 * time.Second}
+		}}, [2]int{0, 0}, ipvs.Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 10 * time.Second}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := ipvs.NewFake(ipvs.FakeOptions{})
+			s := sysctlDir(t, hostSysctls())
+			res, err := ipvs.ApplyStartupSettings(startupOptions(f, s, tt.mods...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for key, want := range map[string]int{ipvs.SysctlVSConntrack: 1, ipvs.SysctlConnReuseMode: 0,
+				ipvs.SysctlExpireNoDestConn: 1, ipvs.SysctlExpireQuiescentTemplate: 1, ipvs.SysctlIPForward: 1,
+				ipvs.SysctlARPIgnore: tt.wantARP[0], ipvs.SysctlARPAnnounce: tt.wantARP[1]} {
+				if got := sysctlValue(t, s, key); got != want {
+					t.Errorf("%s = %d, want %d", key, got, want)
+				}
+			}
+			got, _ := f.GetTimeouts()
+			if got != tt.wantTimeouts || res.TimeoutsSet != tt.wantSet {
+				t.Errorf("timeouts = %s (set %v), want %s (set %v)", got, res.TimeoutsSet, tt.wantTimeouts, tt.wantSet)
+			}
+			if n := f.Calls()["SetTimeouts"]; (n == 1) != tt.wantSet {
+				t.Errorf("SetTimeouts called %d times, want it only when a timeout is non-zero", n)
+			}
+			if vss, _ := f.ListVirtualServers(); len(vss) != 0 {
+				t.Errorf("scheduler probe left virtual servers: %v", vss)
+			}
+		})
+	}
+}
+
+func TestApplyStartupSettingsReportsChangesOnce(t *testing.T) {
+	f := ipvs.NewFake(ipvs.FakeOptions{})
+	s := sysctlDir(t, hostSysctls(withSysctl(ipvs.SysctlIPForward, 1)))
+	o := startupOptions(f, s, func(o *ipvs.StartupOptions) { o.StrictARP = true })
+	first, err := ipvs.ApplyStartupSettings(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 vs/* sysctls and the 2 ARP ones; ip_forward was already 1.
+	if len(first.Sysctls) != 6 || slices.ContainsFunc(first.Sysctls, func(c ipvs.SysctlChange) bool { return c.Key == ipvs.SysctlIPForward }) {
+		t.Errorf("first start changed %+v, want the 6 sysctls that differed", first.Sysctls)
+	}
+	second, err := ipvs.ApplyStartupSettings(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second.Sysctls) != 0 {
+		t.Errorf("second start changed %+v, want nothing", second.Sysctls)
+	}
+}
+
+func TestApplyStartupSettingsErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		fake      ipvs.FakeOptions
+		sysctls   map[string]int
+		mods      []func(*ipvs.StartupOptions)
+		want      []string
+		wantErr   error
+		untouched bool // no sysctl may change
+	}{
+		{"scheduler missing from the kernel", ipvs.FakeOptions{Schedulers: []string{"rr"}}, hostSysctls(),
+			[]func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Scheduler = "sh"; o.StrictARP = true }},
+			[]string{`"sh"`, "ip_vs_sh"}, ipvs.ErrSchedulerUnavailable, true},
+		{"ip_vs not loaded", ipvs.FakeOptions{}, hostSysctls(withoutSysctl(ipvs.SysctlVSConntrack)), nil,
+			[]string{ipvs.SysctlVSConntrack, "ip_vs module"}, os.ErrNotExist, false},
+		{"negative timeout", ipvs.FakeOptions{}, hostSysctls(),
+			[]func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Timeouts.TCPFin = -time.Second }},
+			[]string{"ipvs timeouts", "tcpfin=-1s"}, syscall.EINVAL, false},
+		{"timeout over INT_MAX/HZ seconds", ipvs.FakeOptions{HZ: 1000}, hostSysctls(),
+			[]func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Timeouts.TCP = 30 * 24 * time.Hour }},
+			[]string{"ipvs timeouts"}, syscall.EINVAL, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := ipvs.NewFake(tt.fake)
+			s := sysctlDir(t, tt.sysctls)
+			res, err := ipvs.ApplyStartupSettings(startupOptions(f, s, tt.mods...))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if tt.untouched && (len(res.Sysctls) != 0 || sysctlValue(t, s, ipvs.SysctlARPIgnore) != 0) {
+				t.Errorf("sysctls changed before the scheduler check failed: %+v", res.Sysctls)
+			}
+			if got, _ := f.GetTimeouts(); got != ipvs.DefaultKernelTimeouts() {
+				t.Errorf("timeouts changed to %s by a failed start", got)
+			}
+		})
+	}
+}
+
+func TestProbeSchedulerUsesProbeHandleAndLeavesNothing(t *testing.T) {
+	main := ipvs.NewFake(ipvs.FakeOptions{})
+	probe := ipvs.NewFake(ipvs.FakeOptions{Schedulers: []string{"rr", "mh"}})
+	s := sysctlDir(t, hostSysctls())
+	o := startupOptions(main, s, func(o *ipvs.StartupOptions) { o.Probe, o.Scheduler = probe, "mh" })
+	if _, err := ipvs.ApplyStartupSettings(o); err != nil {
+		t.Fatal(err)
+	}
+	if c := main.Calls(); c["NewVirtualServer"] != 0 {
+		t.Errorf("probe went through the main handle: %v", c)
+	}
+	if c := probe.Calls(); c["NewVirtualServer"] != 1 || c["DelVirtualServer"] != 1 {
+		t.Errorf("probe handle calls = %v, want one create and one delete", c)
+	}
+	if vss, _ := probe.ListVirtualServers(); len(vss) != 0 {
+		t.Errorf("probe left %v", vss)
+	}
+}
+
+func TestProbeSchedulerNeverTouchesAnExistingProbeAddress(t *testing.T) {
+	f := ipvs.NewFake(ipvs.FakeOptions{})
+	theirs := ipvs.VirtualServer{ServiceKey: ipvs.ProbeVirtualServer(), Scheduler: "wrr"}
+	if err := f.NewVirtualServer(theirs); err != nil {
+		t.Fatal(err)
+	}
+	err := ipvs.ProbeScheduler(f, "rr")
+	if !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("probe over an existing virtual server = %v, want EEXIST", err)
+	}
+	if got, err := f.GetVirtualServer(theirs.ServiceKey); err != nil || got != theirs {
+		t.Errorf("existing virtual server = %+v, %v; want it untouched", got, err)
+	}
+}
