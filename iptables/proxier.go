@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"runtime/debug"
 
 	"github.com/kproxy/kproxy/proxier"
 )
@@ -66,6 +67,7 @@ func New(opts Options) (*Proxier, error) {
 // only for a large full sync that could not read the nat table, see
 // apply_batches.go). On error nothing is remembered and the next sync is full.
 func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.SyncResult, error) {
+	defer p.releaseMemory()
 	pl, err := p.plan(ctx, snap)
 	if err != nil {
 		p.failed(pl, nil)
@@ -131,14 +133,40 @@ func (p *Proxier) apply(ctx context.Context, data []byte) error {
 	return nil
 }
 
+// rememberServices records the service ports now in the kernel: all of them
+// after a full sync, only the changed ones' presence after a partial one.
+func (p *Proxier) rememberServices(pl *syncPlan) {
+	if pl.full || p.services == nil {
+		p.services = make(map[proxier.ServicePortName]struct{}, len(pl.snap.Services))
+		for name := range pl.snap.Services {
+			p.services[name] = struct{}{}
+		}
+		return
+	}
+	for name := range pl.snap.Changed {
+		if _, ok := pl.snap.Services[name]; ok {
+			p.services[name] = struct{}{}
+		} else {
+			delete(p.services, name)
+		}
+	}
+}
+
+// releaseMemory drops the tens of megabytes of buffers a large full sync
+// grew and hands the memory back to the kernel at once: full syncs are rare
+// (start, hourly, after failures), and without this the process would keep
+// its peak resident set until the Go scavenger slowly returns it.
+func (p *Proxier) releaseMemory() {
+	if p.renderer.releaseLargeBuffers() {
+		debug.FreeOSMemory()
+	}
+}
+
 // account remembers what is now in the kernel and reports the sync.
 func (p *Proxier) account(pl *syncPlan, g *Rendering, restoreBytes int) proxier.SyncResult {
 	p.synced = true
 	p.unsynced = nil
-	p.services = make(map[proxier.ServicePortName]struct{}, len(pl.snap.Services))
-	for name := range pl.snap.Services {
-		p.services[name] = struct{}{}
-	}
+	p.rememberServices(pl)
 	p.needFull = false
 	p.distrustMemory = false
 	p.lastLarge = pl.large

@@ -181,7 +181,6 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	f.nodePorts, f.proxyFirewall, f.firewall = t[3].reset(NodePortsChain), t[4].reset(ProxyFirewallChain), t[5].reset(FirewallChain)
 	n.services, n.nodePorts = t[6].reset(ServicesChain), t[7].reset(NodePortsChain)
 	n.postrouting, n.markMasq = t[8].reset(PostroutingChain), t[9].reset(MarkMasqChain)
-	r.releaseLargeBuffers(snap)
 	r.svcBuf.Reset()
 	run.svc.buf = &r.svcBuf
 	if snap.Full {
@@ -194,20 +193,19 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 // render at 10k services grows each buffer to ~30 MB.
 const keepBufferBytes = 4 << 20
 
-// releaseLargeBuffers lets a partial render drop the buffers the last full
-// render grew: partial inputs are kilobytes, and full syncs are rare (start,
-// hourly, after failures), so keeping ~60 MB resident between them is waste.
-// It runs at the start of a render because the previous Rendering shares them.
-func (r *Renderer) releaseLargeBuffers(snap *proxier.Snapshot) {
-	if snap.Full {
-		return
-	}
+// releaseLargeBuffers drops the buffers a full render grew: partial inputs
+// are kilobytes, and keeping ~60 MB resident between rare full syncs is
+// waste. It reports whether it dropped any. The Proxier calls it when a sync
+// is over, as the Rendering shares these buffers.
+func (r *Renderer) releaseLargeBuffers() bool {
+	released := false
 	if r.svcBuf.Cap() > keepBufferBytes {
-		r.svcBuf = bytes.Buffer{}
+		r.svcBuf, released = bytes.Buffer{}, true
 	}
 	if r.out.Cap() > keepBufferBytes {
-		r.out = bytes.Buffer{}
+		r.out, released = bytes.Buffer{}, true
 	}
+	return released
 }
 
 func (n *NodePortAddresses) containsIPv4Loopback() bool {
