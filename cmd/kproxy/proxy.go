@@ -61,6 +61,12 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 			return err
 		}
 	}
+	if cfg.InitOnly {
+		// As upstream: the steps that need full root privileges are done; a
+		// later run needs only CAP_NET_ADMIN.
+		logger.Info("Initialization done, exiting as asked by --init-only")
+		return nil
+	}
 	p, err := newProxy(ctx, cfg, logger, out)
 	if err != nil {
 		return err

@@ -118,3 +118,26 @@ func readTrimmed(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// TestInitOnlySetsHostAndExits runs kproxy --init-only in the node namespace:
+// it must apply the conntrack settings and exit 0 without writing rules.
+func TestInitOnlySetsHostAndExits(t *testing.T) {
+	t.Parallel()
+	cfgFile := filepath.Join(t.TempDir(), "config.conf")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, conntrackConfig, "iptables"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{})
+	const key = "net.netfilter.nf_conntrack_udp_timeout"
+	if got := e.nodeSysctl(key); got == "45" {
+		t.Fatalf("%s is already 45 in a new namespace; the test proves nothing", key)
+	}
+	e.run(e.w.Node, kproxyBin, "--init-only", "--config", cfgFile, "--hostname-override", "kpx-node",
+		"--kubeconfig", "/nonexistent/kubeconfig")
+	if got := e.nodeSysctl(key); got != "45" {
+		t.Errorf("%s = %s after --init-only, want 45", key, got)
+	}
+	if nat := e.save("nat"); strings.Contains(nat, "KUBE-SERVICES") {
+		t.Errorf("--init-only wrote rules:\n%s", nat)
+	}
+}
