@@ -134,7 +134,8 @@ type renderRun struct {
 	collect []string
 	removed []string
 
-	scratch []endpointInfo
+	scratch   []endpointInfo
+	usedNames []endpointName
 }
 
 // chainBuf is a top-level chain whose rules are written by many services.

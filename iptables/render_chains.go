@@ -70,8 +70,10 @@ type endpointInfo struct {
 
 func (r *renderRun) endpointInfos(p *servicePlan, eps []proxier.Endpoint, into []endpointInfo) []endpointInfo {
 	for i := range eps {
-		e := p.port.endpointName(&eps[i], p.sp.Protocol)
-		into = append(into, endpointInfo{ep: &eps[i], str: e.str, chain: e.chain})
+		var buf [64]byte
+		str := string(eps[i].AppendString(buf[:0]))
+		chain := p.port.endpointChain(&eps[i], p.sp.Protocol, str, &r.usedNames)
+		into = append(into, endpointInfo{ep: &eps[i], str: str, chain: chain})
 	}
 	return into
 }

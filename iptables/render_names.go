@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"net/netip"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -20,8 +21,9 @@ import (
 type portState struct {
 	str    string // svcPortName
 	chains ServiceChains
-	// eps caches endpoint strings and KUBE-SEP names by address.
-	eps map[netip.AddrPort]endpointName
+	// eps caches KUBE-SEP names, sorted by address (a slice: at 100k
+	// endpoints, per-port maps held three times the memory).
+	eps []endpointName
 	// owned are the per-service chains the port's last render declared, and
 	// lines the rules in them; valid once rendered is set.
 	owned    []string
@@ -35,8 +37,11 @@ type portState struct {
 }
 
 type endpointName struct {
-	str, chain string
+	key   netip.AddrPort
+	chain string
 }
+
+func compareEndpointNames(a, b endpointName) int { return a.key.Compare(b.key) }
 
 // serviceState maps each service port to its state and each active
 // per-service chain to the port owning it (a pointer: 8 bytes per chain
@@ -71,19 +76,25 @@ func (s *serviceState) port(n proxier.ServicePortName) *portState {
 	return ps
 }
 
-// endpointName returns the cached names of ep, computing them once.
-func (ps *portState) endpointName(ep *proxier.Endpoint, protocol v1.Protocol) endpointName {
-	key := netip.AddrPortFrom(ep.IP, uint16(ep.Port))
-	if e, ok := ps.eps[key]; ok {
-		return e
+// endpointChain returns the KUBE-SEP chain of ep, whose "ip:port" is str,
+// from the cache or computed, and records it in used.
+func (ps *portState) endpointChain(ep *proxier.Endpoint, protocol v1.Protocol, str string, used *[]endpointName) string {
+	e := endpointName{key: netip.AddrPortFrom(ep.IP, uint16(ep.Port))}
+	if i, ok := slices.BinarySearchFunc(ps.eps, e, compareEndpointNames); ok {
+		e.chain = ps.eps[i].chain
+	} else {
+		e.chain = EndpointChainName(ps.str, protocol, str)
 	}
-	s := ep.String()
-	e := endpointName{str: s, chain: EndpointChainName(ps.str, protocol, s)}
-	if ps.eps == nil {
-		ps.eps = map[netip.AddrPort]endpointName{}
-	}
-	ps.eps[key] = e
-	return e
+	*used = append(*used, e)
+	return e.chain
+}
+
+// keepEndpoints makes the names a render used the port's cache, so a
+// churning service does not grow it forever.
+func (ps *portState) keepEndpoints(used []endpointName) {
+	slices.SortFunc(used, compareEndpointNames)
+	used = slices.CompactFunc(used, func(a, b endpointName) bool { return a.key == b.key })
+	ps.eps = slices.Clone(used)
 }
 
 // setOwned records the chains a render of ps declared and returns, appended
@@ -100,20 +111,6 @@ func (s *serviceState) setOwned(ps *portState, chains []string, removed []string
 	}
 	ps.owned = append(ps.owned[:0], chains...)
 	return removed
-}
-
-// pruneEndpoints keeps only the cached names of the endpoints in use, so a
-// churning service does not grow its cache forever.
-func (ps *portState) pruneEndpoints(infos []endpointInfo) {
-	if len(ps.eps) <= len(infos) {
-		return
-	}
-	kept := make(map[netip.AddrPort]endpointName, len(infos))
-	for i := range infos {
-		key := netip.AddrPortFrom(infos[i].ep.IP, uint16(infos[i].ep.Port))
-		kept[key] = ps.eps[key]
-	}
-	ps.eps = kept
 }
 
 // forgetRemoved drops the state of service ports absent from snap and

@@ -112,7 +112,8 @@ func (r *renderRun) service(n serviceName) {
 	r.writeExternalChain(&p)
 	r.writeFirewallChain(&p)
 	r.writePolicyChains(&p)
-	n.port.pruneEndpoints(r.scratch)
+	n.port.keepEndpoints(r.usedNames)
+	r.usedNames = r.usedNames[:0]
 	n.port.lines, n.port.rendered = r.svc.lines-before, true
 	r.removed = r.state.setOwned(n.port, r.collect, r.removed)
 }

@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"net/netip"
@@ -98,6 +99,9 @@ func endpointsForPort(slice *discovery.EndpointSlice, port int32, family v1.IPFa
 		}
 		eps = append(eps, newEndpoint(ep, addr.Unmap(), port, nodeName))
 	}
+	// Sorted (stably: duplicates keep their order for mergeSlices) so that a
+	// service's only slice can be used as its merged list without a copy.
+	slices.SortStableFunc(eps, func(a, b Endpoint) int { return compareEndpoints(&a, &b) })
 	return eps, warns
 }
 
@@ -132,6 +136,13 @@ func newEndpoint(ep *discovery.Endpoint, addr netip.Addr, port int32, nodeName s
 // running pod that reused a terminating pod's IP). The result is sorted by
 // endpoint string, as upstream orders rules.
 func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]Endpoint {
+	if len(slicesByName) == 1 {
+		for _, only := range slicesByName {
+			if out, ok := reuseSortedSlice(only); ok {
+				return out
+			}
+		}
+	}
 	names := make([]string, 0, len(slicesByName))
 	for n := range slicesByName {
 		names = append(names, n)
@@ -164,4 +175,30 @@ func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]E
 		out[spn] = list
 	}
 	return out
+}
+
+// reuseSortedSlice is mergeSlices for a service with one slice whose
+// endpoints are already unique and in order (an EndpointSlice controller
+// writes them sorted): the merged lists share the slice's arrays, clipped,
+// instead of copying 100k endpoints at 10k services. ok is false otherwise.
+func reuseSortedSlice(s sliceEndpoints) (map[ServicePortName][]Endpoint, bool) {
+	for _, eps := range s {
+		for i := 1; i < len(eps); i++ {
+			if compareEndpoints(&eps[i-1], &eps[i]) >= 0 {
+				return nil, false
+			}
+		}
+	}
+	out := make(map[ServicePortName][]Endpoint, len(s))
+	for spn, eps := range s {
+		out[spn] = eps[:len(eps):len(eps)]
+	}
+	return out, true
+}
+
+// compareEndpoints orders endpoints by their "ip:port" strings, as
+// Endpoint.String would, without allocating.
+func compareEndpoints(a, b *Endpoint) int {
+	var ab, bb [64]byte
+	return bytes.Compare(a.AppendString(ab[:0]), b.AppendString(bb[:0]))
 }

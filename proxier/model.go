@@ -1,7 +1,6 @@
 package proxier
 
 import (
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -122,7 +121,21 @@ type Endpoint struct {
 // String is "ip:port" joined the net.JoinHostPort way ("[fd00::1]:80" for IPv6),
 // the form used in comments and endpoint chain hashes.
 func (e *Endpoint) String() string {
-	return net.JoinHostPort(e.IP.String(), strconv.Itoa(int(e.Port)))
+	var buf [64]byte
+	return string(e.AppendString(buf[:0]))
+}
+
+// AppendString appends e.String() to b.
+func (e *Endpoint) AppendString(b []byte) []byte {
+	if e.IP.Is6() {
+		b = append(b, '[')
+		b = e.IP.AppendTo(b)
+		b = append(b, ']')
+	} else {
+		b = e.IP.AppendTo(b)
+	}
+	b = append(b, ':')
+	return strconv.AppendInt(b, int64(e.Port), 10)
 }
 
 // Usable is true iff the endpoint may receive traffic at all: ready, or serving while terminating.
