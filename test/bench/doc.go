@@ -18,4 +18,15 @@
 // iptables-restore and iptables-save children, the children's peak RSS
 // (from /usr/bin/time) and this process's RSS. Nothing here touches the
 // root network namespace; everything runs under "ip netns exec".
+//
+// IPVS mode (Options.Modes, ipvs.go) runs the same scenarios (no plain)
+// with kproxy's IPVS backend as cmd/kproxy wires it: virtual servers over
+// netlink, kube-ipvs0 addresses, ipsets and the iptables rules IPVS mode
+// needs, in the round's namespace. Its seams are metered (HandleMeter,
+// AddressMeter, IPSetMeter): every Handle call and every virtual server and
+// address a sync named, so CheckIPVSPartial can state that a one-service
+// partial sync neither rescans the table nor names another service. With
+// several modes each round runs them in turn, and Compare divides their
+// medians. IPVS needs a kernel with IPVS: test/vm's RunBench
+// (make bench-ipvs) runs kpx-bench in the qemu guest.
 package bench

@@ -84,15 +84,24 @@ func (m *Meter) reset() {
 
 // ChildLog is the output file of "/usr/bin/time -a -o FILE", which the
 // kernel runner's command prefix wraps around every iptables-restore/save.
+// An empty Path turns it off: no prefix, nothing logged.
 type ChildLog struct{ Path string }
 
 // TimePrefix wraps commands so that each appends "elapsed maxrssKB command" to the log.
 func (l ChildLog) TimePrefix() []string {
+	if l.Path == "" {
+		return nil
+	}
 	return []string{"/usr/bin/time", "-f", "%e %M %C", "-a", "-o", l.Path}
 }
 
 // Truncate empties the log before a scenario.
-func (l ChildLog) Truncate() error { return os.WriteFile(l.Path, nil, 0o600) }
+func (l ChildLog) Truncate() error {
+	if l.Path == "" {
+		return nil
+	}
+	return os.WriteFile(l.Path, nil, 0o600)
+}
 
 // ChildStats summarizes the logged commands.
 type ChildStats struct {
@@ -104,6 +113,9 @@ type ChildStats struct {
 // Read parses the log; lines that are not "seconds kilobytes command"
 // (such as "Command exited with non-zero status") are skipped.
 func (l ChildLog) Read() (ChildStats, error) {
+	if l.Path == "" {
+		return ChildStats{}, nil
+	}
 	data, err := os.ReadFile(l.Path)
 	if err != nil {
 		return ChildStats{}, fmt.Errorf("read child log: %w", err)

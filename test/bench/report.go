@@ -20,6 +20,19 @@ type Summary struct {
 	ProcessRSS, ProcessPeak int64
 	// VsPlain is Sync divided by the plain restore's median (0 without one).
 	VsPlain float64
+	// IPVS summarizes the IPVS-mode accounts (nil in iptables mode).
+	IPVS *IPVSSummary
+}
+
+// SummarizeMode is Summarize over the samples of one proxy mode.
+func SummarizeMode(samples []Sample, mode string) []Summary {
+	var own []Sample
+	for _, s := range samples {
+		if s.Mode == mode {
+			own = append(own, s)
+		}
+	}
+	return Summarize(own)
 }
 
 // Summarize groups samples by scenario, in Scenarios order, and takes medians.
@@ -69,6 +82,7 @@ func summarize(name string, ok []Sample, failed int) Summary {
 	s.ChildPeakRSS = Median(ok, func(x Sample) int64 { return x.ChildPeakRSS })
 	s.ProcessRSS = Median(ok, func(x Sample) int64 { return x.ProcessRSS })
 	s.ProcessPeak = Median(ok, func(x Sample) int64 { return x.ProcessPeak })
+	s.IPVS = summarizeIPVS(ok)
 	return s
 }
 

@@ -48,11 +48,24 @@ type Options struct {
 	DumpDir string
 	// Progress, if set, is told about each sample as it is taken.
 	Progress func(round int, s Sample)
+	// Modes are the proxy modes measured (ModeIPTables, ModeIPVS); nil
+	// means iptables only. Each round runs every mode in turn, so the
+	// ratio between modes is measured under the same conditions.
+	Modes []string
+	// Partials repeats the endpoint and slice-delete scenarios this many
+	// times per round, each on other services (default 1): cheap samples
+	// of partial syncs when full syncs are too slow for many rounds.
+	Partials int
+	// NoChildLog runs the iptables children without /usr/bin/time (the
+	// VM guest's time is busybox's, without -f/-o); child peak RSS is 0.
+	NoChildLog bool
 }
 
 // Sample is one scenario of one round.
 type Sample struct {
 	Scenario string
+	// Mode is ModeIPTables or ModeIPVS.
+	Mode string
 	// Sync is the wall time of Proxier.Sync (plan, render, restore, account);
 	// for plain, the wall time of the plain iptables-restore.
 	Sync time.Duration
@@ -67,6 +80,8 @@ type Sample struct {
 	ProcessRSS, ProcessPeak int64
 	Full                    bool
 	Err                     error
+	// IPVS is the IPVS-mode account (nil in iptables mode).
+	IPVS *IPVSCounts
 }
 
 // Run measures opts.Rounds rounds; a round that fails stops the run and its
@@ -79,12 +94,21 @@ func Run(ctx context.Context, opts Options) ([]Sample, error) {
 	}
 	var ns Namespaces
 	defer ns.DeleteAll()
+	modes := opts.Modes
+	if len(modes) == 0 {
+		modes = []string{ModeIPTables}
+	}
 	var all []Sample
 	for round := range opts.Rounds {
-		samples, err := runRound(ctx, &opts, w, &ns, round)
-		all = append(all, samples...)
-		if err != nil {
-			return all, fmt.Errorf("round %d: %w", round+1, err)
+		for _, mode := range modes {
+			if mode != ModeIPTables && mode != ModeIPVS {
+				return all, fmt.Errorf("unknown proxy mode %q", mode)
+			}
+			samples, err := runRound(ctx, &opts, w, &ns, round, mode)
+			all = append(all, samples...)
+			if err != nil {
+				return all, fmt.Errorf("round %d, %s mode: %w", round+1, mode, err)
+			}
 		}
 	}
 	return all, ns.DeleteAll()
@@ -99,20 +123,31 @@ type round struct {
 	meter *Meter
 	out   []Sample
 	index int
+	mode  string
+	// ipvs is the IPVS mode's metered seams (nil in iptables mode).
+	ipvs *ipvsKit
 	// current is the scenario being measured.
 	current string
 }
 
-func runRound(ctx context.Context, opts *Options, w *World, nss *Namespaces, index int) ([]Sample, error) {
+func runRound(ctx context.Context, opts *Options, w *World, nss *Namespaces, index int, mode string) ([]Sample, error) {
 	ns, err := nss.Create(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer nss.Delete(ns)
-	r := &round{opts: opts, world: w, ns: ns, index: index,
-		log: ChildLog{Path: filepath.Join(opts.TempDir, ns+".time")}}
+	r := &round{opts: opts, world: w, ns: ns, index: index, mode: mode}
+	if !opts.NoChildLog {
+		r.log.Path = filepath.Join(opts.TempDir, ns+".time")
+	}
 	if r.meter, err = r.newMeter(); err != nil {
 		return nil, err
+	}
+	if mode == ModeIPVS {
+		if r.ipvs, err = newIPVSKit(ctx, ns, append(r.log.TimePrefix(), Prefix(ns)...)); err != nil {
+			return nil, err
+		}
+		defer r.ipvs.close()
 	}
 	r.meter.keepPath = filepath.Join(opts.TempDir, ns+".full")
 	if opts.DumpDir != "" && index == 0 {
@@ -135,7 +170,7 @@ func (r *round) newMeter() (*Meter, error) {
 
 func (r *round) run(ctx context.Context, nss *Namespaces) error {
 	tracker := r.world.NewTracker()
-	p, err := newProxier(r.meter)
+	p, err := r.newBackend()
 	if err != nil {
 		return err
 	}
@@ -143,15 +178,16 @@ func (r *round) run(ctx context.Context, nss *Namespaces) error {
 		return err
 	}
 	first := filepath.Join(r.opts.TempDir, r.ns+".full")
-	changed := 1 % len(r.world.Slices)
-	tracker.OnEndpointSliceUpdate(r.world.Slices[changed], r.world.ChangeEndpoint(changed))
-	if err := r.sync(ctx, ScenarioEndpoint, p, tracker, false); err != nil {
-		return err
-	}
-	deleted := 2 % len(r.world.Slices)
-	tracker.OnEndpointSliceDelete(r.world.Slices[deleted])
-	if err := r.sync(ctx, ScenarioSliceDelete, p, tracker, false); err != nil {
-		return err
+	changed, deleted := r.partialTargets()
+	for j := range changed {
+		tracker.OnEndpointSliceUpdate(r.world.Slices[changed[j]], r.world.ChangeEndpoint(changed[j]))
+		if err := r.sync(ctx, ScenarioEndpoint, p, tracker, false, changed[j]); err != nil {
+			return err
+		}
+		tracker.OnEndpointSliceDelete(r.world.Slices[deleted[j]])
+		if err := r.sync(ctx, ScenarioSliceDelete, p, tracker, false, deleted[j]); err != nil {
+			return err
+		}
 	}
 	if !r.opts.Skip[ScenarioResync] {
 		if err := r.sync(ctx, ScenarioResync, p, tracker, true); err != nil {
@@ -163,23 +199,47 @@ func (r *round) run(ctx context.Context, nss *Namespaces) error {
 			return err
 		}
 	}
-	if !r.opts.Skip[ScenarioPlain] {
+	if !r.opts.Skip[ScenarioPlain] && r.ipvs == nil {
 		return r.plain(ctx, nss, first)
 	}
+	_ = os.Remove(first)
 	return nil
+}
+
+// partialTargets are the services whose endpoint each partial repeat
+// changes (odd indexes) and whose slice it deletes (even indexes): distinct
+// services, as many repeats as the world has room for (at least one).
+func (r *round) partialTargets() (changed, deleted []int) {
+	n := len(r.world.Slices)
+	repeats := max(1, min(r.opts.Partials, (n-1)/2))
+	for j := range repeats {
+		changed = append(changed, (1+2*j)%n)
+		deleted = append(deleted, (2+2*j)%n)
+	}
+	return changed, deleted
 }
 
 // restart is a fresh tracker and proxier, as after a process restart, seeing
 // the same API state the running proxier last synced.
-func (r *round) restart(ctx context.Context, changed, deleted int) error {
+func (r *round) restart(ctx context.Context, changed, deleted []int) error {
 	tracker := r.world.NewTracker()
-	tracker.OnEndpointSliceUpdate(r.world.Slices[changed], r.world.ChangeEndpoint(changed))
-	tracker.OnEndpointSliceDelete(r.world.Slices[deleted])
-	p, err := newProxier(r.meter)
+	for j := range changed {
+		tracker.OnEndpointSliceUpdate(r.world.Slices[changed[j]], r.world.ChangeEndpoint(changed[j]))
+		tracker.OnEndpointSliceDelete(r.world.Slices[deleted[j]])
+	}
+	p, err := r.newBackend()
 	if err != nil {
 		return err
 	}
 	return r.sync(ctx, ScenarioRestart, p, tracker, true)
+}
+
+// newBackend is the round's mode's proxier over the round's meters.
+func (r *round) newBackend() (proxier.Backend, error) {
+	if r.ipvs != nil {
+		return r.ipvs.newProxier(r.meter)
+	}
+	return newProxier(r.meter)
 }
 
 func newProxier(m *Meter) (*iptables.Proxier, error) {
@@ -190,11 +250,15 @@ func newProxier(m *Meter) (*iptables.Proxier, error) {
 	}})
 }
 
-// sync takes a snapshot and syncs it, recording one sample.
-func (r *round) sync(ctx context.Context, name string, p *iptables.Proxier, t *proxier.Tracker, full bool) error {
+// sync takes a snapshot and syncs it, recording one sample; changed are the
+// indexes of the services a partial sync is about.
+func (r *round) sync(ctx context.Context, name string, p proxier.Backend, t *proxier.Tracker, full bool, changed ...int) error {
 	r.current = name
 	if err := r.prepare(); err != nil {
 		return err
+	}
+	if r.ipvs != nil {
+		r.ipvs.focusOn(r.world, changed...)
 	}
 	start := time.Now()
 	snap := t.Snapshot()
@@ -203,6 +267,9 @@ func (r *round) sync(ctx context.Context, name string, p *iptables.Proxier, t *p
 	start = time.Now()
 	res, err := p.Sync(ctx, snap)
 	s.Sync, s.Full, s.Err = time.Since(start), res.Full, err
+	if r.ipvs != nil {
+		s.IPVS = r.ipvs.counts(p)
+	}
 	return r.record(s)
 }
 
@@ -210,6 +277,9 @@ func (r *round) sync(ctx context.Context, name string, p *iptables.Proxier, t *p
 // peak RSS so the sample reports this scenario's own peak.
 func (r *round) prepare() error {
 	r.meter.reset()
+	if r.ipvs != nil {
+		r.ipvs.meters.reset()
+	}
 	debug.FreeOSMemory()
 	if err := r.log.Truncate(); err != nil {
 		return err
@@ -219,6 +289,7 @@ func (r *round) prepare() error {
 
 func (r *round) record(s Sample) error {
 	m := r.meter
+	s.Mode = r.mode
 	if s.Scenario != ScenarioPlain {
 		s.RestoreBytes, s.Restores, s.Saves, s.Lists = m.restoreBytes, m.restores, m.saves, m.lists
 		s.RestoreTime, s.SaveTime = m.restoreTime, m.saveTime

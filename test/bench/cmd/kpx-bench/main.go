@@ -1,7 +1,10 @@
-// Command kpx-bench measures kproxy's iptables sync against the kernel inside
+// Command kpx-bench measures kproxy's sync against the kernel inside
 // throwaway network namespaces (see package test/bench). It must run as root.
+// IPVS mode needs a kernel with IPVS: make bench-ipvs runs it, with iptables
+// mode for comparison, inside the qemu guest (test/vm/cmd/kpx-vm-bench).
 //
 //	kpx-bench -services 1000 -endpoints 10 -rounds 5
+//	kpx-bench -mode ipvs,iptables -skip restart,plain   # in a kernel with IPVS
 package main
 
 import (
@@ -10,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -26,8 +30,8 @@ func main() {
 
 func run() error {
 	var opts bench.Options
-	var skip string
-	var quiet bool
+	var skip, modes string
+	var quiet, noChildLog bool
 	flag.IntVar(&opts.World.Services, "services", 1000, "number of ClusterIP services")
 	flag.IntVar(&opts.World.Endpoints, "endpoints", 10, "endpoints per service")
 	flag.IntVar(&opts.Rounds, "rounds", 5, "rounds; figures are medians over them")
@@ -36,7 +40,16 @@ func run() error {
 	flag.StringVar(&skip, "skip", "", "comma-separated scenarios not to run (resync, restart, plain)")
 	flag.BoolVar(&quiet, "quiet", false, "do not print each sample")
 	flag.StringVar(&opts.DumpDir, "dump", "", "write the first round's restore inputs to this directory")
+	flag.StringVar(&modes, "mode", bench.ModeIPTables, "comma-separated proxy modes (iptables, ipvs); each round runs them in turn")
+	flag.IntVar(&opts.Partials, "partials", 1, "endpoint and slice-delete syncs per round, each on other services")
+	flag.BoolVar(&noChildLog, "no-child-stats", false, "do not wrap iptables children in /usr/bin/time (no child peak RSS)")
 	flag.Parse()
+	opts.NoChildLog = noChildLog
+	for m := range strings.SplitSeq(modes, ",") {
+		if m != "" {
+			opts.Modes = append(opts.Modes, m)
+		}
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root to create network namespaces")
 	}
@@ -59,16 +72,58 @@ func run() error {
 	defer stop()
 	start := time.Now()
 	samples, runErr := bench.Run(ctx, opts)
+	if err := report(opts, samples, time.Since(start)); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return checkIPVS(opts, samples)
+}
+
+// checkIPVS states, and enforces, that IPVS partial syncs touched only the
+// changed service in the kernel.
+func checkIPVS(opts bench.Options, samples []bench.Sample) error {
+	if !slices.Contains(opts.Modes, bench.ModeIPVS) {
+		return nil
+	}
+	if err := bench.CheckIPVSPartial(samples); err != nil {
+		fmt.Println("\nipvs partial syncs: FAIL")
+		return err
+	}
+	fmt.Println("\nipvs partial syncs: ok (no table or address rescan; only the changed service's virtual servers and addresses named)")
+	return nil
+}
+
+// report prints one table per mode and, with both modes, their comparison.
+func report(opts bench.Options, samples []bench.Sample, took time.Duration) error {
 	backend := "nf_tables"
 	if opts.Legacy {
 		backend = "legacy"
 	}
-	title := fmt.Sprintf("kproxy iptables sync: %d services × %d endpoints, iptables %s, medians of %d rounds (%.0fs)",
-		opts.World.Services, opts.World.Endpoints, backend, opts.Rounds, time.Since(start).Seconds())
-	if err := bench.WriteTable(os.Stdout, title, bench.Summarize(samples)); err != nil {
-		return err
+	scale := fmt.Sprintf("%d services × %d endpoints, iptables %s, medians of %d rounds",
+		opts.World.Services, opts.World.Endpoints, backend, opts.Rounds)
+	sums := map[string][]bench.Summary{}
+	for i, mode := range opts.Modes {
+		if i > 0 {
+			fmt.Println()
+		}
+		sums[mode] = bench.SummarizeMode(samples, mode)
+		title := fmt.Sprintf("kproxy %s sync: %s (%.0fs in all)", mode, scale, took.Seconds())
+		write := bench.WriteTable
+		if mode == bench.ModeIPVS {
+			write = bench.WriteIPVSTable
+		}
+		if err := write(os.Stdout, title, sums[mode]); err != nil {
+			return err
+		}
 	}
-	return runErr
+	if len(sums[bench.ModeIPTables]) == 0 || len(sums[bench.ModeIPVS]) == 0 {
+		return nil
+	}
+	fmt.Println()
+	title := fmt.Sprintf("ipvs vs iptables, same run: %s", scale)
+	return bench.WriteComparison(os.Stdout, title, bench.Compare(sums[bench.ModeIPTables], sums[bench.ModeIPVS]))
 }
 
 func printSample(round int, s bench.Sample) {
@@ -76,7 +131,7 @@ func printSample(round int, s bench.Sample) {
 	if s.Err != nil {
 		status = s.Err.Error()
 	}
-	fmt.Fprintf(os.Stderr, "round %d %-12s sync %.3fs (restore %.3fs in %d, save %.3fs in %d saves + %d lists) input %d B, child peak %d MB, RSS %d MB: %s\n",
-		round+1, s.Scenario, s.Sync.Seconds(), s.RestoreTime.Seconds(), s.Restores, s.SaveTime.Seconds(), s.Saves, s.Lists,
+	fmt.Fprintf(os.Stderr, "round %d %-8s %-12s sync %.3fs (restore %.3fs in %d, save %.3fs in %d saves + %d lists) input %d B, child peak %d MB, RSS %d MB: %s\n",
+		round+1, s.Mode, s.Scenario, s.Sync.Seconds(), s.RestoreTime.Seconds(), s.Restores, s.SaveTime.Seconds(), s.Saves, s.Lists,
 		s.RestoreBytes, s.ChildPeakRSS>>20, s.ProcessPeak>>20, status)
 }
