@@ -2,9 +2,13 @@ package iptables
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/kproxy/kproxy/iptables/ruleset"
 )
 
 func TestWantsListPrefix(t *testing.T) {
@@ -35,7 +39,7 @@ func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
 	markListPrefix(g, []string{"nat"})
 	got := string(g.Bytes())
 	want := "*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n" +
-		"*nat\n-S\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-OLD - [0:0]\n-A KUBE-SERVICES -j RETURN\nCOMMIT\n" +
+		"*nat\n-S\n:KUBE-SVC-OLD - [0:0]\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j RETURN\nCOMMIT\n" +
 		"*nat\n-I OUTPUT 1 -j KUBE-SERVICES\n-X KUBE-SVC-OLD\nCOMMIT\n"
 	if got != want {
 		t.Errorf("input =\n%s\nwant\n%s", got, want)
@@ -44,6 +48,45 @@ func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
 	markListPrefix(g, nil)
 	if same := string(g.Bytes()); same != "*nat\nCOMMIT\n" {
 		t.Errorf("input changed without prefixed tables: %q", same)
+	}
+}
+
+// TestInterleavedInputBuildsTheSameTables applies a full rendering of 100
+// NodePort services with and without the list prefix (which also writes each
+// chain's declaration right before its rules) to the Fake, which, like
+// iptables-restore, rejects a jump to a chain not declared yet.
+func TestInterleavedInputBuildsTheSameTables(t *testing.T) {
+	g := NewRenderer(testOptions()).Render(scaleWorld(100, 10).snap)
+	plain := bytes.Clone(g.Bytes())
+	markListPrefix(g, []string{"nat"})
+	interleaved := bytes.Clone(g.Bytes())
+	if !bytes.Contains(interleaved, []byte(":KUBE-SEP-")) || bytes.Equal(plain, interleaved) {
+		t.Fatal("the prefixed rendering is not interleaved")
+	}
+	declared := map[string]bool{}
+	for _, line := range bytes.Split(interleaved, []byte("\n")) {
+		f := strings.Fields(string(line))
+		switch {
+		case len(f) > 0 && strings.HasPrefix(f[0], ":"):
+			declared[f[0][1:]] = true
+		case len(f) > 1 && f[0] == "-A" && strings.HasPrefix(f[1], "KUBE-") && !declared[f[1]]:
+			t.Fatalf("rule before its chain is declared: %s", line)
+		}
+	}
+	var saves [2][]byte
+	for i, data := range [][]byte{plain, interleaved} {
+		fake := ruleset.NewFake(ruleset.FakeOptions{})
+		if err := fake.Restore(context.Background(), data); err != nil {
+			t.Fatalf("restore input %d: %v", i, err)
+		}
+		out, err := fake.Save(context.Background(), "nat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		saves[i] = out
+	}
+	if !bytes.Equal(saves[0], saves[1]) {
+		t.Errorf("interleaved input builds a different nat table")
 	}
 }
 

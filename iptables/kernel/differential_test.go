@@ -46,6 +46,8 @@ func ipv4Steps(t *testing.T) []step {
 			`-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 -> 10.180.0.2:80" -j KUBE-SEP-LXVODXWDISEETFEF`,
 			"-X KUBE-SEP-C6EBXVWJJZMIWKLZ")},
 		{name: "jump to a missing chain", wantErr: true, input: block("nat", "-A KUBE-SERVICES -j KUBE-SVC-MISSING")},
+		{name: "list prefix, then chains declared right before their rules", input: block("nat", "-S", ":I1 - [0:0]", ":I2 - [0:0]", "-A I2 -j I1", ":I3 - [0:0]", "-A I3 -j I2")},
+		{name: "list a missing chain", wantErr: true, input: block("nat", "-S KUBE-MISSING")},
 		{name: "jump to a chain declared later", wantErr: true, input: block("nat", ":N1 - [0:0]", "-A N1 -j N2", ":N2 - [0:0]")},
 		{name: "append to a missing chain", wantErr: true, input: block("filter", "-A KUBE-MISSING -j ACCEPT")},
 		{name: "delete a missing chain", wantErr: true, input: block("filter", "-X KUBE-MISSING")},

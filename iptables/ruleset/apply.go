@@ -88,6 +88,12 @@ func (t *txnTable) apply(st *Statement) error {
 		return nil
 	case OpDeleteChain:
 		return t.deleteChains(st.Chain)
+	case OpList:
+		if st.Chain != "" {
+			_, err := t.existing(st.Chain)
+			return err
+		}
+		return nil
 	case OpPolicy:
 		if !isBuiltin(t.name, st.Chain) {
 			return fmt.Errorf("bad built-in chain name %q", st.Chain)

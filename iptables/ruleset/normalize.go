@@ -113,7 +113,7 @@ func normalizeBlock(out *strings.Builder, b *TableBlock) {
 }
 
 func otherStatement(st *Statement) string {
-	parts := []string{map[Op]string{OpInsert: "-I", OpDelete: "-D", OpFlush: "-F", OpDeleteChain: "-X", OpPolicy: "-P"}[st.Op]}
+	parts := []string{map[Op]string{OpInsert: "-I", OpDelete: "-D", OpFlush: "-F", OpDeleteChain: "-X", OpPolicy: "-P", OpList: "-S"}[st.Op]}
 	if st.Chain != "" {
 		parts = append(parts, st.Chain)
 	}

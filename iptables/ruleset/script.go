@@ -23,6 +23,7 @@ const (
 	OpNewChain              // -N CHAIN
 	OpDeleteChain           // -X [CHAIN]
 	OpPolicy                // -P CHAIN POLICY
+	OpList                  // -S [CHAIN]: prints rules, changes nothing
 )
 
 // Statement is one line of a table block.
@@ -141,6 +142,15 @@ func parseStatement(line string, family v1.IPFamily) (Statement, error) {
 		return parseRuleStatement(OpDelete, rest, family, true)
 	case "-F", "--flush", "-X", "--delete-chain", "-N", "--new-chain":
 		return parseChainStatement(cmd, rest)
+	case "-S", "--list-rules":
+		if len(rest) > 1 {
+			return Statement{}, errors.New("-S takes at most a chain")
+		}
+		st := Statement{Op: OpList}
+		if len(rest) == 1 {
+			st.Chain = rest[0]
+		}
+		return st, nil
 	case "-P", "--policy":
 		if len(rest) != 2 || (rest[1] != "ACCEPT" && rest[1] != "DROP") {
 			return Statement{}, errors.New("-P needs a chain and ACCEPT or DROP")
