@@ -3,6 +3,7 @@ package proxier
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -159,10 +160,29 @@ func (r *Runner) SyncOnce(ctx context.Context) error {
 			"mode", r.opts.Mode, "ipFamily", snap.Family, "retryIn", r.opts.RetryInterval)
 		return fmt.Errorf("sync %s rules: %w", snap.Family, err)
 	}
-	r.opts.Logger.V(2).Info("Synced rules", "mode", r.opts.Mode, "ipFamily", snap.Family, "full", res.Full,
-		"services", len(snap.Services), "changed", len(snap.Changed), "restoreBytes", res.RestoreBytes,
-		"elapsed", elapsed)
+	if l := r.opts.Logger.V(2); l.Enabled() {
+		l.Info("Synced rules", "mode", r.opts.Mode, "ipFamily", snap.Family, "full", res.Full,
+			"services", len(snap.Services), "changed", len(snap.Changed), "changedServices", changedNames(snap, loggedChanges),
+			"restoreBytes", res.RestoreBytes, "elapsed", elapsed)
+	}
 	return nil
+}
+
+// loggedChanges is how many changed service ports a sync's log line names.
+const loggedChanges = 10
+
+// changedNames returns the first max changed service ports in name order,
+// then "... and N more" if there are others.
+func changedNames(snap *Snapshot, max int) []string {
+	names := make([]string, 0, len(snap.Changed))
+	for n := range snap.Changed {
+		names = append(names, n.String())
+	}
+	slices.Sort(names)
+	if len(names) > max {
+		names = append(names[:max], fmt.Sprintf("... and %d more", len(names)-max))
+	}
+	return names
 }
 
 func (r *Runner) account(snap *Snapshot, res SyncResult, err error, start time.Time) {
