@@ -2,7 +2,8 @@
 # Prepares the assets of the qemu kernel tier (test/vm): Debian's kernel and a
 # base initramfs holding busybox, the netfilter/IPVS/SCTP modules kproxy needs
 # (with modules.dep built by depmod -b) and the guest userland (iptables
-# legacy+nft, ipset, ipvsadm, conntrack, iproute2) with its shared libraries.
+# legacy+nft, ipset, ipvsadm, conntrack, iproute2, curl) with its shared
+# libraries.
 #
 # Idempotent and cached under ${KPROXY_CACHE:-/var/cache/kproxy}/vm, keyed by
 # the kernel package version, the host tools' versions and this script, so a
@@ -39,14 +40,15 @@ MODULES=(
 )
 
 # Host commands the guest gets (with their libraries), and the packages that
-# provide them.
+# provide them. curl is for the e2e tests that query health-check node ports
+# (test/e2e runs in the guest for IPVS mode).
 TOOLS=(
   /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi
-  /usr/sbin/ipset /usr/sbin/ipvsadm /usr/sbin/conntrack /usr/bin/ip
+  /usr/sbin/ipset /usr/sbin/ipvsadm /usr/sbin/conntrack /usr/bin/ip /usr/bin/curl
 )
 # busybox-static is not installed (it would replace a host's busybox): its
 # deb is downloaded and /bin/busybox taken from it.
-HOST_PKGS=(qemu-system-x86 cpio kmod iptables ipset ipvsadm conntrack iproute2)
+HOST_PKGS=(qemu-system-x86 cpio kmod iptables ipset ipvsadm conntrack iproute2 curl)
 
 ensure_host_packages() {
   local missing=() p

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,30 +25,12 @@ func requireIPVSMode(t *testing.T) {
 	}
 }
 
-// ipvsDest is one destination line of `ipvsadm -Ln`.
-type ipvsDest struct{ weight, active, inactive int }
-
 // ipvsDests parses `ipvsadm -Ln` in the node namespace: the destinations of
 // the TCP virtual server vip ("ip:port"), and whether the virtual server exists.
-func (e *env) ipvsDests(vip string) (map[string]ipvsDest, bool) {
+func (e *env) ipvsDests(vip string) (map[string]ipvsDestLine, bool) {
 	e.t.Helper()
-	out := e.run(e.w.Node, "ipvsadm", "-Ln")
-	dests := map[string]ipvsDest{}
-	in, found := false, false
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 2 && f[0] == "TCP":
-			in = f[1] == vip
-			found = found || in
-		case in && len(f) == 6 && f[0] == "->":
-			w, _ := strconv.Atoi(f[3])
-			a, _ := strconv.Atoi(f[4])
-			ia, _ := strconv.Atoi(f[5])
-			dests[f[1]] = ipvsDest{weight: w, active: a, inactive: ia}
-		}
-	}
-	return dests, found
+	vs, found := e.ipvsadm()["TCP "+vip]
+	return vs.dests, found
 }
 
 func podEndpoint(p netns.Pod) string { return fmt.Sprintf("%s:%d", p.IPv4, podPort) }

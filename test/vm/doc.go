@@ -5,7 +5,7 @@
 // Assets: scripts/vm-assets.sh downloads and extracts the kernel package,
 // keeps only the netfilter/IPVS/ipset/SCTP/bridge modules kproxy needs (with
 // modules.dep built by depmod -b) and packs them with busybox and the guest
-// userland (iptables nft and legacy, ipset, ipvsadm, conntrack, iproute2 and
+// userland (iptables nft and legacy, ipset, ipvsadm, conntrack, iproute2, curl and
 // their libraries) into a base initramfs, cached under
 // ${KPROXY_CACHE:-/var/cache/kproxy}/vm. PrepareAssets runs it;
 // KPROXY_VM_KERNEL and KPROXY_VM_INITRD override it.
