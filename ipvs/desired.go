@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -47,32 +48,53 @@ type BuildOptions struct {
 
 // BuildDesired is a pure function from a snapshot to the desired IPVS state.
 func BuildDesired(snap *proxier.Snapshot, opts BuildOptions) *Desired {
-	d := &Desired{Servers: map[proxier.ServicePortName][]DesiredServer{}}
 	want6 := snap.Family == v1.IPv6Protocol
 	bind := map[netip.Addr]struct{}{}
-	for _, name := range snap.SortedNames() {
-		sp := snap.Services[name]
-		for _, a := range boundAddresses(sp, opts.LocalAddresses) {
-			if a.Is6() == want6 {
-				bind[a] = struct{}{}
-			}
-		}
-		if opts.Only != nil {
-			if _, ok := opts.Only[name]; !ok {
-				continue
-			}
-		}
-		if servers := serversFor(sp, snap.Endpoints[name], want6, opts); len(servers) > 0 {
-			d.Servers[name] = servers
+	for _, sp := range snap.Services {
+		for _, a := range portBindAddrs(sp, opts.LocalAddresses, want6) {
+			bind[a] = struct{}{}
 		}
 	}
-	for name := range opts.Only {
-		if _, ok := d.Servers[name]; !ok {
-			d.Servers[name] = nil
+	only := opts.Only
+	if only == nil {
+		only = make(map[proxier.ServicePortName]struct{}, len(snap.Services))
+		for name := range snap.Services {
+			only[name] = struct{}{}
 		}
 	}
-	d.Bind = sortedAddrs(bind)
-	return d
+	servers := desiredServers(snap, only, opts)
+	if opts.Only == nil {
+		maps.DeleteFunc(servers, func(_ proxier.ServicePortName, s []DesiredServer) bool { return len(s) == 0 })
+	}
+	return &Desired{Servers: servers, Bind: sortedAddrs(bind)}
+}
+
+// desiredServers builds the virtual servers of the named service ports; a
+// port that is gone or wants none maps to nothing. Its cost is that of the
+// named ports only, whatever the size of the snapshot.
+func desiredServers(snap *proxier.Snapshot, names map[proxier.ServicePortName]struct{}, opts BuildOptions) map[proxier.ServicePortName][]DesiredServer {
+	want6 := snap.Family == v1.IPv6Protocol
+	out := make(map[proxier.ServicePortName][]DesiredServer, len(names))
+	for name := range names {
+		var servers []DesiredServer
+		if sp, ok := snap.Services[name]; ok {
+			servers = serversFor(sp, snap.Endpoints[name], want6, opts)
+		}
+		out[name] = servers
+	}
+	return out
+}
+
+// portBindAddrs are the addresses of the family one service port needs on
+// kube-ipvs0.
+func portBindAddrs(sp *proxier.ServicePort, local []netip.Addr, want6 bool) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range boundAddresses(sp, local) {
+		if a.Is6() == want6 {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func boundAddresses(sp *proxier.ServicePort, local []netip.Addr) []netip.Addr {

@@ -32,7 +32,13 @@
 //     ports' virtual servers are queried (individually) and written; the
 //     kernel table is not listed. kube-ipvs0 addresses are diffed against
 //     memory, and node addresses (for NodePorts) are re-read only on full
-//     syncs, so a node IP change waits for the next full sync.
+//     syncs, so a node IP change waits for the next full sync. The host-side
+//     work is also the changed ports' only: what was programmed is kept
+//     indexed per service port (virtual servers, kube-ipvs0 addresses, set
+//     members, with reference counts for what ports share), edited in place
+//     under a journal that a failed sync rolls back (journal.go,
+//     proxier_plan.go, ipset_index.go). Partial syncs therefore trust
+//     Snapshot.Changed to name every port that changed.
 //   - A virtual server two service ports want (same external IP, port and
 //     protocol) goes to the first in name order, and to the other one when
 //     its owner lets it go; upstream lets the last writer win each sync.
@@ -49,7 +55,15 @@
 // upstream's ipsets (KUBE-CLUSTER-IP, KUBE-NODE-PORT-*, KUBE-LOOP-BACK, ...)
 // to their desired members with one `ipset -exist restore`, and writes the
 // nat/filter rules IPVS mode needs with one iptables-restore, inserting only
-// missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go).
+// missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go). A full
+// sync lists the kernel's sets, reads the nat and filter tables and
+// rewrites the rules. A partial sync writes only the members the changed
+// ports added or removed (no listing; nothing at all when none did), and
+// runs no iptables-save or iptables-restore when the rules it renders are
+// the ones it last wrote — the rules depend only on which sets are empty
+// and on the LB VIPs the node may not reach, so endpoint changes never
+// alter them. Any failure makes the next sync full, which re-reads the
+// kernel; members or rules someone else changed are repaired then.
 //
 // Host setup at start (settings.go): the sysctls IPVS mode needs
 // (vs/conntrack, expire_nodest_conn, expire_quiescent_template,

@@ -9,6 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
@@ -81,6 +82,29 @@ func TestKernelIPSetAndRules(t *testing.T) {
 		}
 		assertKernelRules(t, ns, rules)
 	}
+
+	// The proxier's partial syncs write only deltas (and no rules when they
+	// are unchanged): the kernel must end up where BuildDesiredSets says.
+	t.Run("partial syncs through the proxier", func(t *testing.T) {
+		p, err := ipvs.New(ipvs.Options{Handle: ipvs.NewFake(ipvs.FakeOptions{}), Addresses: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
+			NodePorts: config.NodePortMatch{All: true},
+			Netfilter: &ipvs.NetfilterOptions{IPSet: kernelSets, Restorer: runner, NodeIP: addr(nodeIP), Rules: opts}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb := e(svc("b", "172.30.0.2", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24"), withEndpoints("local:10.1.0.7:8080")))
+		all := slices.Collect(maps.Keys(rich.Services)) // d and f are SCTP and UDP ports
+		steps := []*proxier.Snapshot{rich, partialPorts(snapshot(lb), all...), partialPorts(rich, all...)}
+		for i, snap := range steps {
+			if _, err := p.Sync(ctx, snap); err != nil {
+				t.Fatalf("sync %d: %v", i, err)
+			}
+			bind := ipvs.BuildDesired(snap, ipvs.BuildOptions{LocalAddresses: addrs("127.0.0.1", nodeIP)}).Bind
+			want := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: bind})
+			assertKernelSets(t, ctx, kernelSets, want)
+			assertKernelRules(t, ns, ipvs.RenderRules(want, opts))
+		}
+	})
 }
 
 func kernelDifferentialBatch() *ipvs.SetBatch {

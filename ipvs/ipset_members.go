@@ -2,7 +2,6 @@ package ipvs
 
 import (
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -100,50 +99,53 @@ type SetMemberOptions struct {
 // BuildDesiredSets is a pure function from a snapshot to the members of
 // every set, with upstream's syncProxyRules semantics.
 func BuildDesiredSets(snap *proxier.Snapshot, opts SetMemberOptions) *DesiredSets {
-	d := &DesiredSets{Family: snap.Family, Members: map[string][]string{}}
-	if d.Family == "" {
-		d.Family = v1.IPv4Protocol
+	return newSetIndex(snap, resolveNodeIP(opts.NodeIP, snap), opts.NodePortIPs).desired(opts.Bound)
+}
+
+// resolveNodeIP is nodeIP, or else the first of the snapshot's node IPs of
+// the family.
+func resolveNodeIP(nodeIP netip.Addr, snap *proxier.Snapshot) netip.Addr {
+	if nodeIP.IsValid() {
+		return nodeIP
 	}
-	if !opts.NodeIP.IsValid() {
-		for _, a := range snap.Node.IPs {
-			if a.Is6() == (d.Family == v1.IPv6Protocol) {
-				opts.NodeIP = a
-				break
-			}
+	for _, a := range snap.Node.IPs {
+		if a.Is6() == (snap.Family == v1.IPv6Protocol) {
+			return a
 		}
 	}
-	sets := map[string]map[string]struct{}{}
-	add := func(set, entry string) {
-		if sets[set] == nil {
-			sets[set] = map[string]struct{}{}
-		}
-		sets[set][entry] = struct{}{}
+	return netip.Addr{}
+}
+
+// setMember is one entry of one set (by upstream's IPv4 set name).
+type setMember struct{ set, entry string }
+
+// portSets is what one service port puts in the sets.
+type portSets struct {
+	members  []setMember
+	noAccess []LBNoNodeAccess
+}
+
+// portSetMembers is one service port's share of the sets. Every set except
+// KUBE-IPVS-IPS is the union of these over all service ports.
+func portSetMembers(sp *proxier.ServicePort, eps *proxier.EndpointSet, nodeIP netip.Addr, nodePortIPs []netip.Addr) portSets {
+	var ps portSets
+	proto := strings.ToLower(string(sp.Protocol))
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return ps
 	}
-	for _, name := range snap.SortedNames() {
-		sp := snap.Services[name]
-		proto := strings.ToLower(string(sp.Protocol))
-		if proto != "tcp" && proto != "udp" && proto != "sctp" {
-			continue
-		}
-		addLoopBack(add, sp, proto, snap.Endpoints[name])
-		if !sp.ClusterIP.IsValid() {
-			continue
-		}
-		add(SetClusterIP, ipPort(sp.ClusterIP, proto, sp.Port))
-		addExternalIPs(add, sp, proto)
-		d.NoAccess = append(d.NoAccess, addLoadBalancers(add, sp, proto, opts.NodeIP)...)
-		addNodePorts(add, sp, proto, opts.NodePortIPs)
-		if sp.HealthCheckNodePort != 0 {
-			add(SetHealthCheckNodePort, strconv.Itoa(int(sp.HealthCheckNodePort)))
-		}
+	add := func(set, entry string) { ps.members = append(ps.members, setMember{set, entry}) }
+	addLoopBack(add, sp, proto, eps)
+	if !sp.ClusterIP.IsValid() {
+		return ps
 	}
-	for _, a := range opts.Bound {
-		add(SetIPVSIPs, a.String())
+	add(SetClusterIP, ipPort(sp.ClusterIP, proto, sp.Port))
+	addExternalIPs(add, sp, proto)
+	ps.noAccess = addLoadBalancers(add, sp, proto, nodeIP)
+	addNodePorts(add, sp, proto, nodePortIPs)
+	if sp.HealthCheckNodePort != 0 {
+		add(SetHealthCheckNodePort, strconv.Itoa(int(sp.HealthCheckNodePort)))
 	}
-	for _, s := range SetSpecs(v1.IPv4Protocol) {
-		d.Members[s.Name] = sortedKeys(sets[s.Name])
-	}
-	return d
+	return ps
 }
 
 type addFunc func(set, entry string)
@@ -242,13 +244,4 @@ func addNodePorts(add addFunc, sp *proxier.ServicePort, proto string, nodeIPs []
 			add(local, e)
 		}
 	}
-}
-
-func sortedKeys(m map[string]struct{}) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

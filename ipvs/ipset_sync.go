@@ -75,6 +75,33 @@ func (s *SetSyncer) Sync(ctx context.Context, want *DesiredSets, full bool) (add
 	return added, deleted, nil
 }
 
+// applyDelta adds and deletes the given members (by upstream IPv4 set
+// name) in one `ipset restore`, without listing the kernel or re-stating
+// the sets: the sets exist since the last full Sync, and if someone
+// destroyed one the restore fails and the caller's next sync is full. Sync
+// then lists the kernel again (Known is forgotten).
+func (s *SetSyncer) applyDelta(ctx context.Context, add, del []setMember) error {
+	s.known = nil
+	if len(add)+len(del) == 0 {
+		return nil
+	}
+	names := make(map[string]string, len(s.specs))
+	for i, base := range SetSpecs(v1.IPv4Protocol) {
+		names[base.Name] = s.specs[i].Name
+	}
+	b := &SetBatch{}
+	for _, m := range del {
+		b.Del(names[m.set], m.entry)
+	}
+	for _, m := range add {
+		b.Add(names[m.set], m.entry)
+	}
+	if err := s.ipset.Restore(ctx, b); err != nil {
+		return fmt.Errorf("update ipsets: %w", err)
+	}
+	return nil
+}
+
 // list reads the owned sets' members from the kernel; a missing set has
 // none, and a set of the wrong type or family is reported (create -exist
 // would fail on it anyway).

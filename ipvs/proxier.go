@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -59,17 +58,13 @@ type Proxier struct {
 	want6 bool
 
 	needFull bool
-	// bound is kube-ipvs0's addresses after the last sync.
-	bound map[netip.Addr]struct{}
 	// local and nodeIPs are from the last full sync.
 	local, nodeIPs []netip.Addr
-	// owner maps each programmed virtual server to its service port; keys
-	// is the inverse.
-	owner map[ServiceKey]proxier.ServicePortName
-	keys  map[proxier.ServicePortName][]ServiceKey
-	// contested lists, per virtual server, the other service ports that
-	// want it (rare: e.g. two Services with the same external IP and port).
-	contested map[ServiceKey][]proxier.ServicePortName
+	// mem is what the last successful sync programmed.
+	mem *memory
+	// unsure are virtual servers a failed sync may have created: the next
+	// full sync treats them as kproxy's.
+	unsure    map[ServiceKey]struct{}
 	last      Stats
 	netfilter *netfilterSync
 }
@@ -90,24 +85,9 @@ func New(opts Options) (*Proxier, error) {
 	}
 	return &Proxier{netfilter: nf,
 		opts: opts, want6: opts.Family == v1.IPv6Protocol, needFull: true,
-		rec:   NewReconciler(ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
-		bound: map[netip.Addr]struct{}{}, owner: map[ServiceKey]proxier.ServicePortName{},
-		keys: map[proxier.ServicePortName][]ServiceKey{}, contested: map[ServiceKey][]proxier.ServicePortName{},
+		rec: NewReconciler(ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
+		mem: newMemory(), unsure: map[ServiceKey]struct{}{},
 	}, nil
-}
-
-// syncPlan is what one sync will do.
-type syncPlan struct {
-	full      bool
-	desired   *Desired
-	bound     map[netip.Addr]struct{}
-	local     []netip.Addr
-	nodeIPs   []netip.Addr
-	want      []DesiredServer
-	remove    []ServiceKey
-	owner     map[ServiceKey]proxier.ServicePortName
-	keys      map[proxier.ServicePortName][]ServiceKey
-	contested map[ServiceKey][]proxier.ServicePortName
 }
 
 // Sync brings this family's IPVS state to snap. On error nothing is
@@ -127,74 +107,34 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	pl, err := p.plan(snap)
 	if err != nil {
 		p.needFull = true
+		p.netfilter.forget()
 		return proxier.SyncResult{}, fmt.Errorf("plan ipvs sync: %w", err)
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
-			p.needFull = true
+			p.abort(pl)
 			return proxier.SyncResult{}, fmt.Errorf("ipvs sync: %w", err)
 		}
 		if err := s.run(pl); err != nil {
-			p.needFull = true
+			p.abort(pl)
 			return proxier.SyncResult{}, fmt.Errorf("ipvs sync: %s: %w", s.name, err)
 		}
 	}
 	return p.account(pl), nil
 }
 
-// plan computes the desired state: on a full sync from the whole snapshot
-// and freshly listed addresses, otherwise for the changed ports only.
-func (p *Proxier) plan(snap *proxier.Snapshot) (*syncPlan, error) {
-	pl := &syncPlan{full: snap.Full || p.needFull, bound: maps.Clone(p.bound), local: p.local, nodeIPs: p.nodeIPs}
-	if pl.full {
-		if err := p.readAddresses(pl); err != nil {
-			return nil, err
-		}
-	}
-	opts := BuildOptions{Scheduler: p.opts.Scheduler, SchedulerFlags: p.opts.SchedulerFlags,
-		NodePortIPs: pl.nodeIPs, LocalAddresses: pl.local}
+// abort forgets a failed sync's edits and makes the next sync full. The
+// virtual servers it wanted may exist now: they stay kproxy's until a full
+// sync succeeds.
+func (p *Proxier) abort(pl *syncPlan) {
+	p.needFull = true
+	p.netfilter.forget()
 	if !pl.full {
-		opts.Only = maps.Clone(snap.Changed)
-		if opts.Only == nil {
-			opts.Only = map[proxier.ServicePortName]struct{}{}
-		}
+		p.mem.rollback()
 	}
-	// A partial sync that frees a contested virtual server also rebuilds
-	// the unchanged service ports that wanted it, so they take it over.
-	for range 3 {
-		pl.desired = BuildDesired(snap, opts)
-		pl.want, pl.remove = nil, nil
-		if pl.full {
-			pl.owner, pl.keys = map[ServiceKey]proxier.ServicePortName{}, map[proxier.ServicePortName][]ServiceKey{}
-			pl.contested = map[ServiceKey][]proxier.ServicePortName{}
-		} else {
-			pl.owner, pl.keys, pl.contested = maps.Clone(p.owner), maps.Clone(p.keys), maps.Clone(p.contested)
-		}
-		p.assignServers(pl)
-		extra := orphanClaimants(pl, snap, opts.Only)
-		if pl.full || len(extra) == 0 {
-			break
-		}
-		for _, n := range extra {
-			opts.Only[n] = struct{}{}
-		}
+	for _, s := range pl.want {
+		p.unsure[s.ServiceKey] = struct{}{}
 	}
-	return pl, nil
-}
-
-// orphanClaimants are the unchanged service ports that want a virtual
-// server the plan is about to remove.
-func orphanClaimants(pl *syncPlan, snap *proxier.Snapshot, only map[proxier.ServicePortName]struct{}) []proxier.ServicePortName {
-	var out []proxier.ServicePortName
-	for _, k := range pl.remove {
-		for _, n := range pl.contested[k] {
-			_, changed := only[n]
-			if _, exists := snap.Services[n]; exists && !changed && !slices.Contains(out, n) {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 func (p *Proxier) readAddresses(pl *syncPlan) error {
@@ -209,68 +149,20 @@ func (p *Proxier) readAddresses(pl *syncPlan) error {
 	if pl.local, err = am.Local(); err != nil {
 		return err
 	}
-	pl.bound = map[netip.Addr]struct{}{}
+	pl.kernelBound = map[netip.Addr]struct{}{}
 	for _, a := range bound {
-		pl.bound[a] = struct{}{}
+		pl.kernelBound[a] = struct{}{}
 	}
 	pl.nodeIPs = NodePortIPs(pl.local, p.opts.NodePorts, p.opts.Family)
 	return nil
 }
 
-// assignServers gives each virtual server to one service port (the first
-// in name order on a full sync; on a partial sync an unchanged port keeps
-// its own) and lists the changed ports' virtual servers that nobody wants.
-func (p *Proxier) assignServers(pl *syncPlan) {
-	names := slices.SortedFunc(maps.Keys(pl.desired.Servers), proxier.ServicePortName.Compare)
-	var old []ServiceKey
-	for _, name := range names {
-		for _, k := range pl.keys[name] {
-			if pl.owner[k] == name {
-				delete(pl.owner, k)
-				old = append(old, k)
-			}
-		}
-		delete(pl.keys, name)
-	}
-	for k, claimants := range pl.contested {
-		if rest := slices.DeleteFunc(slices.Clone(claimants), func(n proxier.ServicePortName) bool {
-			_, ok := pl.desired.Servers[n]
-			return ok
-		}); len(rest) > 0 {
-			pl.contested[k] = rest
-		} else {
-			delete(pl.contested, k)
-		}
-	}
-	for _, name := range names {
-		for _, s := range pl.desired.Servers[name] {
-			if _, taken := pl.owner[s.ServiceKey]; taken {
-				pl.contested[s.ServiceKey] = append(pl.contested[s.ServiceKey], name)
-				continue
-			}
-			pl.owner[s.ServiceKey] = name
-			pl.keys[name] = append(pl.keys[name], s.ServiceKey)
-			pl.want = append(pl.want, s)
-		}
-	}
-	for _, k := range old {
-		if _, ok := pl.owner[k]; !ok {
-			pl.remove = append(pl.remove, k)
-		}
-	}
-}
-
 func (p *Proxier) bindAddresses(pl *syncPlan) error {
 	var errs []error
-	for _, a := range pl.desired.Bind {
-		if _, ok := pl.bound[a]; ok {
-			continue
-		}
+	for _, a := range pl.bind {
 		if err := p.opts.Addresses.Bind(a); err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		pl.bound[a] = struct{}{}
 	}
 	return errors.Join(errs...)
 }
@@ -293,10 +185,13 @@ func (p *Proxier) owns(pl *syncPlan, k ServiceKey) bool {
 	if k.Addr.Is6() != p.want6 || slices.ContainsFunc(p.opts.ExcludeCIDRs, func(c netip.Prefix) bool { return c.Contains(k.Addr) }) {
 		return false
 	}
-	if _, ok := pl.bound[k.Addr]; ok {
+	if _, ok := pl.kernelBound[k.Addr]; ok || pl.mem.bound.has(k.Addr) {
 		return true
 	}
-	if _, ok := p.owner[k]; ok {
+	if _, ok := p.mem.owner.get(k); ok {
+		return true
+	}
+	if _, ok := p.unsure[k]; ok {
 		return true
 	}
 	return p.opts.NodePortRange.Contains(k.Port) && (slices.Contains(pl.local, k.Addr) || slices.Contains(pl.nodeIPs, k.Addr))
@@ -306,25 +201,23 @@ func (p *Proxier) owns(pl *syncPlan, k ServiceKey) bool {
 // their virtual servers are gone, so no traffic is accepted for nothing).
 func (p *Proxier) unbindStale(pl *syncPlan) error {
 	var errs []error
-	for a := range pl.bound {
-		if _, ok := slices.BinarySearchFunc(pl.desired.Bind, a, netip.Addr.Compare); ok {
-			continue
-		}
+	for _, a := range pl.unbind {
 		if err := p.opts.Addresses.Unbind(a); err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		delete(pl.bound, a)
 	}
 	return errors.Join(errs...)
 }
 
 func (p *Proxier) account(pl *syncPlan) proxier.SyncResult {
 	p.needFull = false
-	p.bound, p.local, p.nodeIPs = pl.bound, pl.local, pl.nodeIPs
-	p.owner, p.keys, p.contested = pl.owner, pl.keys, pl.contested
+	pl.mem.commit()
+	p.mem, p.local, p.nodeIPs = pl.mem, pl.local, pl.nodeIPs
+	if pl.full {
+		clear(p.unsure)
+	}
 	return proxier.SyncResult{Full: pl.full, Rules: map[string]int{
-		"ipvs-virtual-servers": len(p.owner), "kube-ipvs0-addresses": len(p.bound),
+		"ipvs-virtual-servers": p.mem.owner.len(), "kube-ipvs0-addresses": p.mem.bound.len(),
 	}}
 }
 

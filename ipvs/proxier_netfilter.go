@@ -1,9 +1,11 @@
 package ipvs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -29,6 +31,12 @@ type netfilterSync struct {
 	opts  NetfilterOptions
 	sets  *SetSyncer
 	rules *RulesApplier
+	// index and written are what the last successful step wrote: each
+	// service port's set members, and the rules' iptables-restore input
+	// (without jump insertions). nil means unknown: the next step lists
+	// the kernel's sets, reads the tables and rewrites the rules.
+	index   *setIndex
+	written []byte
 }
 
 func newNetfilterSync(opts *NetfilterOptions, family v1.IPFamily) (*netfilterSync, error) {
@@ -48,17 +56,79 @@ func newNetfilterSync(opts *NetfilterOptions, family v1.IPFamily) (*netfilterSyn
 	}, nil
 }
 
+// forget makes the next step start from the kernel (after any failure).
+func (nf *netfilterSync) forget() {
+	if nf != nil {
+		nf.index, nf.written = nil, nil
+	}
+}
+
 // syncNetfilter writes the sets (one ipset restore), then the rules that
-// match them (one iptables-restore). Both are computed from the whole
-// snapshot on every sync: IPVS-mode tables are small.
+// match them (one iptables-restore). A full sync lists the kernel's sets,
+// writes the difference and rewrites the rules. A partial sync adds and
+// deletes only the members the changed service ports brought or took
+// away, and runs no iptables command at all when the rules it renders are
+// the ones it last wrote (an endpoint change never alters them).
 func (p *Proxier) syncNetfilter(ctx context.Context, snap *proxier.Snapshot, pl *syncPlan) error {
 	nf := p.netfilter
 	if nf == nil {
 		return nil
 	}
-	want := BuildDesiredSets(snap, SetMemberOptions{NodeIP: nf.opts.NodeIP, NodePortIPs: pl.nodeIPs, Bound: pl.desired.Bind})
-	if _, _, err := nf.sets.Sync(ctx, want, pl.full); err != nil {
+	nodeIP := resolveNodeIP(nf.opts.NodeIP, snap)
+	if pl.full || nf.index == nil || nf.index.nodeIP != nodeIP || !slices.Equal(nf.index.nodePortIPs, pl.nodeIPs) {
+		return nf.syncAll(ctx, snap, pl, nodeIP)
+	}
+	return nf.syncChanged(ctx, snap, pl)
+}
+
+func (nf *netfilterSync) syncAll(ctx context.Context, snap *proxier.Snapshot, pl *syncPlan, nodeIP netip.Addr) error {
+	nf.forget()
+	idx := newSetIndex(snap, nodeIP, pl.nodeIPs)
+	if _, _, err := nf.sets.Sync(ctx, idx.desired(pl.boundSorted()), true); err != nil {
 		return err
 	}
-	return nf.rules.Apply(ctx, RenderRules(want, nf.opts.Rules))
+	if err := nf.applyRules(ctx, idx, true); err != nil {
+		return err
+	}
+	nf.index = idx
+	return nil
+}
+
+func (nf *netfilterSync) syncChanged(ctx context.Context, snap *proxier.Snapshot, pl *syncPlan) error {
+	idx := nf.index
+	nf.index = nil // until this step succeeds
+	for name := range snap.Changed {
+		idx.update(snap, name)
+	}
+	added, deleted := idx.settle()
+	for _, a := range pl.bind {
+		added = append(added, setMember{SetIPVSIPs, a.String()})
+	}
+	for _, a := range pl.unbind {
+		deleted = append(deleted, setMember{SetIPVSIPs, a.String()})
+	}
+	if err := nf.sets.applyDelta(ctx, added, deleted); err != nil {
+		return err
+	}
+	if err := nf.applyRules(ctx, idx, false); err != nil {
+		return err
+	}
+	nf.index = idx
+	return nil
+}
+
+// applyRules renders the rules for the index's sets and writes them,
+// unless this is a partial sync and they are what was last written.
+func (nf *netfilterSync) applyRules(ctx context.Context, idx *setIndex, full bool) error {
+	rules := renderRules(idx.family, idx.empty, idx.noAccess, nf.opts.Rules)
+	text := rules.Restore(nil)
+	if !full && bytes.Equal(text, nf.written) {
+		return nil
+	}
+	nf.written = nil
+	if err := nf.rules.Apply(ctx, rules); err != nil {
+		return err
+	}
+	nf.written = text
+	return nil
 }

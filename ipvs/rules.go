@@ -108,7 +108,7 @@ func setMatches() []setMatch {
 // ruleWriter builds rule lines; names maps upstream set names to the
 // family's, comments to their quoted comment.
 type ruleWriter struct {
-	want     *DesiredSets
+	empty    func(set string) bool
 	opts     RulesOptions
 	names    map[string]string
 	comments map[string]string
@@ -131,14 +131,20 @@ func (w *ruleWriter) comment(set string) string { return "-m comment --comment "
 // are written only when the set is not empty, except the filter rules
 // upstream always writes.
 func RenderRules(want *DesiredSets, opts RulesOptions) *Rules {
-	w := &ruleWriter{want: want, opts: opts, names: map[string]string{}, comments: map[string]string{}}
-	for i, spec := range SetSpecs(want.Family) {
-		base := SetSpecs(v1.IPv4Protocol)[i].Name
-		w.names[base] = spec.Name
-		w.comments[base] = `"` + spec.Comment + `"`
+	return renderRules(want.Family, want.Empty, want.NoAccess, opts)
+}
+
+// renderRules is RenderRules over what the rules depend on: which sets are
+// empty (by upstream IPv4 name) and the VIPs the node may not reach.
+func renderRules(family v1.IPFamily, empty func(set string) bool, noAccess []LBNoNodeAccess, opts RulesOptions) *Rules {
+	w := &ruleWriter{empty: empty, opts: opts, names: map[string]string{}, comments: map[string]string{}}
+	bases := SetSpecs(v1.IPv4Protocol)
+	for i, spec := range SetSpecs(family) {
+		w.names[bases[i].Name] = spec.Name
+		w.comments[bases[i].Name] = `"` + spec.Comment + `"`
 	}
 	lo := "127.0.0.0/8"
-	if want.Family == v1.IPv6Protocol {
+	if family == v1.IPv6Protocol {
 		lo = "::1/128"
 	}
 	w.nat("-A", ChainServices, "-s", lo, "-j", "RETURN")
@@ -148,12 +154,12 @@ func RenderRules(want *DesiredSets, opts RulesOptions) *Rules {
 	w.nat("-A", ChainServices, "-m addrtype --dst-type LOCAL", "-j", ChainNodePort)
 	w.nat("-A", ChainLoadBalancer, "-j", ChainMarkMasq)
 	w.filter("-A", ChainSourceRangeFirewall, "-j", "DROP")
-	for _, e := range want.NoAccess {
+	for _, e := range noAccess {
 		w.filter("-A", ChainIPVSOutFilter, "-s", e.VIP.String(), "-m ipvs --vaddr", e.VIP.String(),
 			"--vproto", e.Protocol, "--vport", strconv.Itoa(int(e.Port)), "-j", "DROP")
 	}
 	for _, set := range []string{SetClusterIP, SetLoadBalancer} {
-		if !want.Empty(set) {
+		if !empty(set) {
 			w.nat("-A", ChainServices, w.matchSet(set), "dst,dst", "-j", "ACCEPT")
 		}
 	}
@@ -164,7 +170,7 @@ func RenderRules(want *DesiredSets, opts RulesOptions) *Rules {
 
 func (w *ruleWriter) writeSetMatches() {
 	for _, m := range setMatches() {
-		if w.want.Empty(m.set) {
+		if w.empty(m.set) {
 			continue
 		}
 		args := []string{"-A", m.from}
@@ -181,7 +187,7 @@ func (w *ruleWriter) writeSetMatches() {
 }
 
 func (w *ruleWriter) writeClusterIP() {
-	if w.want.Empty(SetClusterIP) {
+	if w.empty(SetClusterIP) {
 		return
 	}
 	head := []string{"-A", ChainServices, w.comment(SetClusterIP), w.matchSet(SetClusterIP)}
@@ -198,7 +204,7 @@ func (w *ruleWriter) writeClusterIP() {
 
 func (w *ruleWriter) writeExternalIPs() {
 	for _, set := range []string{SetExternalIP, SetExternalIPLocal} {
-		if w.want.Empty(set) {
+		if w.empty(set) {
 			continue
 		}
 		head := []string{"-A", ChainServices, w.comment(set), w.matchSet(set), "dst,dst"}

@@ -39,7 +39,8 @@ func (r *Rules) Restore(missing []JumpRule) []byte {
 // RulesApplier writes Rules through an iptables.Restorer. IPVS-mode tables
 // are small, so it reads nat and filter with Save on every apply to find
 // the jump rules that are missing, and inserts only those: a sync never
-// duplicates a jump and restores one someone deleted.
+// duplicates a jump and restores one someone deleted. (The Proxier calls
+// it on full syncs and on partial syncs whose rules changed only.)
 type RulesApplier struct {
 	r iptables.Restorer
 }

@@ -1,0 +1,342 @@
+package ipvs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier"
+)
+
+// countingRestorer is an iptables.Restorer that keeps what was restored
+// (as "rules" lines, jump insertions left out), counts Save and Restore
+// calls, and can fail the next Restore.
+type countingRestorer struct {
+	saves, restores int
+	last            string
+	fail            error
+}
+
+func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
+	r.restores++
+	if err := r.fail; err != nil {
+		r.fail = nil
+		return err
+	}
+	var b strings.Builder
+	for l := range strings.Lines(string(data)) {
+		if !strings.HasPrefix(l, "-I ") {
+			b.WriteString(l)
+		}
+	}
+	r.last = b.String()
+	return nil
+}
+
+func (r *countingRestorer) Save(context.Context, string) ([]byte, error) {
+	r.saves++
+	return nil, nil
+}
+
+// recordingIPSet is a FakeIPSet that keeps every restore's script.
+type recordingIPSet struct {
+	*ipvs.FakeIPSet
+	scripts []string
+}
+
+func (r *recordingIPSet) Restore(ctx context.Context, b *ipvs.SetBatch) error {
+	r.scripts = append(r.scripts, b.Script())
+	return r.FakeIPSet.Restore(ctx, b)
+}
+
+// netfilterWorld is a world whose proxier also writes ipsets and rules.
+type netfilterWorld struct {
+	*world
+	sets *recordingIPSet
+	ipt  *countingRestorer
+}
+
+func newNetfilterWorld(t *testing.T) *netfilterWorld {
+	nw := &netfilterWorld{sets: &recordingIPSet{FakeIPSet: ipvs.NewFakeIPSet()}, ipt: &countingRestorer{}}
+	nw.world = newWorld(t, func(o *ipvs.Options) {
+		o.Netfilter = &ipvs.NetfilterOptions{IPSet: nw.sets, Restorer: nw.ipt, NodeIP: addr(nodeIP),
+			Rules: ipvs.RulesOptions{MasqueradeMark: mark}}
+	})
+	return nw
+}
+
+// calls is what one sync asked of ipset and iptables.
+type calls struct {
+	ipsetScripts        []string
+	ipsetLists          int
+	iptSaves, iptWrites int
+}
+
+// syncCounting runs one sync and reports its ipset and iptables calls.
+func (nw *netfilterWorld) syncCounting(snap *proxier.Snapshot) calls {
+	nw.t.Helper()
+	lists, saves, restores, scripts := nw.sets.Lists, nw.ipt.saves, nw.ipt.restores, len(nw.sets.scripts)
+	nw.sync(snap)
+	var c calls
+	for _, s := range nw.sets.scripts[scripts:] {
+		if s != "" {
+			c.ipsetScripts = append(c.ipsetScripts, s)
+		}
+	}
+	c.ipsetLists, c.iptSaves, c.iptWrites = nw.sets.Lists-lists, nw.ipt.saves-saves, nw.ipt.restores-restores
+	return c
+}
+
+// assertSetsMatch checks every set against BuildDesiredSets of snap, and
+// the last rules written against RenderRules of it.
+func (nw *netfilterWorld) assertSetsMatch(snap *proxier.Snapshot) {
+	nw.t.Helper()
+	bind := ipvs.BuildDesired(snap, ipvs.BuildOptions{LocalAddresses: addrs("127.0.0.1", nodeIP)}).Bind
+	want := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: bind})
+	for _, spec := range ipvs.SetSpecs(v1.IPv4Protocol) {
+		got, _ := nw.sets.Members(spec.Name)
+		if !slices.Equal(got, want.Members[spec.Name]) && len(got)+len(want.Members[spec.Name]) > 0 {
+			nw.t.Errorf("%s = %q, want %q", spec.Name, got, want.Members[spec.Name])
+		}
+	}
+	rules := string(ipvs.RenderRules(want, ipvs.RulesOptions{MasqueradeMark: mark}).Restore(nil))
+	if nw.ipt.last != rules {
+		nw.t.Errorf("rules last written:\n%s\nwant:\n%s", nw.ipt.last, rules)
+	}
+}
+
+func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
+	nw := newNetfilterWorld(t)
+	a := e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.0.0.1:8080", "10.0.1.1:8080")))
+	b := e(svc("b", "172.30.0.2", withEndpoints("10.0.1.2:8080")))
+	if c := nw.syncCounting(snapshot(a, b)); c.iptSaves != 2 || c.iptWrites != 1 || c.ipsetLists != 1 {
+		t.Fatalf("full sync: %+v, want 2 saves, 1 restore, 1 ipset listing", c)
+	}
+
+	// A remote endpoint of b changes: only IPVS changes.
+	b = e(svc("b", "172.30.0.2", withEndpoints("10.0.1.3:8080")))
+	snap := snapshot(a, b)
+	if c := nw.syncCounting(partial(snap, "b")); c.iptSaves != 0 || c.iptWrites != 0 || c.ipsetLists != 0 || len(c.ipsetScripts) != 0 {
+		t.Errorf("partial sync of a remote endpoint change: %+v, want no ipset or iptables command", c)
+	}
+	if got := nw.state(); !slices.Contains(got, "TCP/172.30.0.2:80 rr -> 10.0.1.3:8080 w1") {
+		t.Errorf("IPVS after the partial sync: %q", got)
+	}
+	nw.assertSetsMatch(snap)
+
+	// A local endpoint of a moves: KUBE-LOOP-BACK changes, the rules do not.
+	a = e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.0.0.9:8080", "10.0.1.1:8080")))
+	snap = snapshot(a, b)
+	c := nw.syncCounting(partial(snap, "a"))
+	wantScript := "del KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\nadd KUBE-LOOP-BACK 10.0.0.9,tcp:8080,10.0.0.9\n"
+	if c.iptSaves != 0 || c.iptWrites != 0 || c.ipsetLists != 0 || !slices.Equal(c.ipsetScripts, []string{wantScript}) {
+		t.Errorf("partial sync of a local endpoint change: %+v, want only the ipset script %q", c, wantScript)
+	}
+	nw.assertSetsMatch(snap)
+}
+
+func TestPartialSyncRewritesRulesWhenASetStartsOrStopsBeingEmpty(t *testing.T) {
+	nw := newNetfilterWorld(t)
+	a := e(svc("a", "172.30.0.1"))
+	nw.sync(snapshot(a))
+	lb := e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("10.0.1.5:8080")))
+	snap := snapshot(a, lb)
+	c := nw.syncCounting(partial(snap, "lb"))
+	if c.iptSaves != 2 || c.iptWrites != 1 || !strings.Contains(nw.ipt.last, "--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER") {
+		t.Errorf("first load balancer: %+v, rules:\n%s\nwant the jump rules checked and KUBE-LOAD-BALANCER matched", c, nw.ipt.last)
+	}
+	nw.assertSetsMatch(snap)
+
+	snap = snapshot(a)
+	c = nw.syncCounting(partial(snap, "lb"))
+	if c.iptWrites != 1 || strings.Contains(nw.ipt.last, "-j KUBE-LOAD-BALANCER") || c.ipsetLists != 0 {
+		t.Errorf("last load balancer deleted: %+v, rules:\n%s\nwant the rules rewritten without it", c, nw.ipt.last)
+	}
+	nw.assertSetsMatch(snap)
+}
+
+func TestPartialSyncIPSetDeltas(t *testing.T) {
+	base := []entry{
+		e(svc("a", "172.30.0.1", withNodePort(30080), withHealthCheckNodePort(31000), withExternalIPs("203.0.113.1"),
+			withEndpoints("local:10.0.0.1:8080", "10.0.1.1:8080"))),
+		e(svc("b", "172.30.0.2", withEndpoints("local:10.0.0.2:8080"))),
+	}
+	// a2 is a second port of Service a, sharing its health check node port.
+	a2 := e(svc("a", "172.30.0.1", withPort(81), withNodePort(30081), withHealthCheckNodePort(31000)))
+	a2.sp.Name.Port = "q"
+	tests := []struct {
+		name    string
+		start   []entry
+		next    []entry
+		changed []proxier.ServicePortName
+		want    string
+	}{
+		{"service deleted", base, base[1:], []proxier.ServicePortName{portName("a")},
+			"del KUBE-CLUSTER-IP 172.30.0.1,tcp:80\ndel KUBE-EXTERNAL-IP 203.0.113.1,tcp:80\n" +
+				"del KUBE-HEALTH-CHECK-NODE-PORT 31000\ndel KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\n" +
+				"del KUBE-NODE-PORT-TCP 30080\ndel KUBE-IPVS-IPS 172.30.0.1\ndel KUBE-IPVS-IPS 203.0.113.1\n"},
+		{"local endpoint removed", base, []entry{base[0], e(svc("b", "172.30.0.2"))}, []proxier.ServicePortName{portName("b")},
+			"del KUBE-LOOP-BACK 10.0.0.2,tcp:8080,10.0.0.2\n"},
+		{"remote endpoint removed", base, []entry{e(svc("a", "172.30.0.1", withNodePort(30080), withHealthCheckNodePort(31000),
+			withExternalIPs("203.0.113.1"), withEndpoints("local:10.0.0.1:8080"))), base[1]}, []proxier.ServicePortName{portName("a")}, ""},
+		{"service added", base[1:], base, []proxier.ServicePortName{portName("a")},
+			"add KUBE-CLUSTER-IP 172.30.0.1,tcp:80\nadd KUBE-EXTERNAL-IP 203.0.113.1,tcp:80\n" +
+				"add KUBE-HEALTH-CHECK-NODE-PORT 31000\nadd KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\n" +
+				"add KUBE-NODE-PORT-TCP 30080\nadd KUBE-IPVS-IPS 172.30.0.1\nadd KUBE-IPVS-IPS 203.0.113.1\n"},
+		{"port deleted, shared members stay", append(slices.Clone(base), a2), base, []proxier.ServicePortName{a2.sp.Name},
+			"del KUBE-CLUSTER-IP 172.30.0.1,tcp:81\ndel KUBE-NODE-PORT-TCP 30081\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nw := newNetfilterWorld(t)
+			nw.sync(snapshot(tc.start...))
+			snap := snapshot(tc.next...)
+			c := nw.syncCounting(partialPorts(snap, tc.changed...))
+			var want []string
+			if tc.want != "" {
+				want = []string{tc.want}
+			}
+			if c.ipsetLists != 0 || !slices.Equal(c.ipsetScripts, want) {
+				t.Errorf("ipset: %d listings, scripts %q; want none and %q", c.ipsetLists, c.ipsetScripts, want)
+			}
+			nw.assertSetsMatch(snap)
+		})
+	}
+}
+
+func TestFailedPartialSyncIsFollowedByAFullReconcile(t *testing.T) {
+	tests := []struct {
+		name string
+		fail func(*netfilterWorld)
+	}{
+		{"ipset restore fails", func(nw *netfilterWorld) { nw.sets.FailRestore = errors.New("ipset: boom") }},
+		{"iptables-restore fails", func(nw *netfilterWorld) { nw.ipt.fail = errors.New("iptables-restore: boom") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			nw := newNetfilterWorld(t)
+			a := e(svc("a", "172.30.0.1", withEndpoints("local:10.0.0.1:8080")))
+			nw.sync(snapshot(a))
+			// Someone adds a member behind kproxy's back: only a full sync sees it.
+			stray := &ipvs.SetBatch{}
+			stray.Add("KUBE-CLUSTER-IP", "172.30.9.9,tcp:80")
+			if err := nw.sets.FakeIPSet.Restore(context.Background(), stray); err != nil {
+				t.Fatal(err)
+			}
+
+			lb := e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("local:10.0.0.5:8080")))
+			snap := snapshot(a, lb)
+			tc.fail(nw)
+			if _, err := nw.p.Sync(context.Background(), partial(snap, "lb")); err == nil {
+				t.Fatal("Sync succeeded although a netfilter command failed")
+			}
+			snap2 := snapshot(a, e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("local:10.0.0.6:8080"))))
+			c := nw.syncCounting(partial(snap2, "lb"))
+			if c.ipsetLists != 1 || c.iptSaves != 2 || c.iptWrites != 1 {
+				t.Errorf("sync after the failure: %+v, want the sets listed, the tables read, the rules written", c)
+			}
+			nw.assertSetsMatch(snap2)
+			if got := nw.state(); !slices.Contains(got, "TCP/198.51.100.5:80 rr -> 10.0.0.6:8080 w1") {
+				t.Errorf("IPVS after the full sync: %q", got)
+			}
+		})
+	}
+}
+
+// TestRandomPartialSyncsMatchFullState drives random changes through
+// partial syncs and checks, after each, that IPVS, the sets and the rules
+// are what a full sync of the same snapshot produces.
+func TestRandomPartialSyncsMatchFullState(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	nw := newNetfilterWorld(t)
+	services := map[string]entry{}
+	snapOf := func() *proxier.Snapshot {
+		var es []entry
+		for _, en := range services {
+			es = append(es, en)
+		}
+		s := snapshot(es...)
+		if len(es) == 0 {
+			s.Family = v1.IPv4Protocol
+		}
+		return s
+	}
+	nw.sync(snapOf())
+	for step := range 60 {
+		var changed []string
+		for range 1 + rng.IntN(3) {
+			name := fmt.Sprintf("s%d", rng.IntN(6))
+			changed = append(changed, name)
+			if rng.IntN(4) == 0 {
+				delete(services, name)
+				continue
+			}
+			services[name] = randomService(rng, name)
+		}
+		snap := snapOf()
+		nw.sync(partial(snap, changed...))
+		nw.assertSetsMatch(snap)
+		assertServersFromClaimants(t, step, nw.state(), snap)
+	}
+}
+
+// assertServersFromClaimants checks that the kernel holds exactly the
+// virtual servers snap wants, each as one of the service ports wanting it
+// builds it (a contested one belongs to any of its claimants: which one
+// depends on the history of syncs).
+func assertServersFromClaimants(t *testing.T, step int, got []string, snap *proxier.Snapshot) {
+	t.Helper()
+	d := ipvs.BuildDesired(snap, ipvs.BuildOptions{NodePortIPs: addrs(nodeIP), LocalAddresses: addrs("127.0.0.1", nodeIP)})
+	candidates := map[string][]string{}
+	for _, servers := range d.Servers {
+		for _, s := range servers {
+			k := s.ServiceKey.String()
+			candidates[k] = append(candidates[k], renderServer(s.VirtualServer, s.Destinations))
+		}
+	}
+	for _, line := range got {
+		k, _, _ := strings.Cut(line, " ")
+		if !slices.Contains(candidates[k], line) {
+			t.Fatalf("step %d: kernel has %q, want one of %q", step, line, candidates[k])
+		}
+		delete(candidates, k)
+	}
+	if len(candidates) > 0 {
+		t.Fatalf("step %d: virtual servers missing from the kernel: %v", step, candidates)
+	}
+}
+
+// randomService is a service with a random mix of the features that fill sets.
+func randomService(rng *rand.Rand, name string) entry {
+	n := name[1] - '0'
+	var opts []svcOpt
+	if rng.IntN(2) == 0 {
+		opts = append(opts, withNodePort(30000+int32(n)))
+	}
+	if rng.IntN(3) == 0 {
+		opts = append(opts, withExternalIPs("203.0.113.1")) // shared: contested virtual servers
+	}
+	if rng.IntN(3) == 0 {
+		opts = append(opts, withLB(fmt.Sprintf("198.51.100.%d", n)), withSourceRanges("10.0.0.0/8"))
+	}
+	if rng.IntN(3) == 0 {
+		opts = append(opts, withETPLocal(), withHealthCheckNodePort(31000))
+	}
+	var eps []string
+	for range rng.IntN(3) {
+		ep := fmt.Sprintf("10.0.%d.%d:8080", rng.IntN(2), 1+rng.IntN(3)) // repeats across services
+		if rng.IntN(2) == 0 {
+			ep = "local:" + ep
+		}
+		eps = append(eps, ep)
+	}
+	opts = append(opts, withEndpoints(eps...))
+	return e(svc(name, fmt.Sprintf("172.30.0.%d", n+1), opts...))
+}
