@@ -183,7 +183,9 @@ type NodeInfo struct {
 }
 
 // Snapshot is the full desired state handed to a backend, plus what changed
-// since the backend's last successful sync.
+// since the backend's last successful sync. Snapshots from a Tracker share
+// their Services and Endpoints maps, updated in place by the next
+// Tracker.Snapshot: use one only until then, and never modify it.
 type Snapshot struct {
 	Family    v1.IPFamily
 	Node      NodeInfo

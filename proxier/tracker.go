@@ -48,7 +48,13 @@ type Tracker struct {
 	triggers      []time.Time
 
 	// state is the model as of the last Snapshot.
-	state       map[types.NamespacedName]*serviceState
+	state map[types.NamespacedName]*serviceState
+	// published are the Services and Endpoints maps snapshots share: each
+	// Snapshot updates them for the changed Services only.
+	published struct {
+		services  map[ServicePortName]*ServicePort
+		endpoints map[ServicePortName]*EndpointSet
+	}
 	stale       map[ServicePortName][]Endpoint
 	pendingFull map[ServicePortName]struct{}
 }
