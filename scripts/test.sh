@@ -33,7 +33,7 @@ export KPROXY_KERNEL_TESTS=require
 export KPROXY_BIN="$PWD/bin/kproxy"
 
 echo "== tests (unit; kernel: netns, qemu guest, control plane)"
-go test -count=1 -timeout 10m ./... 2>&1 | tee /tmp/kproxy-test.log
+go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/kproxy-test.log
 status=${PIPESTATUS[0]}
 
 left=$(ip netns list 2>/dev/null | awk '$1 ~ /^kpx-/ {print $1}')

@@ -86,6 +86,7 @@ type Cluster struct {
 	ownNetns bool   // Netns was created by Start and is deleted by Close
 	workDir  string // PKI, kubeconfigs, and logs unless Options.LogDir
 	etcdDir  string // etcd data on tmpfs
+	etcdURL  string // etcd's client URL inside Netns
 
 	mu     sync.Mutex
 	procs  []*process // in start order; stopped in reverse
@@ -100,7 +101,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Netns: opts.Netns, Binaries: opts.Binaries,
+	c := &Cluster{Netns: opts.Netns, Binaries: opts.Binaries, etcdURL: etcdURL(opts.EtcdPort),
 		Server: "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.SecurePort))}
 	if c.Netns == "" {
 		c.Netns, c.ownNetns = opts.Prefix+"-cp", true

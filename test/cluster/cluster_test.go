@@ -2,10 +2,12 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -41,6 +44,47 @@ func TestClusterServesKubeProxyAPIs(t *testing.T) {
 	t.Run("kubeconfig files", func(t *testing.T) {
 		checkKubeconfigs(ctx, t, c)
 	})
+	t.Run("write behind kube-apiserver", func(t *testing.T) {
+		checkUpdateInEtcd(ctx, t, c)
+	})
+}
+
+// checkUpdateInEtcd changes an EndpointSlice in etcd directly and reads the
+// change back through kube-apiserver; a key that does not exist is refused.
+func checkUpdateInEtcd(ctx context.Context, t *testing.T, c *cluster.Cluster) {
+	api := c.Client.DiscoveryV1().EndpointSlices("default")
+	created, err := api.Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "behind", Namespace: "default"},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.1.21"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create endpointslice: %v", err)
+	}
+	rev, err := c.UpdateInEtcd(ctx, "endpointslices", "default", "behind", func(obj runtime.Object) error {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return fmt.Errorf("decoded a %T", obj)
+		}
+		s.Endpoints[0].Addresses = []string{"10.244.1.22"}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateInEtcd: %v", err)
+	}
+	got, err := api.Get(ctx, "behind", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get endpointslice: %v", err)
+	}
+	if addr := got.Endpoints[0].Addresses[0]; addr != "10.244.1.22" || got.UID != created.UID ||
+		got.ResourceVersion != strconv.FormatInt(rev, 10) {
+		t.Errorf("after the etcd write: address %s, uid %s, resourceVersion %s; want 10.244.1.22, %s, %d",
+			addr, got.UID, got.ResourceVersion, created.UID, rev)
+	}
+	if _, err := c.UpdateInEtcd(ctx, "endpointslice", "default", "behind",
+		func(runtime.Object) error { return nil }); err == nil {
+		t.Error("UpdateInEtcd on a key that does not exist succeeded")
+	}
 }
 
 // checkKubeconfigs loads the admin and a token kubeconfig as a process in the
@@ -172,7 +216,7 @@ func checkDeployRBAC(ctx context.Context, t *testing.T, c *cluster.Cluster) {
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
+	_, file, _, ok := goruntime.Caller(0)
 	if !ok {
 		t.Fatal("cannot locate the source file")
 	}

@@ -22,6 +22,11 @@
 //     kills anything else left in a namespace it created, deletes that
 //     namespace and the tmpfs data, and is idempotent and safe after a partial
 //     setup failure. It keeps the log directory when Options.LogDir was given.
+//   - StopAPIServer/StartAPIServer make an API outage with etcd kept
+//     running; UpdateInEtcd changes a stored object behind kube-apiserver's
+//     back (through etcd's JSON gateway, kube-apiserver's protobuf encoding),
+//     so a test can make a change that exists only in storage while the API
+//     is down. HTTPClient dials inside the namespace (health probes, etcd).
 //   - The package does not import k8s.io/kubernetes: the binaries come from
 //     the separate tools module (or KPROXY_ETCD_BIN / KPROXY_APISERVER_BIN).
 //
