@@ -126,6 +126,7 @@ type renderRun struct {
 	svc     ruleWriter
 	segs    []segment
 	segOpen int
+	group   int32 // ordinal of the service port being rendered
 
 	// state is the Renderer's; collect gathers the chains of the service
 	// being rendered, removed the chains no service needs any more.
@@ -157,6 +158,7 @@ func (c *chainBuf) reset(name string) *chainBuf {
 type segment struct {
 	name       string
 	start, end int
+	group      int32 // the service port's ordinal in this render, from 1
 }
 
 func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
@@ -234,6 +236,6 @@ func (r *renderRun) beginChain(name string) {
 // endChain closes the segment opened by beginChain.
 func (r *renderRun) endChain(name string) {
 	if !r.svc.discard {
-		r.segs = append(r.segs, segment{name: name, start: r.segOpen, end: r.svcBuf.Len()})
+		r.segs = append(r.segs, segment{name: name, start: r.segOpen, end: r.svcBuf.Len(), group: r.group})
 	}
 }

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"bytes"
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -37,6 +38,9 @@ type tableText struct {
 type chainText struct {
 	name  string
 	rules []byte
+	// group numbers the service port a per-service chain belongs to (from
+	// 1, in render order); 0 for other chains.
+	group int32
 }
 
 func (r *renderRun) finish() *Rendering {
@@ -59,7 +63,7 @@ func (r *renderRun) finish() *Rendering {
 	}
 	svc := r.svcBuf.Bytes()
 	for _, s := range r.segs {
-		nat.chains = append(nat.chains, chainText{name: s.name, rules: svc[s.start:s.end:s.end]})
+		nat.chains = append(nat.chains, chainText{name: s.name, rules: svc[s.start:s.end:s.end], group: s.group})
 	}
 	out.natRules += r.svc.lines
 	out.tables = []*tableText{filter, nat}
@@ -140,18 +144,37 @@ func (t *tableText) writeTo(b *bytes.Buffer) {
 }
 
 // writeInterleaved writes each chain's declaration right before its rules,
-// in an order where every chain is declared before a rule jumps to it (see
-// restoreRank). For a large input into a mostly empty table this is ~15%
-// less iptables-restore CPU at 10k services: iptables-nft 1.8.9 finds a
-// chain by walking a hash bucket (512 buckets, newest chain first), so a
-// chain filled right after its declaration is found at once instead of
-// behind ~200 chains declared after it.
+// service port by service port, so that every chain is declared before a
+// rule jumps to it (see restoreRank) and shortly before. iptables-nft 1.8.9
+// finds a chain by walking a hash bucket (512 buckets, newest chain first):
+// with 110k declarations up front, each rule's chain and jump target sat
+// behind ~100 others. Measured on a 10k-service nat table into an empty
+// namespace: 16.7 s as a plain restore, 11.2-11.5 s in this order (user
+// time 10.5 → 6.1 s).
 func writeInterleaved(b *bytes.Buffer, chains []chainText) {
-	slices.SortStableFunc(chains, func(a, c chainText) int { return restoreRank(a.name) - restoreRank(c.name) })
+	slices.SortStableFunc(chains, func(a, c chainText) int {
+		pa, ga, ra := interleavedKey(&a)
+		pc, gc, rc := interleavedKey(&c)
+		return cmp.Or(cmp.Compare(pa, pc), cmp.Compare(ga, gc), cmp.Compare(ra, rc))
+	})
 	for _, c := range chains {
 		writeChainLine(b, c.name)
 		b.Write(c.rules)
 	}
+}
+
+// interleavedKey places fixed chains first (KUBE-MARK-MASQ, chains being
+// deleted), then each service port's chains together, endpoint chains
+// first, then KUBE-NODEPORTS and KUBE-SERVICES, which jump to all of them.
+func interleavedKey(c *chainText) (phase int, group int32, rank int) {
+	rank = restoreRank(c.name)
+	switch {
+	case c.group > 0:
+		return 1, c.group, rank
+	case rank >= restoreRank(NodePortsChain):
+		return 2, 0, rank
+	}
+	return 0, 0, rank
 }
 
 // restoreRank orders chains by what they jump to: endpoint chains jump only

@@ -107,6 +107,7 @@ func (r *renderRun) service(n serviceName) {
 		return
 	}
 	r.svc.discard = !rewrite
+	r.group++
 	before := r.svc.lines
 	r.collect = r.collect[:0]
 	r.writeExternalChain(&p)
