@@ -15,6 +15,7 @@ import (
 // so they hold for IPVS mode unchanged.
 var ipvsE2ETests = []string{"TestClusterIPSpreadsAndKeepsPodSource", "TestNodePortReachesAllEndpointsMasqueraded",
 	"TestExternalIPReachableFromOutside", "TestExternalLocalKeepsClientSourceAndReportsHealth",
+	"TestSCTPClusterIP", "TestInternalLocalReachesOnlyLocalEndpoints", "TestConntrackSysctlsFromConfig",
 	// test/e2e/ipvs_*_test.go: IPVS-only tests (they skip outside IPVS mode).
 	"TestIPVSSessionAffinityIsPersistence", "TestIPVSGracefulTermination", "TestIPVSCleanupFlag",
 	"TestIPVSLoadBalancerSourceRanges", "TestIPVSRoundRobinSpread", "TestIPVSSourceHashScheduler",
