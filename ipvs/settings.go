@@ -43,12 +43,34 @@ type sysctlValue struct {
 
 // requiredSysctls are set on every start: conntrack so the iptables
 // masquerade rules see IPVS traffic, and expiry settings so removed
-// destinations do not keep receiving reused connections.
-func requiredSysctls() []sysctlValue {
-	return []sysctlValue{
-		{SysctlVSConntrack, 1}, {SysctlConnReuseMode, 0}, {SysctlExpireNoDestConn, 1},
-		{SysctlExpireQuiescentTemplate, 1}, {SysctlIPForward, 1},
+// destinations do not keep receiving reused connections. conn_reuse_mode is
+// set to 0 only on kernels 4.1 (where it appeared) to 5.9 (which fixed the
+// 1 s delay it worked around), as upstream does (kubernetes#93297); an
+// unknown kernel release gets it too.
+func requiredSysctls(kernelRelease string) []sysctlValue {
+	out := []sysctlValue{{SysctlVSConntrack, 1}}
+	if major, minor, ok := kernelMajorMinor(kernelRelease); !ok || versionIn(major, minor, 4, 1, 5, 9) {
+		out = append(out, sysctlValue{SysctlConnReuseMode, 0})
 	}
+	return append(out, sysctlValue{SysctlExpireNoDestConn, 1},
+		sysctlValue{SysctlExpireQuiescentTemplate, 1}, sysctlValue{SysctlIPForward, 1})
+}
+
+// versionIn reports whether major.minor is in [fromMajor.fromMinor, toMajor.toMinor).
+func versionIn(major, minor, fromMajor, fromMinor, toMajor, toMinor int) bool {
+	v, from, to := major*1000+minor, fromMajor*1000+fromMinor, toMajor*1000+toMinor
+	return v >= from && v < to
+}
+
+// kernelMajorMinor parses "6.1.0-57-amd64" as 6, 1.
+func kernelMajorMinor(release string) (major, minor int, ok bool) {
+	f := strings.FieldsFunc(release, func(r rune) bool { return r == '.' || r == '-' })
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(f[0])
+	minor, err2 := strconv.Atoi(f[1])
+	return major, minor, err1 == nil && err2 == nil
 }
 
 // Sysctls reads and writes integer sysctls of one network namespace, named
@@ -140,6 +162,8 @@ type StartupOptions struct {
 	// StrictARP raises arp_ignore to 1 and arp_announce to 2.
 	StrictARP bool
 	Timeouts  Timeouts
+	// KernelRelease is uname -r ("6.1.0-57-amd64"): conn_reuse_mode depends on it.
+	KernelRelease string
 }
 
 // StartupResult says what ApplyStartupSettings changed, for the caller to log.
@@ -160,7 +184,7 @@ func ApplyStartupSettings(o StartupOptions) (StartupResult, error) {
 	if err := ProbeScheduler(probe, o.Scheduler); err != nil {
 		return res, err
 	}
-	for _, s := range requiredSysctls() {
+	for _, s := range requiredSysctls(o.KernelRelease) {
 		c, err := ensureSysctl(o.Sysctls, s.key, s.value, func(cur int) bool { return cur == s.value })
 		if err != nil {
 			return res, fmt.Errorf("%w (is the ip_vs module loaded?)", err)

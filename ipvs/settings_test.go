@@ -273,3 +273,25 @@ func TestProbeSchedulerNeverTouchesAnExistingProbeAddress(t *testing.T) {
 		t.Errorf("existing virtual server = %+v, %v; want it untouched", got, err)
 	}
 }
+
+// TestConnReuseModeDependsOnTheKernel follows upstream: conn_reuse_mode is
+// set to 0 only from 4.1 (where it appeared) to before 5.9 (which fixed the
+// delay it works around); an unreadable release is treated as affected.
+func TestConnReuseModeDependsOnTheKernel(t *testing.T) {
+	for _, tt := range []struct {
+		release string
+		want    int
+	}{
+		{"6.1.0-57-amd64", 1}, {"5.9.0", 1}, {"5.8.18-1", 0}, {"4.19.0-26-amd64", 0}, {"4.1.0", 0},
+		{"4.0.9", 1}, {"3.10.0-1160.el7.x86_64", 1}, {"", 0}, {"weird", 0},
+	} {
+		s := sysctlDir(t, hostSysctls())
+		o := startupOptions(ipvs.NewFake(ipvs.FakeOptions{}), s, func(o *ipvs.StartupOptions) { o.KernelRelease = tt.release })
+		if _, err := ipvs.ApplyStartupSettings(o); err != nil {
+			t.Fatal(err)
+		}
+		if got := sysctlValue(t, s, ipvs.SysctlConnReuseMode); got != tt.want {
+			t.Errorf("kernel %q: conn_reuse_mode = %d, want %d", tt.release, got, tt.want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -128,8 +130,9 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, logger klog.Logger) er
 func (p *proxy) applyIPVSStartupSettings(h *ipvs.KernelHandle) error {
 	opts := ipvs.StartupOptions{
 		Handle: h, Sysctls: ipvs.DirSysctls{Root: ipvs.ProcSys}, Scheduler: p.cfg.IPVS.Scheduler,
-		StrictARP: p.cfg.IPVS.StrictARP,
-		Timeouts:  ipvs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
+		StrictARP:     p.cfg.IPVS.StrictARP,
+		Timeouts:      ipvs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
+		KernelRelease: kernelRelease(),
 	}
 	if probe, err := ipvs.NewIsolatedKernelHandle(); err != nil {
 		p.logger.V(2).Info("Probing the IPVS scheduler in kproxy's own network namespace", "reason", err.Error())
@@ -176,4 +179,13 @@ func (p *proxy) runIPVSTermination(ctx context.Context, fp *familyProxy) {
 			logger.V(2).Info("Deleted drained IPVS destinations", "count", n)
 		}
 	})
+}
+
+// kernelRelease is uname -r, or "" when unreadable.
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
