@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -98,13 +99,29 @@ func (p *proxy) renderOptions(fam v1.IPFamily, randomFully bool) iptables.Render
 	o := iptables.RenderOptions{
 		Family: fam, MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
 		LocalDetector: p.localDetector(fam), LocalhostNodePorts: p.cfg.LocalhostNodePorts && fam == v1.IPv4Protocol,
-		RandomFully: randomFully, ConntrackTCPBeLiberal: p.cfg.Conntrack.TCPBeLiberal,
+		RandomFully: randomFully, ConntrackTCPBeLiberal: p.tcpBeLiberal(),
 	}
 	match := p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam])
 	if !match.All {
 		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: addrsInPrefixes(fam, match.Prefixes)}
 	}
 	return o
+}
+
+// tcpBeLiberal reports whether conntrack accepts out-of-window TCP packets,
+// in which case the INVALID-state DROP rule is left out. Like upstream it
+// reads the live sysctl (the host or conntrack.tcpBeLiberal may have set
+// it); a dry run, which may run elsewhere, goes by the configuration.
+func (p *proxy) tcpBeLiberal() bool {
+	if p.cfg.Conntrack.TCPBeLiberal || p.cfg.DryRun {
+		return p.cfg.Conntrack.TCPBeLiberal
+	}
+	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal")
+	liberal := err == nil && strings.TrimSpace(string(b)) != "0"
+	if liberal {
+		p.logger.Info("nf_conntrack_tcp_be_liberal is set: no DROP rule for INVALID packets")
+	}
+	return liberal
 }
 
 // localDetector builds the "traffic from pods" matches of detectLocalMode.

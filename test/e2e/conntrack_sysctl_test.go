@@ -141,3 +141,23 @@ func TestInitOnlySetsHostAndExits(t *testing.T) {
 		t.Errorf("--init-only wrote rules:\n%s", nat)
 	}
 }
+
+// TestLiveBeLiberalLeavesOutInvalidDrop sets nf_conntrack_tcp_be_liberal in
+// the node namespace before kproxy starts, with nothing in its
+// configuration: as upstream reads the live sysctl, KUBE-FORWARD must then
+// have no INVALID-state DROP rule.
+func TestLiveBeLiberalLeavesOutInvalidDrop(t *testing.T) {
+	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
+		t.Skip("iptables-mode rule")
+	}
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	w := e.w
+	e.run(w.Node, "sysctl", "-w", "net.netfilter.nf_conntrack_tcp_be_liberal=1")
+	svc := service("liberal", "10.96.0.71")
+	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0])))
+	e.waitForRule("filter", `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules"`)
+	if filter := e.save("filter"); strings.Contains(filter, "--ctstate INVALID -j DROP") {
+		t.Errorf("be_liberal is set, yet KUBE-FORWARD drops INVALID packets:\n%s", filter)
+	}
+}
