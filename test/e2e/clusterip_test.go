@@ -19,7 +19,7 @@ func TestClusterIPSpreadsAndKeepsPodSource(t *testing.T) {
 	w := e.w
 	svc := service("web", "10.96.0.10")
 	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.eventually(15*time.Second, "ClusterIP answers", func() error {
+	e.eventually(settleTimeout, "ClusterIP answers", func() error {
 		_, err := probe.TCP(w.Pods[0].Netns, "10.96.0.10:80", probeTimeout)
 		return err
 	})

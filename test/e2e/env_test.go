@@ -148,7 +148,7 @@ func (e *env) eventually(timeout time.Duration, what string, fn func() error) {
 // waitForRule waits until the node's nat table has a rule containing substr.
 func (e *env) waitForRule(table, substr string) {
 	e.t.Helper()
-	e.eventually(15*time.Second, "rule "+substr, func() error {
+	e.eventually(settleTimeout, "rule "+substr, func() error {
 		if strings.Contains(e.save(table), substr) {
 			return nil
 		}

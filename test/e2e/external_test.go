@@ -24,7 +24,7 @@ const (
 	// while a reject or a closed port answers within milliseconds.
 	dropTimeout = time.Second
 	// settleTimeout bounds waiting for kproxy to (re)program a world.
-	settleTimeout = 15 * time.Second
+	settleTimeout = 30 * time.Second
 	// changeTimeout bounds how long traffic may take to follow a manifest edit.
 	changeTimeout = 5 * time.Second
 	testNodePort  = 30080

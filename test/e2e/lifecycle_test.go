@@ -269,7 +269,7 @@ func (e *env) syncCount() int {
 // waitNoRule waits until the node's table no longer contains substr.
 func (e *env) waitNoRule(table, substr string) {
 	e.t.Helper()
-	e.eventually(15*time.Second, "no rule "+substr, func() error {
+	e.eventually(settleTimeout, "no rule "+substr, func() error {
 		if strings.Contains(e.save(table), substr) {
 			return fmt.Errorf("%q still in %s table", substr, table)
 		}

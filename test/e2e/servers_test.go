@@ -29,7 +29,7 @@ func TestHealthAndMetricsServers(t *testing.T) {
 		{w.Node, "http://127.0.0.1:10256/healthz"},
 		{w.Client, "http://" + w.Addrs.NodeV4.String() + ":10256/healthz"},
 	} {
-		e.eventually(10*time.Second, c.url+" healthy", func() error {
+		e.eventually(settleTimeout, c.url+" healthy", func() error {
 			return e.checkHealth(c.ns, c.url, true, true)
 		})
 	}
@@ -52,7 +52,7 @@ func TestHealthAndMetricsServers(t *testing.T) {
 	}
 
 	e.writeManifest(manifestText(t, objs...)) // no Node object any more
-	e.eventually(10*time.Second, "/healthz fails without a Node", func() error {
+	e.eventually(settleTimeout, "/healthz fails without a Node", func() error {
 		return e.checkHealth(w.Node, "http://127.0.0.1:10256/healthz", false, true)
 	})
 	if err := e.checkHealth(w.Node, "http://127.0.0.1:10256/livez", true, false); err != nil {

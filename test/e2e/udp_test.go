@@ -34,7 +34,7 @@ func TestUDPConntrackCleanup(t *testing.T) {
 	const vip = "10.96.0.30"
 	svc := service("dns", vip, withProtocol(v1.ProtocolUDP))
 	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.eventually(15*time.Second, "UDP ClusterIP answers", func() error {
+	e.eventually(settleTimeout, "UDP ClusterIP answers", func() error {
 		_, err := probe.UDP(w.Client, vip+":80", probeTimeout)
 		return err
 	})
