@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"os/exec"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -56,8 +54,13 @@ func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer,
 	return backend, restorer, err
 }
 
-// routeLocalnetSysctl lets DNAT turn 127.0.0.0/8 destinations into pod addresses (localhost NodePorts).
-const routeLocalnetSysctl = "/proc/sys/net/ipv4/conf/all/route_localnet"
+// routeLocalnetSysctl lets DNAT turn 127.0.0.0/8 destinations into pod
+// addresses (localhost NodePorts); tcpBeLiberalSysctl makes conntrack accept
+// out-of-window TCP packets. Paths are relative to the host root (hostFiles).
+const (
+	routeLocalnetSysctl = "proc/sys/net/ipv4/conf/all/route_localnet"
+	tcpBeLiberalSysctl  = netfilterSysctlDir + "/nf_conntrack_tcp_be_liberal"
+)
 
 // enableLocalhostNodePorts sets route_localnet when IPv4 NodePorts answer on
 // loopback, as upstream does; the KUBE-FIREWALL rule keeps other hosts from
@@ -70,10 +73,11 @@ func (p *proxy) enableLocalhostNodePorts(opts iptables.RenderOptions) error {
 	if !match.ContainsIPv4Loopback() {
 		return nil
 	}
-	if cur, err := os.ReadFile(routeLocalnetSysctl); err == nil && bytes.Equal(bytes.TrimSpace(cur), []byte("1")) {
+	host := rootedFiles{root: "/"}
+	if cur, err := readInt(host, routeLocalnetSysctl); err == nil && cur == 1 {
 		return nil
 	}
-	if err := os.WriteFile(routeLocalnetSysctl, []byte("1"), 0o644); err != nil {
+	if err := host.Write(routeLocalnetSysctl, []byte("1")); err != nil {
 		return fmt.Errorf("enable localhost NodePorts (set net.ipv4.conf.all.route_localnet=1): %w", err)
 	}
 	p.logger.Info("Set sysctl to allow localhost NodePorts", "sysctl", "net.ipv4.conf.all.route_localnet", "value", 1)
@@ -116,8 +120,8 @@ func (p *proxy) tcpBeLiberal() bool {
 	if p.cfg.Conntrack.TCPBeLiberal || p.cfg.DryRun {
 		return p.cfg.Conntrack.TCPBeLiberal
 	}
-	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal")
-	liberal := err == nil && strings.TrimSpace(string(b)) != "0"
+	v, err := readInt(rootedFiles{root: "/"}, tcpBeLiberalSysctl)
+	liberal := err == nil && v != 0
 	if liberal {
 		p.logger.Info("nf_conntrack_tcp_be_liberal is set: no DROP rule for INVALID packets")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -183,7 +182,7 @@ func (p *proxy) runIPVSTermination(ctx context.Context, fp *familyProxy) {
 
 // kernelRelease is uname -r, or "" when unreadable.
 func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	b, err := rootedFiles{root: "/"}.Read("proc/sys/kernel/osrelease")
 	if err != nil {
 		return ""
 	}
