@@ -18,8 +18,10 @@ type syncPlan struct {
 	snap *proxier.Snapshot
 	// nat and filter are the parsed iptables-save output, nil when not read.
 	nat, filter *savedTable
-	// large is upstream's large-cluster mode for this snapshot.
-	large bool
+	// endpoints counts all endpoints of the snapshot; large is upstream's
+	// large-cluster mode, decided from it.
+	endpoints int
+	large     bool
 	// source tells how a full sync learned the kernel state; partial is set
 	// when nat and filter hold only listed chains, not whole tables.
 	source  kernelSource
@@ -34,7 +36,8 @@ type syncPlan struct {
 // away, and otherwise relies on the chains the proxier wrote last time.
 func (p *Proxier) plan(ctx context.Context, snap *proxier.Snapshot) (*syncPlan, error) {
 	pl := &syncPlan{snap: snap}
-	pl.large = p.renderer.state.totalEndpoints(snap) > p.renderer.opts.LargeClusterEndpointsThreshold
+	pl.endpoints = p.renderer.state.totalEndpoints(snap)
+	pl.large = pl.endpoints > p.renderer.opts.LargeClusterEndpointsThreshold
 	pl.full = snap.Full || p.needFull || pl.large != p.lastLarge
 	if pl.full && !snap.Full {
 		s := *snap

@@ -74,7 +74,7 @@ func (p *Proxier) expectedNatChains(pl *syncPlan) int {
 	if n := len(p.chains["nat"]); n > 0 && !p.distrustMemory {
 		return n
 	}
-	return 2*len(pl.snap.Services) + totalEndpoints(pl.snap)
+	return 2*len(pl.snap.Services) + pl.endpoints
 }
 
 // readWithoutSave learns the kernel state from memory and per-chain listings.

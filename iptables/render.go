@@ -162,10 +162,8 @@ type segment struct {
 }
 
 func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
-	if snap.Full {
-		r.state.reserve(len(snap.Services), 2*len(snap.Services)+totalEndpoints(snap))
-	}
 	total := r.state.totalEndpoints(snap)
+	r.state.reserveOwners(2*len(snap.Services) + total)
 	run := &renderRun{opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
 		state: &r.state, top: &r.top}
 	family := r.opts.Family

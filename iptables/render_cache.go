@@ -114,6 +114,7 @@ func sortedServiceNames(snap *proxier.Snapshot, state *serviceState) []serviceNa
 // service ports. A partial render adjusts the last total by its changed ports.
 func (s *serviceState) totalEndpoints(snap *proxier.Snapshot) int {
 	if snap.Full || !s.totalKnown {
+		s.reservePorts(len(snap.Services))
 		total := 0
 		for n := range snap.Services {
 			c := endpointCount(snap, n)
@@ -139,15 +140,6 @@ func (s *serviceState) totalEndpoints(snap *proxier.Snapshot) int {
 		ps.epCount = c
 	}
 	return s.total
-}
-
-// totalEndpoints is totalEndpoints computed from scratch.
-func totalEndpoints(snap *proxier.Snapshot) int {
-	total := 0
-	for n := range snap.Services {
-		total += endpointCount(snap, n)
-	}
-	return total
 }
 
 func endpointCount(snap *proxier.Snapshot, n proxier.ServicePortName) int {

@@ -56,17 +56,23 @@ type serviceState struct {
 	totalKnown bool
 }
 
-// reserve sizes the maps before the first render of a large snapshot, so
-// they are not regrown (and their old copies garbage) a dozen times.
-func (s *serviceState) reserve(services, chains int) {
+// reservePorts and reserveOwners size the maps before the first render of a
+// large snapshot, so they are not regrown (and their old copies garbage) a
+// dozen times.
+func (s *serviceState) reservePorts(services int) {
 	if s.ports == nil {
 		s.ports = make(map[proxier.ServicePortName]*portState, services)
+	}
+}
+
+func (s *serviceState) reserveOwners(chains int) {
+	if s.owner == nil {
 		s.owner = make(map[string]*portState, chains)
 	}
 }
 
 func (s *serviceState) port(n proxier.ServicePortName) *portState {
-	s.reserve(0, 0)
+	s.reservePorts(0)
 	ps := s.ports[n]
 	if ps == nil {
 		str := n.String()
