@@ -2,7 +2,6 @@ package proxier
 
 import (
 	"bytes"
-	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -171,7 +170,7 @@ func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]E
 		for _, ep := range m {
 			list = append(list, ep)
 		}
-		slices.SortFunc(list, func(a, b Endpoint) int { return cmp.Compare(a.String(), b.String()) })
+		slices.SortFunc(list, func(a, b Endpoint) int { return compareEndpoints(&a, &b) })
 		out[spn] = list
 	}
 	return out
