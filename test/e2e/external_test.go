@@ -313,6 +313,22 @@ func TestExternalLocalKeepsClientSourceAndReportsHealth(t *testing.T) {
 	}
 }
 
+// startExternalLocalWithRemoteEndpoints starts an externalTrafficPolicy Local
+// LoadBalancer Service (10.96.0.14) whose endpoints are all on node2, and
+// checks its health check answers 503 with zero local endpoints (weight 0),
+// so that a load balancer avoids this node.
+func (e *env) startExternalLocalWithRemoteEndpoints() {
+	e.t.Helper()
+	w := e.w
+	// Only LoadBalancer Services get a health-check node port (upstream NeedsHealthCheck).
+	svc := service("remote", "10.96.0.14", withLoadBalancer(lbIngressIP, testNodePort), withExternalLocal(testHCNP))
+	e.start(svc, slice(svc, "a", endpoint(w, w.RemotePods[0]), endpoint(w, w.RemotePods[1])))
+	hc := e.waitHealthCheck(testHCNP, http.StatusServiceUnavailable, 0)
+	if hc.weight != "0" {
+		e.t.Errorf("X-Load-Balancing-Endpoint-Weight = %q, want \"0\"", hc.weight)
+	}
+}
+
 // TestExternalLocalWithoutLocalEndpointsDrops checks ETP=Local when every
 // endpoint is on another node: NodePort and LB IP silently drop (no reject,
 // no fall-through to the node's own closed port) and the health check
@@ -321,14 +337,7 @@ func TestExternalLocalWithoutLocalEndpointsDrops(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	w := e.w
-	// Only LoadBalancer Services get a health-check node port (upstream NeedsHealthCheck).
-	svc := service("remote", "10.96.0.14", withLoadBalancer(lbIngressIP, testNodePort), withExternalLocal(testHCNP))
-	e.start(svc, slice(svc, "a", endpoint(w, w.RemotePods[0]), endpoint(w, w.RemotePods[1])))
-
-	hc := e.waitHealthCheck(testHCNP, http.StatusServiceUnavailable, 0)
-	if hc.weight != "0" {
-		t.Errorf("X-Load-Balancing-Endpoint-Weight = %q, want \"0\"", hc.weight)
-	}
+	e.startExternalLocalWithRemoteEndpoints()
 	// The cluster IP still reaches the remote endpoints: the service is alive, just not here.
 	e.waitAnswer(w.Pods[0].Netns, "10.96.0.14:80")
 

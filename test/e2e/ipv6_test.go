@@ -16,11 +16,7 @@ func TestIPv6ClusterIP(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	w := e.w
-	const vip = "[fd00:96::10]:80"
-	svc := service("web6", "fd00:96::10", withIPv6("fd00:96::10"))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0], v6(w.Pods[0])), endpoint(w, w.Pods[1], v6(w.Pods[1])),
-		endpoint(w, w.Pods[2], v6(w.Pods[2]))))
-	e.waitAnswer(w.Pods[0].Netns, vip)
+	vip := e.startIPv6Service()
 
 	const n = 150
 	counts, err := probe.TCPMany(w.Pods[0].Netns, vip, n, probeTimeout)
@@ -42,6 +38,19 @@ func TestIPv6ClusterIP(t *testing.T) {
 	if nat4 := e.save("nat"); strings.Contains(nat4, "e2e/web6:p") {
 		t.Errorf("an IPv6-only service must not appear in iptables (IPv4):\n%s", nat4)
 	}
+}
+
+// startIPv6Service starts kproxy with an IPv6-only ClusterIP fd00:96::10 over
+// the three pods' IPv6 addresses, waits until it answers, and returns "[vip]:80".
+func (e *env) startIPv6Service() string {
+	e.t.Helper()
+	w := e.w
+	const vip = "[fd00:96::10]:80"
+	svc := service("web6", "fd00:96::10", withIPv6("fd00:96::10"))
+	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0], v6(w.Pods[0])), endpoint(w, w.Pods[1], v6(w.Pods[1])),
+		endpoint(w, w.Pods[2], v6(w.Pods[2]))))
+	e.waitAnswer(w.Pods[0].Netns, vip)
+	return vip
 }
 
 // hasServiceChain checks that saved nat rules jump from KUBE-SERVICES for vip

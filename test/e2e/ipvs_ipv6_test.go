@@ -16,11 +16,7 @@ func TestIPVSIPv6ClusterIP(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	w := e.w
-	const vip = "[fd00:96::10]:80"
-	svc := service("web6", "fd00:96::10", withIPv6("fd00:96::10"))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0], v6(w.Pods[0])), endpoint(w, w.Pods[1], v6(w.Pods[1])),
-		endpoint(w, w.Pods[2], v6(w.Pods[2]))))
-	e.waitAnswer(w.Pods[0].Netns, vip)
+	vip := e.startIPv6Service()
 
 	const n = 60
 	counts, err := probe.TCPMany(w.Pods[0].Netns, vip, n, probeTimeout)

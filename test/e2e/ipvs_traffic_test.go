@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -146,13 +145,7 @@ func TestIPVSExternalLocalFallsBackWithoutLocalEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	w := e.w
-	svc := service("remote", "10.96.0.14", withLoadBalancer(lbIngressIP, testNodePort), withExternalLocal(testHCNP))
-	e.start(svc, slice(svc, "a", endpoint(w, w.RemotePods[0]), endpoint(w, w.RemotePods[1])))
-
-	hc := e.waitHealthCheck(testHCNP, http.StatusServiceUnavailable, 0)
-	if hc.weight != "0" {
-		t.Errorf("X-Load-Balancing-Endpoint-Weight = %q, want \"0\"", hc.weight)
-	}
+	e.startExternalLocalWithRemoteEndpoints()
 	for _, addr := range []string{nodeAddr(w, testNodePort), lbIngressIP + ":80"} {
 		e.waitAnswer(w.Client, addr)
 		e.requirePods(w.Client, addr, 10, w.RemotePods[0], w.RemotePods[1])
