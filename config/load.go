@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,13 +92,31 @@ func MarshalYAML(cfg *v1alpha1.KubeProxyConfiguration) ([]byte, error) {
 }
 
 // WriteConfigTo writes cfg as YAML to path (kube-proxy's --write-config-to).
+// The file is replaced atomically (a temporary file in the same directory,
+// then rename), so a reader never sees half a configuration.
 func WriteConfigTo(path string, cfg *v1alpha1.KubeProxyConfiguration) error {
 	data, err := MarshalYAML(cfg)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
 		return fmt.Errorf("write config: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write config %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write config %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write config %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write config %s: %w", path, err)
 	}
 	return nil
 }

@@ -54,6 +54,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, f := range cfg.IgnoredFlags {
 		logger.Info("Flag ignored because --config is set", "flag", f)
 	}
+	if cfg.WriteConfigTo != "" {
+		return writeConfig(cfg, logger, stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = klog.NewContext(ctx, logger)
@@ -62,6 +65,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		klog.Flush()
 		return 1
 	}
+	klog.Flush()
+	return 0
+}
+
+// writeConfig is kube-proxy's --write-config-to: write the effective
+// configuration (file, flags and defaults combined, validated) and exit
+// without touching the host: no rules, no sysctls, no servers.
+func writeConfig(cfg *config.Config, logger klog.Logger, stderr io.Writer) int {
+	if err := config.WriteConfigTo(cfg.WriteConfigTo, cfg.Versioned); err != nil {
+		fmt.Fprintln(stderr, "kproxy:", err)
+		return 1
+	}
+	logger.Info("Wrote configuration", "file", cfg.WriteConfigTo)
 	klog.Flush()
 	return 0
 }

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kproxy/kproxy/config"
 )
 
 // These tests run the command in-process with --dry-run, which needs no root and touches nothing.
@@ -100,5 +103,49 @@ func TestIPVSDryRunPrintsVirtualServers(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("ipvs dry-run output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestWriteConfigToWritesTheEffectiveConfigurationAndExits checks kube-proxy's
+// --write-config-to: the file holds the file's values, flag overrides and
+// defaults combined, loads back as a valid configuration, and kproxy exits 0
+// without running (no API server is configured here, so running would fail).
+func TestWriteConfigToWritesTheEffectiveConfigurationAndExits(t *testing.T) {
+	in := writeFile(t, "config.conf", "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"+
+		"mode: ipvs\nclusterCIDR: 10.244.0.0/16\niptables:\n  masqueradeBit: 15\n")
+	out := filepath.Join(t.TempDir(), "written.conf")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--config", in, "--hostname-override", "node-a", "--write-config-to", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	written, err := config.LoadFile(out)
+	if err != nil {
+		t.Fatalf("the written file does not load: %v", err)
+	}
+	if written.Mode != "ipvs" || written.ClusterCIDR != "10.244.0.0/16" || written.HostnameOverride != "node-a" {
+		t.Errorf("written mode %q clusterCIDR %q hostnameOverride %q, want ipvs, 10.244.0.0/16, node-a",
+			written.Mode, written.ClusterCIDR, written.HostnameOverride)
+	}
+	if written.IPTables.MasqueradeBit == nil || *written.IPTables.MasqueradeBit != 15 {
+		t.Errorf("masqueradeBit %v, want 15 from the file", written.IPTables.MasqueradeBit)
+	}
+	if written.IPTables.SyncPeriod.Duration != 30*time.Second {
+		t.Errorf("iptables.syncPeriod %v, want the default 30s filled in", written.IPTables.SyncPeriod.Duration)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("nothing but the file should be written, stdout: %q", stdout.String())
+	}
+}
+
+func TestWriteConfigToRefusesAnInvalidConfiguration(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "written.conf")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--proxy-mode", "bogus", "--write-config-to", out}, &stdout, &stderr)
+	if code == 0 {
+		t.Fatal("exit code 0 for an invalid configuration")
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a file was written for an invalid configuration (stat: %v)", err)
 	}
 }
