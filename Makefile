@@ -1,8 +1,11 @@
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# The release image deploy/ references (deploy/daemonset.yaml, deploy/kustomization.yaml).
+IMAGE ?= ghcr.io/kproxy/kproxy
+IMAGE_TAG := v0.7.0
 
-.PHONY: build test unit demo bench bench-ipvs clean
+.PHONY: build test unit demo bench bench-ipvs image clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kproxy ./cmd/kproxy
@@ -43,6 +46,12 @@ BENCH_IPVS_FLAGS ?=
 bench-ipvs:
 	$(GO) build -o bin/kpx-vm-bench ./test/vm/cmd/kpx-vm-bench
 	bin/kpx-vm-bench -scales $(BENCH_IPVS_SCALES) -v=false $(BENCH_IPVS_FLAGS)
+
+# The container image (needs a container engine; not part of the tests). Prints
+# the pushed digest to pin in deploy/kustomization.yaml.
+image:
+	docker buildx build --build-arg VERSION=$(IMAGE_TAG) -t $(IMAGE):$(IMAGE_TAG) --push .
+	docker buildx imagetools inspect $(IMAGE):$(IMAGE_TAG) --format '{{.Manifest.Digest}}'
 
 clean:
 	rm -rf bin
