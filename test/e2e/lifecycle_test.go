@@ -135,9 +135,21 @@ func TestCleanupFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.restore([]byte(staleAndForeignRules))
+	e.restore([]byte(kubeletRules))
 
 	if out, err := w.Exec(w.Node, kproxyBin, "--cleanup"); err != nil {
 		t.Fatalf("kproxy --cleanup must exit 0: %v\n%s", err, out)
+	}
+	// Exactly what the README's cleanup section promises to keep.
+	kept := map[string][]string{
+		"mangle": {"KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"},
+		"nat":    {"KUBE-KUBELET-CANARY"},
+		"filter": {"KUBE-FIREWALL", "KUBE-KUBELET-CANARY"},
+	}
+	for table, want := range kept {
+		if got := kubeChains(e.save(table)); !slices.Equal(got, want) {
+			t.Errorf("KUBE-* chains left in %s after --cleanup: %v, want exactly %v", table, got, want)
+		}
 	}
 	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
 		for _, table := range []string{"nat", "filter"} {
@@ -154,6 +166,32 @@ func TestCleanupFlag(t *testing.T) {
 	if nat := e.save("nat"); !strings.Contains(nat, "-A POSTROUTING -s 10.98.0.0/16 -j MASQUERADE") {
 		t.Errorf("--cleanup removed another program's nat rule:\n%s", nat)
 	}
+}
+
+// kubeletRules are the chains kubelet keeps (its canaries and the iptables
+// mode hint) plus the KUBE-FIREWALL localnet guard it shares with kube-proxy.
+var kubeletRules = `*mangle
+:KUBE-IPTABLES-HINT - [0:0]
+:KUBE-KUBELET-CANARY - [0:0]
+COMMIT
+*nat
+:KUBE-KUBELET-CANARY - [0:0]
+COMMIT
+*filter
+:KUBE-KUBELET-CANARY - [0:0]
+COMMIT
+`
+
+// kubeChains returns the sorted names of the KUBE-* chains in iptables-save output.
+func kubeChains(saved string) []string {
+	var out []string
+	for _, line := range strings.Split(saved, "\n") {
+		if name, ok := strings.CutPrefix(line, ":KUBE-"); ok {
+			out = append(out, "KUBE-"+strings.Fields(name)[0])
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // kubeProxyLeftovers lists the chains and jumps --cleanup must remove (§9.9).
