@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,20 +81,67 @@ func LoadManifests(path string) (*Objects, error) {
 	return parseManifests(files)
 }
 
+// manifestLimits bound what one read of --manifests may hold. The files are
+// untrusted input: without a bound, a huge file (or one that keeps growing)
+// would exhaust kproxy's memory on every node it is given to.
+type manifestLimits struct {
+	perFile, total int64
+}
+
+// The limits of a real read are far above any real cluster (10k Services
+// with 10 endpoints each are about 15 MB of YAML) and far below a node's memory.
+const (
+	maxManifestFileBytes = 256 << 20
+	maxManifestBytes     = 1 << 30
+)
+
 func readManifestFiles(path string) ([]manifestFile, error) {
+	return readManifestFilesLimited(path, manifestLimits{perFile: maxManifestFileBytes, total: maxManifestBytes})
+}
+
+func readManifestFilesLimited(path string, limits manifestLimits) ([]manifestFile, error) {
 	names, err := manifestFileNames(path)
 	if err != nil {
 		return nil, err
 	}
 	files := make([]manifestFile, 0, len(names))
+	var total int64
 	for _, name := range names {
-		data, err := os.ReadFile(name)
+		data, err := readLimited(name, limits.perFile)
 		if err != nil {
 			return nil, fmt.Errorf("read manifest: %w", err)
+		}
+		if total += int64(len(data)); total > limits.total {
+			return nil, fmt.Errorf("read manifests: %s: more than %d bytes in all", path, limits.total)
 		}
 		files = append(files, manifestFile{name: name, data: data})
 	}
 	return files, nil
+}
+
+// readLimited reads a regular file of at most limit bytes. A FIFO or device
+// is refused before it is opened, so reading it cannot block or never end.
+func readLimited(name string, limit int64) ([]byte, error) {
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, st.Mode().Type())
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
+	}
+	return data, nil
 }
 
 func manifestFileNames(path string) ([]string, error) {

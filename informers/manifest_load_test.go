@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -319,5 +321,47 @@ func TestObjectsReplay(t *testing.T) {
 		"synced Services", "synced EndpointSlices", "synced Node"}
 	if got := rec.take(); !slices.Equal(got, want) {
 		t.Errorf("Replay events = %q, want %q", got, want)
+	}
+}
+
+// TestManifestsAreBoundedUntrustedInput: a FIFO or device given as the
+// manifest path is refused at once (reading it would block or never end),
+// and files over the size limits are refused instead of read into memory.
+func TestManifestsAreBoundedUntrustedInput(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "services.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := LoadManifests(fifo); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("FIFO as manifest path: %v, want a 'not a regular file' error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LoadManifests blocked on a FIFO")
+	}
+	if _, err := LoadManifests("/dev/zero"); err == nil {
+		t.Error("/dev/zero was accepted as a manifest file")
+	}
+
+	big := t.TempDir()
+	for _, name := range []string{"a.yaml", "b.yaml"} {
+		if err := os.WriteFile(filepath.Join(big, name), []byte(strings.Repeat("# padding\n", 100)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := readManifestFilesLimited(big, manifestLimits{perFile: 999, total: 10000}); err == nil ||
+		!strings.Contains(err.Error(), "larger than 999 bytes") {
+		t.Errorf("a 1000-byte file under a 999-byte limit: %v", err)
+	}
+	if _, err := readManifestFilesLimited(big, manifestLimits{perFile: 1000, total: 1999}); err == nil ||
+		!strings.Contains(err.Error(), "more than 1999 bytes in all") {
+		t.Errorf("two 1000-byte files under a 1999-byte total: %v", err)
+	}
+	if files, err := readManifestFilesLimited(big, manifestLimits{perFile: 1000, total: 2000}); err != nil || len(files) != 2 {
+		t.Errorf("files exactly at the limits: %d files, %v", len(files), err)
 	}
 }
