@@ -11,8 +11,12 @@ import (
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 )
 
-// defaultAffinityTimeoutSeconds is the API server's default for ClientIP affinity.
-const defaultAffinityTimeoutSeconds = 10800
+// defaultAffinityTimeoutSeconds is the API server's default for ClientIP
+// affinity, maxAffinitySeconds its maximum.
+const (
+	defaultAffinityTimeoutSeconds = 10800
+	maxAffinitySeconds            = 86400
+)
 
 // ServicePortsFromService converts one Service into the service ports of one
 // IP family. Problems that make a single port or address unusable are
@@ -28,6 +32,9 @@ func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePo
 	}
 	if !ok {
 		return nil, nil
+	}
+	if err := checkWrittenNumbers(svc); err != nil {
+		return nil, []error{err}
 	}
 	shared, warnings := sharedFieldsOf(svc, family)
 	ports := make(map[ServicePortName]*ServicePort, len(svc.Spec.Ports))
@@ -46,6 +53,23 @@ func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePo
 		ports[port.Name] = port
 	}
 	return ports, warnings
+}
+
+// checkWrittenNumbers refuses a Service whose health-check node port or
+// affinity timeout would make an invalid rule. The validation in front of
+// the trackers refuses such Services first; this keeps the renderers safe
+// from a tracker fed directly.
+func checkWrittenNumbers(svc *v1.Service) error {
+	if hc := svc.Spec.HealthCheckNodePort; hc < 0 || hc > 65535 {
+		return fmt.Errorf("spec.healthCheckNodePort %d out of range [0, 65535]", hc)
+	}
+	if c := svc.Spec.SessionAffinityConfig; svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP &&
+		c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+		if t := *c.ClientIP.TimeoutSeconds; t < 1 || t > maxAffinitySeconds {
+			return fmt.Errorf("spec.sessionAffinityConfig.clientIP.timeoutSeconds %d out of range [1, %d]", t, maxAffinitySeconds)
+		}
+	}
+	return nil
 }
 
 func shouldSkipService(svc *v1.Service) bool {
