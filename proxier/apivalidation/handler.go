@@ -68,7 +68,7 @@ func (h *Handler) OnNodeSet(node *v1.Node) {
 		errs = list.ToAggregate().Error()
 	}
 	if errs != "" && errs != h.nodeErrs {
-		h.logger.Info("Ignoring invalid addresses of Node", "node", klog.KObj(node), "errors", errs)
+		h.logger.Info("Ignoring invalid addresses of Node", "node", logRef(node), "errors", errs)
 	}
 	h.nodeErrs = errs
 	h.next.OnNodeSet(node)
@@ -100,7 +100,7 @@ func (g *objectGate[T]) set(obj T) {
 		if known {
 			msg = "Ignoring invalid update of " + g.kind + ", keeping its last valid version"
 		}
-		g.logger.Info(msg, g.logKey, klog.KObj(obj), "errors", errs.ToAggregate().Error())
+		g.logger.Info(msg, g.logKey, logRef(obj), "errors", errs.ToAggregate().Error())
 		return
 	}
 	g.delivered[key] = obj
@@ -122,4 +122,29 @@ func (g *objectGate[T]) delete(obj T) {
 	}
 	delete(g.delivered, key)
 	g.remove(prev)
+}
+
+// logRef names obj in a log line: klog.KObj, unless its namespace or name
+// holds bytes klog's text format would print raw (a quote or a newline
+// could forge a log line). Then it is the "namespace/name" string, which
+// klog quotes and escapes.
+func logRef(obj metav1.Object) any {
+	ns, name := obj.GetNamespace(), obj.GetName()
+	if printable(ns) && printable(name) {
+		return klog.KObj(obj)
+	}
+	if ns == "" {
+		return name
+	}
+	return ns + "/" + name
+}
+
+// printable is true for ASCII without control characters, quote or backslash.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

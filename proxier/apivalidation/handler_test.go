@@ -9,6 +9,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/klog/v2"
 )
 
 // recorder is the downstream Handler: it records the calls it gets.
@@ -111,6 +112,22 @@ func TestHandlerSlices(t *testing.T) {
 	if len(*logs) != 2 || !strings.Contains((*logs)[0], `"endpointSlice"={"name"="svc1-abc.12" "namespace"="ns1"}`) ||
 		!strings.Contains((*logs)[1], "endpoints[0].addresses[0]") {
 		t.Errorf("log lines:\n%s", strings.Join(*logs, "\n"))
+	}
+}
+
+// TestHandlerLogLineCannotBeForged checks that a name with a quote and a
+// newline is logged escaped, on one line.
+func TestHandlerLogLineCannotBeForged(t *testing.T) {
+	h, _, logs := newTestHandler()
+	h.OnServiceAdd(lbService(func(s *v1.Service) { s.Name = "q\"uote\n-A INPUT -j ACCEPT" }))
+	if len(*logs) != 1 {
+		t.Fatalf("%d log lines", len(*logs))
+	}
+	if l := (*logs)[0]; strings.Contains(l, "\n") || !strings.Contains(l, `"service"="ns1/q\"uote\n-A INPUT -j ACCEPT"`) {
+		t.Errorf("log line = %s", l)
+	}
+	if got := logRef(lbService()); got != klog.KObj(lbService()) {
+		t.Errorf("a clean name is logged as %v, want klog.KObj", got)
 	}
 }
 
