@@ -83,18 +83,34 @@ func TestKernelHostileServiceNames(t *testing.T) {
 	requireKernel(t)
 	ns := newNetns(t)
 	r := newRunner(t, ns, v1.IPv4Protocol)
-	p, err := iptables.New(iptables.Options{Restorer: r, Render: iptables.RenderOptions{
-		MasqueradeMark: "0x00004000",
-		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
-		NodeIPs:        []netip.Addr{netip.MustParseAddr("192.168.0.2")},
-	}})
-	if err != nil {
-		t.Fatal(err)
+	newProxier := func() *iptables.Proxier {
+		p, err := iptables.New(iptables.Options{Restorer: r, Render: iptables.RenderOptions{
+			MasqueradeMark: "0x00004000",
+			LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+			NodeIPs:        []netip.Addr{netip.MustParseAddr("192.168.0.2")},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 	snap, want := hostileSnapshot()
-	if _, err := p.Sync(context.Background(), snap); err != nil {
+	first, err := newProxier().Sync(context.Background(), snap)
+	if err != nil {
 		t.Fatalf("iptables-restore refused the hostile names: %v", err)
 	}
+	// A restarted kproxy compares what it renders with what iptables-save
+	// lists: if the listed comments did not match (quoting, escapes,
+	// replaced bytes), it would rewrite every chain.
+	again, err := newProxier().Sync(context.Background(), snap)
+	if err != nil {
+		t.Fatalf("second full sync: %v", err)
+	}
+	if again.RestoreBytes*10 > first.RestoreBytes {
+		t.Errorf("a restart over its own rules wrote %d bytes after a first sync of %d: the listed comments do not match the rendered ones",
+			again.RestoreBytes, first.RestoreBytes)
+	}
+	t.Logf("first sync %d bytes, restart over the same rules %d bytes", first.RestoreBytes, again.RestoreBytes)
 	comments := 0
 	for _, table := range []string{"filter", "nat"} {
 		script, err := ruleset.ParseRestore(save(t, r, table), v1.IPv4Protocol)
