@@ -36,28 +36,54 @@ var _ informers.Handler = (*Handler)(nil)
 
 // NewHandler returns a validating Handler in front of opts.Next.
 func NewHandler(opts HandlerOptions) *Handler {
-	h := &Handler{next: opts.Next, logger: opts.Logger}
-	h.services = objectGate[*v1.Service]{kind: "Service", logKey: "service", logger: opts.Logger, validate: ValidateService,
-		delivered: map[types.NamespacedName]*v1.Service{},
-		add:       opts.Next.OnServiceAdd, update: opts.Next.OnServiceUpdate, remove: opts.Next.OnServiceDelete}
-	h.slices = objectGate[*discovery.EndpointSlice]{kind: "EndpointSlice", logKey: "endpointSlice", logger: opts.Logger, validate: ValidateEndpointSlice,
-		delivered: map[types.NamespacedName]*discovery.EndpointSlice{},
-		add:       opts.Next.OnEndpointSliceAdd, update: opts.Next.OnEndpointSliceUpdate, remove: opts.Next.OnEndpointSliceDelete}
-	return h
+	next := opts.Next
+	return &Handler{
+		next:   next,
+		logger: opts.Logger,
+		services: objectGate[*v1.Service]{
+			kind: "Service", logKey: "service", logger: opts.Logger, validate: ValidateService,
+			delivered: map[types.NamespacedName]*v1.Service{},
+			add:       next.OnServiceAdd, update: next.OnServiceUpdate, remove: next.OnServiceDelete,
+		},
+		slices: objectGate[*discovery.EndpointSlice]{
+			kind: "EndpointSlice", logKey: "endpointSlice", logger: opts.Logger, validate: ValidateEndpointSlice,
+			delivered: map[types.NamespacedName]*discovery.EndpointSlice{},
+			add:       next.OnEndpointSliceAdd, update: next.OnEndpointSliceUpdate, remove: next.OnEndpointSliceDelete,
+		},
+	}
 }
 
-func (h *Handler) OnServiceAdd(svc *v1.Service)                  { h.services.set(svc) }
-func (h *Handler) OnServiceUpdate(_, svc *v1.Service)            { h.services.set(svc) }
-func (h *Handler) OnServiceDelete(svc *v1.Service)               { h.services.delete(svc) }
-func (h *Handler) OnServicesSynced()                             { h.next.OnServicesSynced() }
+// OnServiceAdd passes svc on if it is valid.
+func (h *Handler) OnServiceAdd(svc *v1.Service) { h.services.set(svc) }
+
+// OnServiceUpdate passes svc on if it is valid, as an update of the version
+// passed on before; the informer's old version is not used.
+func (h *Handler) OnServiceUpdate(_, svc *v1.Service) { h.services.set(svc) }
+
+// OnServiceDelete passes on the deletion of the version passed on before.
+func (h *Handler) OnServiceDelete(svc *v1.Service) { h.services.delete(svc) }
+
+// OnServicesSynced passes the end of the initial list on.
+func (h *Handler) OnServicesSynced() { h.next.OnServicesSynced() }
+
+// OnEndpointSliceAdd passes s on if it is valid.
 func (h *Handler) OnEndpointSliceAdd(s *discovery.EndpointSlice) { h.slices.set(s) }
-func (h *Handler) OnEndpointSliceUpdate(_, s *discovery.EndpointSlice) {
-	h.slices.set(s)
-}
+
+// OnEndpointSliceUpdate passes s on if it is valid, as an update of the
+// version passed on before.
+func (h *Handler) OnEndpointSliceUpdate(_, s *discovery.EndpointSlice) { h.slices.set(s) }
+
+// OnEndpointSliceDelete passes on the deletion of the version passed on before.
 func (h *Handler) OnEndpointSliceDelete(s *discovery.EndpointSlice) { h.slices.delete(s) }
-func (h *Handler) OnEndpointSlicesSynced()                          { h.next.OnEndpointSlicesSynced() }
-func (h *Handler) OnNodeDelete(node *v1.Node)                       { h.next.OnNodeDelete(node) }
-func (h *Handler) OnNodeSynced()                                    { h.next.OnNodeSynced() }
+
+// OnEndpointSlicesSynced passes the end of the initial list on.
+func (h *Handler) OnEndpointSlicesSynced() { h.next.OnEndpointSlicesSynced() }
+
+// OnNodeDelete passes the deletion on.
+func (h *Handler) OnNodeDelete(node *v1.Node) { h.next.OnNodeDelete(node) }
+
+// OnNodeSynced passes the end of the initial list on.
+func (h *Handler) OnNodeSynced() { h.next.OnNodeSynced() }
 
 // OnNodeSet passes the Node on whatever its addresses: its labels and
 // other addresses are still needed. Addresses kproxy cannot use are logged
@@ -75,10 +101,7 @@ func (h *Handler) OnNodeSet(node *v1.Node) {
 }
 
 // objectGate holds the versions of one kind of object passed downstream.
-type objectGate[T interface {
-	metav1.Object
-	comparable
-}] struct {
+type objectGate[T metav1.Object] struct {
 	kind      string
 	logKey    string // the key naming the object in log lines
 	logger    klog.Logger
