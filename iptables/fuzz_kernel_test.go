@@ -39,9 +39,17 @@ func TestFuzzCorpusInKernel(t *testing.T) {
 		runners[fam] = r
 	}
 	ctx := context.Background()
-	// Each input goes into emptied tables, as a first sync would.
+	// Each input goes into emptied tables, as a first sync would. Many
+	// entries render the same input (every rejected object renders the
+	// empty service set): each distinct input is applied once.
 	flush := []byte("*nat\n-F\n-X\nCOMMIT\n*filter\n-F\n-X\nCOMMIT\n")
+	applied := map[string]bool{}
 	apply := func(fam v1.IPFamily, input []byte) error {
+		key := string(fam) + "\n" + string(input)
+		if applied[key] {
+			return nil
+		}
+		applied[key] = true
 		return runners[fam].Restore(ctx, append(flush[:len(flush):len(flush)], input...))
 	}
 	cases := map[string]fuzzCase{}
@@ -62,6 +70,7 @@ func TestFuzzCorpusInKernel(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) { checkCase(t, c, apply) })
 	}
+	t.Logf("%d corpus entries, %d distinct inputs applied with iptables-restore and ip6tables-restore", len(cases), len(applied))
 }
 
 // fuzzNetns creates a kpx- network namespace for the test and deletes it
