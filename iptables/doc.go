@@ -1,6 +1,7 @@
 // Package iptables is kproxy's iptables backend: it renders a proxier.Snapshot
 // as iptables-restore input identical to upstream kube-proxy's (chain names,
-// comments, rule text, probabilities, rule order within chains) and applies
+// comments, rule text, probabilities, rule order within chains; comments are
+// always quoted, see below) and applies
 // it through the Restorer seam.
 //
 // Contract:
@@ -26,6 +27,17 @@
 //     syncs delete the chains the renderer reports dropped for changed or
 //     removed services. Only our chains are ever declared, so --noflush
 //     leaves other software alone.
+//   - Every string the renderer writes is quoted: comments (which carry
+//     object names) always in double quotes with \ and " escaped, control
+//     characters and invalid UTF-8 replaced and the text cut to 255 bytes on
+//     a UTF-8 boundary (CommentText); configured matches (the local-traffic
+//     detector) quoted when needed. So no object name, validated or not,
+//     can end an argument, add a rule or fail a restore. The one textual
+//     difference from upstream is that upstream's single-word comments are
+//     quoted too; the kernel stores, and iptables-save prints, the same.
+//   - A service port whose FirewallRequired is set gets a KUBE-FW chain
+//     even with no source range of its family: an unparseable range fails
+//     closed.
 //   - Cleanup removes what kproxy or upstream kube-proxy installed, except
 //     kubelet's shared KUBE-MARK-MASQ and KUBE-FIREWALL.
 //

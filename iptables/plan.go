@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -267,34 +268,13 @@ func targetOf(args []string) string {
 	return ""
 }
 
-// splitSaveArgs splits a saved rule on blanks, keeping double-quoted text
-// (comments) as one argument so a comment cannot look like "-j X".
+// splitSaveArgs splits a saved rule as iptables-restore would read it back
+// (iptables-save quotes comments with the escapes that tokenizer undoes),
+// so a comment cannot look like "-j X". Nil when it cannot be split.
 func splitSaveArgs(line string) []string {
-	var args []string
-	var cur strings.Builder
-	quoted, escaped, inArg := false, false, false
-	for _, c := range line {
-		switch {
-		case escaped:
-			cur.WriteRune(c)
-			escaped = false
-		case c == '\\' && quoted:
-			escaped = true
-		case c == '"':
-			quoted, inArg = !quoted, true
-		case (c == ' ' || c == '\t') && !quoted:
-			if inArg {
-				args = append(args, cur.String())
-				cur.Reset()
-				inArg = false
-			}
-		default:
-			cur.WriteRune(c)
-			inArg = true
-		}
-	}
-	if inArg {
-		args = append(args, cur.String())
+	args, err := ruleset.SplitArgs(line)
+	if err != nil {
+		return nil
 	}
 	return args
 }

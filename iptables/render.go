@@ -78,7 +78,21 @@ func NewRenderer(opts RenderOptions) *Renderer {
 	if opts.LargeClusterEndpointsThreshold == 0 {
 		opts.LargeClusterEndpointsThreshold = DefaultLargeClusterEndpointsThreshold
 	}
+	opts.LocalDetector = LocalDetector{IfLocal: restoreArgs(opts.LocalDetector.IfLocal),
+		IfNotLocal: restoreArgs(opts.LocalDetector.IfNotLocal)}
 	return &Renderer{opts: opts}
+}
+
+// restoreArgs quotes configured arguments once, so rules never carry them raw.
+func restoreArgs(args []string) []string {
+	if args == nil {
+		return nil
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = restoreArg(a)
+	}
+	return out
 }
 
 // Render is NewRenderer(opts).Render(snap), for one-off use.

@@ -58,3 +58,17 @@ func BenchmarkRenderPartial10kServicesOneChanged(b *testing.B) {
 		_ = r.Render(&snap).Bytes()
 	}
 }
+
+// BenchmarkRenderFull190Services5Endpoints stays under the large-cluster
+// threshold, so every endpoint rule carries its comment (the 10k benchmarks
+// omit them): it measures the cost of writing comments.
+func BenchmarkRenderFull190Services5Endpoints(b *testing.B) {
+	w := scaleWorld(190, 5)
+	r := NewRenderer(testOptions())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		out := r.Render(w.snap)
+		b.SetBytes(int64(len(out.Bytes())))
+	}
+}

@@ -164,12 +164,12 @@ func (r *renderRun) writeEndpointChain(p *servicePlan, e *endpointInfo) {
 	r.beginChain(e.chain)
 	w.add(e.chain)
 	if !r.large {
-		w.bareComment(p.name)
+		w.comment(p.name)
 	}
 	w.addr("-s", e.ep.IP).arg("-j", MarkMasqChain).end()
 	w.add(e.chain)
 	if !r.large {
-		w.bareComment(p.name)
+		w.comment(p.name)
 	}
 	if p.sp.AffinityTimeoutSeconds > 0 {
 		w.arg("-m", "recent", "--name", e.chain, "--set")

@@ -62,7 +62,7 @@ func (r *renderRun) writeNodePort(p *servicePlan) {
 		return
 	}
 	if p.hasEndpoints {
-		r.nat.nodePorts.w.add(NodePortsChain).bareComment(p.name).proto(p.proto).
+		r.nat.nodePorts.w.add(NodePortsChain).comment(p.name).proto(p.proto).
 			port("--dport", sp.NodePort).arg("-j", p.chains.External).end()
 	}
 	if !p.hasExternal {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ruleWriter appends iptables-restore rule lines to a buffer and counts them.
@@ -37,28 +39,24 @@ func (w *ruleWriter) arg(args ...string) *ruleWriter {
 	return w
 }
 
-// comment appends `-m comment --comment "<parts...>"`, quoted as upstream
-// quotes multi-word comments.
+// comment appends ` -m comment --comment "<parts...>"`. Comments carry
+// object names, so the text is always double-quoted with `\` and `"`
+// escaped (what iptables-restore undoes inside quotes) and is first made
+// safe by CommentText. Text that needs none of it (validated names always)
+// is written straight from the parts after one scan.
 func (w *ruleWriter) comment(parts ...string) *ruleWriter {
 	if w.discard {
 		return w
 	}
 	w.buf.WriteString(` -m comment --comment "`)
-	for _, p := range parts {
-		w.buf.WriteString(p)
+	if plainComment(parts) {
+		for _, p := range parts {
+			w.buf.WriteString(p)
+		}
+	} else {
+		writeEscaped(w.buf, CommentText(parts...))
 	}
 	w.buf.WriteByte('"')
-	return w
-}
-
-// bareComment appends a single-token comment unquoted (upstream writes
-// svcPortName comments without quotes).
-func (w *ruleWriter) bareComment(c string) *ruleWriter {
-	if w.discard {
-		return w
-	}
-	w.buf.WriteString(" -m comment --comment ")
-	w.buf.WriteString(c)
 	return w
 }
 
@@ -109,4 +107,94 @@ func (w *ruleWriter) end() {
 	if !w.discard {
 		w.buf.WriteByte('\n')
 	}
+}
+
+// MaxCommentLen is the most bytes of a comment the kernel keeps (xt_comment).
+const MaxCommentLen = 255
+
+// CommentText is the text kproxy stores as the comment made of parts, and
+// what iptables-save shows: invalid UTF-8 and control characters (NUL, CR,
+// LF, tab, ESC, DEL, C1) become '?', since iptables-restore reads a line
+// with fgets (a newline can never be inside an argument) and ends it at NUL,
+// and iptables-save prints control characters raw; the result is cut to
+// MaxCommentLen bytes on a UTF-8 boundary.
+func CommentText(parts ...string) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	s := make([]byte, 0, n)
+	for _, p := range parts {
+		s = append(s, p...)
+	}
+	out := make([]byte, 0, min(len(s), MaxCommentLen))
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRune(s[i:])
+		if (r == utf8.RuneError && size <= 1) || unicode.IsControl(r) {
+			r = '?'
+		}
+		if len(out)+utf8.RuneLen(r) > MaxCommentLen {
+			break
+		}
+		out = utf8.AppendRune(out, r)
+		i += size
+	}
+	return string(out)
+}
+
+// plainComment reports whether parts joined are printable ASCII without
+// quote or backslash and short enough: CommentText would not change them
+// and they need no escape.
+func plainComment(parts []string) bool {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+				return false
+			}
+		}
+	}
+	return n <= MaxCommentLen
+}
+
+// writeEscaped writes s for inside double quotes: a backslash before each
+// `"` and `\`.
+func writeEscaped(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+}
+
+// restoreArg makes one argument safe for an iptables-restore line: bare when
+// it is non-empty printable ASCII without blank, quote or backslash, else
+// double-quoted and escaped, with bytes no line can carry (control
+// characters) replaced by '?'. Used for configured strings (local-traffic
+// detector matches); iptables itself still judges whether they are valid.
+func restoreArg(s string) string {
+	safe := s != ""
+	for i := 0; i < len(s) && safe; i++ {
+		c := s[i]
+		safe = c > ' ' && c < 0x7f && c != '"' && c != '\\' && c != '\''
+	}
+	if safe {
+		return s
+	}
+	var b bytes.Buffer
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' || c == 0x7f {
+			c = '?'
+		}
+		if c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('"')
+	return b.String()
 }

@@ -57,7 +57,9 @@ func (r *renderRun) planService(n serviceName) servicePlan {
 		p.externalPolicyChain, p.hasExternal = p.chains.Local, p.hasEndpoints && p.usesLocal
 	}
 	p.usesExternal = p.hasEndpoints && sp.ExternallyAccessible()
-	p.usesFirewall = p.hasEndpoints && len(sp.LoadBalancerVIPs) > 0 && len(sp.LoadBalancerSourceRanges) > 0
+	// FirewallRequired, not just the ranges: an unparseable range leaves
+	// the firewall on with nothing (or less) allowed, never off.
+	p.usesFirewall = p.hasEndpoints && len(sp.LoadBalancerVIPs) > 0 && sp.FirewallRequired()
 	p.loadBalancerChain = p.chains.External
 	if p.usesFirewall {
 		p.loadBalancerChain = p.chains.Firewall

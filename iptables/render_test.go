@@ -38,7 +38,7 @@ func TestRenderFeatures(t *testing.T) {
 			`-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns1/svc1:p80 has no endpoints" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j REJECT`,
 			`-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns1/svc1:p80 has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j REJECT`,
 		},
-		absent: []string{svc1SVC, svc1EXT, "KUBE-SEP-", "-A KUBE-NODEPORTS -m comment --comment ns1"},
+		absent: []string{svc1SVC, svc1EXT, "KUBE-SEP-", "-A KUBE-NODEPORTS -m comment --comment \"ns1"},
 	}, {
 		name:  "external IP and load balancer IP jump to EXT",
 		world: base(withExternalIPs("192.168.99.1"), withLB("1.2.3.4")),
@@ -84,7 +84,7 @@ func TestRenderFeatures(t *testing.T) {
 		name:  "ClientIP affinity checks recent lists before the spread and sets them on DNAT",
 		world: base(withAffinity(10800)),
 		want: []string{
-			`-A ` + svc1SEP1 + ` -m comment --comment ns1/svc1:p80 -m recent --name ` + svc1SEP1 + ` --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80`,
+			`-A ` + svc1SEP1 + ` -m comment --comment "ns1/svc1:p80" -m recent --name ` + svc1SEP1 + ` --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80`,
 			`-A ` + svc1SVC + ` -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ! -s 10.0.0.0/8 -j KUBE-MARK-MASQ`,
 			`-A ` + svc1SVC + ` -m comment --comment "ns1/svc1:p80 -> 10.180.0.1:80" -m recent --name ` + svc1SEP1 + ` --rcheck --seconds 10800 --reap -j ` + svc1SEP1,
 			`-A ` + svc1SVC + ` -m comment --comment "ns1/svc1:p80 -> 10.180.0.2:80" -m recent --name ` + svc1SEP2 + ` --rcheck --seconds 10800 --reap -j ` + svc1SEP2,
@@ -143,7 +143,7 @@ func TestRenderFeatures(t *testing.T) {
 		},
 		want: []string{
 			`-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS`,
-			`-A KUBE-SEP-T5UNFIPVCZXM3U7X -m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination [fd00::1]:80`,
+			`-A KUBE-SEP-T5UNFIPVCZXM3U7X -m comment --comment "ns1/svc1:p80" -m tcp -p tcp -j DNAT --to-destination [fd00::1]:80`,
 		},
 		absent: []string{"127.0.0.0/8", ":KUBE-FIREWALL"},
 	}, {
@@ -164,7 +164,7 @@ func TestRenderFeatures(t *testing.T) {
 			`-A ` + svc1SVC + ` -m statistic --mode random --probability 0.5000000000 -j ` + svc1SEP1,
 			`-A ` + svc1SVC + ` -j ` + svc1SEP2,
 		},
-		absent: []string{"->", "--comment ns1/svc1:p80 -"},
+		absent: []string{"->", "--comment \"ns1/svc1:p80\" -"},
 	}, {
 		name: "three endpoints spread 1/3, 1/2, rest",
 		world: newWorld().add(svc("ns1", "svc1", clusterIP("172.30.0.41")),

@@ -188,9 +188,11 @@ func addLoadBalancers(add addFunc, sp *proxier.ServicePort, proto string, nodeIP
 		if sp.ExternalPolicyLocal {
 			add(SetLoadBalancerLocal, entry)
 		}
-		if len(sp.LoadBalancerSourceRanges) == 0 {
+		if !sp.FirewallRequired() {
 			continue
 		}
+		// With only unparseable ranges the VIP is in the FW set and no
+		// source is: KUBE-SOURCE-RANGES-FIREWALL drops all (fail closed).
 		add(SetLoadBalancerFW, entry)
 		allowNode := false
 		for _, cidr := range sp.LoadBalancerSourceRanges {

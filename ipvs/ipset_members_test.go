@@ -19,6 +19,11 @@ func withSourceRanges(cidrs ...string) svcOpt {
 	}
 }
 
+// withInvalidSourceRanges marks a loadBalancerSourceRanges entry that did not parse.
+func withInvalidSourceRanges() svcOpt {
+	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.LoadBalancerSourceRangesInvalid = true }
+}
+
 func withHealthCheckNodePort(port int32) svcOpt {
 	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.HealthCheckNodePort = port }
 }
@@ -100,6 +105,21 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 	}, {
 		name: "source ranges without the node block the node (KUBE-IPVS-OUT-FILTER)",
 		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24")))),
+		opts: node,
+		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
+			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",
+			"KUBE-LOAD-BALANCER-SOURCE-CIDR 198.51.100.7,tcp:80,203.0.113.0/24"},
+		access: []ipvs.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
+	}, {
+		name: "only unparseable source ranges: VIP firewalled, no source allowed, node blocked (fail closed)",
+		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withInvalidSourceRanges()))),
+		opts: node,
+		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
+			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80"},
+		access: []ipvs.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
+	}, {
+		name: "valid and unparseable source ranges: only the valid one allowed",
+		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24"), withInvalidSourceRanges()))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",

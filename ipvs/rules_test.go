@@ -145,6 +145,16 @@ func TestRenderRulesVariants(t *testing.T) {
 		want:      []string{`-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source IP for packet filter purpose" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src -j RETURN`},
 		forbidden: []string{"-A KUBE-IPVS-OUT-FILTER", "KUBE-LOAD-BALANCER-LOCAL"},
 	}, {
+		name: "only unparseable source ranges: the VIP goes to the firewall, which drops, and the node is blocked",
+		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withInvalidSourceRanges()))),
+		opts: ipvs.RulesOptions{MasqueradeMark: mark},
+		want: []string{
+			`-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`,
+			"-A KUBE-SOURCE-RANGES-FIREWALL -j DROP",
+			"-A KUBE-IPVS-OUT-FILTER -s 198.51.100.7 -m ipvs --vaddr 198.51.100.7 --vproto tcp --vport 80 -j DROP",
+		},
+		forbidden: []string{"KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src", "KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src"},
+	}, {
 		name: "IPv6 uses ::1 and the KUBE-6- names",
 		snap: snapshot(e(svc("a", "fd00:30::1", withLB("fd00:51::7"), withSourceRanges("fd00:99::/64")))),
 		opts: ipvs.RulesOptions{MasqueradeMark: mark},

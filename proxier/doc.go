@@ -9,8 +9,16 @@
 // schedules syncs with bounded frequency and hands snapshots to a Backend
 // (iptables or IPVS); a failed sync requeues its changes and forces the next
 // sync to be full, so the kernel always converges and never loses working
-// rules to bad input: invalid objects or parts of objects are logged with the
-// object's name and skipped during conversion.
+// rules to bad input. Objects reach the trackers through apivalidation's
+// Handler, which drops what kube-apiserver would refuse (one log line per
+// object; an invalid update keeps the last valid version). The conversion
+// still skips, with a log line, the parts the API server accepts but kproxy
+// cannot use (an EndpointSlice port without a valid number, an address of
+// the other family) and refuses numbers that would make an invalid rule, so
+// a tracker fed directly cannot break a renderer either. Every address is
+// parsed with apivalidation.ParseAddr/ParsePrefix (legacy syntax, never a
+// zone). An unparseable loadBalancerSourceRanges entry fails closed
+// (ServicePort.FirewallRequired).
 //
 // Backends never see API objects, which keeps them pure functions of a
 // Snapshot plus their kernel seam, and keeps the Kubernetes semantics in one place.

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kproxy/kproxy/proxier/apivalidation"
 )
 
 // sliceEndpoints is one EndpointSlice reduced to what kproxy uses: endpoints per service port.
@@ -87,16 +88,16 @@ func endpointsForPort(slice *discovery.EndpointSlice, port int32, family v1.IPFa
 		if len(ep.Addresses) == 0 {
 			continue
 		}
-		addr, err := netip.ParseAddr(strings.TrimSpace(ep.Addresses[0]))
+		addr, err := apivalidation.ParseAddr(ep.Addresses[0])
 		if err != nil {
-			warns = append(warns, fmt.Errorf("endpoints[%d]: invalid address %q", i, ep.Addresses[0]))
+			warns = append(warns, fmt.Errorf("endpoints[%d]: %w", i, err))
 			continue
 		}
 		if FamilyOf(addr) != family {
 			warns = append(warns, fmt.Errorf("endpoints[%d]: address %q is not %s", i, ep.Addresses[0], family))
 			continue
 		}
-		eps = append(eps, newEndpoint(ep, addr.Unmap(), port, nodeName))
+		eps = append(eps, newEndpoint(ep, addr, port, nodeName))
 	}
 	// Sorted (stably: duplicates keep their order for mergeSlices) so that a
 	// service's only slice can be used as its merged list without a copy.

@@ -59,10 +59,18 @@ type ServicePort struct {
 	Protocol  v1.Protocol
 	NodePort  int32
 
-	ExternalIPs              []netip.Addr
-	LoadBalancerVIPs         []netip.Addr
+	ExternalIPs      []netip.Addr
+	LoadBalancerVIPs []netip.Addr
+	// LoadBalancerSourceRanges are the Service's source ranges of this
+	// family, masked (upstream filters them by family).
 	LoadBalancerSourceRanges []netip.Prefix
-	HealthCheckNodePort      int32
+	// LoadBalancerSourceRangesInvalid is set when some loadBalancerSourceRanges
+	// entry could not be parsed at all. Such an entry allows no source, and
+	// the firewall applies even when no range of this family is left, so the
+	// LB VIPs fail closed instead of opening to every source (upstream drops
+	// the entry and, with none left, writes no firewall).
+	LoadBalancerSourceRangesInvalid bool
+	HealthCheckNodePort             int32
 
 	ExternalPolicyLocal bool
 	InternalPolicyLocal bool
@@ -86,6 +94,13 @@ func (p *ServicePort) UsesLocalEndpoints() bool {
 	return p.InternalPolicyLocal || (p.ExternalPolicyLocal && p.ExternallyAccessible())
 }
 
+// FirewallRequired is true iff loadBalancerSourceRanges restrict the LB
+// VIPs: some range of this family is allowed, or an entry could not be
+// parsed (then only the valid ranges, possibly none, are allowed).
+func (p *ServicePort) FirewallRequired() bool {
+	return len(p.LoadBalancerSourceRanges) > 0 || p.LoadBalancerSourceRangesInvalid
+}
+
 // Equal reports whether two service ports would produce identical rules.
 func (p *ServicePort) Equal(o *ServicePort) bool {
 	if p == nil || o == nil {
@@ -96,6 +111,7 @@ func (p *ServicePort) Equal(o *ServicePort) bool {
 		slices.Equal(p.ExternalIPs, o.ExternalIPs) &&
 		slices.Equal(p.LoadBalancerVIPs, o.LoadBalancerVIPs) &&
 		slices.Equal(p.LoadBalancerSourceRanges, o.LoadBalancerSourceRanges) &&
+		p.LoadBalancerSourceRangesInvalid == o.LoadBalancerSourceRangesInvalid &&
 		p.HealthCheckNodePort == o.HealthCheckNodePort &&
 		p.ExternalPolicyLocal == o.ExternalPolicyLocal &&
 		p.InternalPolicyLocal == o.InternalPolicyLocal &&

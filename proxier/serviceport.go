@@ -7,10 +7,16 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kproxy/kproxy/proxier/apivalidation"
 )
 
-// defaultAffinityTimeoutSeconds is the API server's default for ClientIP affinity.
-const defaultAffinityTimeoutSeconds = 10800
+// defaultAffinityTimeoutSeconds is the API server's default for ClientIP
+// affinity, maxAffinitySeconds its maximum.
+const (
+	defaultAffinityTimeoutSeconds = 10800
+	maxAffinitySeconds            = 86400
+)
 
 // ServicePortsFromService converts one Service into the service ports of one
 // IP family. Problems that make a single port or address unusable are
@@ -26,6 +32,9 @@ func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePo
 	}
 	if !ok {
 		return nil, nil
+	}
+	if err := checkWrittenNumbers(svc); err != nil {
+		return nil, []error{err}
 	}
 	shared, warnings := sharedFieldsOf(svc, family)
 	ports := make(map[ServicePortName]*ServicePort, len(svc.Spec.Ports))
@@ -46,6 +55,23 @@ func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePo
 	return ports, warnings
 }
 
+// checkWrittenNumbers refuses a Service whose health-check node port or
+// affinity timeout would make an invalid rule. The validation in front of
+// the trackers refuses such Services first; this keeps the renderers safe
+// from a tracker fed directly.
+func checkWrittenNumbers(svc *v1.Service) error {
+	if hc := svc.Spec.HealthCheckNodePort; hc < 0 || hc > 65535 {
+		return fmt.Errorf("spec.healthCheckNodePort %d out of range [0, 65535]", hc)
+	}
+	if c := svc.Spec.SessionAffinityConfig; svc.Spec.SessionAffinity == v1.ServiceAffinityClientIP &&
+		c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+		if t := *c.ClientIP.TimeoutSeconds; t < 1 || t > maxAffinitySeconds {
+			return fmt.Errorf("spec.sessionAffinityConfig.clientIP.timeoutSeconds %d out of range [1, %d]", t, maxAffinitySeconds)
+		}
+	}
+	return nil
+}
+
 func shouldSkipService(svc *v1.Service) bool {
 	return svc.Spec.Type == v1.ServiceTypeExternalName ||
 		svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == v1.ClusterIPNone
@@ -57,12 +83,12 @@ func clusterIPForFamily(svc *v1.Service, family v1.IPFamily) (netip.Addr, bool, 
 		ips = []string{svc.Spec.ClusterIP}
 	}
 	for i, s := range ips {
-		addr, err := netip.ParseAddr(strings.TrimSpace(s))
+		addr, err := apivalidation.ParseAddr(s)
 		if err != nil {
-			return netip.Addr{}, false, fmt.Errorf("spec.clusterIPs[%d]: invalid IP %q", i, s)
+			return netip.Addr{}, false, fmt.Errorf("spec.clusterIPs[%d]: %w", i, err)
 		}
 		if FamilyOf(addr) == family {
-			return addr.Unmap(), true, nil
+			return addr, true, nil
 		}
 	}
 	return netip.Addr{}, false, nil
@@ -81,6 +107,7 @@ type sharedFields struct {
 	externalIPs     []netip.Addr
 	lbVIPs          []netip.Addr
 	sourceRanges    []netip.Prefix
+	badRanges       bool
 	healthCheck     int32
 	externalLocal   bool
 	internalLocal   bool
@@ -96,7 +123,7 @@ func sharedFieldsOf(svc *v1.Service, family v1.IPFamily) (sharedFields, []error)
 	}
 	f.externalIPs, warns = addrsOfFamily("spec.externalIPs", svc.Spec.ExternalIPs, family, warns)
 	f.lbVIPs, warns = addrsOfFamily("status.loadBalancer.ingress", vipIngressIPs(svc), family, warns)
-	f.sourceRanges, warns = prefixesOfFamily(svc.Spec.LoadBalancerSourceRanges, family, warns)
+	f.sourceRanges, f.badRanges, warns = prefixesOfFamily(svc.Spec.LoadBalancerSourceRanges, family, warns)
 	if svc.Spec.Type == v1.ServiceTypeLoadBalancer && f.externalLocal {
 		f.healthCheck = svc.Spec.HealthCheckNodePort
 	}
@@ -133,9 +160,11 @@ func newServicePort(svc types.NamespacedName, sp *v1.ServicePort, clusterIP neti
 		LoadBalancerVIPs:         f.lbVIPs,
 		LoadBalancerSourceRanges: f.sourceRanges,
 		HealthCheckNodePort:      f.healthCheck,
-		ExternalPolicyLocal:      f.externalLocal,
-		InternalPolicyLocal:      f.internalLocal,
-		AffinityTimeoutSeconds:   f.affinitySeconds,
+		// Set per port: an unparseable range closes every port's LB VIPs.
+		LoadBalancerSourceRangesInvalid: f.badRanges,
+		ExternalPolicyLocal:             f.externalLocal,
+		InternalPolicyLocal:             f.internalLocal,
+		AffinityTimeoutSeconds:          f.affinitySeconds,
 	}, nil
 }
 
@@ -166,29 +195,33 @@ func vipIngressIPs(svc *v1.Service) []string {
 func addrsOfFamily(field string, in []string, family v1.IPFamily, warns []error) ([]netip.Addr, []error) {
 	var out []netip.Addr
 	for i, s := range in {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		a, err := apivalidation.ParseAddr(s)
 		if err != nil {
-			warns = append(warns, fmt.Errorf("%s[%d]: invalid IP %q", field, i, s))
+			warns = append(warns, fmt.Errorf("%s[%d]: %w", field, i, err))
 			continue
 		}
 		if FamilyOf(a) == family {
-			out = append(out, a.Unmap())
+			out = append(out, a)
 		}
 	}
 	return out, warns
 }
 
-func prefixesOfFamily(in []string, family v1.IPFamily, warns []error) ([]netip.Prefix, []error) {
-	var out []netip.Prefix
+// prefixesOfFamily parses loadBalancerSourceRanges as upstream does
+// (blanks trimmed, legacy syntax, host bits cleared) and keeps those of
+// family. bad reports an entry that could not be parsed: the caller fails
+// closed on it.
+func prefixesOfFamily(in []string, family v1.IPFamily, warns []error) (out []netip.Prefix, bad bool, _ []error) {
 	for i, s := range in {
-		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		p, err := apivalidation.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
-			warns = append(warns, fmt.Errorf("spec.loadBalancerSourceRanges[%d]: invalid CIDR %q", i, s))
+			bad = true
+			warns = append(warns, fmt.Errorf("spec.loadBalancerSourceRanges[%d]: %w: load-balancer IPs allow no source for it", i, err))
 			continue
 		}
 		if FamilyOf(p.Addr()) == family {
-			out = append(out, p.Masked())
+			out = append(out, p)
 		}
 	}
-	return out, warns
+	return out, bad, warns
 }

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
+	"github.com/kproxy/kproxy/proxier/apivalidation"
 	"github.com/kproxy/kproxy/proxier/metrics"
 )
 
@@ -158,8 +159,14 @@ func (t *Tracker) OnServicesSynced() {
 // OnEndpointSliceAdd records a new EndpointSlice.
 func (t *Tracker) OnEndpointSliceAdd(slice *discovery.EndpointSlice) { t.setSlice(slice, false) }
 
-// OnEndpointSliceUpdate records a changed EndpointSlice.
-func (t *Tracker) OnEndpointSliceUpdate(_, slice *discovery.EndpointSlice) { t.setSlice(slice, false) }
+// OnEndpointSliceUpdate records a changed EndpointSlice. A slice whose
+// service-name label changed leaves its old Service.
+func (t *Tracker) OnEndpointSliceUpdate(old, slice *discovery.EndpointSlice) {
+	if old != nil && old.Labels[discovery.LabelServiceName] != slice.Labels[discovery.LabelServiceName] {
+		t.setSlice(old, true)
+	}
+	t.setSlice(slice, false)
+}
 
 // OnEndpointSliceDelete forgets an EndpointSlice.
 func (t *Tracker) OnEndpointSliceDelete(slice *discovery.EndpointSlice) { t.setSlice(slice, true) }
@@ -256,7 +263,9 @@ func (t *Tracker) OnNodeDelete(*v1.Node) {}
 // OnNodeSynced is a no-op: rules do not wait for the Node object.
 func (t *Tracker) OnNodeSynced() {}
 
-// NodeAddresses returns a Node's InternalIP then ExternalIP addresses of one family.
+// NodeAddresses returns a Node's InternalIP then ExternalIP addresses of one
+// family, parsed as upstream does; an address that does not parse (or has an
+// IPv6 zone, which no rule can carry) is skipped.
 func NodeAddresses(node *v1.Node, family v1.IPFamily) []netip.Addr {
 	var out []netip.Addr
 	for _, typ := range []v1.NodeAddressType{v1.NodeInternalIP, v1.NodeExternalIP} {
@@ -264,8 +273,8 @@ func NodeAddresses(node *v1.Node, family v1.IPFamily) []netip.Addr {
 			if a.Type != typ {
 				continue
 			}
-			if ip, err := netip.ParseAddr(a.Address); err == nil && FamilyOf(ip) == family {
-				out = append(out, ip.Unmap())
+			if ip, err := apivalidation.ParseAddr(a.Address); err == nil && FamilyOf(ip) == family {
+				out = append(out, ip)
 			}
 		}
 	}

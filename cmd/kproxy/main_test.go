@@ -62,7 +62,7 @@ func TestDryRunPrintsRulesOfTheManifests(t *testing.T) {
 	out := stdout.String()
 	for _, want := range []string{
 		`-A KUBE-SERVICES -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.10 --dport 80 -j KUBE-SVC-`,
-		"-A KUBE-NODEPORTS -m comment --comment demo/web:http -m tcp -p tcp --dport 30080 -j KUBE-EXT-",
+		"-A KUBE-NODEPORTS -m comment --comment \"demo/web:http\" -m tcp -p tcp --dport 30080 -j KUBE-EXT-",
 		"--to-destination 10.244.1.11:8080",
 		"# kproxy --dry-run: IPv6 iptables-restore --noflush input",
 	} {

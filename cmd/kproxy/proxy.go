@@ -16,6 +16,7 @@ import (
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/apivalidation"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 	"github.com/kproxy/kproxy/proxier/metrics"
 )
@@ -135,13 +136,18 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	return fp, nil
 }
 
-// handler fans informer events out to every family and tells /healthz about the Node.
-func (p *proxy) handler() nodeWatchingHandler {
+// handler validates informer events once, as the API server would (the one
+// validation path for both sources), then fans the valid objects out to
+// every family and tells /healthz about the Node.
+func (p *proxy) handler() informers.Handler {
 	trackers := make(proxier.FanOut, 0, len(p.families))
 	for _, fp := range p.families {
 		trackers = append(trackers, fp.tracker)
 	}
-	return nodeWatchingHandler{FanOut: trackers, health: p.health}
+	return apivalidation.NewHandler(apivalidation.HandlerOptions{
+		Next:   nodeWatchingHandler{FanOut: trackers, health: p.health},
+		Logger: p.logger.WithName("validation"),
+	})
 }
 
 // nodeWatchingHandler is FanOut plus node eligibility for /healthz.

@@ -16,6 +16,12 @@
 //     nat targets outside nat or reachable from the wrong hook, and any
 //     option the model does not know. Save prints what iptables-save prints
 //     (without its dated header), so the fake and the kernel can be diffed.
+//   - Lines are read and split into arguments exactly as iptables-restore
+//     1.8.9 does (SplitArgs, ParseRestore): byte for byte, quotes and
+//     backslash escapes, NUL ending a line, an unterminated quote keeping the
+//     newline, comments cut at 255 bytes, the line, argument and
+//     argument-count limits; QuoteArg prints strings as iptables-save does.
+//     Cases are pinned by tests checked against the real binary.
 //   - The rule model covers what kube-proxy writes (addresses, protocol,
 //     interfaces, comment/tcp/udp/sctp/addrtype/mark/conntrack/statistic/
 //     recent matches, jump/ACCEPT/DROP/RETURN/REJECT/DNAT/MARK/MASQUERADE

@@ -151,6 +151,10 @@ func TestFakeRejects(t *testing.T) {
 		{name: "unknown table", input: restoreInput("bogus"), want: `does not exist`},
 		{name: "insert beyond end", input: restoreInput("nat", "-I UNUSED 3 -j ACCEPT"), want: `too big`},
 		{name: "delete missing rule", input: restoreInput("nat", "-D UNUSED -j ACCEPT"), want: `matching rule`},
+		{name: "COMMIT with a trailing blank", input: "*nat\n-A UNUSED -j ACCEPT\nCOMMIT \n", want: `line 3: unknown command "COMMIT"`},
+		{name: "comment line with leading blank", input: restoreInput("nat", " # note"), want: `unknown command "#"`},
+		{name: "closing quote ends the argument", input: restoreInput("nat", `-A UNUSED -m comment --comment "a"b -j ACCEPT`), want: `unknown argument "b"`},
+		{name: "line too long", input: restoreInput("nat", "-A UNUSED -m comment --comment x"+strings.Repeat(" ", MaxLineLen)), want: `line 2: line longer than`},
 		{name: "error in second table", input: restoreInput("filter", ":OK - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT"), want: `does not exist`},
 	}
 	for _, tt := range tests {
@@ -172,6 +176,34 @@ func TestFakeRejects(t *testing.T) {
 				if FormatSave(tb) != FormatSave(after[name]) {
 					t.Errorf("failed restore changed table %s:\n%s\nwas:\n%s", name, FormatSave(after[name]), FormatSave(tb))
 				}
+			}
+		})
+	}
+}
+
+// TestFakeLineSemantics checks inputs iptables-restore 1.8.9 accepts in a
+// surprising way (verified in a network namespace): the Fake must end up
+// with what the kernel lists.
+func TestFakeLineSemantics(t *testing.T) {
+	tests := []struct {
+		name, line, want string
+	}{
+		{"NUL ends the line, leaving a rule without target", "-A X -m comment --comment \"ab\x00cd\" -j ACCEPT",
+			`-A X -m comment --comment ab`},
+		{"unterminated quote keeps the newline", `-A X -m comment --comment "abc -j ACCEPT`,
+			"-A X -m comment --comment \"abc -j ACCEPT\n\""},
+		{"comment cut at 255 bytes", `-A X -m comment --comment "` + strings.Repeat("x", 300) + `" -j ACCEPT`,
+			`-A X -m comment --comment ` + strings.Repeat("x", 255) + ` -j ACCEPT`},
+		{"CR is part of a bare argument", "-A X -m comment --comment a\rb -j ACCEPT",
+			"-A X -m comment --comment \"a\rb\" -j ACCEPT"},
+		{"leading blanks before a rule", "   -A X -j ACCEPT", `-A X -j ACCEPT`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewFake(FakeOptions{})
+			mustRestore(t, f, restoreInput("filter", ":X - [0:0]", tt.line))
+			if got := ruleLines(t, f, "filter", "X"); len(got) != 1 || "-A X "+got[0] != tt.want {
+				t.Errorf("rules of X = %q, want %q", got, tt.want)
 			}
 		})
 	}

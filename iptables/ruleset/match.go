@@ -55,6 +55,9 @@ func noNegation(opt string, neg bool) error {
 	return nil
 }
 
+// MaxCommentLen is the longest comment the kernel stores, in bytes.
+const MaxCommentLen = 255
+
 // CommentMatch is -m comment --comment TEXT.
 type CommentMatch struct{ Text string }
 
@@ -72,8 +75,10 @@ func (m *CommentMatch) option(opt string, neg bool, r *argReader) (bool, error) 
 	if err != nil {
 		return true, err
 	}
-	if len(v) > 255 {
-		return true, fmt.Errorf("comment is longer than 255 characters")
+	// libxt_comment copies at most 255 bytes (XT_MAX_COMMENT_LEN - 1) and
+	// silently drops the rest, even in the middle of a UTF-8 sequence.
+	if len(v) > MaxCommentLen {
+		v = v[:MaxCommentLen]
 	}
 	m.Text = v
 	return true, nil

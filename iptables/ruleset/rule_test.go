@@ -9,6 +9,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
+// TestSplitArgs pins the tokenizer to what iptables-restore 1.8.9 did with
+// the same lines (checked in a network namespace, then read back with
+// iptables-save).
 func TestSplitArgs(t *testing.T) {
 	tests := []struct {
 		line    string
@@ -16,11 +19,31 @@ func TestSplitArgs(t *testing.T) {
 		wantErr bool
 	}{
 		{line: `-A X -j ACCEPT`, want: []string{"-A", "X", "-j", "ACCEPT"}},
-		{line: "  -A\tX   -j  ACCEPT ", want: []string{"-A", "X", "-j", "ACCEPT"}},
+		{line: "  -A\tX   -j  ACCEPT \n", want: []string{"-A", "X", "-j", "ACCEPT"}},
 		{line: `-m comment --comment "ns1/svc1:p80 cluster IP" -j X`, want: []string{"-m", "comment", "--comment", "ns1/svc1:p80 cluster IP", "-j", "X"}},
 		{line: `--comment "it\'s \"q\""`, want: []string{"--comment", `it's "q"`}},
 		{line: `--comment ""`, want: []string{"--comment", ""}},
-		{line: `--comment "open`, wantErr: true},
+		{line: `--comment "" -j X`, want: []string{"--comment", "", "-j", "X"}},
+		// A closing quote ends the argument; an opening one does not.
+		{line: `--comment "a"b -j X`, want: []string{"--comment", "a", "b", "-j", "X"}},
+		{line: `--comment ab"cd ef" -j X`, want: []string{"--comment", "abcd ef", "-j", "X"}},
+		// Outside quotes a backslash is literal; inside, it takes the next byte.
+		{line: `--comment a\rb`, want: []string{"--comment", `a\rb`}},
+		{line: `--comment "a\rb\\"`, want: []string{"--comment", `arb\`}},
+		// CR is not a blank; tab is, outside quotes.
+		{line: "--comment a\rb", want: []string{"--comment", "a\rb"}},
+		{line: "--comment \"a\tb\"", want: []string{"--comment", "a\tb"}},
+		// An open quote keeps the rest of the line, newline included.
+		{line: "--comment \"open -j ACCEPT\n", want: []string{"--comment", "open -j ACCEPT\n"}},
+		{line: `--comment "open`, want: []string{"--comment", "open"}},
+		// The line ends at NUL, even inside quotes.
+		{line: "--comment \"ab\x00cd\" -j ACCEPT\n", want: []string{"--comment", "ab"}},
+		// Bytes are bytes: invalid UTF-8 passes through unchanged.
+		{line: "--comment \"\xff\xfeab\"", want: []string{"--comment", "\xff\xfeab"}},
+		{line: "--comment " + strings.Repeat("x", MaxArgLen), want: []string{"--comment", strings.Repeat("x", MaxArgLen)}},
+		{line: "--comment " + strings.Repeat("x", MaxArgLen+1), wantErr: true},
+		{line: strings.Repeat("x ", MaxArgs), want: slices.Repeat([]string{"x"}, MaxArgs)},
+		{line: strings.Repeat("x ", MaxArgs+1), wantErr: true},
 	}
 	for _, tt := range tests {
 		got, err := SplitArgs(tt.line)
@@ -30,6 +53,24 @@ func TestSplitArgs(t *testing.T) {
 		}
 		if !tt.wantErr && !slices.Equal(got, tt.want) {
 			t.Errorf("SplitArgs(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+	}
+}
+
+// TestQuoteArgRoundTrip checks that what iptables-save prints for a string
+// splits back into the same bytes, for every byte value but NUL (a C
+// string ends there) and newline (iptables-save would break the line).
+func TestQuoteArgRoundTrip(t *testing.T) {
+	var all []byte
+	for c := 1; c < 256; c++ {
+		if c != '\n' {
+			all = append(all, byte(c))
+		}
+	}
+	for _, s := range []string{string(all), "a b", `x"y\z'w`, "\xc3\x28", "ns/svc:p -> 10.0.0.1:80", ""} {
+		got, err := SplitArgs("--comment " + QuoteArg(s))
+		if err != nil || len(got) != 2 || got[1] != s {
+			t.Errorf("SplitArgs(QuoteArg(%q)) = %q, %v", s, got, err)
 		}
 	}
 }
@@ -44,6 +85,8 @@ func TestQuoteArg(t *testing.T) {
 		"":                      `""`,
 		`back\slash`:            `"back\\slash"`,
 		"kubernetes forwarding": `"kubernetes forwarding"`,
+		"\xff":                  "\"\xff\"",
+		"a\tb":                  "\"a\tb\"",
 	}
 	for in, want := range tests {
 		if got := QuoteArg(in); got != want {

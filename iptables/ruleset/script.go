@@ -61,43 +61,28 @@ type ParseError struct {
 func (e *ParseError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// ParseRestore parses iptables-restore input or iptables-save output.
-// Comments ("#"), blank lines and rule counters ("[p:b] -A ...") are
-// accepted; rules are parsed with ParseRule for the given family.
+// ParseRestore parses iptables-restore input or iptables-save output line
+// by line as iptables-restore 1.8.9 does (xtables_restore_parse_line): a
+// line is what fgets reads, newline included, and ends at a NUL byte; an
+// empty line or one starting with "#" is skipped; "COMMIT" must stand alone
+// at the start of its line; "*table" and ":chain" are recognized by their
+// first byte, everything else inside a table is a statement split with
+// SplitArgs (rule counters "[p:b]" are accepted). Lines longer than
+// MaxLineLen are refused: iptables-restore would cut them in two. Rules are
+// parsed with ParseRule for the given family.
 func ParseRestore(data []byte, family v1.IPFamily) (*Script, error) {
 	s := &Script{}
 	var cur *TableBlock
 	text := string(data)
 	for lineNo := 1; text != ""; lineNo++ {
-		var line string
-		line, text, _ = strings.Cut(text, "\n")
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
-			continue
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i+1], text[i+1:]
+		} else {
+			text = ""
 		}
 		var err error
-		switch {
-		case line[0] == '*':
-			if cur != nil {
-				err = errors.New("COMMIT expected before a new table")
-			} else {
-				cur, err = beginTable(line, lineNo)
-			}
-		case line == "COMMIT":
-			if cur == nil {
-				err = errors.New("COMMIT outside a table")
-			} else {
-				s.Tables = append(s.Tables, *cur)
-				cur = nil
-			}
-		case cur == nil:
-			err = errors.New("statement outside a table")
-		default:
-			var st Statement
-			st, err = parseStatement(line, family)
-			st.Line = lineNo
-			cur.Statements = append(cur.Statements, st)
-		}
+		cur, err = parseLine(s, cur, line, lineNo, family)
 		if err != nil {
 			return nil, &ParseError{Line: lineNo, Err: err}
 		}
@@ -108,8 +93,49 @@ func ParseRestore(data []byte, family v1.IPFamily) (*Script, error) {
 	return s, nil
 }
 
+// parseLine handles one line (with its newline, if it had one) and returns
+// the table block open after it.
+func parseLine(s *Script, cur *TableBlock, line string, lineNo int, family v1.IPFamily) (*TableBlock, error) {
+	if len(strings.TrimSuffix(line, "\n")) > MaxLineLen {
+		return cur, fmt.Errorf("line longer than %d bytes", MaxLineLen)
+	}
+	if i := strings.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	switch {
+	case line == "\n" || line == "" && cur == nil || strings.HasPrefix(line, "#"):
+		return cur, nil
+	case cur != nil && strings.HasPrefix(line, "COMMIT") && (len(line) == 6 || line[6] == '\n'):
+		s.Tables = append(s.Tables, *cur)
+		return nil, nil
+	case cur == nil && line[0] == '*':
+		return beginTable(line, lineNo)
+	case cur == nil && strings.HasPrefix(line, "COMMIT"):
+		return cur, errors.New("COMMIT outside a table")
+	case cur == nil:
+		return cur, errors.New("statement outside a table")
+	case line == "":
+		return cur, errors.New("empty statement")
+	case line[0] == '*':
+		return cur, errors.New("COMMIT expected before a new table")
+	}
+	st, err := parseStatement(line, family)
+	st.Line = lineNo
+	cur.Statements = append(cur.Statements, st)
+	return cur, err
+}
+
+// restoreFields splits a "*table" or ":chain" line as iptables-restore
+// does, with strtok on space, tab and newline.
+func restoreFields(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' })
+}
+
 func beginTable(line string, lineNo int) (*TableBlock, error) {
-	name := strings.TrimSpace(line[1:])
+	name := ""
+	if f := restoreFields(line[1:]); len(f) > 0 {
+		name = f[0]
+	}
 	if !KnownTable(name) {
 		return nil, fmt.Errorf("table %q does not exist", name)
 	}
@@ -162,7 +188,7 @@ func parseStatement(line string, family v1.IPFamily) (Statement, error) {
 
 // parseDeclare parses ":CHAIN POLICY [packets:bytes]".
 func parseDeclare(line string) (Statement, error) {
-	f := strings.Fields(line[1:])
+	f := restoreFields(line[1:])
 	if len(f) < 2 || len(f) > 3 || (len(f) == 3 && !countersRE.MatchString(f[2])) {
 		return Statement{}, fmt.Errorf("bad chain declaration %q", line)
 	}
@@ -182,7 +208,7 @@ func CheckChainName(name string) error {
 		return errors.New("empty chain name")
 	case len(name) > MaxChainNameLen:
 		return fmt.Errorf("chain name %q too long (must be under %d chars)", name, MaxChainNameLen+1)
-	case name[0] == '-' || name[0] == '!' || strings.ContainsAny(name, " \t\"'"):
+	case name[0] == '-' || name[0] == '!' || strings.ContainsAny(name, " \t\n\v\f\r\"'"):
 		return fmt.Errorf("invalid chain name %q", name)
 	case name == "ACCEPT" || name == "DROP" || name == "RETURN" || name == "QUEUE":
 		return fmt.Errorf("invalid chain name %q: a standard target", name)
