@@ -26,6 +26,12 @@
 //     syncs delete the chains the renderer reports dropped for changed or
 //     removed services. Only our chains are ever declared, so --noflush
 //     leaves other software alone.
+//   - Tamper detection (monitor.go): Monitor polls TamperChecks every
+//     syncPeriod with single-chain listings — the canaries in mangle, nat
+//     and filter and the jumps from nat PREROUTING/OUTPUT to KUBE-SERVICES —
+//     starting after the first full sync, and reports failed checks once per
+//     full sync; Proxier.ForgetKernelState makes the next sync full and
+//     memory-less. IPVS mode uses the same monitor.
 //   - Cleanup removes what kproxy or upstream kube-proxy installed, except
 //     kubelet's shared KUBE-MARK-MASQ and KUBE-FIREWALL.
 //
