@@ -31,12 +31,12 @@ type TamperCheck struct {
 }
 
 // String names the check in logs and metrics: "nat/KUBE-PROXY-CANARY" or
-// "nat/PREROUTING->KUBE-SERVICES".
+// "nat/PREROUTING -j KUBE-SERVICES".
 func (c TamperCheck) String() string {
 	if c.From == "" {
 		return c.Table + "/" + c.Chain
 	}
-	return c.Table + "/" + c.From + "->" + c.Chain
+	return c.Table + "/" + c.From + " -j " + c.Chain
 }
 
 // listed is the chain whose listing decides the check.

@@ -29,7 +29,7 @@ type tampering struct {
 const servicePortalsJump = `-m comment --comment "kubernetes service portals" -j KUBE-SERVICES`
 
 func tamperings() []tampering {
-	bothJumps := []string{"nat/PREROUTING->KUBE-SERVICES", "nat/OUTPUT->KUBE-SERVICES"}
+	bothJumps := []string{"nat/PREROUTING -j KUBE-SERVICES", "nat/OUTPUT -j KUBE-SERVICES"}
 	return []tampering{
 		{name: "untouched", input: ""},
 		{name: "nat flushed and its chains deleted (iptables -t nat -F; -X)", input: "*nat\n-F\n-X\nCOMMIT\n",
@@ -38,7 +38,7 @@ func tamperings() []tampering {
 		{name: "KUBE-SERVICES deleted as a firewalld reload does", input: "*nat\n-D PREROUTING " + servicePortalsJump +
 			"\n-D OUTPUT " + servicePortalsJump + "\n-F KUBE-SERVICES\n-X KUBE-SERVICES\nCOMMIT\n", want: bothJumps},
 		{name: "only the OUTPUT jump deleted", input: "*nat\n-D OUTPUT " + servicePortalsJump + "\nCOMMIT\n",
-			want: []string{"nat/OUTPUT->KUBE-SERVICES"}},
+			want: []string{"nat/OUTPUT -j KUBE-SERVICES"}},
 		{name: "mangle canary deleted", input: "*mangle\n-X KUBE-PROXY-CANARY\nCOMMIT\n", want: []string{"mangle/KUBE-PROXY-CANARY"}},
 		{name: "filter flushed and its chains deleted", input: "*filter\n-F\n-X\nCOMMIT\n", want: []string{"filter/KUBE-PROXY-CANARY"}},
 	}
