@@ -147,3 +147,55 @@ func bypasses(f *ast.File) []token.Pos {
 	})
 	return out
 }
+
+// recorder is a testing.TB that records how a policy function ended the
+// test instead of ending it.
+type recorder struct {
+	testing.TB
+	calls []string
+}
+
+func (r *recorder) Helper()           {}
+func (r *recorder) Fatal(args ...any) { r.calls = append(r.calls, "fatal: "+fmt.Sprint(args...)) }
+func (r *recorder) Fatalf(f string, args ...any) {
+	r.calls = append(r.calls, "fatal: "+fmt.Sprintf(f, args...))
+}
+func (r *recorder) Skip(args ...any) { r.calls = append(r.calls, "skip: "+fmt.Sprint(args...)) }
+func (r *recorder) Skipf(f string, args ...any) {
+	r.calls = append(r.calls, "skip: "+fmt.Sprintf(f, args...))
+}
+func (r *recorder) first() string { return append(r.calls, "none")[0] }
+
+func TestPolicy(t *testing.T) {
+	tests := []struct {
+		name, require, inGuest string
+		call                   func(testing.TB)
+		want                   string // prefix of the first call
+	}{
+		{"missing tool, no require", "", "", func(tb testing.TB) { SkipOrFail(tb, "no ipset") }, "skip: no ipset"},
+		{"missing tool, require", "require", "", func(tb testing.TB) { SkipOrFail(tb, "no ipset") }, "fatal: no ipset (KPROXY_KERNEL_TESTS=require"},
+		{"tool found, require", "require", "", func(tb testing.TB) { NeedTools(tb, "x", "sh") }, "none"},
+		{"tool not in PATH, require", "require", "", func(tb testing.TB) { NeedTools(tb, "x", "kpx-no-such-tool") },
+			"fatal: x: kpx-no-such-tool not found in PATH"},
+		{"runs elsewhere, require", "require", "", func(tb testing.TB) { RunsElsewhere(tb, "in the guest, started by X") },
+			"skip: runs elsewhere: in the guest, started by X"},
+		{"runs elsewhere without a place", "", "", func(tb testing.TB) { RunsElsewhere(tb, "") }, "fatal: kerneltest.RunsElsewhere"},
+		{"guest only, on the host", "require", "", func(tb testing.TB) { GuestOnly(tb, "test/vm TestX") },
+			"skip: runs elsewhere: inside the qemu guest, started by test/vm TestX"},
+		{"guest only, in the guest", "require", "1", func(tb testing.TB) { GuestOnly(tb, "test/vm TestX") }, "none"},
+		{"host only, in the guest", "require", "1", func(tb testing.TB) { HostOnly(tb) }, "skip: runs elsewhere: on the host"},
+		{"opt-in not set, require", "require", "", func(tb testing.TB) { OptIn(tb, "KPX_TEST_OPT_IN_UNSET", "a smoke test") },
+			"skip: opt-in, not part of the suite: a smoke test; set KPX_TEST_OPT_IN_UNSET=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(Env, tt.require)
+			t.Setenv(EnvInGuest, tt.inGuest)
+			r := &recorder{TB: t}
+			tt.call(r)
+			if got := r.first(); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("first call %q, want one starting %q", got, tt.want)
+			}
+		})
+	}
+}
