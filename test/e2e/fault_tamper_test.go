@@ -94,16 +94,15 @@ func runTamperFault(t *testing.T, f tamperFault) {
 }
 
 // tamper waits until the traffic loop has made a few connections, runs the
-// commands in the node, checks they removed something, and returns when.
+// commands in the node and returns when. (That they removed what the checks
+// look at is shown by kproxy's log naming the failed checks, checkTamperLog:
+// a check of the tables here could race with a quick rewrite.)
 func (e *env) tamper(commands [][]string, traffic *trafficLog) time.Time {
 	e.t.Helper()
 	e.waitAttempts(traffic, 10)
 	fault := time.Now()
 	for _, c := range commands {
 		e.run(e.w.Node, c...)
-	}
-	if err := tamperChecksHold(e.save); err == nil {
-		e.t.Fatal("the fault removed nothing the tamper checks see; the test proves nothing")
 	}
 	return fault
 }
