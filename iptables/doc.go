@@ -38,8 +38,16 @@
 //   - A service port whose FirewallRequired is set gets a KUBE-FW chain
 //     even with no source range of its family: an unparseable range fails
 //     closed.
-//   - Cleanup removes what kproxy or upstream kube-proxy installed, except
-//     kubelet's shared KUBE-MARK-MASQ and KUBE-FIREWALL.
+//   - Tamper detection (monitor.go): Monitor polls TamperChecks every
+//     syncPeriod with single-chain listings — the canaries in mangle, nat
+//     and filter and the jumps from nat PREROUTING/OUTPUT to KUBE-SERVICES —
+//     starting after the first full sync, and reports failed checks once per
+//     full sync; Proxier.ForgetKernelState makes the next sync full and
+//     memory-less. IPVS mode uses the same monitor.
+//   - Cleanup removes what kproxy or upstream kube-proxy installed in
+//     iptables mode, except KUBE-MARK-MASQ and kubelet's KUBE-FIREWALL
+//     (cmd/kproxy's --cleanup then runs IPVS mode's cleanup too, which, as
+//     upstream's, also removes nat KUBE-MARK-MASQ; README lists it all).
 //
 // Why this shape: upstream's single 900-line sync function mixes planning,
 // rendering and kernel access; here each step is small and the renderer can

@@ -37,6 +37,9 @@ type syncPlan struct {
 // away, and otherwise relies on the chains the proxier wrote last time.
 func (p *Proxier) plan(ctx context.Context, snap *proxier.Snapshot) (*syncPlan, error) {
 	pl := &syncPlan{snap: snap}
+	if p.kernelChanged.Swap(false) {
+		p.needFull, p.distrustMemory = true, true
+	}
 	pl.endpoints = p.renderer.state.totalEndpoints(snap)
 	pl.large = pl.endpoints > p.renderer.opts.LargeClusterEndpointsThreshold
 	pl.full = snap.Full || p.needFull || pl.large != p.lastLarge
@@ -87,7 +90,7 @@ func addJumpRules(g *Rendering, pl *syncPlan) {
 // addCanaries (re)creates the empty KUBE-PROXY-CANARY chains whose
 // disappearance tells the monitor that someone flushed iptables.
 func addCanaries(g *Rendering) {
-	for _, t := range []string{"mangle", "nat", "filter"} {
+	for _, t := range canaryTables() {
 		g.table(t).declare(CanaryChain)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"runtime/debug"
+	"sync/atomic"
 
 	"github.com/kproxy/kproxy/proxier"
 )
@@ -40,6 +41,9 @@ type Proxier struct {
 	// distrustMemory is set when a full sync based on memory failed: the
 	// next one must not rely on memory again (it may be what is wrong).
 	distrustMemory bool
+	// kernelChanged is set (from the tamper monitor's goroutine) when
+	// someone else changed the tables; the next sync consumes it.
+	kernelChanged atomic.Bool
 
 	// chains remembers every chain's rules as of the last successful sync,
 	// so unchanged chains are left out of the restore input.
@@ -95,6 +99,15 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	}
 	p.chains = rememberChains(p.chains, g, all, p.seed, pl.full)
 	return p.account(pl, g, batched+len(data)), nil
+}
+
+// ForgetKernelState tells the proxier that someone else changed its tables
+// (the tamper monitor found a canary or a KUBE-SERVICES jump gone): the next
+// sync is full and trusts nothing remembered about the kernel, since a flush
+// without -X may have emptied chains that memory says are in place. Safe to
+// call from any goroutine.
+func (p *Proxier) ForgetKernelState() {
+	p.kernelChanged.Store(true)
 }
 
 // render produces the restore input: the rendered tables plus, on full syncs,

@@ -62,7 +62,10 @@
 // runs no iptables-save or iptables-restore when the rules it renders are
 // the ones it last wrote — the rules depend only on which sets are empty
 // and on the LB VIPs the node may not reach, so endpoint changes never
-// alter them. Any failure makes the next sync full, which re-reads the
+// alter them. Full syncs also (re)create the KUBE-PROXY-CANARY chains of
+// mangle, nat and filter in that same restore, for the tamper monitor
+// (iptables.Monitor), which forces a full sync when they or the jumps to
+// KUBE-SERVICES are gone. Any failure makes the next sync full, which re-reads the
 // kernel; members or rules someone else changed are repaired then.
 //
 // Host setup at start (settings.go): the sysctls IPVS mode needs

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 // kernelNS is a network namespace created for one kernel test, with lo up
@@ -53,12 +54,8 @@ func newKernelNS(t *testing.T) *kernelNS {
 // when the test ends; it skips outside the qemu guest or without root.
 func newGuestNS(t *testing.T, prefix, what, whyGuest string) *kernelNS {
 	t.Helper()
-	if os.Getenv("KPROXY_IN_VM") != "1" {
-		t.Skip(what + ": runs inside the qemu guest (test/vm TestIPVSKernel)" + whyGuest)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip(what + ": needs root")
-	}
+	kerneltest.GuestOnly(t, "test/vm TestIPVSKernel ("+what+whyGuest+")")
+	kerneltest.NeedRoot(t, what)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	ns := &kernelNS{t: t, name: prefix + hex.EncodeToString(b)}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 
@@ -126,9 +127,30 @@ func (nf *netfilterSync) applyRules(ctx context.Context, idx *setIndex, full boo
 		return nil
 	}
 	nf.written = nil
-	if err := nf.rules.Apply(ctx, rules); err != nil {
+	apply := nf.rules.Apply
+	if full {
+		apply = nf.applyWithCanaries
+	}
+	if err := apply(ctx, rules); err != nil {
 		return err
 	}
 	nf.written = text
+	return nil
+}
+
+// applyWithCanaries is RulesApplier.Apply with the empty KUBE-PROXY-CANARY
+// chains of mangle, nat and filter added to the same iptables-restore (as
+// blocks after the rules): full syncs (re)create them, and their
+// disappearance tells the tamper monitor (iptables.Monitor) that someone
+// flushed the tables.
+func (nf *netfilterSync) applyWithCanaries(ctx context.Context, rules *Rules) error {
+	missing, err := nf.rules.MissingJumps(ctx)
+	if err != nil {
+		return err
+	}
+	data := append(rules.Restore(missing), iptables.CanaryRestoreInput()...)
+	if err := nf.opts.Restorer.Restore(ctx, data); err != nil {
+		return fmt.Errorf("apply ipvs iptables rules: %w", err)
+	}
 	return nil
 }

@@ -11,17 +11,19 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
 )
 
 // countingRestorer is an iptables.Restorer that keeps what was restored
-// (as "rules" lines, jump insertions left out), counts Save and Restore
-// calls, and can fail the next Restore.
+// (as "rules" lines, jump insertions and the canary blocks full syncs
+// append left out), counts Save and Restore calls and the restores that
+// carried the canaries, and can fail the next Restore.
 type countingRestorer struct {
-	saves, restores int
-	last            string
-	fail            error
+	saves, restores, canaries int
+	last                      string
+	fail                      error
 }
 
 func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
@@ -30,8 +32,12 @@ func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
 		r.fail = nil
 		return err
 	}
+	text, found := strings.CutSuffix(string(data), string(iptables.CanaryRestoreInput()))
+	if found {
+		r.canaries++
+	}
 	var b strings.Builder
-	for l := range strings.Lines(string(data)) {
+	for l := range strings.Lines(text) {
 		if !strings.HasPrefix(l, "-I ") {
 			b.WriteString(l)
 		}
@@ -119,6 +125,9 @@ func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
 	if c := nw.syncCounting(snapshot(a, b)); c.iptSaves != 2 || c.iptWrites != 1 || c.ipsetLists != 1 {
 		t.Fatalf("full sync: %+v, want 2 saves, 1 restore, 1 ipset listing", c)
 	}
+	if nw.ipt.canaries != 1 {
+		t.Fatalf("the full sync's restore carried the canary chains %d times, want once", nw.ipt.canaries)
+	}
 
 	// A remote endpoint of b changes: only IPVS changes.
 	b = e(svc("b", "172.30.0.2", withEndpoints("10.0.1.3:8080")))
@@ -140,6 +149,26 @@ func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
 		t.Errorf("partial sync of a local endpoint change: %+v, want only the ipset script %q", c, wantScript)
 	}
 	nw.assertSetsMatch(snap)
+}
+
+// TestFullSyncsCarryTheCanaries: IPVS mode's full syncs (re)create the
+// KUBE-PROXY-CANARY chains the tamper monitor polls, in the same
+// iptables-restore as the rules; a partial sync that rewrites the rules
+// leaves them alone, as iptables mode does.
+func TestFullSyncsCarryTheCanaries(t *testing.T) {
+	nw := newNetfilterWorld(t)
+	a := e(svc("a", "172.30.0.1"))
+	if c := nw.syncCounting(snapshot(a)); c.iptWrites != 1 || nw.ipt.canaries != 1 {
+		t.Fatalf("full sync: %d restores, %d with the canaries; want 1 and 1", c.iptWrites, nw.ipt.canaries)
+	}
+	lb := e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("10.0.1.5:8080")))
+	if c := nw.syncCounting(partial(snapshot(a, lb), "lb")); c.iptWrites != 1 || nw.ipt.canaries != 1 {
+		t.Errorf("partial sync rewriting the rules: %d restores, canaries written %d times in all; want 1 and still 1",
+			c.iptWrites, nw.ipt.canaries)
+	}
+	if c := nw.syncCounting(snapshot(a, lb)); c.iptWrites != 1 || nw.ipt.canaries != 2 {
+		t.Errorf("second full sync: %d restores, canaries written %d times in all; want 1 and 2", c.iptWrites, nw.ipt.canaries)
+	}
 }
 
 func TestPartialSyncRewritesRulesWhenASetStartsOrStopsBeingEmpty(t *testing.T) {

@@ -44,7 +44,10 @@ type Runner struct {
 
 	mu        sync.Mutex
 	forceFull bool
-	lastFull  time.Time
+	// forceRequests counts ForceFull calls, so that a sync which started
+	// before a request does not clear it (the request would be lost).
+	forceRequests uint64
+	lastFull      time.Time
 }
 
 // NewRunner validates the options and returns a runner.
@@ -79,6 +82,7 @@ func (r *Runner) Trigger() {
 func (r *Runner) ForceFull() {
 	r.mu.Lock()
 	r.forceFull = true
+	r.forceRequests++
 	r.mu.Unlock()
 	r.Trigger()
 }
@@ -145,12 +149,13 @@ func (r *Runner) SyncOnce(ctx context.Context) error {
 	snap := r.opts.Tracker.Snapshot()
 	r.mu.Lock()
 	snap.Full = r.forceFull || r.opts.Now().Sub(r.lastFull) >= r.opts.FullSyncInterval
+	requests := r.forceRequests
 	r.mu.Unlock()
 
 	start := r.opts.Now()
 	res, err := r.opts.Backend.Sync(ctx, snap)
 	elapsed := r.opts.Now().Sub(start)
-	r.account(snap, res, err, start)
+	r.account(snap, res, err, start, requests)
 	for _, o := range r.opts.Observers {
 		o.Synced(ctx, snap, res, elapsed, err)
 	}
@@ -185,14 +190,16 @@ func changedNames(snap *Snapshot, max int) []string {
 	return names
 }
 
-func (r *Runner) account(snap *Snapshot, res SyncResult, err error, start time.Time) {
+// account records a sync's outcome. requests is forceRequests as the sync
+// started: a ForceFull that came during the sync still holds for the next.
+func (r *Runner) account(snap *Snapshot, res SyncResult, err error, start time.Time, requests uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
 		r.forceFull = true
 		return
 	}
-	r.forceFull = false
+	r.forceFull = r.forceRequests != requests
 	if res.Full || snap.Full {
 		r.lastFull = start
 	}

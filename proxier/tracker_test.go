@@ -216,10 +216,15 @@ func TestCategorizeEndpoints(t *testing.T) {
 type fakeBackend struct {
 	fail  int
 	snaps []*Snapshot
+	// during, when set, runs inside each Sync (e.g. a ForceFull racing it).
+	during func()
 }
 
 func (b *fakeBackend) Sync(_ context.Context, s *Snapshot) (SyncResult, error) {
 	b.snaps = append(b.snaps, s)
+	if b.during != nil {
+		b.during()
+	}
 	if b.fail > 0 {
 		b.fail--
 		return SyncResult{}, errors.New("restore failed")
@@ -255,6 +260,44 @@ func TestRunnerRetriesFullAfterFailure(t *testing.T) {
 	}
 	if be.snaps[2].Full {
 		t.Error("sync after a success within the full-sync interval must be partial")
+	}
+}
+
+// A ForceFull that arrives while a sync runs (the tamper monitor found the
+// rules gone mid-sync) must make the next sync full, not be cleared by the
+// end of the sync that began before it.
+func TestRunnerKeepsForceFullRequestedDuringSync(t *testing.T) {
+	tr := newTestTracker()
+	be := &fakeBackend{}
+	r, err := NewRunner(RunnerOptions{Tracker: tr, Backend: be, RetryInterval: time.Second,
+		FullSyncInterval: time.Hour, Logger: klog.Background()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
+	if err := r.SyncOnce(ctx); err != nil { // the first sync is full
+		t.Fatal(err)
+	}
+	be.during = r.ForceFull
+	if err := r.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	be.during = nil
+	if be.snaps[1].Full {
+		t.Fatal("second sync is full without a request; the test proves nothing")
+	}
+	if err := r.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !be.snaps[2].Full {
+		t.Error("ForceFull during a sync was lost: the next sync is partial")
+	}
+	if err := r.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if be.snaps[3].Full {
+		t.Error("the request was served; the sync after it must be partial again")
 	}
 }
 

@@ -33,12 +33,17 @@ export KPROXY_KERNEL_TESTS=require
 export KPROXY_BIN="$PWD/bin/kproxy"
 
 echo "== tests (unit; kernel: netns, qemu guest, control plane)"
-go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/kproxy-test.log
-status=${PIPESTATUS[0]}
+# Under set -e a failing pipeline would end the script here, before the
+# leftover check below: catch the status instead (pipefail makes it go
+# test's when tee succeeds).
+status=0
+go test -count=1 -timeout 20m ./... 2>&1 | tee /tmp/kproxy-test.log || status=$?
 
-left=$(ip netns list 2>/dev/null | awk '$1 ~ /^kpx-/ {print $1}')
+# Runs after failing tests too: a failed test is the likeliest to leave a
+# namespace behind.
+left=$(ip netns list 2>/dev/null | awk '$1 ~ /^kpx-/ {print $1}' || true)
 if [ -n "$left" ]; then
   echo "test: network namespaces left behind: $left" >&2
-  status=1
+  [ "$status" -ne 0 ] || status=1
 fi
 exit "$status"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -45,6 +46,8 @@ type familyProxy struct {
 	runner   *proxier.Runner
 	restorer iptables.Restorer
 	backend  proxier.Backend
+	// fullSyncs counts successful full syncs (for the tamper monitor).
+	fullSyncs atomic.Uint64
 }
 
 // runProxy is the whole life of kproxy after flags are resolved.
@@ -119,7 +122,7 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	observers := []proxier.SyncObserver{healthObserver{health: p.health, metrics: p.metrics}}
+	observers := []proxier.SyncObserver{healthObserver{health: p.health, metrics: p.metrics}, fullSyncCounter{&fp.fullSyncs}}
 	if extra, err := p.familyObservers(fam); err != nil {
 		return nil, err
 	} else {

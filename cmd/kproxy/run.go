@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 )
 
@@ -25,9 +29,8 @@ func (p *proxy) run(ctx context.Context) error {
 		go fp.runner.Run(ctx)
 		if p.cfg.Mode == config.ModeIPVS {
 			go p.runIPVSTermination(ctx, fp)
-		} else {
-			go p.monitorCanary(ctx, fp)
 		}
+		go p.monitorTampering(ctx, fp)
 	}
 	go func() { errs <- p.runSource(ctx) }()
 	select {
@@ -124,18 +127,53 @@ func (p *proxy) waitInitialized(ctx context.Context, srcErr <-chan error) error 
 	}
 }
 
-// monitorCanary forces a full sync when someone flushed the tables under us.
-func (p *proxy) monitorCanary(ctx context.Context, fp *familyProxy) {
+// monitorTampering forces a full sync that trusts no memory of the kernel
+// when someone removed kproxy's rules under it: a canary chain (mangle, nat
+// or filter) or a jump from nat PREROUTING/OUTPUT to KUBE-SERVICES is gone.
+// Both modes write the canaries on full syncs and jump to KUBE-SERVICES.
+func (p *proxy) monitorTampering(ctx context.Context, fp *familyProxy) {
 	logger := p.logger.WithValues("ipFamily", fp.family)
-	iptables.Monitor(ctx, iptables.MonitorOptions{
-		Restorer: fp.restorer, Interval: p.cfg.SyncPeriod,
-		OnMissing: func() {
-			if !fp.tracker.Initialized() {
-				return
+	lister, ok := fp.restorer.(iptables.ChainLister)
+	if !ok {
+		logger.Info("Tamper detection is off: this iptables runner cannot list single chains")
+		return
+	}
+	m, err := iptables.NewMonitor(iptables.MonitorOptions{
+		Lister: lister, Interval: p.cfg.SyncPeriod, FullSyncs: fp.fullSyncs.Load,
+		OnTampered: func(failed []iptables.TamperCheck) {
+			names := make([]string, len(failed))
+			for i, c := range failed {
+				names[i] = c.String()
+				p.metrics.RulesTamperedTotal.WithLabelValues(string(fp.family), names[i]).Inc()
 			}
-			logger.Info("Canary chain KUBE-PROXY-CANARY is gone: iptables was flushed; rewriting all rules")
+			logger.Info("Rules were removed by someone else (firewall reload, iptables -F?); rewriting all rules",
+				"failedChecks", names)
+			if f, ok := fp.backend.(kernelStateForgetter); ok {
+				f.ForgetKernelState()
+			}
 			fp.runner.ForceFull()
 		},
-		OnError: func(err error) { logger.V(2).Info("Canary check failed", "err", err) },
+		OnError: func(err error) { logger.V(2).Info("Tamper check could not run", "err", err) },
 	})
+	if err != nil {
+		logger.Error(err, "Tamper detection is off")
+		return
+	}
+	m.Run(ctx)
+}
+
+// kernelStateForgetter is a backend that remembers what it wrote to the
+// kernel and can be told that memory is void (iptables.Proxier).
+type kernelStateForgetter interface{ ForgetKernelState() }
+
+// fullSyncCounter counts a family's successful full syncs for the tamper
+// monitor, which checks nothing before the first one wrote the canaries.
+type fullSyncCounter struct{ n *atomic.Uint64 }
+
+func (fullSyncCounter) Queued(v1.IPFamily) {}
+
+func (c fullSyncCounter) Synced(_ context.Context, _ *proxier.Snapshot, res proxier.SyncResult, _ time.Duration, err error) {
+	if err == nil && res.Full {
+		c.n.Add(1)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 // These tests run iptables inside a network namespace each test creates and
@@ -25,14 +26,8 @@ import (
 // test ends, failed or not.
 func newNetns(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create a network namespace (run the README's test command as root)")
-	}
-	for _, bin := range []string{"ip", "iptables-restore", "ip6tables-restore"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("kernel test: %s not installed", bin)
-		}
-	}
+	kerneltest.NeedRoot(t, "iptables kernel test (creates a network namespace)")
+	kerneltest.NeedTools(t, "iptables kernel test", "ip", "iptables-restore", "ip6tables-restore")
 	name := fmt.Sprintf("kpx-%08x", rand.Uint32())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)

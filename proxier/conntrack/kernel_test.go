@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -19,6 +18,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 // testNetns creates a network namespace removed when the test ends, even on failure.
@@ -107,14 +108,8 @@ func setupWorld(t *testing.T) string {
 }
 
 func TestCleanKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create network namespaces and conntrack entries")
-	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("kernel test: %s not installed", tool)
-		}
-	}
+	kerneltest.NeedRoot(t, "conntrack kernel test (creates network namespaces and conntrack entries)")
+	kerneltest.NeedTools(t, "conntrack kernel test", "ip", "iptables")
 	node := setupWorld(t)
 	ns, err := netns.GetFromName(node)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package metrics defines kproxy's Prometheus metrics with upstream
 // kube-proxy's names, types, labels, help texts and buckets
 // (pkg/proxy/metrics, labels as of v1.34), so existing dashboards and alerts
-// keep working.
+// keep working. kproxy's own additions (kproxy_rules_tampered_total) carry
+// the kproxy_ prefix instead, so no dashboard mistakes them for upstream's.
 //
 // Contract: New creates every metric and a private registry holding them plus
 // the Go and process collectors. Nothing is registered globally and the

@@ -10,8 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Subsystem is upstream's metric prefix: every metric is kubeproxy_<name>.
+// Subsystem is upstream's metric prefix: every upstream metric is kubeproxy_<name>.
 const Subsystem = "kubeproxy"
+
+// KproxyNamespace prefixes the few metrics upstream has no equivalent of
+// (kproxy_<name>), so they are never mistaken for upstream's.
+const KproxyNamespace = "kproxy"
 
 // Label names used by the vectors.
 const (
@@ -19,6 +23,7 @@ const (
 	LabelTable         = "table"
 	LabelTrafficPolicy = "traffic_policy"
 	LabelCode          = "code"
+	LabelCheck         = "check"
 )
 
 // Metrics holds every kube-proxy metric. Fields are safe for concurrent use.
@@ -63,6 +68,11 @@ type Metrics struct {
 	// ConntrackDeletedEntriesTotal counts deleted conntrack flows (labels: ip_family).
 	ConntrackDeletedEntriesTotal *prometheus.CounterVec
 
+	// RulesTamperedTotal (kproxy's own, kproxy_rules_tampered_total) counts
+	// tamper checks found failing: a canary chain or a KUBE-SERVICES jump
+	// gone, after which every rule is rewritten (labels: ip_family, check).
+	RulesTamperedTotal *prometheus.CounterVec
+
 	registry *prometheus.Registry
 }
 
@@ -89,6 +99,9 @@ func New() *Metrics {
 	m.addHealthMetrics()
 	m.addIPTablesMetrics()
 	m.addConntrackMetrics()
+	m.RulesTamperedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: KproxyNamespace,
+		Name: "rules_tampered_total", Help: "Tamper checks (canary chains, jumps to KUBE-SERVICES) found failing, each followed by a full rewrite"},
+		[]string{LabelIPFamily, LabelCheck})
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -164,7 +177,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.NoLocalEndpointsTotal, m.ProxyHealthzTotal, m.ProxyLivezTotal,
 		m.IPTablesRestoreFailuresTotal, m.IPTablesPartialRestoreFailuresTotal,
 		m.IPTablesRulesTotal, m.IPTablesRulesLastSync,
-		m.ConntrackReconcileLatency, m.ConntrackDeletedEntriesTotal,
+		m.ConntrackReconcileLatency, m.ConntrackDeletedEntriesTotal, m.RulesTamperedTotal,
 	}
 }
 

@@ -32,6 +32,7 @@ func touch(m *Metrics) {
 	m.IPTablesRulesLastSync.WithLabelValues("IPv4", "filter").Set(4)
 	m.ConntrackReconcileLatency.WithLabelValues("IPv4").Observe(0.002)
 	m.ConntrackDeletedEntriesTotal.WithLabelValues("IPv4").Add(3)
+	m.RulesTamperedTotal.WithLabelValues("IPv4", "nat/KUBE-PROXY-CANARY").Inc()
 }
 
 func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
@@ -84,6 +85,7 @@ func TestScrapeNamesTypesLabels(t *testing.T) {
 		{"kubeproxy_sync_proxy_rules_iptables_last", dto.MetricType_GAUGE, []string{"ip_family", "table"}},
 		{"kubeproxy_conntrack_reconciler_sync_duration_seconds", dto.MetricType_HISTOGRAM, fam},
 		{"kubeproxy_conntrack_reconciler_deleted_entries_total", dto.MetricType_COUNTER, fam},
+		{"kproxy_rules_tampered_total", dto.MetricType_COUNTER, []string{"check", "ip_family"}},
 		{"go_goroutines", dto.MetricType_GAUGE, nil},
 		{"process_cpu_seconds_total", dto.MetricType_COUNTER, nil},
 	}

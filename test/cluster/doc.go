@@ -31,6 +31,6 @@
 //     the separate tools module (or KPROXY_ETCD_BIN / KPROXY_APISERVER_BIN).
 //
 // StartForTest is the testing wrapper: it skips (or fails under
-// KPROXY_KERNEL_TESTS=require) when the tier cannot run, closes the cluster on
+// KPROXY_KERNEL_TESTS=require, test/kerneltest's policy) when the tier cannot run, closes the cluster on
 // cleanup, and keeps and prints the logs of a failing test.
 package cluster

@@ -6,11 +6,9 @@ import (
 	"os/exec"
 	"testing"
 	"time"
-)
 
-// EnvKernelTests set to "require" turns a skip into a failure, so CI never
-// passes with the cluster tier silently skipped.
-const EnvKernelTests = "KPROXY_KERNEL_TESTS"
+	"github.com/kproxy/kproxy/test/kerneltest"
+)
 
 // binariesTimeout bounds the first build of kube-apiserver (about ten
 // minutes on 2 shared cores) plus the cluster's startup.
@@ -27,15 +25,6 @@ func SkipReason() string {
 	return ""
 }
 
-// SkipOrFail skips t with reason, or fails it under KPROXY_KERNEL_TESTS=require.
-func SkipOrFail(t testing.TB, reason string) {
-	t.Helper()
-	if os.Getenv(EnvKernelTests) == "require" {
-		t.Fatalf("%s (%s=require)", reason, EnvKernelTests)
-	}
-	t.Skip(reason)
-}
-
 // StartForTest starts a cluster for t (see Start): it skips or fails when
 // the tier cannot run, fails t when startup fails, and closes the cluster on
 // cleanup. A failing test keeps the logs (their directory is printed with
@@ -43,7 +32,7 @@ func SkipOrFail(t testing.TB, reason string) {
 func StartForTest(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if reason := SkipReason(); reason != "" {
-		SkipOrFail(t, reason)
+		kerneltest.SkipOrFail(t, reason)
 	}
 	keepOnFailure := opts.LogDir == ""
 	if keepOnFailure {

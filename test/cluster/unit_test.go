@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 func parseCert(t *testing.T, data []byte) *x509.Certificate {
@@ -232,7 +234,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 // say which one exited, and leave no namespace or tmpfs data behind.
 func TestStartFailureCleansUp(t *testing.T) {
 	if reason := SkipReason(); reason != "" {
-		SkipOrFail(t, reason)
+		kerneltest.SkipOrFail(t, reason)
 	}
 	prefix, err := randomPrefix()
 	if err != nil {
@@ -262,7 +264,7 @@ func TestStartFailureCleansUp(t *testing.T) {
 // Close must stop the processes and leave the namespace in place.
 func TestStartInExistingNamespace(t *testing.T) {
 	if reason := SkipReason(); reason != "" {
-		SkipOrFail(t, reason)
+		kerneltest.SkipOrFail(t, reason)
 	}
 	prefix, err := randomPrefix()
 	if err != nil {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"cmp"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	discovery "k8s.io/api/discovery/v1"
 
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/probe"
 )
 
@@ -53,7 +53,7 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[max(rank, 1)-1]
 }
 
-// envUpstreamLatency set to 1 adds a reference run of the same measurement
+// envUpstreamLatency set (to 1) adds a reference run of the same measurement
 // against upstream kube-proxy v1.37.2 with the deployed configuration.
 const envUpstreamLatency = "KPROXY_E2E_UPSTREAM_LATENCY"
 
@@ -88,18 +88,17 @@ func TestClusterNetworkProgrammingLatency(t *testing.T) {
 			return newClusterEnv(t, clusterEnvOptions{})
 		}},
 	}
-	if os.Getenv(envUpstreamLatency) == "1" {
-		cases = append(cases, latencyCase{name: "upstream kube-proxy deployed config paced", pace: deployedPace,
-			start: func(t *testing.T) *clusterEnv {
-				ce := newBareClusterEnv(t)
-				if ce.c.Binaries.KubeProxy == "" {
-					t.Skip("no upstream kube-proxy binary")
-				}
-				// Held as ce.kproxy for its log: logSlowChanges reads it.
-				ce.kproxy = ce.startUpstreamKubeProxy()
-				return ce
-			}})
-	}
+	cases = append(cases, latencyCase{name: "upstream kube-proxy deployed config paced", pace: deployedPace,
+		start: func(t *testing.T) *clusterEnv {
+			kerneltest.OptIn(t, envUpstreamLatency, "reference run of the same measurement against upstream kube-proxy")
+			ce := newBareClusterEnv(t)
+			if ce.c.Binaries.KubeProxy == "" {
+				kerneltest.SkipOrFail(t, "upstream latency comparison asked for, but there is no upstream kube-proxy binary")
+			}
+			// Held as ce.kproxy for its log: logSlowChanges reads it.
+			ce.kproxy = ce.startUpstreamKubeProxy()
+			return ce
+		}})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ce := tc.start(t)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/test/cluster"
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/netns"
 	"github.com/kproxy/kproxy/test/probe"
 )
@@ -37,7 +38,7 @@ func TestClusterMigrationFromUpstreamKubeProxy(t *testing.T) {
 	ce := newBareClusterEnv(t)
 	w := ce.w
 	if ce.c.Binaries.KubeProxy == "" {
-		cluster.SkipOrFail(t, "migration test: no upstream kube-proxy binary (KPROXY_ETCD_BIN/KPROXY_APISERVER_BIN given without it)")
+		kerneltest.SkipOrFail(t, "migration test: no upstream kube-proxy binary (KPROXY_ETCD_BIN/KPROXY_APISERVER_BIN given without it)")
 	}
 	ce.createMigrationScenario()
 

@@ -15,6 +15,10 @@ import (
 	"github.com/kproxy/kproxy/test/netns"
 )
 
+// syncPeriod is kproxy's syncPeriod in these worlds (30 s deployed): the
+// retry interval after a failed sync and the tamper monitor's interval.
+const syncPeriod = 5 * time.Second
+
 // env is one test's world: namespaces, pod servers, a manifests directory and kproxy running in the node namespace.
 type env struct {
 	t      *testing.T
@@ -83,11 +87,11 @@ func (e *env) apply(objs ...any) {
 func (e *env) kproxyArgs() []string {
 	args := []string{kproxyBin, "--manifests", e.dir, "--manifests-poll-interval", "100ms",
 		"--hostname-override", nodeName, "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/48",
-		"--iptables-min-sync-period", "0s", "--iptables-sync-period", "5s",
+		"--iptables-min-sync-period", "0s", "--iptables-sync-period", syncPeriod.String(),
 		"--healthz-bind-address", "0.0.0.0:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}
 	// KPROXY_E2E_PROXY_MODE=ipvs runs the same tests against IPVS mode (in the qemu guest, which has IPVS).
 	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
-		args = append(args, "--proxy-mode", "ipvs", "--ipvs-min-sync-period", "0s", "--ipvs-sync-period", "5s")
+		args = append(args, "--proxy-mode", "ipvs", "--ipvs-min-sync-period", "0s", "--ipvs-sync-period", syncPeriod.String())
 	}
 	return append(args, e.extra...)
 }

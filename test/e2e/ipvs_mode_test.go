@@ -12,6 +12,7 @@ import (
 
 	vnetns "github.com/vishvananda/netns"
 
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/netns"
 )
 
@@ -21,7 +22,7 @@ import (
 func requireIPVSMode(t *testing.T) {
 	t.Helper()
 	if os.Getenv("KPROXY_E2E_PROXY_MODE") != "ipvs" {
-		t.Skip("IPVS-mode test: set KPROXY_E2E_PROXY_MODE=ipvs (runs in the qemu guest)")
+		kerneltest.RunsElsewhere(t, "in IPVS mode (KPROXY_E2E_PROXY_MODE=ipvs) inside the qemu guest, started by test/vm TestIPVSModeTrafficInGuest")
 	}
 }
 

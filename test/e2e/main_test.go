@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/netns"
 )
 
@@ -20,7 +21,7 @@ var (
 // With KPROXY_KERNEL_TESTS=require, a machine that cannot run kernel tests fails the run instead of skipping.
 func TestMain(m *testing.M) {
 	if reason := netns.SkipReason(); reason != "" {
-		if os.Getenv("KPROXY_KERNEL_TESTS") == "require" {
+		if kerneltest.Required() {
 			fmt.Fprintln(os.Stderr, "FAIL:", reason)
 			os.Exit(1)
 		}

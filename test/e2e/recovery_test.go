@@ -9,7 +9,7 @@ import (
 )
 
 // TestFlushedTablesAreRewritten flushes every table in the node namespace, as
-// a firewall reload does: the canary chain disappears and kproxy must rewrite
+// a firewall reload does: the canary chains disappear and kproxy must rewrite
 // its rules within about one syncPeriod (5 s in these tests).
 func TestFlushedTablesAreRewritten(t *testing.T) {
 	t.Parallel()
@@ -32,7 +32,8 @@ func TestFlushedTablesAreRewritten(t *testing.T) {
 		_, err := probe.TCP(w.Pods[0].Netns, "10.96.0.60:80", probeTimeout)
 		return err
 	})
-	if !strings.Contains(e.kproxy.Output(), "KUBE-PROXY-CANARY is gone") {
+	if !strings.Contains(e.kproxy.Output(), "Rules were removed by someone else") ||
+		!strings.Contains(e.kproxy.Output(), "nat/KUBE-PROXY-CANARY") {
 		t.Error("kproxy did not log why it rewrote the rules")
 	}
 }

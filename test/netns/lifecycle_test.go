@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/netns"
 )
 
@@ -77,7 +78,7 @@ func waitGone(t *testing.T, pid int) {
 
 func TestCloseRemovesNamespacesAndProcesses(t *testing.T) {
 	if reason := netns.SkipReason(); reason != "" {
-		t.Skip(reason)
+		kerneltest.SkipOrFail(t, reason)
 	}
 	w, err := netns.NewWorld(netns.Options{Pods: 1, RemotePods: 1})
 	if err != nil {
@@ -120,7 +121,7 @@ func TestCloseRemovesNamespacesAndProcesses(t *testing.T) {
 
 func TestFailedSetupRemovesOnlyWhatItCreated(t *testing.T) {
 	if reason := netns.SkipReason(); reason != "" {
-		t.Skip(reason)
+		kerneltest.SkipOrFail(t, reason)
 	}
 	b := make([]byte, 3)
 	rand.Read(b)

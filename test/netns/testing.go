@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 // SkipReason says why kernel tests cannot build worlds here, or "" when they
@@ -19,12 +21,12 @@ func SkipReason() string {
 }
 
 // NewForTest builds a world for a test: it skips the test when SkipReason is
-// non-empty, fails it when setup fails, and closes the world on cleanup
+// non-empty (fails it under KPROXY_KERNEL_TESTS=require), fails it when setup fails, and closes the world on cleanup
 // (failing the test if teardown leaves something behind).
 func NewForTest(t testing.TB, opts Options) *World {
 	t.Helper()
 	if reason := SkipReason(); reason != "" {
-		t.Skip(reason)
+		kerneltest.SkipOrFail(t, reason)
 	}
 	w, err := NewWorld(opts)
 	if err != nil {

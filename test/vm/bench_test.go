@@ -2,11 +2,11 @@ package vm_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/vm"
 )
 
@@ -17,9 +17,7 @@ import (
 // loaded one (software emulation), past the suite's budget for it, so it
 // runs only with KPROXY_VM_BENCH_SMOKE=1.
 func TestBenchInGuestSmoke(t *testing.T) {
-	if os.Getenv("KPROXY_VM_BENCH_SMOKE") != "1" {
-		t.Skip("benchmark plumbing smoke test (25-35 s in the qemu guest): set KPROXY_VM_BENCH_SMOKE=1 to run it")
-	}
+	kerneltest.OptIn(t, "KPROXY_VM_BENCH_SMOKE", "benchmark plumbing smoke test (25-35 s in the qemu guest)")
 	assets := assetsForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -25,9 +25,11 @@
 // programs' exec.Command finds the real tools. IPVS refuses real servers
 // (EINVAL) in a network namespace whose lo is down: bring lo up first.
 //
-// Acceleration: KVM is used only when /dev/kvm exists and a paused qemu
-// survives starting with it (nested KVM can abort qemu at vCPU setup);
-// otherwise qemu uses software emulation (TCG), about 10 s per boot.
+// Acceleration: KVM is used only when /dev/kvm exists and the guest kernel
+// actually boots with it (to its no-root-file-system panic, within 5 s):
+// nested KVM can abort qemu at vCPU setup or never run the kernel at all.
+// Otherwise qemu uses software emulation (TCG), about 10 s per boot.
+// KPROXY_VM_ACCEL=kvm or tcg skips the probe.
 //
 // The qemu process is killed by its pid when the timeout expires or the
 // context is cancelled. RunGoTest compiles a package's tests into a static

@@ -12,7 +12,8 @@ import (
 // runE2EInGuest runs the e2e tests matching the names in the guest, with
 // kproxy and the pod servers built here and handed in (the guest has no Go
 // toolchain), and fails unless each named test passed (a skip is a failure).
-func runE2EInGuest(t *testing.T, names []string, memory string, env ...string) {
+// It returns the guest's console output.
+func runE2EInGuest(t *testing.T, names []string, memory string, env ...string) string {
 	t.Helper()
 	assets := assetsForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -47,6 +48,7 @@ func runE2EInGuest(t *testing.T, names []string, memory string, env ...string) {
 		t.Fatalf("e2e tests in the guest:\n%s", tail(res.Output, 400))
 	}
 	t.Logf("e2e tests in the guest passed in %v", res.Duration.Round(time.Millisecond))
+	return res.Output
 }
 
 // TestSCTPTrafficInGuest runs the iptables-mode SCTP e2e test inside the

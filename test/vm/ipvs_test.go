@@ -15,7 +15,8 @@ func TestIPVSKernel(t *testing.T) {
 	assets := assetsForTest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	res, err := vm.RunGoTest(ctx, "./ipvs", "^TestKernel", vm.Options{Assets: assets, Timeout: 5 * time.Minute})
+	res, err := vm.RunGoTest(ctx, "./ipvs", "^TestKernel", vm.Options{Assets: assets, Timeout: 5 * time.Minute,
+		Env: []string{"KPROXY_KERNEL_TESTS=require"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,33 +9,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/vm"
 )
-
-// skipOrFail skips with reason, or fails under KPROXY_KERNEL_TESTS=require.
-func skipOrFail(t *testing.T, reason string) {
-	t.Helper()
-	if os.Getenv("KPROXY_KERNEL_TESTS") == "require" {
-		t.Fatalf("%s (KPROXY_KERNEL_TESTS=require)", reason)
-	}
-	t.Skip(reason)
-}
 
 // assetsForTest prepares the guest's kernel and initramfs, or skips.
 func assetsForTest(t *testing.T) *vm.Assets {
 	t.Helper()
-	if os.Getenv("KPROXY_IN_VM") != "" {
-		t.Skip("already inside the test guest")
-	}
-	if os.Geteuid() != 0 {
-		skipOrFail(t, "qemu kernel test: needs root to prepare the guest's assets (apt-get, /var/cache/kproxy)")
-	}
+	kerneltest.HostOnly(t)
+	kerneltest.NeedRoot(t, "qemu kernel test (prepares the guest's assets: apt-get, /var/cache/kproxy)")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
 	a, err := vm.PrepareAssets(ctx)
 	if err != nil {
-		skipOrFail(t, "qemu kernel test: cannot prepare the guest's assets: "+err.Error())
+		kerneltest.SkipOrFail(t, "qemu kernel test: cannot prepare the guest's assets: "+err.Error())
 	}
 	t.Logf("guest assets ready in %v: kernel %s", time.Since(start).Round(time.Millisecond), a.KernelVersion)
 	return &a
@@ -170,8 +158,8 @@ func TestRunGoTestReportsPassAndFail(t *testing.T) {
 }
 
 func selftestOnly(t *testing.T) {
-	if os.Getenv("KPROXY_IN_VM") == "" || os.Getenv("KPX_VM_SELFTEST") == "" {
-		t.Skip("runs only inside the guest, from TestRunGoTestReportsPassAndFail")
+	if !kerneltest.InGuest() || os.Getenv("KPX_VM_SELFTEST") == "" {
+		kerneltest.RunsElsewhere(t, "inside the qemu guest, started by TestRunGoTestReportsPassAndFail")
 	}
 }
 
