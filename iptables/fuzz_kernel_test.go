@@ -18,6 +18,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 const fuzzCorpusDir = "testdata/fuzz/FuzzObjectToRules"
@@ -77,18 +78,8 @@ func TestFuzzCorpusInKernel(t *testing.T) {
 // when the test ends.
 func fuzzNetns(t *testing.T) string {
 	t.Helper()
-	fail := t.Skipf
-	if os.Getenv("KPROXY_KERNEL_TESTS") == "require" {
-		fail = t.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		fail("kernel test: needs root to create a network namespace")
-	}
-	for _, bin := range []string{"ip", "iptables-restore", "ip6tables-restore"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			fail("kernel test: %s not installed", bin)
-		}
-	}
+	kerneltest.NeedRoot(t, "fuzz corpus kernel test (creates a network namespace)")
+	kerneltest.NeedTools(t, "fuzz corpus kernel test", "ip", "iptables-restore", "ip6tables-restore")
 	name := fmt.Sprintf("kpx-fz%08x", rand.Uint32())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)

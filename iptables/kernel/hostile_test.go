@@ -3,8 +3,6 @@ package kernel_test
 import (
 	"context"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -15,24 +13,15 @@ import (
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
-// requireKernel fails the test under KPROXY_KERNEL_TESTS=require when it
-// could only skip (not root, iptables-restore missing); otherwise newNetns
-// decides.
+// requireKernel checks the prerequisites before a test builds its input:
+// a skip, or a failure under KPROXY_KERNEL_TESTS=require (test/kerneltest).
 func requireKernel(t *testing.T) {
 	t.Helper()
-	if os.Getenv("KPROXY_KERNEL_TESTS") != "require" {
-		return
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("kernel test needs root (KPROXY_KERNEL_TESTS=require)")
-	}
-	for _, bin := range []string{"ip", "iptables-restore", "ip6tables-restore", "iptables-save"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("kernel test needs %s (KPROXY_KERNEL_TESTS=require): %v", bin, err)
-		}
-	}
+	kerneltest.NeedRoot(t, "iptables kernel test (creates a network namespace)")
+	kerneltest.NeedTools(t, "iptables kernel test", "ip", "iptables-restore", "ip6tables-restore", "iptables-save")
 }
 
 // TestKernelTokenizerDifferential feeds lines whose splitting is easy to
