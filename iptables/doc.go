@@ -26,6 +26,12 @@
 //     syncs delete the chains the renderer reports dropped for changed or
 //     removed services. Only our chains are ever declared, so --noflush
 //     leaves other software alone.
+//   - Restores that carry several tables are all-or-nothing: iptables-restore
+//     commits table by table, so the Proxier (and Cleanup, and IPVS mode's
+//     rules) restore through TableRollback, which snapshots the tables
+//     before the last block and puts them back when a later block fails.
+//     The Proxier writes nat, the table that grows with the cluster, last,
+//     so it is never read for that (rollback.go).
 //   - Cleanup removes what kproxy or upstream kube-proxy installed, except
 //     kubelet's shared KUBE-MARK-MASQ and KUBE-FIREWALL.
 //

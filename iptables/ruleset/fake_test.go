@@ -151,7 +151,9 @@ func TestFakeRejects(t *testing.T) {
 		{name: "unknown table", input: restoreInput("bogus"), want: `does not exist`},
 		{name: "insert beyond end", input: restoreInput("nat", "-I UNUSED 3 -j ACCEPT"), want: `too big`},
 		{name: "delete missing rule", input: restoreInput("nat", "-D UNUSED -j ACCEPT"), want: `matching rule`},
-		{name: "error in second table", input: restoreInput("filter", ":OK - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT"), want: `does not exist`},
+		// The block after the failing one is not run (TestFakeCommitsPerTable
+		// covers the block before it, which stays applied).
+		{name: "error in first table", input: restoreInput("nat", "-A NOPE -j ACCEPT") + restoreInput("filter", ":OK - [0:0]"), want: `does not exist`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,16 +198,23 @@ func TestFakeAcceptsKubeProxyPatterns(t *testing.T) {
 	}
 }
 
-func TestFakeCommitPerTable(t *testing.T) {
-	input := restoreInput("filter", ":ATOM1 - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT")
-	for _, perTable := range []bool{false, true} {
-		f := NewFake(FakeOptions{CommitPerTable: perTable})
-		if err := f.Restore(context.Background(), []byte(input)); err == nil {
-			t.Fatalf("CommitPerTable=%v: Restore succeeded", perTable)
-		}
-		if got := f.Table("filter").Chain("ATOM1") != nil; got != perTable {
-			t.Errorf("CommitPerTable=%v: ATOM1 exists = %v", perTable, got)
-		}
+// TestFakeCommitsPerTable: as iptables-restore, a failing block leaves the
+// blocks before it applied and does not run the ones after it.
+func TestFakeCommitsPerTable(t *testing.T) {
+	input := restoreInput("filter", ":ATOM1 - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT") +
+		restoreInput("mangle", ":ATOM3 - [0:0]")
+	f := NewFake(FakeOptions{})
+	if err := f.Restore(context.Background(), []byte(input)); err == nil {
+		t.Fatal("Restore succeeded")
+	}
+	if f.Table("filter").Chain("ATOM1") == nil {
+		t.Error("the filter block before the failing one was not committed")
+	}
+	if f.Table("mangle").Chain("ATOM3") != nil {
+		t.Error("the mangle block after the failing one was applied")
+	}
+	if _, touched := f.Tables()["nat"]; touched {
+		t.Error("the failing nat block changed the nat table")
 	}
 }
 
