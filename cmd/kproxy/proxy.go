@@ -15,6 +15,7 @@ import (
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 	"github.com/kproxy/kproxy/proxier/metrics"
@@ -36,6 +37,8 @@ type proxy struct {
 	client kubernetes.Interface
 	// nodeIPs are this node's primary IPs per family (detectNodeIPs).
 	nodeIPs map[v1.IPFamily][]netip.Addr
+	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
+	iptablesBackend kernel.Backend
 }
 
 type familyProxy struct {
@@ -54,7 +57,8 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	}
 	if cfg.Cleanup {
 		// As upstream: --cleanup removes what iptables and IPVS modes left, whatever the mode.
-		return errors.Join(cleanupIPTables(ctx, logger), cleanupIPVS(ctx, cfg, logger))
+		backend := selectIPTablesBackend(ctx, cfg, logger)
+		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
 	}
 	if !cfg.DryRun {
 		if err := applyHostSettings(cfg, rootedFiles{root: "/"}, logger); err != nil {
@@ -91,7 +95,10 @@ func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger, out i
 		p.client = client
 	}
 	p.nodeIPs = p.detectNodeIPs(ctx)
-	for _, fam := range detectFamilies(ctx, cfg, logger) {
+	if !cfg.DryRun {
+		p.iptablesBackend = selectIPTablesBackend(ctx, cfg, logger)
+	}
+	for _, fam := range detectFamilies(ctx, cfg, p.iptablesBackend, logger) {
 		fp, err := p.newFamily(fam)
 		if err != nil {
 			return nil, fmt.Errorf("set up %s proxier: %w", fam, err)
