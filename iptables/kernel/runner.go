@@ -163,7 +163,10 @@ type RestoreError struct {
 }
 
 func (e *RestoreError) Error() string {
-	msg := fmt.Sprintf("iptables-restore: %v: %s", e.Err, strings.TrimSpace(e.Stderr))
+	msg := fmt.Sprintf("iptables-restore: %v", e.Err)
+	if stderr := strings.TrimSpace(e.Stderr); stderr != "" {
+		msg += ": " + stderr
+	}
 	if len(e.Context) > 0 {
 		msg += "; input around line " + strconv.Itoa(e.Line) + ": " + strings.Join(e.Context, " | ")
 	}

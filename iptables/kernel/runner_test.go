@@ -137,7 +137,7 @@ func TestRunnerTimesOutHungCommands(t *testing.T) {
 	}{
 		{"restore 1.5 MiB", func(ctx context.Context) error {
 			return r.Restore(ctx, make([]byte, 3<<19))
-		}, 400 * time.Millisecond},
+		}, 350 * time.Millisecond},
 		{"save", func(ctx context.Context) error { _, err := r.Save(ctx, "nat"); return err }, 200 * time.Millisecond},
 		{"list", func(ctx context.Context) error { _, err := r.ListChain(ctx, "nat", "KUBE-SERVICES"); return err }, 200 * time.Millisecond},
 		{"version", func(ctx context.Context) error { _, err := r.Version(ctx); return err }, 200 * time.Millisecond},

@@ -22,7 +22,7 @@ const (
 const WaitDelay = 2 * time.Second
 
 // Timeouts is a deadline policy: Base for every command plus PerMB for each
-// MiB (or part of one) of its standard input.
+// MiB of its standard input, in proportion.
 type Timeouts struct {
 	Base  time.Duration
 	PerMB time.Duration
@@ -50,8 +50,7 @@ func (t Timeouts) Validate() error {
 // For is the deadline of a command reading inputBytes on stdin.
 func (t Timeouts) For(inputBytes int) time.Duration {
 	const mib = 1 << 20
-	mbs := (inputBytes + mib - 1) / mib
-	return t.Base + time.Duration(mbs)*t.PerMB
+	return t.Base + time.Duration(float64(t.PerMB)*float64(inputBytes)/mib)
 }
 
 // TimeoutError is a command killed because its deadline passed.
@@ -61,7 +60,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	return fmt.Sprintf("%s timed out after %v and was killed", e.Command, e.After)
+	return fmt.Sprintf("%s timed out after %v and was killed", e.Command, e.After.Round(time.Millisecond))
 }
 
 // Unwrap makes errors.Is(err, context.DeadlineExceeded) true.

@@ -19,10 +19,10 @@ func TestTimeoutsFor(t *testing.T) {
 		want  time.Duration
 	}{
 		{Timeouts{Base: time.Minute, PerMB: 5 * time.Second}, 0, time.Minute},
-		{Timeouts{Base: time.Minute, PerMB: 5 * time.Second}, 1, time.Minute + 5*time.Second},
+		{Timeouts{Base: time.Minute, PerMB: 5 * time.Second}, 1 << 19, time.Minute + 2500*time.Millisecond},
 		{Timeouts{Base: time.Minute, PerMB: 5 * time.Second}, 1 << 20, time.Minute + 5*time.Second},
 		{Timeouts{Base: time.Minute, PerMB: 5 * time.Second}, 31 << 20, time.Minute + 155*time.Second},
-		{Timeouts{}.WithDefaults(), 31<<20 + 1, DefaultBase + 32*DefaultPerMB},
+		{Timeouts{}.WithDefaults(), 93 << 20, DefaultBase + 93*DefaultPerMB},
 		{Timeouts{Base: time.Second}.WithDefaults(), 0, time.Second},
 	}
 	for _, tt := range tests {
