@@ -169,4 +169,3 @@ func (e *env) countProcesses(substr string) int {
 	}
 	return n
 }
-
