@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -26,13 +27,36 @@ func KnownTables(saves map[string][]byte) func(string) (string, bool) {
 	}
 }
 
-// tableSnapshot is what a table held, for the chains the input touches.
+// tableSnapshot is what a table held, for the chains the input's earlier
+// blocks of it touch. Work that only a rollback needs (finding every
+// touched chain of a 100k-chain block, parsing a whole-table save) is done
+// only when the restore fails.
 type tableSnapshot struct {
-	table   string
-	touched map[string]bool
-	// all is set when the input flushes or deletes every chain of the table.
-	all   bool
+	table  string
+	blocks [][]byte
+	// saved holds listed or known chains; text, when set, is a whole-table
+	// save, parsed into saved on demand.
 	saved *savedChains
+	text  string
+}
+
+// touched is every chain the blocks touch; all reports a statement that
+// applies to every chain of the table.
+func (s *tableSnapshot) touched() (chains map[string]bool, all bool) {
+	chains = map[string]bool{}
+	for _, b := range s.blocks {
+		all = touchedChains(b, chains) || all
+	}
+	return chains, all
+}
+
+// chains returns what the table held, parsing a whole-table save if needed.
+func (s *tableSnapshot) chains() *savedChains {
+	if s.saved == nil {
+		s.saved = newSavedChains()
+		s.saved.add(s.text)
+	}
+	return s.saved
 }
 
 // snapshot reads each table the given blocks change, once.
@@ -42,11 +66,11 @@ func (t *TableRollback) snapshot(ctx context.Context, earlier []restoreBlock, kn
 	for _, b := range earlier {
 		s := byTable[b.table]
 		if s == nil {
-			s = &tableSnapshot{table: b.table, touched: map[string]bool{}}
+			s = &tableSnapshot{table: b.table}
 			byTable[b.table] = s
 			snaps = append(snaps, s)
 		}
-		s.all = touchedChains(b.text, s.touched) || s.all
+		s.blocks = append(s.blocks, b.text)
 	}
 	for _, s := range snaps {
 		if err := t.read(ctx, s, known); err != nil {
@@ -60,44 +84,58 @@ func (t *TableRollback) snapshot(ctx context.Context, earlier []restoreBlock, kn
 // read with one Save rather than chain by chain.
 const maxChainListings = 32
 
-// read fills s.saved from what the caller knows or, failing that, by
-// listing each touched chain ("iptables -S CHAIN", ~2 ms: iptables-nft-save
-// of any one table fetches the whole ruleset, 0.12 s at 1k services and
-// minutes at 10k). A table the input touches everywhere is read with one
-// Save: the input declares more than maxChainListings chains only in the
-// first blocks of a restore into a nearly empty nat table (see
-// moveInsertsToOwnBlock), where the ruleset is small (1k services into an
-// empty namespace: 22k declared chains, 44 s of listings).
+// read takes the table from what the caller knows or, failing that, lists
+// each touched chain ("iptables -S CHAIN", ~2 ms: iptables-nft-save of any
+// one table fetches the whole ruleset, 0.12 s at 1k services and minutes at
+// 10k). A table the input touches everywhere is read with one Save: more
+// than maxChainListings chains are declared only in the first block of a
+// restore into a nearly empty nat table (see moveInsertsToOwnBlock), where
+// the ruleset is small (1k services into an empty namespace: 22k declared
+// chains, 44 s of listings).
 func (t *TableRollback) read(ctx context.Context, s *tableSnapshot, known Known) error {
-	s.saved = newSavedChains()
 	if known.Table != nil {
 		if text, ok := known.Table(s.table); ok {
-			s.saved.add(text)
+			s.text = text
 			return nil
 		}
 	}
+	lister, canList := t.inner.(ChainLister)
+	if canList && declarations(s.blocks) <= maxChainListings {
+		touched, all := s.touched()
+		if !all && len(touched) <= maxChainListings {
+			return t.readChains(ctx, lister, s, touched, known)
+		}
+	}
+	data, err := t.inner.Save(ctx, s.table)
+	if err != nil {
+		return err
+	}
+	s.text = string(data)
+	return nil
+}
+
+// readChains fills s.saved with the touched chains: known ones from the
+// caller, the others listed.
+func (t *TableRollback) readChains(ctx context.Context, l ChainLister, s *tableSnapshot, touched map[string]bool, known Known) error {
+	s.saved = newSavedChains()
 	var unknown []string
-	for _, c := range slices.Sorted(maps.Keys(s.touched)) {
+	for _, c := range slices.Sorted(maps.Keys(touched)) {
 		if rules, ok := knownChain(known, s.table, c); ok {
 			s.saved.addChain(c, rules)
 		} else {
 			unknown = append(unknown, c)
 		}
 	}
-	lister, ok := t.inner.(ChainLister)
-	switch {
-	case len(unknown) == 0 && !s.all:
-		return nil
-	case !ok || s.all || len(unknown) > maxChainListings:
-		data, err := t.inner.Save(ctx, s.table)
-		if err != nil {
-			return err
-		}
-		s.saved = newSavedChains()
-		s.saved.add(string(data))
-		return nil
+	return listChainsInto(ctx, l, s.table, unknown, s.saved)
+}
+
+// declarations counts the ":CHAIN" lines of blocks (after the first line).
+func declarations(blocks [][]byte) int {
+	n := 0
+	for _, b := range blocks {
+		n += bytes.Count(b, []byte("\n:"))
 	}
-	return listChainsInto(ctx, lister, s.table, unknown, s.saved)
+	return n
 }
 
 func knownChain(known Known, table, chain string) ([]byte, bool) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -97,16 +98,20 @@ COMMIT
 COMMIT
 `
 
+// rollbackCase is a restore whose failTable block (the failNth one of that
+// table) fails.
+type rollbackCase struct {
+	name      string
+	input     string
+	failTable string
+	failNth   int
+	// wantLists and wantSaves are the chain listings and table Saves
+	// the snapshot takes.
+	wantLists, wantSaves int
+}
+
 func TestTableRollback(t *testing.T) {
-	tests := []struct {
-		name      string
-		input     string
-		failTable string
-		failNth   int
-		// wantLists and wantSaves are the chain listings and table Saves
-		// the snapshot takes.
-		wantLists, wantSaves int
-	}{
+	tests := []rollbackCase{
 		{name: "nat fails after filter and mangle committed", failTable: "nat", wantLists: 7, input: `*filter
 :KUBE-SERVICES - [0:0]
 :KUBE-NEW - [0:0]
@@ -158,6 +163,16 @@ COMMIT
 COMMIT
 `},
 	}
+	// A first block declaring more chains than are worth listing one by one
+	// (a restore into a nearly empty nat table) is snapshotted with a Save.
+	var many strings.Builder
+	many.WriteString("*nat\n:KUBE-SERVICES - [0:0]\n")
+	for i := range 40 {
+		fmt.Fprintf(&many, ":KUBE-SEP-%02d - [0:0]\n-A KUBE-SEP-%02d -j DNAT --to-destination 10.180.1.%d:80 -p tcp\n", i, i, i)
+		fmt.Fprintf(&many, "-A KUBE-SERVICES -d 172.30.1.%d/32 -j KUBE-SEP-%02d\n", i, i)
+	}
+	many.WriteString("COMMIT\n*nat\n-I OUTPUT 1 -j KUBE-SERVICES\nCOMMIT\n")
+	tests = append(tests, rollbackCase{name: "a first nat block declaring many chains", input: many.String(), failTable: "nat", failNth: 2, wantSaves: 1})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{}), table: tt.failTable, nth: tt.failNth}

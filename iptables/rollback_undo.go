@@ -103,16 +103,17 @@ func undoInput(snaps []*tableSnapshot) []byte {
 // user chains that did not exist. Declarations come first, so a saved rule
 // may jump to any chain the input deleted.
 func writeUndoBlock(b *bytes.Buffer, s *tableSnapshot) {
-	touched := maps.Clone(s.touched)
-	if s.all {
-		for c := range s.saved.policy {
+	touched, all := s.touched()
+	saved := s.chains()
+	if all {
+		for c := range saved.policy {
 			touched[c] = true
 		}
 	}
 	chains := slices.Sorted(maps.Keys(touched))
 	b.WriteString("*" + s.table + "\n")
 	for _, c := range chains {
-		policy, existed := s.saved.policy[c]
+		policy, existed := saved.policy[c]
 		switch {
 		case builtinChains[c] && existed:
 			b.WriteString(":" + c + " " + policy + " [0:0]\n")
@@ -121,17 +122,17 @@ func writeUndoBlock(b *bytes.Buffer, s *tableSnapshot) {
 		}
 	}
 	for _, c := range chains {
-		if _, existed := s.saved.policy[c]; builtinChains[c] && existed {
+		if _, existed := saved.policy[c]; builtinChains[c] && existed {
 			b.WriteString("-F " + c + "\n")
 		}
 	}
 	for _, c := range chains {
-		for _, r := range s.saved.rules[c] {
+		for _, r := range saved.rules[c] {
 			b.WriteString(r + "\n")
 		}
 	}
 	for _, c := range chains {
-		if _, existed := s.saved.policy[c]; !existed && !builtinChains[c] {
+		if _, existed := saved.policy[c]; !existed && !builtinChains[c] {
 			b.WriteString("-X " + c + "\n")
 		}
 	}
