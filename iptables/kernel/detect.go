@@ -29,8 +29,9 @@ import (
 // reaches legacy's count, not at all when legacy has no rules, and a save
 // that times out counts as "at least as many" (only a huge table does that).
 
-// kubeletHintRE finds kubelet's chains in iptables-save output.
-var kubeletHintRE = regexp.MustCompile(`(?m)^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY)\b`)
+// kubeletHintRE finds kubelet's chains in iptables-save output (upstream's
+// expression: a chain declaration starting with either name).
+var kubeletHintRE = regexp.MustCompile(`(?m)^:(KUBE-IPTABLES-HINT|KUBE-KUBELET-CANARY)`)
 
 // countTables are the tables step 3 counts for nft, cheapest first.
 var countTables = []string{"filter", "mangle", "raw", "security", "nat"}
