@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -78,7 +81,21 @@ type Flags struct {
 	DryRun                bool
 	Once                  bool
 	Version               bool
+	// IPTablesBackend is "auto" (detect as upstream's image does), "nft" or "legacy".
+	IPTablesBackend string
+	// CommandTimeout bounds every external command (iptables, ipset).
+	CommandTimeout time.Duration
 }
+
+// IPTables backends of --iptables-backend.
+const (
+	IPTablesBackendAuto   = "auto"
+	IPTablesBackendNFT    = "nft"
+	IPTablesBackendLegacy = "legacy"
+)
+
+// DefaultCommandTimeout is --command-timeout's default (see proxier/command).
+const DefaultCommandTimeout = time.Minute
 
 // AddTo registers the flags on fs, with upstream's defaults (so --help shows
 // them). It does not register -v/--v or other logging flags.
@@ -179,4 +196,31 @@ func (f *Flags) addKproxyFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.DryRun, "dry-run", false, "kproxy: compute and print the rules that would be applied, without changing the system.")
 	fs.BoolVar(&f.Once, "once", false, "kproxy: perform a single sync, then exit.")
 	fs.BoolVar(&f.Version, "version", false, "Print version information and quit.")
+	f.IPTablesBackend = IPTablesBackendAuto
+	fs.Var(&choiceValue{v: &f.IPTablesBackend, choices: []string{IPTablesBackendAuto, IPTablesBackendNFT, IPTablesBackendLegacy}},
+		"iptables-backend", "kproxy: which iptables to run: 'nft' (iptables-nft), 'legacy' (iptables-legacy), or 'auto' to use the one the node's kubelet uses, as kube-proxy's image decides it (kubelet's KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY chain, else the backend holding more rules, else nft). Used by every iptables command, in both proxy modes and by --cleanup.")
+	fs.DurationVar(&f.CommandTimeout, "command-timeout", DefaultCommandTimeout, "kproxy: bound on each external command (iptables, ip6tables, ipset); restores also get 5s per MB of input. A command that overruns is killed and its sync fails and is retried.")
 }
+
+// choiceValue is a string flag restricted to a few values.
+type choiceValue struct {
+	v       *string
+	choices []string
+}
+
+func (c *choiceValue) String() string {
+	if c.v == nil {
+		return ""
+	}
+	return *c.v
+}
+
+func (c *choiceValue) Set(s string) error {
+	if !slices.Contains(c.choices, s) {
+		return fmt.Errorf("must be one of %s", strings.Join(c.choices, ", "))
+	}
+	*c.v = s
+	return nil
+}
+
+func (c *choiceValue) Type() string { return "string" }

@@ -47,6 +47,17 @@ func resolve(flags *Flags, fs *pflag.FlagSet, hostname func() (string, error)) (
 	cfg.Once = flags.Once
 	cfg.Cleanup = flags.Cleanup
 	cfg.InitOnly = flags.InitOnly
+	cfg.IPTablesBackend = flags.IPTablesBackend
+	if cfg.IPTablesBackend == "" {
+		cfg.IPTablesBackend = IPTablesBackendAuto
+	}
+	if flags.CommandTimeout <= 0 && fs.Changed("command-timeout") {
+		return nil, fmt.Errorf("--command-timeout must be positive, got %v", flags.CommandTimeout)
+	}
+	cfg.CommandTimeout = flags.CommandTimeout
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
 	return cfg, nil
 }
 

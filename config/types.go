@@ -96,6 +96,10 @@ type Config struct {
 	Once                  bool
 	Cleanup               bool
 	InitOnly              bool
+	// IPTablesBackend is --iptables-backend (auto, nft, legacy).
+	IPTablesBackend string
+	// CommandTimeout is --command-timeout.
+	CommandTimeout time.Duration
 
 	// IgnoredFlags lists config-mapped flags that were set on the command line
 	// but ignored because --config was given (upstream ignores them silently;

@@ -40,7 +40,7 @@ func (p *Proxier) writeServiceBatches(ctx context.Context, pl *syncPlan, g *Rend
 		buf.Reset()
 		t := tableText{name: "nat", chains: b}
 		t.writeTo(&buf)
-		if err := p.apply(ctx, buf.Bytes()); err != nil {
+		if err := p.apply(ctx, pl, buf.Bytes()); err != nil {
 			return written, err
 		}
 		written += buf.Len()

@@ -8,7 +8,8 @@ import (
 )
 
 // Cleanup removes what kproxy or upstream kube-proxy in iptables mode
-// installed in one family's tables, with one Save per table and one Restore:
+// installed in one family's tables, with one Save per table and one Restore
+// (all or nothing, through TableRollback):
 // the jump rules from built-in chains, KUBE-SERVICES, KUBE-NODEPORTS,
 // KUBE-POSTROUTING, KUBE-EXTERNAL-SERVICES, KUBE-FORWARD, KUBE-PROXY-FIREWALL,
 // every KUBE-SVC/SVL/SEP/FW/EXT chain and the canaries. KUBE-MARK-MASQ and
@@ -17,7 +18,8 @@ import (
 // (with everything it references) rather than breaking that software.
 func Cleanup(ctx context.Context, r Restorer) error {
 	var input bytes.Buffer
-	for _, table := range []string{"filter", "nat", "mangle"} {
+	// nat last: TableRollback snapshots the tables before the last one.
+	for _, table := range []string{"filter", "mangle", "nat"} {
 		saved, err := saveTable(ctx, r, table)
 		if err != nil {
 			if table == "mangle" {
@@ -30,7 +32,7 @@ func Cleanup(ctx context.Context, r Restorer) error {
 	if input.Len() == 0 {
 		return nil
 	}
-	if err := r.Restore(ctx, input.Bytes()); err != nil {
+	if err := NewTableRollback(r).Restore(ctx, input.Bytes()); err != nil {
 		return fmt.Errorf("cleanup: remove kube-proxy rules: %w", err)
 	}
 	return nil

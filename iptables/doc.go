@@ -44,6 +44,12 @@
 //     starting after the first full sync, and reports failed checks once per
 //     full sync; Proxier.ForgetKernelState makes the next sync full and
 //     memory-less. IPVS mode uses the same monitor.
+//   - Restores that carry several tables are all-or-nothing: iptables-restore
+//     commits table by table, so the Proxier (and Cleanup, and IPVS mode's
+//     rules) restore through TableRollback, which snapshots the tables
+//     before the last block and puts them back when a later block fails.
+//     The Proxier writes nat, the table that grows with the cluster, last,
+//     so it is never read for that (rollback.go).
 //   - Cleanup removes what kproxy or upstream kube-proxy installed in
 //     iptables mode, except KUBE-MARK-MASQ and kubelet's KUBE-FIREWALL
 //     (cmd/kproxy's --cleanup then runs IPVS mode's cleanup too, which, as

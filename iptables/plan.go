@@ -183,6 +183,10 @@ type savedTable struct {
 	chains   map[string]struct{}
 	builtins map[string]struct{}
 	rules    []savedRule
+	// text is the iptables-save output it was parsed from ("" for
+	// listings), which every name and rule above points into; it is
+	// TableRollback's snapshot of the table.
+	text string
 }
 
 type savedRule struct {
@@ -207,7 +211,7 @@ func saveTable(ctx context.Context, r Restorer, table string) (*savedTable, erro
 // parseSave reads chain declarations and rules of one table's iptables-save output.
 func parseSave(data []byte) *savedTable {
 	t := &savedTable{chains: map[string]struct{}{}, builtins: map[string]struct{}{}}
-	parseSaveInto(t, data)
+	t.text = parseSaveInto(t, data)
 	return t
 }
 
@@ -215,8 +219,8 @@ func parseSave(data []byte) *savedTable {
 // "iptables -S CHAIN" output ("-N CHAIN", "-P CHAIN POLICY"), to t. The
 // input is converted to a string once and every line and name is a
 // substring of it, so a 30 MB save costs one copy, not one per line.
-func parseSaveInto(t *savedTable, data []byte) {
-	text := string(data)
+func parseSaveInto(t *savedTable, data []byte) (text string) {
+	text = string(data)
 	for line := range strings.Lines(text) {
 		line = strings.TrimSuffix(line, "\n")
 		switch {
@@ -232,6 +236,7 @@ func parseSaveInto(t *savedTable, data []byte) {
 			}
 		}
 	}
+	return text
 }
 
 func (t *savedTable) addChain(name string, builtin bool) {

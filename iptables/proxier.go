@@ -1,11 +1,13 @@
 package iptables
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 
 	"github.com/kproxy/kproxy/proxier"
@@ -25,6 +27,9 @@ type Options struct {
 // runner serializes them.
 type Proxier struct {
 	restorer Restorer
+	// applier is restorer behind a TableRollback: a restore that fails
+	// leaves every table as it was.
+	applier  *TableRollback
 	renderer *Renderer
 
 	// needFull is set at start and after any failed sync.
@@ -63,7 +68,7 @@ func New(opts Options) (*Proxier, error) {
 	if opts.Render.MasqueradeMark == "" {
 		return nil, errors.New("iptables proxier: no masquerade mark")
 	}
-	return &Proxier{restorer: opts.Restorer, renderer: NewRenderer(opts.Render), needFull: true,
+	return &Proxier{restorer: opts.Restorer, applier: NewTableRollback(opts.Restorer), renderer: NewRenderer(opts.Render), needFull: true,
 		chains: chainMemory{}, seed: maphash.MakeSeed(), batchChains: batchMaxChains}, nil
 }
 
@@ -92,8 +97,9 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 		p.failed(pl, g)
 		return proxier.SyncResult{}, err
 	}
+	natTablesLast(g)
 	data := g.Bytes()
-	if err := p.apply(ctx, data); err != nil {
+	if err := p.apply(ctx, pl, data); err != nil {
 		p.failed(pl, g)
 		return proxier.SyncResult{}, err
 	}
@@ -139,11 +145,55 @@ func (p *Proxier) failed(pl *syncPlan, g *Rendering) {
 	}
 }
 
-func (p *Proxier) apply(ctx context.Context, data []byte) error {
-	if err := p.restorer.Restore(ctx, data); err != nil {
+func (p *Proxier) apply(ctx context.Context, pl *syncPlan, data []byte) error {
+	if err := p.applier.RestoreKnown(ctx, data, p.known(pl)); err != nil {
 		return fmt.Errorf("apply iptables rules (%d bytes): %w", len(data), err)
 	}
 	return nil
+}
+
+// known tells the rollback snapshot what the kernel holds without asking
+// it: the tables a full sync has just saved, or on a partial sync the
+// proxier's memory of the chains it wrote.
+func (p *Proxier) known(pl *syncPlan) Known {
+	known := Known{Table: func(table string) (string, bool) {
+		if t := pl.savedTable(table); t != nil && t.text != "" {
+			return t.text, true
+		}
+		return "", false
+	}}
+	if !pl.full && p.hasMemory() {
+		known.Chain = p.rememberedChain
+	}
+	return known
+}
+
+// rememberedChain is a top-level chain's rules as the last successful sync
+// wrote them, so a partial sync's rollback snapshot needs no iptables
+// command. Only partial syncs may use it: a full sync's planning records
+// save hashes in the same memory before it applies.
+func (p *Proxier) rememberedChain(table, chain string) ([]byte, bool) {
+	if IsServiceChainName(chain) {
+		return nil, false
+	}
+	s, ok := p.chains.get(table, chain)
+	return s.text, ok
+}
+
+// natTablesLast writes the nat blocks after filter and mangle: TableRollback
+// snapshots every table but the last, and nat is the one that grows with
+// the cluster (reading it at 10k services takes minutes).
+func natTablesLast(g *Rendering) {
+	slices.SortStableFunc(g.tables, func(a, b *tableText) int {
+		return cmp.Compare(boolRank(a.name == "nat"), boolRank(b.name == "nat"))
+	})
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // rememberServices records the service ports now in the kernel: all of them

@@ -9,10 +9,10 @@ import "context"
 type Restorer interface {
 	// Restore applies iptables-restore input with --noflush semantics: a
 	// declared ":CHAIN - [0:0]" is created or flushed, undeclared chains are
-	// left alone. Each "*table ... COMMIT" block is atomic, but with
-	// iptables-nft the blocks commit one by one: after a failure, earlier
-	// tables may already be applied, so callers must treat the kernel state as
-	// unknown and make the next sync full.
+	// left alone. Each "*table ... COMMIT" block is atomic, but the blocks
+	// commit one by one (nft and legacy alike): after a failure, earlier
+	// tables are already applied. The backends therefore restore through
+	// TableRollback, which undoes them.
 	Restore(ctx context.Context, data []byte) error
 	// Save returns iptables-save output for one table ("filter", "nat", ...).
 	Save(ctx context.Context, table string) ([]byte, error)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -17,6 +18,11 @@ import (
 
 // DummyDevice is the interface service addresses are bound to, as upstream.
 const DummyDevice = "kube-ipvs0"
+
+// NetlinkTimeout bounds each send and receive on kproxy's route netlink
+// socket (github.com/moby/ipvs bounds its generic netlink socket itself:
+// 30 s to send, 3 s to receive).
+const NetlinkTimeout = 30 * time.Second
 
 // AddressManager is kproxy's seam to the node's addresses for one family.
 type AddressManager interface {
@@ -74,6 +80,13 @@ func NewNetlinkAddresses(nsPath string, family v1.IPFamily) (*NetlinkAddresses, 
 	h, err := netlink.NewHandleAt(ns, syscall.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink handle: %w", err)
+	}
+	// A handle's own sockets have no timeout (only vishvananda/netlink's
+	// throwaway ones do): bound every send and receive so a stuck kernel
+	// reply fails the sync instead of hanging it.
+	if err := h.SetSocketTimeout(NetlinkTimeout); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("set netlink socket timeout: %w", err)
 	}
 	n := &NetlinkAddresses{h: h, family: netlink.FAMILY_V4}
 	if family == v1.IPv6Protocol {

@@ -55,7 +55,10 @@
 // upstream's ipsets (KUBE-CLUSTER-IP, KUBE-NODE-PORT-*, KUBE-LOOP-BACK, ...)
 // to their desired members with one `ipset -exist restore`, and writes the
 // nat/filter rules IPVS mode needs with one iptables-restore, inserting only
-// missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go). A full
+// missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go). The
+// restore goes through iptables.TableRollback (a failing filter block puts
+// back the nat block committed before it), and every ipset run has a
+// deadline (ExecIPSetOptions.Timeouts) after which it is killed. A full
 // sync lists the kernel's sets, reads the nat and filter tables and
 // rewrites the rules. A partial sync writes only the members the changed
 // ports added or removed (no listing; nothing at all when none did), and

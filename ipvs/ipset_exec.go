@@ -1,14 +1,14 @@
 package ipvs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier/command"
 )
 
 // ExecIPSetOptions configure ExecIPSet.
@@ -16,13 +16,18 @@ type ExecIPSetOptions struct {
 	// Command runs ipset; nil means {"ipset"}. Tests use
 	// {"ip", "netns", "exec", NS, "ipset"}.
 	Command []string
+	// Timeouts bounds each run: Base (0: command.DefaultBase) plus PerMB
+	// (0: command.DefaultPerMB) per MiB of a restore's batch. A run that
+	// overruns is killed and fails with a *command.TimeoutError.
+	Timeouts command.Timeouts
 }
 
 // ExecIPSet is the real IPSet: it runs the ipset binary, once per Restore
 // (`ipset -exist restore` with the batch on stdin) and once per List
 // (`ipset list -o save`).
 type ExecIPSet struct {
-	cmd []string
+	cmd      []string
+	timeouts command.Timeouts
 }
 
 var _ IPSet = (*ExecIPSet)(nil)
@@ -33,21 +38,20 @@ func NewExecIPSet(opts ExecIPSetOptions) *ExecIPSet {
 	if len(cmd) == 0 {
 		cmd = []string{"ipset"}
 	}
-	return &ExecIPSet{cmd: slices.Clone(cmd)}
+	return &ExecIPSet{cmd: slices.Clone(cmd), timeouts: opts.Timeouts.WithDefaults()}
 }
 
 func (e *ExecIPSet) run(ctx context.Context, stdin string, args ...string) ([]byte, error) {
 	full := append(slices.Clone(e.cmd), args...)
-	c := exec.CommandContext(ctx, full[0], full[1:]...)
+	var in []byte
 	if stdin != "" {
-		c.Stdin = strings.NewReader(stdin)
+		in = []byte(stdin)
 	}
-	var stdout, stderr bytes.Buffer
-	c.Stdout, c.Stderr = &stdout, &stderr
-	if err := c.Run(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %s", strings.Join(full, " "), err, strings.TrimSpace(stderr.String()))
+	res, err := command.Run(ctx, e.timeouts.For(len(in)), in, full)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", strings.Join(full, " "), err, strings.TrimSpace(res.Stderr))
 	}
-	return stdout.Bytes(), nil
+	return res.Stdout, nil
 }
 
 // Restore runs the batch in one `ipset -exist restore`. ipset stops at the

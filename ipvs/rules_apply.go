@@ -40,22 +40,28 @@ func (r *Rules) Restore(missing []JumpRule) []byte {
 // are small, so it reads nat and filter with Save on every apply to find
 // the jump rules that are missing, and inserts only those: a sync never
 // duplicates a jump and restores one someone deleted. (The Proxier calls
-// it on full syncs and on partial syncs whose rules changed only.)
+// it on full syncs and on partial syncs whose rules changed only.) The
+// restore goes through an iptables.TableRollback, with the tables it has
+// just read as the snapshot: when the filter block fails after the nat
+// block committed, nat is rolled back.
 type RulesApplier struct {
-	r iptables.Restorer
+	r     iptables.Restorer
+	apply *iptables.TableRollback
 }
 
 // NewRulesApplier returns a RulesApplier over a Restorer of the proxier's family.
-func NewRulesApplier(r iptables.Restorer) *RulesApplier { return &RulesApplier{r: r} }
+func NewRulesApplier(r iptables.Restorer) *RulesApplier {
+	return &RulesApplier{r: r, apply: iptables.NewTableRollback(r)}
+}
 
 // Apply writes the rules in one iptables-restore. The ipsets they match
 // must exist (SetSyncer.Sync first).
 func (a *RulesApplier) Apply(ctx context.Context, rules *Rules) error {
-	missing, err := a.MissingJumps(ctx)
+	missing, saved, err := a.missingJumps(ctx)
 	if err != nil {
 		return err
 	}
-	if err := a.r.Restore(ctx, rules.Restore(missing)); err != nil {
+	if err := a.apply.RestoreKnown(ctx, rules.Restore(missing), iptables.Known{Table: iptables.KnownTables(saved)}); err != nil {
 		return fmt.Errorf("apply ipvs iptables rules: %w", err)
 	}
 	return nil
@@ -63,12 +69,20 @@ func (a *RulesApplier) Apply(ctx context.Context, rules *Rules) error {
 
 // MissingJumps lists the JumpRules not present in the kernel's tables.
 func (a *RulesApplier) MissingJumps(ctx context.Context) ([]JumpRule, error) {
+	missing, _, err := a.missingJumps(ctx)
+	return missing, err
+}
+
+// missingJumps also returns the nat and filter tables it read.
+func (a *RulesApplier) missingJumps(ctx context.Context) ([]JumpRule, map[string][]byte, error) {
+	raw := map[string][]byte{}
 	saved := map[string]map[string]struct{}{}
 	for _, table := range []string{"nat", "filter"} {
 		data, err := a.r.Save(ctx, table)
 		if err != nil {
-			return nil, fmt.Errorf("read %s table: %w", table, err)
+			return nil, nil, fmt.Errorf("read %s table: %w", table, err)
 		}
+		raw[table] = data
 		lines := map[string]struct{}{}
 		for l := range strings.Lines(string(data)) {
 			lines[strings.TrimRight(l, "\r\n")] = struct{}{}
@@ -81,5 +95,5 @@ func (a *RulesApplier) MissingJumps(ctx context.Context) ([]JumpRule, error) {
 			missing = append(missing, j)
 		}
 	}
-	return missing, nil
+	return missing, raw, nil
 }

@@ -39,7 +39,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Resto
 	if err != nil {
 		return nil, nil, err
 	}
-	restorer, err := kernel.New(kernel.Options{Family: fam})
+	restorer, err := kernel.New(kernelOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -64,7 +64,7 @@ func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManage
 		NodePorts:    p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam]),
 		ExcludeCIDRs: prefixesOfFamily(p.cfg.IPVS.ExcludeCIDRs, fam),
 		Netfilter: &ipvs.NetfilterOptions{
-			IPSet: ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{}), Restorer: r, NodeIP: nodeIP,
+			IPSet: execIPSet(p.cfg), Restorer: r, NodeIP: nodeIP,
 			Rules: ipvs.RulesOptions{MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
 				LocalDetector: p.localDetector(fam), RandomFully: randomFully},
 		},
@@ -84,7 +84,7 @@ func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, iptables.Restor
 // cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
 // ipsets (kproxy's and upstream kube-proxy's). A kernel without IPVS has no
 // virtual servers; a host without ipset or ip6tables has nothing of theirs.
-func cleanupIPVS(ctx context.Context, cfg *config.Config, logger klog.Logger) error {
+func cleanupIPVS(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) error {
 	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
 	if h, err := ipvs.NewKernelHandle(""); err != nil {
 		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
@@ -93,7 +93,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, logger klog.Logger) er
 		opts.Handle = h
 	}
 	if _, err := exec.LookPath("ipset"); err == nil {
-		opts.IPSet = ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{})
+		opts.IPSet = execIPSet(cfg)
 	}
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
 		f := ipvs.CleanupFamily{Family: fam}
@@ -106,7 +106,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, logger klog.Logger) er
 		if opts.Device == nil {
 			opts.Device = a
 		}
-		r, err := kernel.New(kernel.Options{Family: fam})
+		r, err := kernel.New(kernelOptions(cfg, backend, fam))
 		if err == nil && fam == v1.IPv6Protocol {
 			_, err = r.Save(ctx, "nat") // ip6tables may be unusable here: then it has nothing to clean
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
@@ -38,6 +39,8 @@ type proxy struct {
 	client kubernetes.Interface
 	// nodeIPs are this node's primary IPs per family (detectNodeIPs).
 	nodeIPs map[v1.IPFamily][]netip.Addr
+	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
+	iptablesBackend kernel.Backend
 }
 
 type familyProxy struct {
@@ -58,7 +61,8 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	}
 	if cfg.Cleanup {
 		// As upstream: --cleanup removes what iptables and IPVS modes left, whatever the mode.
-		return errors.Join(cleanupIPTables(ctx, logger), cleanupIPVS(ctx, cfg, logger))
+		backend := selectIPTablesBackend(ctx, cfg, logger)
+		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
 	}
 	if !cfg.DryRun {
 		if err := applyHostSettings(cfg, rootedFiles{root: "/"}, logger); err != nil {
@@ -95,7 +99,10 @@ func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger, out i
 		p.client = client
 	}
 	p.nodeIPs = p.detectNodeIPs(ctx)
-	for _, fam := range detectFamilies(ctx, cfg, logger) {
+	if !cfg.DryRun {
+		p.iptablesBackend = selectIPTablesBackend(ctx, cfg, logger)
+	}
+	for _, fam := range detectFamilies(ctx, cfg, p.iptablesBackend, logger) {
 		fp, err := p.newFamily(fam)
 		if err != nil {
 			return nil, fmt.Errorf("set up %s proxier: %w", fam, err)

@@ -86,8 +86,8 @@ func ipv4Steps(t *testing.T) []step {
 		{name: "affinity rules", input: block("nat",
 			":KUBE-SVC-AFF - [0:0]",
 			`-A KUBE-SVC-AFF -m comment --comment "ns5/svc5:p80 -> 10.180.0.3:80" -m recent --name KUBE-SEP-AAAAAAAAAAAAAAA3 --rcheck --seconds 10800 --reap -j KUBE-SEP-AAAAAAAAAAAAAAA3`)},
-		// iptables-nft commits each table block on its own; the fake does
-		// too with CommitPerTable, so the filter chain below must exist in both.
+		// iptables-restore commits each table block on its own, and so does
+		// the fake, so the filter chain below must exist in both.
 		{name: "second table fails after the first committed", wantErr: true, input: block("filter", ":KUBE-COMMITTED - [0:0]") +
 			block("nat", "-A KUBE-SERVICES -j KUBE-SVC-MISSING")},
 		{name: "flush everything", input: block("nat", "-F", "-X") + block("filter", "-F", "-X")},
@@ -123,7 +123,7 @@ func TestKernelDifferentialIPv6(t *testing.T) {
 // in iptables-save's display form and after Normalize.
 func runDifferential(t *testing.T, family v1.IPFamily, steps []step) {
 	r := newRunner(t, newNetns(t), family)
-	fake := ruleset.NewFake(ruleset.FakeOptions{Family: family, CommitPerTable: true})
+	fake := ruleset.NewFake(ruleset.FakeOptions{Family: family})
 	ctx := context.Background()
 	for _, s := range steps {
 		kernelErr := r.Restore(ctx, []byte(s.input))

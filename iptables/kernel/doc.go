@@ -6,14 +6,27 @@
 // Contract: Restore hands the input to the binary unchanged and returns a
 // *RestoreError when it fails, with stderr and the input lines around the
 // line iptables-restore blamed, so the caller can log one useful message.
-// Note that iptables-nft 1.8.9 commits each "*table ... COMMIT" block on its
-// own: when the nat block fails, an earlier filter block of the same input
-// stays applied (ruleset.FakeOptions.CommitPerTable models this). Callers
-// must treat a failed restore as "state unknown" and resync fully. Some
-// errors (a jump to a missing chain) are blamed on the block's COMMIT line,
-// so RestoreError.Context, not Line alone, shows the offending rule.
+// Note that iptables-restore (nft and legacy alike) commits each
+// "*table ... COMMIT" block on its own: when the nat block fails, an
+// earlier filter block of the same input stays applied (ruleset.Fake models
+// this, and iptables.TableRollback undoes it). Some errors (a jump to a
+// missing chain) are blamed on the block's COMMIT line, so
+// RestoreError.Context, not Line alone, shows the offending rule.
 //
-// The package imports neither the iptables package nor anything of the
-// proxier, so that both may depend on it. Commands can be prefixed (e.g.
-// with "ip netns exec NS") so tests run inside a network namespace they own.
+// Every command has a deadline (proxier/command): Options.Timeout, plus
+// Options.TimeoutPerMB per MiB of a restore's input. One that overruns is
+// killed with its whole process group and fails with a
+// *command.TimeoutError, an ordinary failure for the caller.
+//
+// Backend picks the binaries: iptables-nft-*, iptables-legacy-* or, when
+// empty, the ones installed as plain iptables-*. DetectBackend chooses
+// between nft and legacy with upstream's iptables-wrappers rule (kubelet's
+// hint chains first, then whichever holds more rules; see detect.go).
+// Commands inherit the process environment: iptables-legacy takes the
+// xtables lock at $XTABLES_LOCKFILE (default /run/xtables.lock, shared with
+// the host and with kubelet), and tests point it at a private file.
+//
+// The package imports neither the iptables package nor the proxier's model,
+// so that both may depend on it. Commands can be prefixed (e.g. with
+// "ip netns exec NS") so tests run inside a network namespace they own.
 package kernel

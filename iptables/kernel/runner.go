@@ -1,17 +1,17 @@
 package kernel
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier/command"
 )
 
 // Defaults of the xtables lock wait flags, as kube-proxy passes them.
@@ -31,18 +31,35 @@ type Options struct {
 	WaitSeconds int
 	// WaitIntervalUsec is the -W value (default DefaultWaitIntervalUsec).
 	WaitIntervalUsec int
-	// Timeout bounds each command; 0 means only the caller's context does.
-	Timeout time.Duration
-	// Legacy selects the iptables-legacy binaries instead of the default
-	// (nf_tables on current distributions).
+	// Timeout bounds each command (0: command.DefaultBase); a restore also
+	// gets TimeoutPerMB (0: command.DefaultPerMB) per MiB of input. A command
+	// that overruns is killed, with its process group, and fails with a
+	// *command.TimeoutError.
+	Timeout      time.Duration
+	TimeoutPerMB time.Duration
+	// Backend selects iptables-nft-* or iptables-legacy-*; empty runs the
+	// binaries as installed (iptables, iptables-restore, ...).
+	Backend Backend
+	// Legacy is Backend: BackendLegacy (kept for callers that predate Backend).
 	Legacy bool
 }
+
+// Backend is an iptables variant.
+type Backend string
+
+// The iptables variants.
+const (
+	BackendDefault Backend = ""
+	BackendNFT     Backend = "nft"
+	BackendLegacy  Backend = "legacy"
+)
 
 // Runner runs iptables-restore and iptables-save for one address family. It
 // implements iptables.Restorer.
 type Runner struct {
-	opts   Options
-	binary string // "iptables" or "ip6tables", with "-legacy" when asked
+	opts     Options
+	timeouts command.Timeouts
+	binary   string // "iptables" or "ip6tables", with "-nft" or "-legacy" when asked
 }
 
 // New validates the options and returns a Runner. It does not run anything.
@@ -65,14 +82,28 @@ func New(opts Options) (*Runner, error) {
 	default:
 		return nil, fmt.Errorf("iptables runner: unknown IP family %q", opts.Family)
 	}
-	if opts.WaitSeconds < 0 || opts.WaitIntervalUsec < 0 || opts.Timeout < 0 {
+	if opts.WaitSeconds < 0 || opts.WaitIntervalUsec < 0 || opts.Timeout < 0 || opts.TimeoutPerMB < 0 {
 		return nil, errors.New("iptables runner: negative wait or timeout")
 	}
 	if opts.Legacy {
-		binary += "-legacy"
+		if opts.Backend == BackendNFT {
+			return nil, errors.New("iptables runner: both Legacy and Backend nft")
+		}
+		opts.Backend = BackendLegacy
 	}
-	return &Runner{opts: opts, binary: binary}, nil
+	switch opts.Backend {
+	case BackendDefault:
+	case BackendNFT, BackendLegacy:
+		binary += "-" + string(opts.Backend)
+	default:
+		return nil, fmt.Errorf("iptables runner: unknown backend %q", opts.Backend)
+	}
+	timeouts := command.Timeouts{Base: opts.Timeout, PerMB: opts.TimeoutPerMB}.WithDefaults()
+	return &Runner{opts: opts, timeouts: timeouts, binary: binary}, nil
 }
+
+// Binary is the iptables command this runner uses ("iptables-nft", "ip6tables", ...).
+func (r *Runner) Binary() string { return r.binary }
 
 // restoreArgs is the iptables-restore command line.
 func (r *Runner) restoreArgs() []string {
@@ -115,24 +146,9 @@ func (r *Runner) ListChain(ctx context.Context, table, chain string) ([]byte, er
 }
 
 func (r *Runner) run(ctx context.Context, stdin []byte, args ...string) (stdout []byte, stderr string, err error) {
-	if r.opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.opts.Timeout)
-		defer cancel()
-	}
 	argv := append(append([]string(nil), r.opts.CommandPrefix...), args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-	}
-	return out.Bytes(), errOut.String(), err
+	res, err := command.Run(ctx, r.timeouts.For(len(stdin)), stdin, argv)
+	return res.Stdout, res.Stderr, err
 }
 
 // RestoreError is a failed iptables-restore.
@@ -147,7 +163,10 @@ type RestoreError struct {
 }
 
 func (e *RestoreError) Error() string {
-	msg := fmt.Sprintf("iptables-restore: %v: %s", e.Err, strings.TrimSpace(e.Stderr))
+	msg := fmt.Sprintf("iptables-restore: %v", e.Err)
+	if stderr := strings.TrimSpace(e.Stderr); stderr != "" {
+		msg += ": " + stderr
+	}
 	if len(e.Context) > 0 {
 		msg += "; input around line " + strconv.Itoa(e.Line) + ": " + strings.Join(e.Context, " | ")
 	}

@@ -6,8 +6,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier/command"
 )
 
 // restorer is the iptables.Restorer method set; the iptables package cannot
@@ -28,6 +31,11 @@ func TestNewOptions(t *testing.T) {
 		{opts: Options{}, want: []string{"iptables-restore", "--noflush", "-w", "5", "-W", "100000"}},
 		{opts: Options{Family: v1.IPv6Protocol, WaitSeconds: 2, WaitIntervalUsec: 10}, want: []string{"ip6tables-restore", "--noflush", "-w", "2", "-W", "10"}},
 		{opts: Options{Legacy: true}, want: []string{"iptables-legacy-restore", "--noflush", "-w", "5", "-W", "100000"}},
+		{opts: Options{Backend: BackendLegacy, Family: v1.IPv6Protocol}, want: []string{"ip6tables-legacy-restore", "--noflush", "-w", "5", "-W", "100000"}},
+		{opts: Options{Backend: BackendNFT}, want: []string{"iptables-nft-restore", "--noflush", "-w", "5", "-W", "100000"}},
+		{opts: Options{Backend: "xtables"}, wantErr: true},
+		{opts: Options{Backend: BackendNFT, Legacy: true}, wantErr: true},
+		{opts: Options{Timeout: -time.Second}, wantErr: true},
 		{opts: Options{Family: "IPv7"}, wantErr: true},
 		{opts: Options{WaitSeconds: -1}, wantErr: true},
 	}
@@ -110,5 +118,40 @@ func TestRunnerUsesPrefixAndReportsFailure(t *testing.T) {
 	out, err := r.Save(context.Background(), "filter")
 	if err != nil || strings.TrimSpace(string(out)) != "ip6tables-save -t filter" {
 		t.Errorf("Save through echo = %q, %v", out, err)
+	}
+}
+
+// TestRunnerTimesOutHungCommands runs every command through a prefix that
+// hangs, as a stuck iptables-restore would: each call fails with a
+// *command.TimeoutError within its deadline instead of blocking the sync.
+func TestRunnerTimesOutHungCommands(t *testing.T) {
+	r, err := New(Options{CommandPrefix: []string{"sh", "-c", "sleep 60", "--"}, Timeout: 200 * time.Millisecond,
+		TimeoutPerMB: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := []struct {
+		name string
+		call func(context.Context) error
+		want time.Duration
+	}{
+		{"restore 1.5 MiB", func(ctx context.Context) error {
+			return r.Restore(ctx, make([]byte, 3<<19))
+		}, 350 * time.Millisecond},
+		{"save", func(ctx context.Context) error { _, err := r.Save(ctx, "nat"); return err }, 200 * time.Millisecond},
+		{"list", func(ctx context.Context) error { _, err := r.ListChain(ctx, "nat", "KUBE-SERVICES"); return err }, 200 * time.Millisecond},
+		{"version", func(ctx context.Context) error { _, err := r.Version(ctx); return err }, 200 * time.Millisecond},
+	}
+	for _, c := range calls {
+		start := time.Now()
+		err := c.call(context.Background())
+		elapsed := time.Since(start)
+		var te *command.TimeoutError
+		if !errors.As(err, &te) || te.After != c.want {
+			t.Errorf("%s: err = %v, want a timeout after %v", c.name, err, c.want)
+		}
+		if elapsed < c.want || elapsed > c.want+command.WaitDelay {
+			t.Errorf("%s: returned after %v, deadline %v", c.name, elapsed, c.want)
+		}
 	}
 }

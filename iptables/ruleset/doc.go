@@ -8,8 +8,11 @@
 // Contract:
 //   - Fake implements iptables.Restorer for one address family with
 //     iptables-restore --noflush semantics: ":CHAIN - [0:0]" creates or
-//     flushes a user chain, undeclared chains are untouched, and a failed
-//     input leaves the state unchanged. Like iptables 1.8.9 it refuses a jump
+//     flushes a user chain, undeclared chains are untouched, and each
+//     "*table ... COMMIT" block commits on its own as with iptables-restore
+//     (nft and legacy): a failing block changes nothing, the blocks before it
+//     stay applied and those after it are not run, so tests see the partial
+//     application iptables.TableRollback must undo. Like iptables 1.8.9 it refuses a jump
 //     to a chain that does not exist yet at that line, deleting a chain that
 //     is referenced, non-empty, missing or built-in, appending to a missing
 //     chain, chain names over 28 characters, addresses of the other family,

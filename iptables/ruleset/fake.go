@@ -17,11 +17,6 @@ type FakeOptions struct {
 	// Family is the address family of every address the fake accepts
 	// (default IPv4).
 	Family v1.IPFamily
-	// CommitPerTable makes each "*table ... COMMIT" block take effect on its
-	// own, as iptables-nft 1.8.9 does: when a later block fails, earlier
-	// blocks stay applied. By default the whole input is atomic, as the
-	// Restorer contract states.
-	CommitPerTable bool
 }
 
 // Fake is an in-memory iptables-restore / iptables-save for one address
@@ -50,9 +45,11 @@ func NewFake(opts FakeOptions) *Fake {
 // Family is the fake's address family.
 func (f *Fake) Family() v1.IPFamily { return f.opts.Family }
 
-// Restore applies iptables-restore input with --noflush semantics. On error
-// the state is unchanged (unless CommitPerTable, where blocks committed
-// before the failing one stay applied).
+// Restore applies iptables-restore input with --noflush semantics. Like
+// iptables-restore (nft and legacy, 1.8.9), each "*table ... COMMIT" block
+// commits on its own, in input order: a failing block changes nothing, but
+// the blocks committed before it stay applied and those after it are not
+// run.
 func (f *Fake) Restore(ctx context.Context, data []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -69,17 +66,13 @@ func (f *Fake) Restore(ctx context.Context, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("iptables-restore: %w", err)
 	}
-	work := map[string]*txnTable{}
 	for i := range script.Tables {
+		work := map[string]*txnTable{}
 		if err := f.applyBlock(work, &script.Tables[i]); err != nil {
 			return fmt.Errorf("iptables-restore: %w", err)
 		}
-		if f.opts.CommitPerTable {
-			f.commit(work)
-			work = map[string]*txnTable{}
-		}
+		f.commit(work)
 	}
-	f.commit(work)
 	return nil
 }
 

@@ -155,7 +155,9 @@ func TestFakeRejects(t *testing.T) {
 		{name: "comment line with leading blank", input: restoreInput("nat", " # note"), want: `unknown command "#"`},
 		{name: "closing quote ends the argument", input: restoreInput("nat", `-A UNUSED -m comment --comment "a"b -j ACCEPT`), want: `unknown argument "b"`},
 		{name: "line too long", input: restoreInput("nat", "-A UNUSED -m comment --comment x"+strings.Repeat(" ", MaxLineLen)), want: `line 2: line longer than`},
-		{name: "error in second table", input: restoreInput("filter", ":OK - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT"), want: `does not exist`},
+		// The block after the failing one is not run (TestFakeCommitsPerTable
+		// covers the block before it, which stays applied).
+		{name: "error in first table", input: restoreInput("nat", "-A NOPE -j ACCEPT") + restoreInput("filter", ":OK - [0:0]"), want: `does not exist`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,16 +230,23 @@ func TestFakeAcceptsKubeProxyPatterns(t *testing.T) {
 	}
 }
 
-func TestFakeCommitPerTable(t *testing.T) {
-	input := restoreInput("filter", ":ATOM1 - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT")
-	for _, perTable := range []bool{false, true} {
-		f := NewFake(FakeOptions{CommitPerTable: perTable})
-		if err := f.Restore(context.Background(), []byte(input)); err == nil {
-			t.Fatalf("CommitPerTable=%v: Restore succeeded", perTable)
-		}
-		if got := f.Table("filter").Chain("ATOM1") != nil; got != perTable {
-			t.Errorf("CommitPerTable=%v: ATOM1 exists = %v", perTable, got)
-		}
+// TestFakeCommitsPerTable: as iptables-restore, a failing block leaves the
+// blocks before it applied and does not run the ones after it.
+func TestFakeCommitsPerTable(t *testing.T) {
+	input := restoreInput("filter", ":ATOM1 - [0:0]") + restoreInput("nat", "-A NOPE -j ACCEPT") +
+		restoreInput("mangle", ":ATOM3 - [0:0]")
+	f := NewFake(FakeOptions{})
+	if err := f.Restore(context.Background(), []byte(input)); err == nil {
+		t.Fatal("Restore succeeded")
+	}
+	if f.Table("filter").Chain("ATOM1") == nil {
+		t.Error("the filter block before the failing one was not committed")
+	}
+	if f.Table("mangle").Chain("ATOM3") != nil {
+		t.Error("the mangle block after the failing one was applied")
+	}
+	if _, touched := f.Tables()["nat"]; touched {
+		t.Error("the failing nat block changed the nat table")
 	}
 }
 

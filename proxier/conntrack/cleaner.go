@@ -23,6 +23,9 @@ type Handle interface {
 		filters ...netlink.CustomConntrackFilter) (uint, error)
 }
 
+// NetlinkTimeout bounds each send and receive on the Cleaner's own netlink socket.
+const NetlinkTimeout = 30 * time.Second
+
 // Options configures a Cleaner.
 type Options struct {
 	// Family is the IP family whose table is cleaned (IPv4 or IPv6).
@@ -65,6 +68,13 @@ func NewCleaner(opts Options) (*Cleaner, error) {
 		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
 		if err != nil {
 			return nil, fmt.Errorf("conntrack cleaner: open netfilter netlink handle: %w", err)
+		}
+		// A handle's own socket has no timeout: bound each send and receive
+		// (a dump of a large table is many receives) so a stuck reply fails
+		// the clean instead of hanging the sync loop behind it.
+		if err := h.SetSocketTimeout(NetlinkTimeout); err != nil {
+			h.Close()
+			return nil, fmt.Errorf("conntrack cleaner: set netlink socket timeout: %w", err)
 		}
 		c.handle, c.owned = h, h
 	}

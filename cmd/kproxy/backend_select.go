@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier/command"
+)
+
+// selectIPTablesBackend decides, once per process, which iptables every
+// command runs (both families, both proxy modes, --cleanup): the one
+// --iptables-backend names, or with "auto" the one upstream's image would
+// pick (kernel.DetectBackend), and logs the choice and why.
+func selectIPTablesBackend(ctx context.Context, cfg *config.Config, logger klog.Logger) kernel.Backend {
+	switch cfg.IPTablesBackend {
+	case config.IPTablesBackendNFT:
+		logger.Info("Using iptables backend", "backend", kernel.BackendNFT, "reason", "--iptables-backend")
+		return kernel.BackendNFT
+	case config.IPTablesBackendLegacy:
+		logger.Info("Using iptables backend", "backend", kernel.BackendLegacy, "reason", "--iptables-backend")
+		return kernel.BackendLegacy
+	}
+	det, err := kernel.DetectBackend(ctx, kernel.DetectOptions{Timeout: cfg.CommandTimeout})
+	if err != nil {
+		logger.Info("iptables backend detection interrupted", "err", err.Error())
+	}
+	kv := []any{"backend", backendName(det.Backend), "reason", det.Reason}
+	if det.LegacyRules >= 0 {
+		kv = append(kv, "legacyRules", det.LegacyRules, "nftRules", det.NFTRules)
+	}
+	logger.Info("Detected iptables backend", kv...)
+	return det.Backend
+}
+
+func backendName(b kernel.Backend) string {
+	if b == kernel.BackendDefault {
+		return "as installed"
+	}
+	return string(b)
+}
+
+// kernelOptions are the options of every iptables runner of the process.
+func kernelOptions(cfg *config.Config, backend kernel.Backend, fam v1.IPFamily) kernel.Options {
+	return kernel.Options{Family: fam, Backend: backend, Timeout: cfg.CommandTimeout}
+}
+
+// execIPSet is IPVS mode's ipset runner, bounded like the iptables commands.
+func execIPSet(cfg *config.Config) *ipvs.ExecIPSet {
+	return ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{Timeouts: command.Timeouts{Base: cfg.CommandTimeout}})
+}

@@ -1,0 +1,84 @@
+package iptables_test
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier"
+)
+
+func newProxierOn(t *testing.T, r iptables.Restorer) *iptables.Proxier {
+	t.Helper()
+	p, err := iptables.New(iptables.Options{Restorer: r, Render: iptables.RenderOptions{
+		MasqueradeMark: "0x00004000",
+		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		NodeIPs:        []netip.Addr{netip.MustParseAddr("192.168.0.2")},
+		RandomFully:    true,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSyncFailingInNATLeavesEveryTableAsItWas: the kernel (the fake commits
+// each table block on its own, as iptables-restore does) refuses the nat
+// half of syncs that change filter too. Without the rollback the filter
+// block would stay applied: the REJECT for a service that lost its
+// endpoints (partial sync), or the whole rewrite of a full sync.
+func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
+	noEndpoints := svc2
+	noEndpoints.endpoints = nil
+	tests := []struct {
+		name string
+		snap *proxier.Snapshot
+		// reads says whether the sync may read the kernel: a partial sync's
+		// snapshot comes from the proxier's memory of what it wrote.
+		reads bool
+	}{
+		{name: "partial sync", snap: snapOf(false, []string{"ns2/svc2"}, svc1, noEndpoints)},
+		{name: "full sync", snap: snapOf(true, nil, svc1, noEndpoints), reads: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{}), table: "nat"}
+			p := newProxierOn(t, f)
+			mustSync(t, p, snapOf(true, nil, svc1, svc2))
+			before := tablesText(t, f.Fake)
+
+			f.armed = true
+			f.saves, f.lists = 0, 0
+			_, err := p.Sync(context.Background(), tt.snap)
+			if err == nil {
+				t.Fatal("sync succeeded although nat failed")
+			}
+			last := string(f.inputs[len(f.inputs)-2])
+			if !strings.Contains(last, "*filter\n") || !strings.Contains(last, "has no endpoints") {
+				t.Fatalf("the failed sync did not change filter; the test proves nothing:\n%s", last)
+			}
+			// nat, the table too large to snapshot at scale, commits last.
+			if i := strings.LastIndex(last, "\n*"); !strings.HasPrefix(last[i:], "\n*nat\n") {
+				t.Errorf("the last block of the input is not nat:\n%s", last)
+			}
+			if !tt.reads && f.saves+f.lists > 0 {
+				t.Errorf("the partial sync ran %d Saves and %d chain listings, want none", f.saves, f.lists)
+			}
+			if after := tablesText(t, f.Fake); after != before {
+				t.Errorf("tables after the failed sync:\n%s\nbefore:\n%s", after, before)
+			}
+
+			res := mustSync(t, p, snapOf(false, []string{"ns2/svc2"}, svc1, noEndpoints))
+			if !res.Full {
+				t.Error("the sync after the failure was not full")
+			}
+			filter := tablesText(t, f.Fake)
+			if !strings.Contains(filter, `"ns2/svc2:p80 has no endpoints"`) || hasChain(f.Fake, "nat", svc2Chain) {
+				t.Errorf("the retry did not converge:\n%s", filter)
+			}
+		})
+	}
+}
