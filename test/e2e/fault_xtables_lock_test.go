@@ -28,13 +28,9 @@ const lockHold = 10 * time.Second
 // The lock is never the host's: /run/xtables.lock is shared with the root
 // network namespace, so kproxy runs with XTABLES_LOCKFILE pointing at a
 // file of this test, which holds it with flock(2) as iptables does.
-// iptables-nft takes no lock at all, so kproxy sees only iptables-legacy
-// binaries here, through a PATH directory of symlinks (iptables-restore →
-// iptables-legacy-restore, ...; xtables-legacy-multi dispatches on the
-// name). The test's own reads use iptables-legacy-save, which takes no lock.
-//
-// TODO: start kproxy with --iptables-backend legacy once that flag (another
-// branch) is merged, instead of the PATH of symlinks.
+// iptables-nft takes no lock at all, so kproxy runs with
+// --iptables-backend legacy. The test's own reads use iptables-legacy-save,
+// which takes no lock.
 func TestFaultXtablesLockHeld(t *testing.T) {
 	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
 		kerneltest.RunsElsewhere(t, "in iptables mode (test/e2e on the host): it holds iptables' lock under iptables mode's restores")
@@ -42,15 +38,15 @@ func TestFaultXtablesLockHeld(t *testing.T) {
 	t.Parallel()
 	kerneltest.NeedTools(t, "xtables lock fault test", "env", "iptables-legacy", "iptables-legacy-save",
 		"iptables-legacy-restore", "ip6tables-legacy", "ip6tables-legacy-save", "ip6tables-legacy-restore")
-	bin, lock := legacyOnlyPath(t), filepath.Join(t.TempDir(), "xtables.lock")
-	e := newEnv(t, envOptions{})
+	lock := filepath.Join(t.TempDir(), "xtables.lock")
+	e := newEnv(t, envOptions{KproxyArgs: []string{"--iptables-backend", "legacy"}})
 	w := e.w
 	save := func(table string) string { return e.run(w.Node, "iptables-legacy-save", "-t", table) }
 	const vip, vipB = "10.96.0.90:80", "10.96.0.91:80"
 	svc, svcB := service("locked", "10.96.0.90"), service("locked-b", "10.96.0.91")
 	objs := []any{svc, slice(svc, "a", endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2]))}
 	e.apply(objs...)
-	e.startKproxyWithEnv("PATH="+bin+":"+os.Getenv("PATH"), "XTABLES_LOCKFILE="+lock)
+	e.startKproxyWithEnv("XTABLES_LOCKFILE=" + lock)
 	e.waitAnswer(w.Pods[0].Netns, vip)
 	e.eventually(settleTimeout, "canaries and jumps in place", func() error { return tamperChecksHold(save) })
 	e.requireLegacyAndPrivateLock(lock)
@@ -103,35 +99,6 @@ func TestFaultXtablesLockHeld(t *testing.T) {
 	e.requireRunning()
 }
 
-// legacyOnlyPath is a directory whose iptables, iptables-save,
-// iptables-restore and ip6tables* are symlinks to the -legacy binaries.
-func legacyOnlyPath(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, fam := range []string{"iptables", "ip6tables"} {
-		for _, suffix := range []string{"", "-save", "-restore"} {
-			target, err := lookPathLegacy(fam + "-legacy" + suffix)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(target, filepath.Join(dir, fam+suffix)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return dir
-}
-
-func lookPathLegacy(name string) (string, error) {
-	for _, dir := range filepath.SplitList(os.Getenv("PATH") + ":/usr/sbin:/sbin") {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found", name)
-}
-
 // startKproxyWithEnv starts kproxy in the node with extra environment variables.
 func (e *env) startKproxyWithEnv(vars ...string) {
 	e.t.Helper()
@@ -148,7 +115,7 @@ func (e *env) startKproxyWithEnv(vars ...string) {
 func (e *env) requireLegacyAndPrivateLock(lock string) {
 	e.t.Helper()
 	if nft := e.save("nat"); strings.Contains(nft, "KUBE-SERVICES") {
-		e.t.Fatalf("kproxy wrote nf_tables rules; the legacy-only PATH did not work:\n%s", nft)
+		e.t.Fatalf("kproxy wrote nf_tables rules despite --iptables-backend legacy:\n%s", nft)
 	}
 	if _, err := os.Stat(lock); err != nil {
 		e.t.Fatalf("kproxy's iptables did not use XTABLES_LOCKFILE: %v", err)
