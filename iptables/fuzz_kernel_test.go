@@ -6,9 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -78,18 +76,8 @@ func TestFuzzCorpusInKernel(t *testing.T) {
 // when the test ends.
 func fuzzNetns(t *testing.T) string {
 	t.Helper()
-	kerneltest.NeedRoot(t, "fuzz corpus kernel test (creates a network namespace)")
-	kerneltest.NeedTools(t, "fuzz corpus kernel test", "ip", "iptables-restore", "ip6tables-restore")
-	name := fmt.Sprintf("kpx-fz%08x", rand.Uint32())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
-		}
-	})
-	return name
+	kerneltest.NeedTools(t, "fuzz corpus kernel test", "iptables-restore", "ip6tables-restore")
+	return kerneltest.Netns(t, "kpx-fz")
 }
 
 // readCorpusFile decodes a "go test fuzz v1" file of FuzzObjectToRules.

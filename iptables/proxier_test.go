@@ -70,16 +70,7 @@ const (
 
 func newProxier(t *testing.T, fake *ruleset.Fake) *iptables.Proxier {
 	t.Helper()
-	p, err := iptables.New(iptables.Options{Restorer: fake, Render: iptables.RenderOptions{
-		MasqueradeMark: "0x00004000",
-		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
-		NodeIPs:        []netip.Addr{netip.MustParseAddr("192.168.0.2")},
-		RandomFully:    true,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return newProxierOn(t, fake)
 }
 
 func mustSync(t *testing.T, p *iptables.Proxier, snap *proxier.Snapshot) proxier.SyncResult {

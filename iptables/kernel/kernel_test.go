@@ -3,10 +3,7 @@ package kernel_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -26,18 +23,8 @@ import (
 // test ends, failed or not.
 func newNetns(t *testing.T) string {
 	t.Helper()
-	kerneltest.NeedRoot(t, "iptables kernel test (creates a network namespace)")
-	kerneltest.NeedTools(t, "iptables kernel test", "ip", "iptables-restore", "ip6tables-restore")
-	name := fmt.Sprintf("kpx-%08x", rand.Uint32())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
-		}
-	})
-	return name
+	kerneltest.NeedTools(t, "iptables kernel test", "iptables-restore", "ip6tables-restore")
+	return kerneltest.Netns(t, "kpx-")
 }
 
 func newRunner(t *testing.T, ns string, family v1.IPFamily) *kernel.Runner {

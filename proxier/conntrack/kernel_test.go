@@ -3,8 +3,6 @@
 package conntrack
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os/exec"
@@ -25,16 +23,7 @@ import (
 // testNetns creates a network namespace removed when the test ends, even on failure.
 func testNetns(t *testing.T, role string) string {
 	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := fmt.Sprintf("kpx-ct-%s-%s", role, hex.EncodeToString(b))
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("delete netns %s: %v: %s", name, err, out)
-		}
-	})
-	return name
+	return kerneltest.Netns(t, "kpx-ct-"+role+"-")
 }
 
 func run(t *testing.T, args ...string) {

@@ -1,0 +1,39 @@
+package kerneltest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Netns creates an empty network namespace named prefix plus 8 random hex
+// digits, with lo up, and deletes it when the test ends, failed or not.
+// prefix should start with "kpx-", so the suite's leftover check
+// (scripts/test.sh) sees a namespace a crashed test left. It is the bare
+// namespace of the kernel tiers that need no world of pods (test/netns):
+// nothing in it can reach the caller's namespace.
+func Netns(t testing.TB, prefix string) string {
+	t.Helper()
+	NeedRoot(t, "kernel test (creates a network namespace)")
+	NeedTools(t, "kernel test", "ip")
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name := prefix + hex.EncodeToString(b)
+	runIP(t, "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
+		}
+	})
+	runIP(t, "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+func runIP(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
