@@ -154,3 +154,35 @@ func TestIPVSExternalLocalFallsBackWithoutLocalEndpoints(t *testing.T) {
 		t.Errorf("LB virtual server destinations %v, want the 2 remote endpoints", dests)
 	}
 }
+
+// TestIPVSUnparseableSourceRangesFailClosed checks, in IPVS mode, that a
+// loadBalancerSourceRanges entry kproxy cannot parse never opens the LB IP:
+// with no valid range every source is dropped by KUBE-SOURCE-RANGES-FIREWALL,
+// next to a valid range only that range gets in, and the NodePorts (not
+// subject to source ranges) keep working.
+func TestIPVSUnparseableSourceRangesFailClosed(t *testing.T) {
+	requireIPVSMode(t)
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	w := e.w
+	allowed, other := w.Addrs.ClientV4.String(), w.Addrs.ClientAltV4.String()
+	const closedLB, mixedLB = "192.168.60.110", "192.168.60.111"
+	closed := service("closed", "10.96.0.110", withLoadBalancer(closedLB, 30110, "not-a-cidr"))
+	mixed := service("mixed", "10.96.0.111", withLoadBalancer(mixedLB, 30111, "10.0.0.0/33", allowed+"/32"))
+	e.start(closed, slice(closed, "a", endpoint(w, w.Pods[0])), mixed, slice(mixed, "a", endpoint(w, w.Pods[1])))
+
+	e.waitAnswer(w.Client, mixedLB+":80", probe.Src(allowed))
+	e.waitAnswer(w.Client, nodeAddr(w, 30110), probe.Src(other))
+	drop := []string{"-A KUBE-SOURCE-RANGES-FIREWALL -j DROP"}
+	e.requireDroppedBy(drop, w.Client, closedLB+":80", probe.Src(allowed))
+	e.requireDroppedBy(drop, w.Client, closedLB+":80", probe.Src(other))
+	e.requireDroppedBy(drop, w.Client, mixedLB+":80", probe.Src(other))
+	if _, err := probe.TCP(w.Client, nodeAddr(w, 30111), probeTimeout, probe.Src(other)); err != nil {
+		t.Errorf("NodePort of the service with a bad source range, from %s: %v", other, err)
+	}
+	for _, name := range []string{"e2e/closed", "e2e/mixed"} {
+		if !strings.Contains(e.kproxy.Output(), name) {
+			t.Errorf("kproxy did not log the unparseable source range of %s", name)
+		}
+	}
+}

@@ -20,7 +20,7 @@ var ipvsE2ETests = []string{"TestClusterIPSpreadsAndKeepsPodSource", "TestNodePo
 	"TestIPVSSessionAffinityIsPersistence", "TestIPVSGracefulTermination", "TestIPVSCleanupFlag",
 	"TestIPVSLoadBalancerSourceRanges", "TestIPVSRoundRobinSpread", "TestIPVSSourceHashScheduler",
 	"TestIPVSExternalLocalFallsBackWithoutLocalEndpoints", "TestIPVSRestartUnderTraffic",
-	"TestIPVSAdmAndIPSetListing", "TestIPVSIPv6ClusterIP"}
+	"TestIPVSAdmAndIPSetListing", "TestIPVSIPv6ClusterIP", "TestIPVSUnparseableSourceRangesFailClosed"}
 
 // TestIPVSModeTrafficInGuest runs kproxy --proxy-mode ipvs in the guest's
 // namespace worlds and sends real traffic through IPVS virtual servers.
