@@ -179,20 +179,35 @@ func (ce *clusterEnv) answering(addr string, n int) ([]string, error) {
 }
 
 // waitAnswering waits until connections to addr are answered by exactly want.
+// Each check makes 60 connections from one pod, so the checks are paced:
+// every 250 ms for the first 5 s, then every second. A wait that lasts a
+// minute (a watch in client-go's backoff) would otherwise leave tens of
+// thousands of the pod's connections in TIME_WAIT and exhaust its source
+// ports: connect(2) then fails with EADDRNOTAVAIL, for the test's own
+// traffic loop too.
 func (ce *clusterEnv) waitAnswering(timeout time.Duration, addr string, want ...string) {
 	ce.t.Helper()
 	sort.Strings(want)
-	// 60 connections over 3 pods miss one with probability 3·(2/3)^60 < 1e-10.
-	ce.eventually(timeout, fmt.Sprintf("%s answered by %v", addr, want), func() error {
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for {
+		// 60 connections over 3 pods miss one with probability 3·(2/3)^60 < 1e-10.
 		got, err := ce.answering(addr, 60)
-		if err != nil {
-			return err
+		if err == nil && slices.Equal(got, want) {
+			return
 		}
-		if !slices.Equal(got, want) {
-			return fmt.Errorf("answered by %v", got)
+		if err == nil {
+			err = fmt.Errorf("answered by %v", got)
 		}
-		return nil
-	})
+		if time.Now().After(deadline) {
+			ce.t.Fatalf("%s answered by %v: not true after %v: %v", addr, want, timeout, err)
+		}
+		pause := time.Second
+		if time.Since(start) < 5*time.Second {
+			pause = 250 * time.Millisecond
+		}
+		time.Sleep(pause)
+	}
 }
 
 func podNames(eps []discovery.Endpoint) []string {

@@ -17,6 +17,10 @@ type Assets struct {
 	Initrd string // base initramfs (gzip'd newc cpio) holding /init
 	// KernelVersion is the guest's uname -r, when known.
 	KernelVersion string
+	// Accel is the qemu accelerator that boots Kernel here, "kvm" or "tcg",
+	// decided once by PrepareAssets (kvmUsable boots the kernel to find out,
+	// up to 5 s); empty means Run decides on every boot.
+	Accel string
 }
 
 const assetsScript = "scripts/vm-assets.sh"
@@ -28,7 +32,7 @@ const assetsScript = "scripts/vm-assets.sh"
 // packages, so it needs root and apt.
 func PrepareAssets(ctx context.Context) (Assets, error) {
 	if k, i := os.Getenv("KPROXY_VM_KERNEL"), os.Getenv("KPROXY_VM_INITRD"); k != "" && i != "" {
-		return Assets{Kernel: k, Initrd: i}, nil
+		return withAccel(ctx, Assets{Kernel: k, Initrd: i}), nil
 	}
 	script, err := findUp(assetsScript)
 	if err != nil {
@@ -40,7 +44,21 @@ func PrepareAssets(ctx context.Context) (Assets, error) {
 	if err := cmd.Run(); err != nil {
 		return Assets{}, fmt.Errorf("%s: %w: %s", script, err, strings.TrimSpace(stderr.String()))
 	}
-	return parseAssets(stdout.String())
+	a, err := parseAssets(stdout.String())
+	if err != nil {
+		return Assets{}, err
+	}
+	return withAccel(ctx, a), nil
+}
+
+// withAccel decides the accelerator once for a set of assets, so that the
+// KVM probe's boot is not paid (nor counted in a timeout) by every Run.
+func withAccel(ctx context.Context, a Assets) Assets {
+	a.Accel = "tcg"
+	if kvmUsable(ctx, a.Kernel) {
+		a.Accel = "kvm"
+	}
+	return a
 }
 
 // parseAssets reads the script's key=value lines.

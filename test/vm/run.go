@@ -77,7 +77,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if err := writeInitrd(initrd, assets.Initrd, opts, marker); err != nil {
 		return Result{}, fmt.Errorf("vm: initrd: %w", err)
 	}
-	args := qemuArgs(*assets, initrd, opts, kvmUsable(ctx, assets.Kernel))
+	kvm := assets.Accel == "kvm"
+	if assets.Accel == "" {
+		kvm = kvmUsable(ctx, assets.Kernel)
+	}
+	args := qemuArgs(*assets, initrd, opts, kvm)
 	start := time.Now()
 	out, err := runQEMU(ctx, args, opts.Timeout, opts.Console)
 	res := Result{Duration: time.Since(start)}

@@ -114,7 +114,7 @@ func TestGuestCommandQuotesArgsAndEnv(t *testing.T) {
 
 func TestParseAssets(t *testing.T) {
 	a, err := parseAssets("kernel=/c/vmlinuz\ninitrd=/c/base.cpio.gz\nkver=6.1.0-57-amd64\n")
-	if err != nil || a != (Assets{"/c/vmlinuz", "/c/base.cpio.gz", "6.1.0-57-amd64"}) {
+	if err != nil || a != (Assets{Kernel: "/c/vmlinuz", Initrd: "/c/base.cpio.gz", KernelVersion: "6.1.0-57-amd64"}) {
 		t.Errorf("parseAssets = %+v, %v", a, err)
 	}
 	if _, err := parseAssets("kernel=/c/vmlinuz\n"); err == nil || !strings.Contains(err.Error(), "initrd=") {

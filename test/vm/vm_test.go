@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,15 +19,30 @@ func assetsForTest(t *testing.T) *vm.Assets {
 	t.Helper()
 	kerneltest.HostOnly(t)
 	kerneltest.NeedRoot(t, "qemu kernel test (prepares the guest's assets: apt-get, /var/cache/kproxy)")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	start := time.Now()
-	a, err := vm.PrepareAssets(ctx)
-	if err != nil {
-		kerneltest.SkipOrFail(t, "qemu kernel test: cannot prepare the guest's assets: "+err.Error())
+	testAssets.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		start := time.Now()
+		testAssets.a, testAssets.err = vm.PrepareAssets(ctx)
+		testAssets.took = time.Since(start)
+	})
+	if testAssets.err != nil {
+		kerneltest.SkipOrFail(t, "qemu kernel test: cannot prepare the guest's assets: "+testAssets.err.Error())
 	}
-	t.Logf("guest assets ready in %v: kernel %s", time.Since(start).Round(time.Millisecond), a.KernelVersion)
+	t.Logf("guest assets ready in %v: kernel %s, accelerator %s", testAssets.took.Round(time.Millisecond),
+		testAssets.a.KernelVersion, testAssets.a.Accel)
+	a := testAssets.a
 	return &a
+}
+
+// testAssets are prepared once per test binary: preparing them (the cached
+// script, then the accelerator probe, which boots the kernel) is the same for
+// every test.
+var testAssets struct {
+	once sync.Once
+	a    vm.Assets
+	err  error
+	took time.Duration
 }
 
 func runForTest(t *testing.T, opts vm.Options) vm.Result {
