@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // TestRestartWithoutSaveRestoresInBatches: a restart that cannot read the

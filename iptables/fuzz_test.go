@@ -14,10 +14,10 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // fuzzCase is one Service and one EndpointSlice, described by the fuzz

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Tamper detection against the in-memory Fake: a full sync writes the

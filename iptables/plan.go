@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // syncPlan is the first step of a sync: full or partial, and what the kernel

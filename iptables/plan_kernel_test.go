@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // saveOnly hides the Fake's ListChain, as a Restorer without the optional

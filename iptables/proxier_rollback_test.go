@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 func newProxierOn(t *testing.T, r iptables.Restorer) *iptables.Proxier {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // faultyTable wraps the per-table-committing Fake and, when armed, makes the

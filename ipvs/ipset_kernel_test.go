@@ -10,9 +10,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // TestKernelIPSetAndRules syncs the ipsets with the real ipset and loads
@@ -54,7 +54,7 @@ func TestKernelIPSetAndRules(t *testing.T) {
 		}
 	})
 
-	runner, err := kernel.New(kernel.Options{CommandPrefix: prefix})
+	runner, err := xtables.New(xtables.Options{CommandPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

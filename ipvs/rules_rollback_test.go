@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // failingFilter is the per-table-committing Fake whose next filter block

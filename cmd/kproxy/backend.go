@@ -14,20 +14,20 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/conntrack"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // detectFamilies returns the IP families to proxy: IPv4, plus IPv6 when
 // ip6tables works here (upstream runs dual stack whenever the host can).
-func detectFamilies(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) []v1.IPFamily {
+func detectFamilies(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) []v1.IPFamily {
 	fams := []v1.IPFamily{v1.IPv4Protocol}
 	if cfg.DryRun {
 		return append(fams, v1.IPv6Protocol)
 	}
-	r, err := kernel.New(kernelOptions(cfg, backend, v1.IPv6Protocol))
+	r, err := xtables.New(xtablesOptions(cfg, backend, v1.IPv6Protocol))
 	if err == nil {
 		_, err = r.Save(ctx, "nat")
 	}
@@ -88,7 +88,7 @@ func (p *proxy) restorer(fam v1.IPFamily) (iptables.Restorer, bool, error) {
 	if p.cfg.DryRun {
 		return &printingRestorer{family: fam, out: p.out}, true, nil
 	}
-	r, err := kernel.New(kernelOptions(p.cfg, p.iptablesBackend, fam))
+	r, err := xtables.New(xtablesOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
 		return nil, false, err
 	}
@@ -184,10 +184,10 @@ func (p *proxy) healthCheckAddresses() []netip.Addr {
 }
 
 // cleanupIPTables removes every rule kproxy or upstream kube-proxy installed, for both families.
-func cleanupIPTables(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) error {
+func cleanupIPTables(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	var errs []error
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
-		r, err := kernel.New(kernelOptions(cfg, backend, fam))
+		r, err := xtables.New(xtablesOptions(cfg, backend, fam))
 		if err == nil {
 			err = iptables.Cleanup(ctx, r)
 		}

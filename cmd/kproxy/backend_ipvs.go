@@ -14,9 +14,9 @@ import (
 	"github.com/kproxy/kproxy/config"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // terminationInterval is how often draining IPVS destinations are checked.
@@ -39,7 +39,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Resto
 	if err != nil {
 		return nil, nil, err
 	}
-	restorer, err := kernel.New(kernelOptions(p.cfg, p.iptablesBackend, fam))
+	restorer, err := xtables.New(xtablesOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -84,7 +84,7 @@ func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, iptables.Restor
 // cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
 // ipsets (kproxy's and upstream kube-proxy's). A kernel without IPVS has no
 // virtual servers; a host without ipset or ip6tables has nothing of theirs.
-func cleanupIPVS(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) error {
+func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
 	if h, err := ipvs.NewKernelHandle(""); err != nil {
 		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
@@ -106,7 +106,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend kernel.Backend
 		if opts.Device == nil {
 			opts.Device = a
 		}
-		r, err := kernel.New(kernelOptions(cfg, backend, fam))
+		r, err := xtables.New(xtablesOptions(cfg, backend, fam))
 		if err == nil && fam == v1.IPv6Protocol {
 			_, err = r.Save(ctx, "nat") // ip6tables may be unusable here: then it has nothing to clean
 		}

@@ -16,11 +16,11 @@ import (
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 	"github.com/kproxy/kproxy/proxier/metrics"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // fullSyncInterval is upstream's FullSyncPeriod: a full rewrite at least hourly.
@@ -40,7 +40,7 @@ type proxy struct {
 	// nodeIPs are this node's primary IPs per family (detectNodeIPs).
 	nodeIPs map[v1.IPFamily][]netip.Addr
 	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
-	iptablesBackend kernel.Backend
+	iptablesBackend xtables.Backend
 }
 
 type familyProxy struct {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // Scenario names, in the order a round runs them.
@@ -160,7 +160,7 @@ func runRound(ctx context.Context, opts *Options, w *World, nss *Namespaces, ind
 }
 
 func (r *round) newMeter() (*Meter, error) {
-	runner, err := kernel.New(kernel.Options{Legacy: r.opts.Legacy, Timeout: r.opts.Timeout,
+	runner, err := xtables.New(xtables.Options{Legacy: r.opts.Legacy, Timeout: r.opts.Timeout,
 		CommandPrefix: append(r.log.TimePrefix(), Prefix(r.ns)...)})
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package kernel_test
+package xtables_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // TestKernelListChainMatchesFake: the proxier reads built-in chains with

@@ -1,4 +1,4 @@
-package kernel_test
+package xtables_test
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 // natFault makes the nat block of the next restore fail when armed, after
 // the blocks before it committed, as a kernel refusing half a sync would.
 type natFault struct {
-	*kernel.Runner
+	*xtables.Runner
 	armed  bool
 	failed string // the input that was made to fail
 }
@@ -74,7 +74,7 @@ var countersRE = regexp.MustCompile(`\[\d+:\d+\]`)
 
 // saveAll is iptables-save of every table, without the dated comment lines
 // and with chain counters zeroed.
-func saveAll(t *testing.T, ns string, backend kernel.Backend) string {
+func saveAll(t *testing.T, ns string, backend xtables.Backend) string {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "exec", ns, "iptables-"+string(backend)+"-save").CombinedOutput()
 	if err != nil {
@@ -99,12 +99,12 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 		{"partial", snapshotOf(false, []string{"api"}, web, apiGone)},
 		{"full", snapshotOf(true, nil, web, apiGone)},
 	}
-	for _, backend := range []kernel.Backend{kernel.BackendNFT, kernel.BackendLegacy} {
+	for _, backend := range []xtables.Backend{xtables.BackendNFT, xtables.BackendLegacy} {
 		for _, sync := range syncs {
 			t.Run(string(backend)+"/"+sync.name, func(t *testing.T) {
 				kerneltest.NeedTools(t, "iptables rollback kernel test", "iptables-"+string(backend)+"-restore")
 				ns := newNetns(t)
-				r, err := kernel.New(kernel.Options{Backend: backend, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
+				r, err := xtables.New(xtables.Options{Backend: backend, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -185,11 +185,11 @@ COMMIT
 -A KPX-NAT -j KPX-NO-SUCH-CHAIN
 COMMIT
 `
-	for _, backend := range []kernel.Backend{kernel.BackendNFT, kernel.BackendLegacy} {
+	for _, backend := range []xtables.Backend{xtables.BackendNFT, xtables.BackendLegacy} {
 		t.Run(string(backend), func(t *testing.T) {
 			kerneltest.NeedTools(t, "iptables rollback kernel test", "iptables-"+string(backend)+"-restore")
 			ns := newNetns(t)
-			r, err := kernel.New(kernel.Options{Backend: backend, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
+			r, err := xtables.New(xtables.Options{Backend: backend, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package kernel_test
+package xtables_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 

@@ -1,4 +1,4 @@
-package kernel_test
+package xtables_test
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables/kernel"
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -27,9 +27,9 @@ func newNetns(t *testing.T) string {
 	return kerneltest.Netns(t, "kpx-")
 }
 
-func newRunner(t *testing.T, ns string, family v1.IPFamily) *kernel.Runner {
+func newRunner(t *testing.T, ns string, family v1.IPFamily) *xtables.Runner {
 	t.Helper()
-	r, err := kernel.New(kernel.Options{Family: family, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
+	r, err := xtables.New(xtables.Options{Family: family, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestKernelFailedRestoreKeepsRules(t *testing.T) {
 	before := stripComments(save(t, r, "nat"))
 	bad := "*nat\n:KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]\n-A KUBE-SVC-XPGD46QRK7WJZT7O -j KUBE-SEP-NOPE\nCOMMIT\n"
 	err := r.Restore(context.Background(), []byte(bad))
-	var re *kernel.RestoreError
+	var re *xtables.RestoreError
 	if !errors.As(err, &re) {
 		t.Fatalf("Restore error = %v, want *RestoreError", err)
 	}

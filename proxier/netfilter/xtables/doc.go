@@ -1,4 +1,4 @@
-// Package kernel is the real iptables.Restorer: it runs iptables-restore
+// Package xtables is the real iptables.Restorer: it runs iptables-restore
 // --noflush (or ip6tables-restore) with the rules on stdin and
 // iptables-save -t TABLE, with kube-proxy's xtables lock wait flags
 // (-w 5 -W 100000).
@@ -29,4 +29,4 @@
 // The package imports neither the iptables package nor the proxier's model,
 // so that both may depend on it. Commands can be prefixed (e.g. with
 // "ip netns exec NS") so tests run inside a network namespace they own.
-package kernel
+package xtables

@@ -1,4 +1,4 @@
-package kernel_test
+package xtables_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // step is one restore applied to both the fake and the kernel.

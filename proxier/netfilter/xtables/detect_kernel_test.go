@@ -1,4 +1,4 @@
-package kernel_test
+package xtables_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -36,19 +36,19 @@ func TestKernelDetectBackend(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup [][]string
-		want  kernel.Backend
+		want  xtables.Backend
 		hint  string
 	}{
-		{name: "kubelet on legacy", want: kernel.BackendLegacy, hint: "KUBE-KUBELET-CANARY",
+		{name: "kubelet on legacy", want: xtables.BackendLegacy, hint: "KUBE-KUBELET-CANARY",
 			setup: [][]string{{"iptables-legacy", "-t", "mangle", "-N", "KUBE-KUBELET-CANARY"},
 				{"iptables-nft", "-A", "INPUT", "-j", "ACCEPT"}, {"iptables-nft", "-A", "INPUT", "-j", "ACCEPT"}}},
-		{name: "kubelet on nft", want: kernel.BackendNFT, hint: "KUBE-IPTABLES-HINT",
+		{name: "kubelet on nft", want: xtables.BackendNFT, hint: "KUBE-IPTABLES-HINT",
 			setup: [][]string{{"iptables-nft", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT"},
 				{"iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"}}},
-		{name: "more legacy rules, no kubelet", want: kernel.BackendLegacy,
+		{name: "more legacy rules, no kubelet", want: xtables.BackendLegacy,
 			setup: [][]string{{"iptables-legacy", "-A", "INPUT", "-j", "ACCEPT"}, {"ip6tables-legacy", "-A", "INPUT", "-j", "ACCEPT"},
 				{"iptables-nft", "-A", "INPUT", "-j", "ACCEPT"}}},
-		{name: "empty namespace", want: kernel.BackendNFT},
+		{name: "empty namespace", want: xtables.BackendNFT},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +56,7 @@ func TestKernelDetectBackend(t *testing.T) {
 			for _, argv := range tt.setup {
 				inNetns(t, ns, argv...)
 			}
-			got, err := kernel.DetectBackend(context.Background(), kernel.DetectOptions{
+			got, err := xtables.DetectBackend(context.Background(), xtables.DetectOptions{
 				CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
