@@ -56,7 +56,7 @@
 // to their desired members with one `ipset -exist restore`, and writes the
 // nat/filter rules IPVS mode needs with one iptables-restore, inserting only
 // missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go). The
-// restore goes through iptables.TableRollback (a failing filter block puts
+// restore goes through netfilter.TableRollback (a failing filter block puts
 // back the nat block committed before it), and every ipset run has a
 // deadline (ExecIPSetOptions.Timeouts) after which it is killed. A full
 // sync lists the kernel's sets, reads the nat and filter tables and
@@ -67,7 +67,7 @@
 // and on the LB VIPs the node may not reach, so endpoint changes never
 // alter them. Full syncs also (re)create the KUBE-PROXY-CANARY chains of
 // mangle, nat and filter in that same restore, for the tamper monitor
-// (iptables.Monitor), which forces a full sync when they or the jumps to
+// (netfilter.Monitor), which forces a full sync when they or the jumps to
 // KUBE-SERVICES are gone. Any failure makes the next sync full, which re-reads the
 // kernel; members or rules someone else changed are repaired then.
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
@@ -245,7 +246,7 @@ func (r *round) newBackend() (proxier.Backend, error) {
 func newProxier(m *Meter) (*iptables.Proxier, error) {
 	return iptables.New(iptables.Options{Restorer: m, Render: iptables.RenderOptions{
 		MasqueradeMark: "0x00004000",
-		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 		RandomFully:    true,
 	}})
 }

@@ -29,8 +29,13 @@ type Fake struct {
 	tables   map[string]*tableState
 	failNext error
 	failSave error
-	restores int
-	last     []byte
+	// failBlock, failList, saves and lists: see fake_faults.go.
+	failBlock *blockFault
+	failList  error
+	restores  int
+	saves     int
+	lists     int
+	last      []byte
 }
 
 // NewFake returns an empty fake: every known table has only its built-in
@@ -66,7 +71,14 @@ func (f *Fake) Restore(ctx context.Context, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("iptables-restore: %w", err)
 	}
+	fault, err := f.takeBlockFault(script)
+	if err != nil {
+		return fmt.Errorf("iptables-restore: %w", err)
+	}
 	for i := range script.Tables {
+		if fault.hits(&script.Tables[i]) {
+			return fmt.Errorf("iptables-restore: %w", fault.err(&script.Tables[i]))
+		}
 		work := map[string]*txnTable{}
 		if err := f.applyBlock(work, &script.Tables[i]); err != nil {
 			return fmt.Errorf("iptables-restore: %w", err)
@@ -106,6 +118,7 @@ func (f *Fake) commit(work map[string]*txnTable) {
 // header comments): built-in chains, then user chains by name, then the rules
 // of each chain in that order, in the kernel's display form.
 func (f *Fake) Save(ctx context.Context, table string) ([]byte, error) {
+	f.countSave()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -158,6 +171,9 @@ func (f *Fake) FailSaves(err error) {
 // ListChain prints one chain as "iptables -S CHAIN" does: "-P CHAIN POLICY"
 // or "-N CHAIN", then its rules; (nil, nil) when the chain does not exist.
 func (f *Fake) ListChain(ctx context.Context, table, chain string) ([]byte, error) {
+	if err := f.countListing(); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -106,9 +106,9 @@ func sortChains(table string, chains []*Chain) {
 	})
 }
 
-// clone copies the table and its chains; rules are shared because nothing
+// Clone copies the table and its chains; rules are shared because nothing
 // mutates a parsed Rule.
-func (t *Table) clone() *Table {
+func (t *Table) Clone() *Table {
 	out := &Table{Name: t.Name, Chains: make([]*Chain, len(t.Chains))}
 	for i, c := range t.Chains {
 		out.Chains[i] = c.clone()

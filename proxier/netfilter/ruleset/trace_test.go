@@ -190,36 +190,3 @@ func TestTraceErrors(t *testing.T) {
 		t.Errorf("empty tables: %v, %v", r, err)
 	}
 }
-
-func TestWithKubeProxyJumpsMatchesKubeProxyInsertions(t *testing.T) {
-	f := NewFake(FakeOptions{})
-	for _, name := range []string{"fixture_a.restore", "extra.restore"} {
-		data, err := os.ReadFile("testdata/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustRestore(t, f, string(data))
-	}
-	got, err := WithKubeProxyJumps(f.Tables(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := kubeFixture(t)
-	for name, tbl := range want {
-		if FormatSave(got[name]) != FormatSave(tbl) {
-			t.Errorf("table %s:\n%s\nwant (jumps.restore applied):\n%s", name, FormatSave(got[name]), FormatSave(tbl))
-		}
-	}
-	// Applying it twice adds nothing.
-	again, err := WithKubeProxyJumps(got, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if FormatSave(again["nat"]) != FormatSave(got["nat"]) {
-		t.Error("second WithKubeProxyJumps changed the nat table")
-	}
-	// The fake itself is untouched.
-	if len(f.Table("nat").Chain("PREROUTING").Rules) != 0 {
-		t.Error("WithKubeProxyJumps modified the fake's tables")
-	}
-}

@@ -13,7 +13,7 @@ import (
 	"github.com/kproxy/kproxy/proxier/command"
 )
 
-// restorer is the iptables.Restorer method set; the iptables package cannot
+// restorer is the netfilter.Restorer method set; the iptables package cannot
 // be imported here because it depends on this one.
 type restorer interface {
 	Restore(ctx context.Context, data []byte) error

@@ -1,10 +1,9 @@
-package iptables
+package netfilter
 
 import (
 	"bytes"
 	"maps"
 	"slices"
-	"strings"
 )
 
 // builtinChains are the built-in chains of every table; a table has the ones
@@ -49,45 +48,6 @@ func touchedChains(block []byte, touched map[string]bool) (all bool) {
 	return all
 }
 
-// savedChains is what a table held: each chain's policy ("-" for user
-// chains) and rule lines, as iptables-save or "iptables -S CHAIN" print
-// them.
-type savedChains struct {
-	policy map[string]string
-	rules  map[string][]string
-}
-
-func newSavedChains() *savedChains {
-	return &savedChains{policy: map[string]string{}, rules: map[string][]string{}}
-}
-
-// addChain records an existing user chain and its rules (restore lines).
-func (s *savedChains) addChain(chain string, rules []byte) {
-	if _, ok := s.policy[chain]; !ok {
-		s.policy[chain] = "-"
-	}
-	s.add(string(rules))
-}
-
-// add reads iptables-save output (":CHAIN POLICY [0:0]") or a chain
-// listing ("-P CHAIN POLICY", "-N CHAIN"), and "-A" rules.
-func (s *savedChains) add(text string) {
-	for line := range strings.Lines(text) {
-		line = strings.TrimRight(line, "\r\n")
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 2 && strings.HasPrefix(f[0], ":"):
-			s.policy[f[0][1:]] = f[1]
-		case len(f) >= 3 && f[0] == "-P":
-			s.policy[f[1]] = f[2]
-		case len(f) >= 2 && f[0] == "-N":
-			s.policy[f[1]] = "-"
-		case len(f) >= 2 && f[0] == "-A":
-			s.rules[f[1]] = append(s.rules[f[1]], line)
-		}
-	}
-}
-
 // undoInput is one restore that puts every snapshotted chain back.
 func undoInput(snaps []*tableSnapshot) []byte {
 	var b bytes.Buffer
@@ -106,35 +66,47 @@ func writeUndoBlock(b *bytes.Buffer, s *tableSnapshot) {
 	touched, all := s.touched()
 	saved := s.chains()
 	if all {
-		for c := range saved.policy {
+		for c := range saved.Chains {
 			touched[c] = true
 		}
 	}
 	chains := slices.Sorted(maps.Keys(touched))
 	b.WriteString("*" + s.table + "\n")
 	for _, c := range chains {
-		policy, existed := saved.policy[c]
+		policy, existed := saved.Policy(c)
 		switch {
 		case builtinChains[c] && existed:
 			b.WriteString(":" + c + " " + policy + " [0:0]\n")
 		case !builtinChains[c]:
-			writeChainLine(b, c)
+			writeChainDeclaration(b, c)
 		}
 	}
 	for _, c := range chains {
-		if _, existed := saved.policy[c]; builtinChains[c] && existed {
+		if builtinChains[c] && saved.HasChain(c) {
 			b.WriteString("-F " + c + "\n")
 		}
 	}
+	rules := map[string][]string{}
+	for _, r := range saved.Rules {
+		if touched[r.Chain] {
+			rules[r.Chain] = append(rules[r.Chain], r.Line)
+		}
+	}
 	for _, c := range chains {
-		for _, r := range saved.rules[c] {
+		for _, r := range rules[c] {
 			b.WriteString(r + "\n")
 		}
 	}
 	for _, c := range chains {
-		if _, existed := saved.policy[c]; !existed && !builtinChains[c] {
+		if !saved.HasChain(c) && !builtinChains[c] {
 			b.WriteString("-X " + c + "\n")
 		}
 	}
 	b.WriteString("COMMIT\n")
+}
+
+// writeChainDeclaration writes ":CHAIN - [0:0]", which creates or flushes a
+// user chain under --noflush.
+func writeChainDeclaration(b *bytes.Buffer, name string) {
+	b.WriteString(":" + name + " - [0:0]\n")
 }

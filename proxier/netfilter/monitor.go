@@ -1,10 +1,12 @@
-package iptables
+package netfilter
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Tamper detection. Firewall reloads (firewalld, "iptables -F", an
@@ -47,12 +49,12 @@ func (c TamperCheck) listed() string {
 	return c.Chain
 }
 
-func (c TamperCheck) holds(t *savedTable) bool {
+func (c TamperCheck) holds(t *ruleset.SavedTable) bool {
 	if c.From == "" {
-		return t.hasChain(c.Chain)
+		return t.HasChain(c.Chain)
 	}
-	for _, r := range t.rules {
-		if r.chain == c.From && r.target == c.Chain {
+	for _, r := range t.Rules {
+		if r.Chain == c.From && r.Target == c.Chain {
 			return true
 		}
 	}
@@ -73,15 +75,15 @@ func TamperChecks() []TamperCheck {
 	}
 }
 
-// canaryTables are the tables a full sync declares the canary in.
-func canaryTables() []string { return []string{"mangle", "nat", "filter"} }
+// CanaryTables are the tables a full sync declares the canary in.
+func CanaryTables() []string { return []string{"mangle", "nat", "filter"} }
 
 // CanaryRestoreInput is iptables-restore --noflush input that (re)creates the
 // empty canary chains, for a backend that does not render them with its
 // rules (IPVS mode).
 func CanaryRestoreInput() []byte {
 	var b []byte
-	for _, t := range canaryTables() {
+	for _, t := range CanaryTables() {
 		b = fmt.Appendf(b, "*%s\n:%s - [0:0]\nCOMMIT\n", t, CanaryChain)
 	}
 	return b
@@ -91,7 +93,7 @@ func CanaryRestoreInput() []byte {
 // checks that fail. An error (a listing failed, e.g. the xtables lock was
 // held too long) says nothing about tampering.
 func CheckTampering(ctx context.Context, l ChainLister, checks []TamperCheck) ([]TamperCheck, error) {
-	listings := map[[2]string]*savedTable{}
+	listings := map[[2]string]*ruleset.SavedTable{}
 	var failed []TamperCheck
 	for _, c := range checks {
 		key := [2]string{c.Table, c.listed()}
@@ -101,7 +103,7 @@ func CheckTampering(ctx context.Context, l ChainLister, checks []TamperCheck) ([
 			if err != nil {
 				return nil, fmt.Errorf("tamper check %s: %w", c, err)
 			}
-			t = parseSave(data)
+			t = ruleset.ParseSave(data)
 			listings[key] = t
 		}
 		if !c.holds(t) {

@@ -1,71 +1,29 @@
-package iptables_test
+package netfilter_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
-// faultyTable wraps the per-table-committing Fake and, when armed, makes the
-// first block of one table fail (a rule appended to a chain that does not
-// exist), as a kernel refusing the nat half of a sync would. It counts Saves
-// and keeps every input it was given.
-type faultyTable struct {
-	*ruleset.Fake
-	table string
-	// nth is which of the table's blocks fails (1 = the first).
-	nth    int
-	armed  bool
-	saves  int
-	lists  int
-	inputs [][]byte
-	// listErr fails every ListChain.
-	listErr error
+// reads counts the Saves and chain listings a fake has served since it was taken.
+type reads struct {
+	f            *ruleset.Fake
+	saves, lists int
 }
 
-func (f *faultyTable) Restore(ctx context.Context, data []byte) error {
-	f.inputs = append(f.inputs, bytes.Clone(data))
-	if f.armed {
-		f.armed = false
-		data = injectFailure(data, f.table, f.nth)
-	}
-	return f.Fake.Restore(ctx, data)
+func readsOf(f *ruleset.Fake) reads { return reads{f, f.SaveCount(), f.ListCount()} }
+
+func (r reads) since() (saves, lists int) {
+	return r.f.SaveCount() - r.saves, r.f.ListCount() - r.lists
 }
 
-func (f *faultyTable) Save(ctx context.Context, table string) ([]byte, error) {
-	f.saves++
-	return f.Fake.Save(ctx, table)
-}
-
-func (f *faultyTable) ListChain(ctx context.Context, table, chain string) ([]byte, error) {
-	f.lists++
-	if f.listErr != nil {
-		return nil, f.listErr
-	}
-	return f.Fake.ListChain(ctx, table, chain)
-}
-
-func injectFailure(data []byte, table string, nth int) []byte {
-	s := string(data)
-	start := -1
-	for range max(nth, 1) {
-		i := strings.Index(s[start+1:], "*"+table+"\n")
-		if i < 0 {
-			panic("no such " + table + " block in input")
-		}
-		start += 1 + i
-	}
-	end := start + strings.Index(s[start:], "COMMIT\n")
-	return []byte(s[:end] + "-A KPX-NO-SUCH-CHAIN -j ACCEPT\n" + s[end:])
-}
-
-func tablesText(t *testing.T, r iptables.Restorer) string {
+func tablesText(t *testing.T, r netfilter.Restorer) string {
 	t.Helper()
 	var b strings.Builder
 	for _, table := range []string{"filter", "nat", "mangle"} {
@@ -175,27 +133,28 @@ COMMIT
 	tests = append(tests, rollbackCase{name: "a first nat block declaring many chains", input: many.String(), failTable: "nat", failNth: 2, wantSaves: 1})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{}), table: tt.failTable, nth: tt.failNth}
-			if err := f.Fake.Restore(context.Background(), []byte(rollbackBase)); err != nil {
+			f := ruleset.NewFake(ruleset.FakeOptions{})
+			if err := f.Restore(context.Background(), []byte(rollbackBase)); err != nil {
 				t.Fatal(err)
 			}
-			before := tablesText(t, f.Fake)
-			f.armed = true
-			err := iptables.NewTableRollback(f).Restore(context.Background(), []byte(tt.input))
+			before := tablesText(t, f)
+			f.FailNextBlock(tt.failTable, tt.failNth)
+			read := readsOf(f)
+			err := netfilter.NewTableRollback(f).Restore(context.Background(), []byte(tt.input))
 			if err == nil {
 				t.Fatal("Restore succeeded although a table failed")
 			}
 			if !strings.Contains(err.Error(), "rolled back") {
 				t.Errorf("error %q does not say what was rolled back", err)
 			}
-			if after := tablesText(t, f.Fake); after != before {
+			if saves, lists := read.since(); saves != tt.wantSaves || lists != tt.wantLists {
+				t.Errorf("%d Saves and %d chain listings, want %d and %d", saves, lists, tt.wantSaves, tt.wantLists)
+			}
+			if after := tablesText(t, f); after != before {
 				t.Errorf("tables changed by a failed restore:\n%s\nbefore:\n%s", after, before)
 			}
-			if f.saves != tt.wantSaves || f.lists != tt.wantLists {
-				t.Errorf("%d Saves and %d chain listings, want %d and %d", f.saves, f.lists, tt.wantSaves, tt.wantLists)
-			}
 			// The same input applies cleanly once the fault is gone.
-			if err := iptables.NewTableRollback(f).Restore(context.Background(), []byte(tt.input)); err != nil {
+			if err := netfilter.NewTableRollback(f).Restore(context.Background(), []byte(tt.input)); err != nil {
 				t.Errorf("retry: %v", err)
 			}
 		})
@@ -212,12 +171,14 @@ func TestTableRollbackPassesSingleTableInputThrough(t *testing.T) {
 		"# header\n*filter\n:KUBE-SERVICES - [0:0]\nCOMMIT\n*nat\nCOMMIT\n",
 	}
 	for _, in := range inputs {
-		f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{})}
-		if err := iptables.NewTableRollback(f).Restore(context.Background(), []byte(in)); err != nil {
+		f := ruleset.NewFake(ruleset.FakeOptions{})
+		if err := netfilter.NewTableRollback(f).Restore(context.Background(), []byte(in)); err != nil {
 			t.Fatalf("%q: %v", in, err)
 		}
-		if f.saves+f.lists != 0 || len(f.inputs) != 1 || string(f.inputs[0]) != in {
-			t.Errorf("%q: %d saves, %d listings, inputs %q; want the input unchanged and nothing read", in, f.saves, f.lists, f.inputs)
+		saves, lists := f.SaveCount(), f.ListCount()
+		if saves+lists != 0 || f.RestoreCount() != 1 || string(f.LastRestore()) != in {
+			t.Errorf("%q: %d saves, %d listings, %d restores of %q; want the input once, unchanged, and nothing read",
+				in, saves, lists, f.RestoreCount(), f.LastRestore())
 		}
 	}
 }
@@ -225,24 +186,26 @@ func TestTableRollbackPassesSingleTableInputThrough(t *testing.T) {
 // TestTableRollbackUsesTheCallersSnapshot: tables the caller has just read
 // are not read again, and the rollback restores what the caller read.
 func TestTableRollbackUsesTheCallersSnapshot(t *testing.T) {
-	f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{}), table: "filter", armed: true}
-	if err := f.Fake.Restore(context.Background(), []byte(rollbackBase)); err != nil {
+	f := ruleset.NewFake(ruleset.FakeOptions{})
+	if err := f.Restore(context.Background(), []byte(rollbackBase)); err != nil {
 		t.Fatal(err)
 	}
-	before := tablesText(t, f.Fake)
-	nat, err := f.Fake.Save(context.Background(), "nat")
+	before := tablesText(t, f)
+	nat, err := f.Save(context.Background(), "nat")
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.FailNextBlock("filter", 1)
+	read := readsOf(f)
 	in := "*nat\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-B - [0:0]\nCOMMIT\n*filter\n:KUBE-X - [0:0]\nCOMMIT\n"
-	err = iptables.NewTableRollback(f).RestoreKnown(context.Background(), []byte(in), iptables.Known{Table: iptables.KnownTables(map[string][]byte{"nat": nat})})
+	err = netfilter.NewTableRollback(f).RestoreKnown(context.Background(), []byte(in), netfilter.Known{Table: netfilter.KnownTables(map[string][]byte{"nat": nat})})
 	if err == nil || !strings.Contains(err.Error(), "tables nat rolled back") {
 		t.Fatalf("err = %v, want the failure and nat rolled back", err)
 	}
-	if f.saves+f.lists != 0 {
-		t.Errorf("%d Saves and %d listings, want none: the caller passed nat", f.saves, f.lists)
+	if saves, lists := read.since(); saves+lists != 0 {
+		t.Errorf("%d Saves and %d listings, want none: the caller passed nat", saves, lists)
 	}
-	if after := tablesText(t, f.Fake); after != before {
+	if after := tablesText(t, f); after != before {
 		t.Errorf("tables after the failed restore:\n%s\nbefore:\n%s", after, before)
 	}
 }
@@ -251,15 +214,16 @@ func TestTableRollbackUsesTheCallersSnapshot(t *testing.T) {
 // the restore still runs (a sync must not be refused for it), and a failure
 // says that earlier tables may stay applied.
 func TestTableRollbackWithoutSnapshot(t *testing.T) {
-	f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{}), table: "nat", armed: true,
-		listErr: errors.New("iptables -S crashed")}
+	f := ruleset.NewFake(ruleset.FakeOptions{})
+	f.FailNextBlock("nat", 1)
+	f.FailListings(errors.New("iptables -S crashed"))
 	in := "*filter\n:KUBE-X - [0:0]\nCOMMIT\n*nat\n:KUBE-SVC-B - [0:0]\nCOMMIT\n"
-	err := iptables.NewTableRollback(f).Restore(context.Background(), []byte(in))
+	err := netfilter.NewTableRollback(f).Restore(context.Background(), []byte(in))
 	var pe *ruleset.ParseError
 	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "may stay applied") || !strings.Contains(err.Error(), "crashed") {
 		t.Errorf("err = %v, want the restore's error and why nothing was rolled back", err)
 	}
-	if err := iptables.NewTableRollback(f).Restore(context.Background(), []byte(in)); err != nil {
+	if err := netfilter.NewTableRollback(f).Restore(context.Background(), []byte(in)); err != nil {
 		t.Errorf("restore without a snapshot: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package iptables
+package netfilter
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Known is what a caller of TableRollback knows the kernel holds right
@@ -36,7 +38,7 @@ type tableSnapshot struct {
 	blocks [][]byte
 	// saved holds listed or known chains; text, when set, is a whole-table
 	// save, parsed into saved on demand.
-	saved *savedChains
+	saved *ruleset.SavedTable
 	text  string
 }
 
@@ -51,10 +53,9 @@ func (s *tableSnapshot) touched() (chains map[string]bool, all bool) {
 }
 
 // chains returns what the table held, parsing a whole-table save if needed.
-func (s *tableSnapshot) chains() *savedChains {
+func (s *tableSnapshot) chains() *ruleset.SavedTable {
 	if s.saved == nil {
-		s.saved = newSavedChains()
-		s.saved.add(s.text)
+		s.saved = ruleset.ParseSave([]byte(s.text))
 	}
 	return s.saved
 }
@@ -117,11 +118,12 @@ func (t *TableRollback) read(ctx context.Context, s *tableSnapshot, known Known)
 // readChains fills s.saved with the touched chains: known ones from the
 // caller, the others listed.
 func (t *TableRollback) readChains(ctx context.Context, l ChainLister, s *tableSnapshot, touched map[string]bool, known Known) error {
-	s.saved = newSavedChains()
+	s.saved = ruleset.NewSavedTable()
 	var unknown []string
 	for _, c := range slices.Sorted(maps.Keys(touched)) {
 		if rules, ok := knownChain(known, s.table, c); ok {
-			s.saved.addChain(c, rules)
+			// A chain the caller wrote is a user chain: list it so.
+			s.saved.Add(append([]byte("-N "+c+"\n"), rules...))
 		} else {
 			unknown = append(unknown, c)
 		}
@@ -149,7 +151,7 @@ func knownChain(known Known, table, chain string) ([]byte, bool) {
 const listingConcurrency = 4
 
 // listChainsInto lists chains concurrently and adds them to saved.
-func listChainsInto(ctx context.Context, l ChainLister, table string, chains []string, saved *savedChains) error {
+func listChainsInto(ctx context.Context, l ChainLister, table string, chains []string, saved *ruleset.SavedTable) error {
 	out := make([][]byte, len(chains))
 	errs := make([]error, len(chains))
 	sem := make(chan struct{}, listingConcurrency)
@@ -168,7 +170,7 @@ func listChainsInto(ctx context.Context, l ChainLister, table string, chains []s
 		if errs[i] != nil {
 			return fmt.Errorf("list chain %s: %w", chains[i], errs[i])
 		}
-		saved.add(string(out[i]))
+		saved.Add(out[i])
 	}
 	return nil
 }
