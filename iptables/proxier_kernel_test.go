@@ -3,9 +3,7 @@ package iptables_test
 import (
 	"context"
 	"net/netip"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,25 +61,6 @@ func kernelRunner(t *testing.T, ns string, backend xtables.Backend) *xtables.Run
 	return r
 }
 
-var countersRE = regexp.MustCompile(`\[\d+:\d+\]`)
-
-// kernelTables is iptables-save of every table of ns, without the dated
-// comment lines and with chain counters zeroed.
-func kernelTables(t *testing.T, ns string, backend xtables.Backend) string {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "iptables-"+string(backend)+"-save").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-%s-save: %v: %s", backend, err, out)
-	}
-	var b strings.Builder
-	for line := range strings.Lines(string(out)) {
-		if !strings.HasPrefix(line, "#") {
-			b.WriteString(countersRE.ReplaceAllString(line, "[0:0]"))
-		}
-	}
-	return b.String()
-}
-
 // TestKernelFailedSyncRollsBackEveryTable: with both backends, a sync whose
 // nat block the kernel refuses (after filter and mangle committed) leaves
 // iptables-save of every table byte for byte as before, and the next sync
@@ -113,7 +92,7 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 				if _, err := p.Sync(context.Background(), snapOf(true, nil, web, api)); err != nil {
 					t.Fatal(err)
 				}
-				before := kernelTables(t, ns, backend)
+				before := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save")
 
 				f.armed = true
 				if _, err := p.Sync(context.Background(), sync.snap); err == nil {
@@ -122,14 +101,14 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 				if !strings.Contains(f.failed, "*filter\n") || !strings.Contains(f.failed, `"ns/api:p80 has no endpoints"`) {
 					t.Fatalf("the failed input did not change filter; the test proves nothing:\n%s", f.failed)
 				}
-				if after := kernelTables(t, ns, backend); after != before {
+				if after := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save"); after != before {
 					t.Errorf("iptables-%s-save after the failed sync:\n%s\nbefore:\n%s", backend, after, before)
 				}
 
 				if _, err := p.Sync(context.Background(), sync.snap); err != nil {
 					t.Fatalf("the sync after the fault: %v", err)
 				}
-				if got := kernelTables(t, ns, backend); !strings.Contains(got, `"ns/api:p80 has no endpoints"`) ||
+				if got := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save"); !strings.Contains(got, `"ns/api:p80 has no endpoints"`) ||
 					!strings.Contains(got, "-A FORWARD -s 10.9.9.9/32 -j ACCEPT") {
 					t.Errorf("after the retry:\n%s", got)
 				}

@@ -74,15 +74,24 @@
 // Host setup at start (settings.go): the sysctls IPVS mode needs
 // (vs/conntrack, expire_nodest_conn, expire_quiescent_template,
 // conn_reuse_mode, ip_forward), strictARP (raising arp_ignore/arp_announce,
-// never lowering a stricter value), the tcp/tcpfin/udp timeouts through the
-// Handle, and upstream's scheduler probe, run in a throwaway namespace.
+// never lowering a stricter value), both through a sysctl.Interface
+// (proxier/sysctl), the tcp/tcpfin/udp timeouts through the Handle, and
+// upstream's scheduler probe, run in a throwaway namespace.
 //
 // TODO: no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
 //
 // Cleanup (cleanup.go) removes only what kproxy owns by default — virtual
 // servers on kube-ipvs0 addresses and NodePort virtual servers on node
-// addresses, never those in excludeCIDRs — plus the IPVS-mode chains, the
-// KUBE-* ipsets and kube-ipvs0; CleanupOptions.All flushes every virtual
-// server as upstream does. DryRun (dryrun.go) runs the real Proxier against
-// the fakes and prints virtual servers, addresses, ipsets and rules.
+// addresses, never those in excludeCIDRs — plus the IPVS-mode chains
+// (netfilter.CleanupIPVSMode), the KUBE-* ipsets and kube-ipvs0;
+// CleanupOptions.All flushes every virtual server as upstream does. DryRun
+// (dryrun.go) runs the real Proxier against the fakes and prints virtual
+// servers, addresses, ipsets and rules.
+//
+// What it shares with iptables mode lives in proxier/netfilter (chain names
+// and jump rules, the local-traffic detector, node-port address matching,
+// the Restorer seam with TableRollback, the canaries, the reader of
+// iptables-save output, the chain cleanup) and proxier/sysctl. The package
+// depends on neither iptables/ nor config/: cmd/kproxy hands it typed
+// options.
 package ipvs

@@ -36,7 +36,7 @@ func TestRulesApplierRollsBackNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := saveAll(t, f)
-	saves := f.SaveCount()
+	saves, _ := f.Reads()
 
 	f.FailNextBlock("filter", 1)
 	next := &ipvs.Rules{
@@ -47,8 +47,8 @@ func TestRulesApplierRollsBackNAT(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "rolled back") {
 		t.Fatalf("Apply = %v, want the filter failure with nat rolled back", err)
 	}
-	if saves = f.SaveCount() - saves; saves != 2 {
-		t.Errorf("%d Saves, want 2 (nat and filter, read once to find missing jumps)", saves)
+	if now, _ := f.Reads(); now-saves != 2 {
+		t.Errorf("%d Saves, want 2 (nat and filter, read once to find missing jumps)", now-saves)
 	}
 	if after := saveAll(t, f); after != before {
 		t.Errorf("tables after the failed apply:\n%s\nbefore:\n%s", after, before)

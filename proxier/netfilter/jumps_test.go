@@ -3,6 +3,8 @@ package netfilter_test
 import (
 	"context"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kproxy/kproxy/proxier/netfilter"
@@ -48,5 +50,32 @@ func TestWithKubeProxyJumpsMatchesKubeProxyInsertions(t *testing.T) {
 	// The fake itself is untouched.
 	if len(f.Table("nat").Chain("PREROUTING").Rules) != 0 {
 		t.Error("WithKubeProxyJumps modified the fake's tables")
+	}
+}
+
+// TestIPTablesJumpRulesAreUpstreams pins the jump list to behaviour
+// reference 9.1 (ruleset/testdata/jumps.restore), then kubelet's two
+// KUBE-FIREWALL jumps.
+func TestIPTablesJumpRulesAreUpstreams(t *testing.T) {
+	data, err := os.ReadFile("ruleset/testdata/jumps.restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for line := range strings.Lines(string(data)) {
+		if strings.HasPrefix(line, "-I ") {
+			want = append(want, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	want = append(want, "-I INPUT 1 -j KUBE-FIREWALL", "-I OUTPUT 1 -j KUBE-FIREWALL")
+	var got []string
+	for _, j := range netfilter.IPTablesJumpRules() {
+		got = append(got, j.InsertLine())
+		if strings.TrimPrefix(j.SaveLine(), "-A "+j.From) != strings.TrimPrefix(j.InsertLine(), "-I "+j.From+" 1") {
+			t.Errorf("SaveLine %q and InsertLine %q differ in the rule", j.SaveLine(), j.InsertLine())
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("insert lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

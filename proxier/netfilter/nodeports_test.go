@@ -5,12 +5,16 @@ import (
 	"testing"
 )
 
-func prefixes(ss ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(ss))
-	for i, s := range ss {
-		out[i] = netip.MustParsePrefix(s)
+// match builds a NodePortMatch of CIDRs ("all" alone matches everything).
+func match(cidrs ...string) NodePortMatch {
+	if len(cidrs) == 1 && cidrs[0] == "all" {
+		return NodePortMatch{All: true}
 	}
-	return out
+	var m NodePortMatch
+	for _, c := range cidrs {
+		m.Prefixes = append(m.Prefixes, netip.MustParsePrefix(c))
+	}
+	return m
 }
 
 func TestNodePortMatchContainsIPv4Loopback(t *testing.T) {
@@ -18,11 +22,11 @@ func TestNodePortMatchContainsIPv4Loopback(t *testing.T) {
 		match NodePortMatch
 		want  bool
 	}{
-		{NodePortMatch{All: true}, true},
-		{NodePortMatch{Prefixes: prefixes("127.0.0.0/8")}, true},
-		{NodePortMatch{Prefixes: prefixes("127.0.0.5/32")}, true},
-		{NodePortMatch{Prefixes: prefixes("0.0.0.0/1")}, true},
-		{NodePortMatch{Prefixes: prefixes("10.0.0.0/8", "192.168.0.0/16")}, false},
+		{match("all"), true},
+		{match("127.0.0.0/8"), true},
+		{match("127.0.0.5/32"), true},
+		{match("0.0.0.0/1"), true},
+		{match("10.0.0.0/8", "192.168.0.0/16"), false},
 	}
 	for _, tt := range tests {
 		if got := tt.match.ContainsIPv4Loopback(); got != tt.want {
@@ -37,11 +41,11 @@ func TestNodePortMatchContains(t *testing.T) {
 		addr  string
 		want  bool
 	}{
-		{NodePortMatch{All: true}, "203.0.113.1", true},
-		{NodePortMatch{Prefixes: prefixes("10.0.0.0/8", "fd00::/64")}, "10.1.2.3", true},
-		{NodePortMatch{Prefixes: prefixes("10.0.0.0/8", "fd00::/64")}, "fd00::5", true},
-		{NodePortMatch{Prefixes: prefixes("10.0.0.0/8")}, "192.168.1.10", false},
-		{NodePortMatch{}, "10.1.2.3", false},
+		{match("all"), "203.0.113.1", true},
+		{match("10.0.0.0/8", "fd00::/64"), "10.1.2.3", true},
+		{match("10.0.0.0/8", "fd00::/64"), "fd00::5", true},
+		{match("10.0.0.0/8"), "192.168.1.10", false},
+		{match(), "10.1.2.3", false},
 	}
 	for _, tt := range tests {
 		if got := tt.match.Contains(netip.MustParseAddr(tt.addr)); got != tt.want {
@@ -51,7 +55,7 @@ func TestNodePortMatchContains(t *testing.T) {
 }
 
 func TestNodePortAddressesString(t *testing.T) {
-	n := NodePortAddresses{Primary: true, CIDRs: prefixes("10.0.0.0/8")}
+	n := NodePortAddresses{Primary: true, CIDRs: match("10.0.0.0/8").Prefixes}
 	if got := n.String(); got != "primary,10.0.0.0/8" {
 		t.Errorf("String() = %q", got)
 	}

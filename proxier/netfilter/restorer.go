@@ -2,9 +2,9 @@ package netfilter
 
 import "context"
 
-// Restorer is the kernel seam of the iptables backend: one address family's
-// iptables-restore and iptables-save. The real implementation runs the binaries
-// (iptables/kernel); the fake (iptables/ruleset) keeps tables in memory and
+// Restorer is the iptables kernel seam of every backend: one address
+// family's iptables-restore and iptables-save. The real implementation runs
+// the binaries (xtables); the fake (ruleset) keeps tables in memory and
 // rejects what the kernel would reject.
 type Restorer interface {
 	// Restore applies iptables-restore input with --noflush semantics: a
@@ -23,7 +23,8 @@ type Restorer interface {
 // its "-A" rules in iptables-save form). With iptables-nft 1.8.9, listing a
 // single chain fetches only that chain, so it stays cheap (~10 ms) where
 // iptables-save of a 110k-chain nat table runs minutes and then crashes.
-// The proxier uses it to check its jump rules when it cannot read whole tables.
+// The iptables proxier uses it to check its jump rules when it cannot read
+// whole tables; TableRollback and the tamper Monitor list single chains too.
 type ChainLister interface {
 	// ListChain returns (nil, nil) when the chain does not exist.
 	ListChain(ctx context.Context, table, chain string) ([]byte, error)

@@ -60,18 +60,12 @@ func (f *Fake) FailListings(err error) {
 	f.failList = err
 }
 
-// SaveCount is the number of Save calls so far, failed ones included.
-func (f *Fake) SaveCount() int {
+// Reads are the numbers of Save and ListChain calls so far, failed ones
+// included: what a caller read of the kernel.
+func (f *Fake) Reads() (saves, listings int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.saves
-}
-
-// ListCount is the number of ListChain calls so far, failed ones included.
-func (f *Fake) ListCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lists
+	return f.saves, f.lists
 }
 
 func (f *Fake) countSave() {

@@ -296,7 +296,7 @@ func TestParseTablesRoundTrip(t *testing.T) {
 	}
 }
 
-// restorer is the iptables.Restorer method set (that package imports this one).
+// restorer is the netfilter.Restorer method set (that package imports this one).
 type restorer interface {
 	Restore(ctx context.Context, data []byte) error
 	Save(ctx context.Context, table string) ([]byte, error)

@@ -2,8 +2,6 @@ package xtables_test
 
 import (
 	"context"
-	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,19 +10,6 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
-
-var countersRE = regexp.MustCompile(`\[\d+:\d+\]`)
-
-// saveAll is iptables-save of every table, without the dated comment lines
-// and with chain counters zeroed.
-func saveAll(t *testing.T, ns string, backend xtables.Backend) string {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "iptables-"+string(backend)+"-save").CombinedOutput()
-	if err != nil {
-		t.Fatalf("iptables-%s-save: %v: %s", backend, err, out)
-	}
-	return countersRE.ReplaceAllString(stripComments(out), "[0:0]")
-}
 
 // TestKernelTableRollbackUndoesEveryKindOfChange: an earlier filter block
 // that creates a chain, inserts into and deletes from built-in chains,
@@ -75,12 +60,12 @@ COMMIT
 			if err := r.Restore(context.Background(), []byte(base+"*mangle\n:KPX-CANARY - [0:0]\nCOMMIT\n")); err != nil {
 				t.Fatal(err)
 			}
-			before := saveAll(t, ns, backend)
+			before := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save")
 			err = netfilter.NewTableRollback(r).Restore(context.Background(), []byte(failing))
 			if err == nil || !strings.Contains(err.Error(), "tables filter, mangle rolled back") {
 				t.Fatalf("Restore = %v, want the nat failure with filter and mangle rolled back", err)
 			}
-			if after := saveAll(t, ns, backend); after != before {
+			if after := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save"); after != before {
 				t.Errorf("iptables-%s-save after the failed restore:\n%s\nbefore:\n%s", backend, after, before)
 			}
 		})

@@ -55,7 +55,7 @@ const (
 )
 
 // Runner runs iptables-restore and iptables-save for one address family. It
-// implements iptables.Restorer.
+// implements netfilter.Restorer.
 type Runner struct {
 	opts     Options
 	timeouts command.Timeouts
@@ -131,7 +131,7 @@ func (r *Runner) Save(ctx context.Context, table string) ([]byte, error) {
 	return out, nil
 }
 
-// ListChain runs iptables -t table -S chain (implements iptables.ChainLister).
+// ListChain runs iptables -t table -S chain (implements netfilter.ChainLister).
 // A missing chain is (nil, nil): iptables 1.8.9 reports it as "incompatible",
 // older versions as "No chain/target/match by that name".
 func (r *Runner) ListChain(ctx context.Context, table, chain string) ([]byte, error) {

@@ -13,8 +13,8 @@ import (
 	"github.com/kproxy/kproxy/proxier/command"
 )
 
-// restorer is the netfilter.Restorer method set; the iptables package cannot
-// be imported here because it depends on this one.
+// restorer is the netfilter.Restorer method set, checked here without
+// importing the core (netfilter/restorer_impl_test.go checks it too).
 type restorer interface {
 	Restore(ctx context.Context, data []byte) error
 	Save(ctx context.Context, table string) ([]byte, error)
