@@ -18,15 +18,16 @@ import (
 // table as it was:
 //   - the block that commits last needs no undo: a block is atomic, so if
 //     it fails it changed nothing. Callers therefore write the table that
-//     is expensive to read last: the iptables proxier and Cleanup put nat
+//     is expensive to read last: the iptables proxier and cleanup put nat
 //     (110k chains at 10k services) after filter and mangle, which hold only
 //     top-level chains and what other software keeps there;
 //   - before the restore, the chains the earlier blocks change are read:
-//     from what the caller knows (the Proxier's memory of the chains it
-//     wrote, on partial syncs; IPVS mode's Saves, which it reads anyway to
-//     find missing jumps), otherwise listed one by one ("iptables -S
-//     CHAIN", concurrently; a Save of any table makes iptables-nft fetch
-//     the whole ruleset) (rollback_snapshot.go);
+//     from what the caller knows (the iptables Proxier's memory of the
+//     chains it wrote, on partial syncs; the Saves IPVS mode reads anyway
+//     to find missing jumps, and cleanup to find its chains), otherwise
+//     listed one by one ("iptables -S CHAIN", concurrently; a Save of any
+//     table makes iptables-nft fetch the whole ruleset)
+//     (rollback_snapshot.go);
 //   - after a failure, one restore puts back, from the snapshots, every
 //     chain the earlier blocks touch: chains that existed are flushed and
 //     refilled (built-in chains with "-F" and their policy), chains the
