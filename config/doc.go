@@ -25,7 +25,8 @@
 //     Kubernetes style ("iptables.masqueradeBit: Invalid value: 32: ...").
 //   - Resolve combines flags and file, defaults, validates and returns a
 //     Config whose values are typed and ready to use (netip prefixes,
-//     time.Duration, the masquerade mark string), plus the effective v1alpha1
+//     time.Duration, the masquerade mark string, the node-port addresses as
+//     a netfilter.NodePortAddresses), plus the effective v1alpha1
 //     object, which ConfigzJSON renders for /configz.
 //
 // Why this shape: the v1alpha1 object is the compatibility surface (file,

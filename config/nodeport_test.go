@@ -70,28 +70,3 @@ func TestParseNodePortAddressesRejects(t *testing.T) {
 		}
 	}
 }
-
-func TestNodePortMatchContainsIPv4Loopback(t *testing.T) {
-	tests := []struct {
-		match NodePortMatch
-		want  bool
-	}{
-		{NodePortMatch{All: true}, true},
-		{NodePortMatch{Prefixes: prefixes("127.0.0.0/8")}, true},
-		{NodePortMatch{Prefixes: prefixes("127.0.0.5/32")}, true},
-		{NodePortMatch{Prefixes: prefixes("0.0.0.0/1")}, true},
-		{NodePortMatch{Prefixes: prefixes("10.0.0.0/8", "192.168.0.0/16")}, false},
-	}
-	for _, tt := range tests {
-		if got := tt.match.ContainsIPv4Loopback(); got != tt.want {
-			t.Errorf("%+v.ContainsIPv4Loopback() = %v, want %v", tt.match, got, tt.want)
-		}
-	}
-}
-
-func TestNodePortAddressesString(t *testing.T) {
-	n, _ := ParseNodePortAddresses([]string{"10.0.0.0/8", "primary"})
-	if got := n.String(); got != "primary,10.0.0.0/8" {
-		t.Errorf("String() = %q", got)
-	}
-}

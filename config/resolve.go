@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/kube-proxy/config/v1alpha1"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Resolve builds the effective configuration with upstream's precedence:
@@ -122,12 +124,6 @@ func resolveNodeName(override string, hostname func() (string, error)) (string, 
 	return strings.ToLower(name), nil
 }
 
-// MasqueradeMark renders 1<<bit as upstream does: "0x" and eight lowercase
-// hex digits (bit 14 -> "0x00004000").
-func MasqueradeMark(bit int) string {
-	return fmt.Sprintf("0x%08x", uint32(1)<<uint(bit))
-}
-
 // project converts a validated v1alpha1 object into Config.
 func project(v *v1alpha1.KubeProxyConfiguration) (*Config, error) {
 	c := &Config{
@@ -153,7 +149,7 @@ func project(v *v1alpha1.KubeProxyConfiguration) (*Config, error) {
 		FeatureGates:        maps.Clone(v.FeatureGates),
 		Versioned:           v,
 	}
-	c.MasqueradeMark = MasqueradeMark(c.MasqueradeBit)
+	c.MasqueradeMark = netfilter.MasqueradeMark(c.MasqueradeBit)
 	c.SyncPeriod, c.MinSyncPeriod = v.IPTables.SyncPeriod.Duration, v.IPTables.MinSyncPeriod.Duration
 	if c.Mode == ModeIPVS {
 		c.SyncPeriod, c.MinSyncPeriod = v.IPVS.SyncPeriod.Duration, v.IPVS.MinSyncPeriod.Duration

@@ -238,20 +238,3 @@ func TestResolveHostnameErrors(t *testing.T) {
 		t.Errorf("hostname failure not wrapped: %v", err)
 	}
 }
-
-func TestMasqueradeMark(t *testing.T) {
-	tests := []struct {
-		bit  int
-		want string
-	}{
-		{0, "0x00000001"},
-		{14, "0x00004000"},
-		{15, "0x00008000"},
-		{31, "0x80000000"},
-	}
-	for _, tt := range tests {
-		if got := MasqueradeMark(tt.bit); got != tt.want {
-			t.Errorf("MasqueradeMark(%d) = %q, want %q", tt.bit, got, tt.want)
-		}
-	}
-}

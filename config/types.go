@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"k8s.io/kube-proxy/config/v1alpha1"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Proxy modes kproxy implements. The values are upstream's mode strings.
@@ -25,9 +27,9 @@ const (
 
 // Keywords accepted in nodePortAddresses besides CIDRs.
 const (
-	NodePortAddressesPrimary   = "primary"
-	NodePortAddressesLocalhost = "localhost"
-	NodePortAddressesAll       = "all"
+	NodePortAddressesPrimary   = netfilter.NodePortAddressesPrimary
+	NodePortAddressesLocalhost = netfilter.NodePortAddressesLocalhost
+	NodePortAddressesAll       = netfilter.NodePortAddressesAll
 )
 
 // Upstream's well-known ports and defaults.
@@ -64,7 +66,7 @@ type Config struct {
 	BridgeInterface     string
 	InterfaceNamePrefix string
 
-	NodePortAddresses NodePortAddresses
+	NodePortAddresses netfilter.NodePortAddresses
 
 	// HealthzBindAddress and MetricsBindAddress are host:port; "" disables the server.
 	HealthzBindAddress  string

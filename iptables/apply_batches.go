@@ -3,6 +3,8 @@ package iptables
 import (
 	"bytes"
 	"context"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Restoring a restart in batches. A full sync that could not read the nat
@@ -60,7 +62,7 @@ func splitServiceBatches(t *tableText, active map[string]*portState, limit int) 
 	for _, c := range t.chains {
 		owner, ok := active[c.name]
 		switch {
-		case c.name == MarkMasqChain:
+		case c.name == netfilter.MarkMasqChain:
 			batches = append(batches, []chainText{c})
 		case !ok || deleting[c.name]:
 			rest = append(rest, c)
@@ -82,7 +84,7 @@ func splitServiceBatches(t *tableText, active map[string]*portState, limit int) 
 // mergeMarkMasq moves a batch holding only KUBE-MARK-MASQ into the first
 // batch of service chains, so it is created before anything jumps to it.
 func mergeMarkMasq(batches [][]chainText) [][]chainText {
-	if len(batches) < 2 || len(batches[0]) != 1 || batches[0][0].name != MarkMasqChain {
+	if len(batches) < 2 || len(batches[0]) != 1 || batches[0][0].name != netfilter.MarkMasqChain {
 		return batches
 	}
 	batches[1] = append(batches[1], batches[0][0])

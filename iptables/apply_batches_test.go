@@ -5,7 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // TestRestartWithoutSaveRestoresInBatches: a restart that cannot read the
@@ -41,7 +42,7 @@ func TestRestartWithoutSaveRestoresInBatches(t *testing.T) {
 	}
 }
 
-func newBatchProxier(t *testing.T, r Restorer) *Proxier {
+func newBatchProxier(t *testing.T, r netfilter.Restorer) *Proxier {
 	t.Helper()
 	p, err := New(Options{Restorer: r, Render: testOptions()})
 	if err != nil {
@@ -61,7 +62,7 @@ func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
 	seen := map[string]int{}
 	for i, b := range batches {
 		for _, c := range b {
-			if c.name == MarkMasqChain && i != 0 {
+			if c.name == netfilter.MarkMasqChain && i != 0 {
 				t.Errorf("KUBE-MARK-MASQ in batch %d, want the first", i)
 			}
 			if owner, ok := g.active[c.name]; ok {
@@ -80,7 +81,7 @@ func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
 			t.Errorf("active service chain %s left out of the batches", c.name)
 		}
 	}
-	if !containsChain(rest, "KUBE-SVC-STALE") || !containsChain(rest, ServicesChain) {
+	if !containsChain(rest, "KUBE-SVC-STALE") || !containsChain(rest, netfilter.ServicesChain) {
 		t.Errorf("stale or top-level chains not in rest: %v", rest)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Test builders: svc("ns1", "svc1", clusterIP("172.30.0.41"), withNodePort(3001))
@@ -143,7 +144,7 @@ func testOptions() RenderOptions {
 	return RenderOptions{
 		Family:         v1.IPv4Protocol,
 		MasqueradeMark: "0x4000",
-		LocalDetector:  LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 		NodeIPs:        addrs("192.168.0.2"),
 	}
 }

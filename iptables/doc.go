@@ -2,7 +2,7 @@
 // as iptables-restore input identical to upstream kube-proxy's (chain names,
 // comments, rule text, probabilities, rule order within chains; comments are
 // always quoted, see below) and applies
-// it through the Restorer seam.
+// it through the netfilter.Restorer seam.
 //
 // Contract:
 //   - Rendering (Renderer, Render) is a pure function of a snapshot and
@@ -38,26 +38,27 @@
 //   - A service port whose FirewallRequired is set gets a KUBE-FW chain
 //     even with no source range of its family: an unparseable range fails
 //     closed.
-//   - Tamper detection (monitor.go): Monitor polls TamperChecks every
-//     syncPeriod with single-chain listings — the canaries in mangle, nat
-//     and filter and the jumps from nat PREROUTING/OUTPUT to KUBE-SERVICES —
-//     starting after the first full sync, and reports failed checks once per
-//     full sync; Proxier.ForgetKernelState makes the next sync full and
-//     memory-less. IPVS mode uses the same monitor.
+//   - Tamper detection: every full sync declares the KUBE-PROXY-CANARY
+//     chains and the jumps the netfilter.Monitor checks (cmd/kproxy runs
+//     it); Proxier.ForgetKernelState makes the next sync full and
+//     memory-less.
 //   - Restores that carry several tables are all-or-nothing: iptables-restore
-//     commits table by table, so the Proxier (and Cleanup, and IPVS mode's
-//     rules) restore through TableRollback, which snapshots the tables
-//     before the last block and puts them back when a later block fails.
-//     The Proxier writes nat, the table that grows with the cluster, last,
-//     so it is never read for that (rollback.go).
-//   - Cleanup removes what kproxy or upstream kube-proxy installed in
-//     iptables mode, except KUBE-MARK-MASQ and kubelet's KUBE-FIREWALL
-//     (cmd/kproxy's --cleanup then runs IPVS mode's cleanup too, which, as
-//     upstream's, also removes nat KUBE-MARK-MASQ; README lists it all).
+//     commits table by table, so the Proxier restores through
+//     netfilter.TableRollback, telling it what it knows of the kernel
+//     (the tables a full sync read, or its memory of the chains it wrote).
+//     It writes nat, the table that grows with the cluster, last, so it is
+//     never read for that.
+//
+// What it shares with the other modes lives in proxier/netfilter: the chain
+// names and jump rules, the local-traffic detector, the Restorer seam and
+// its rollback, the tamper monitor, the reader of iptables-save output
+// (ruleset.ParseSave) and --cleanup (netfilter.CleanupIPTablesMode removes
+// what kproxy or upstream kube-proxy installed in iptables mode). This
+// package depends on it, never on ipvs/.
 //
 // Why this shape: upstream's single 900-line sync function mixes planning,
 // rendering and kernel access; here each step is small and the renderer can
-// be tested (golden text, packet tracing through iptables/ruleset) without
-// root. Subpackages: ruleset (in-memory Fake, parser, tracer) and kernel
-// (the exec-based Restorer).
+// be tested (golden text, packet tracing through netfilter/ruleset) without
+// root, and against the real binaries (netfilter/xtables) in network
+// namespaces (proxier_kernel_test.go, fuzz_kernel_test.go).
 package iptables

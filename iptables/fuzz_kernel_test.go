@@ -15,7 +15,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables/kernel"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -29,9 +29,9 @@ const fuzzCorpusDir = "testdata/fuzz/FuzzObjectToRules"
 // KPROXY_KERNEL_TESTS=require.
 func TestFuzzCorpusInKernel(t *testing.T) {
 	ns := fuzzNetns(t)
-	runners := map[v1.IPFamily]*kernel.Runner{}
+	runners := map[v1.IPFamily]*xtables.Runner{}
 	for _, fam := range families {
-		r, err := kernel.New(kernel.Options{Family: fam, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
+		r, err := xtables.New(xtables.Options{Family: fam, CommandPrefix: []string{"ip", "netns", "exec", ns}, Timeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,10 +14,11 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // fuzzCase is one Service and one EndpointSlice, described by the fuzz
@@ -200,9 +201,9 @@ func checkValidIsProgrammed(t *testing.T, svc *v1.Service, fam v1.IPFamily, snap
 
 func checkRender(t *testing.T, fam v1.IPFamily, snap *proxier.Snapshot, validated bool) []byte {
 	opts := iptables.RenderOptions{Family: fam, MasqueradeMark: "0x00004000", LocalhostNodePorts: true,
-		LocalDetector: iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}}}
+		LocalDetector: netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}}}
 	if fam == v1.IPv6Protocol {
-		opts.LocalDetector = iptables.LocalDetector{IfLocal: []string{"-s", "fd00::/8"}, IfNotLocal: []string{"!", "-s", "fd00::/8"}}
+		opts.LocalDetector = netfilter.LocalDetector{IfLocal: []string{"-s", "fd00::/8"}, IfNotLocal: []string{"!", "-s", "fd00::/8"}}
 	}
 	input := append([]byte(nil), iptables.Render(snap, opts).Bytes()...)
 	fake := ruleset.NewFake(ruleset.FakeOptions{Family: fam})

@@ -8,7 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Writing only what differs. iptables-nft 1.8.9 makes a --noflush restore
@@ -149,10 +150,10 @@ func diffAgainstKernel(g *Rendering, pl *syncPlan, family v1.IPFamily, seed maph
 		if saved == nil {
 			continue
 		}
-		byChain := saved.rulesByChain()
+		byChain := rulesByChain(saved)
 		deleting := namesSet(t.deletes)
 		t.chains = filterChains(t.chains, func(c *chainText) bool {
-			if deleting[c.name] || !saved.hasChain(c.name) {
+			if deleting[c.name] || !saved.HasChain(c.name) {
 				return true
 			}
 			want, ok := expectedSaveHash(t.name, c, family, seed, mem)
@@ -274,23 +275,23 @@ func rememberChains(mem chainMemory, g *Rendering, all []*tableText, seed maphas
 // topLevelText copies the rules of a top-level chain; per-service chains are
 // short and always rewritten whole, so their text is not kept.
 func topLevelText(c *chainText) []byte {
-	if IsServiceChainName(c.name) {
+	if netfilter.IsServiceChainName(c.name) {
 		return nil
 	}
 	return bytes.Clone(c.rules)
 }
 
 // rulesByChain groups saved rule arguments (after "-A CHAIN ") by chain.
-func (t *savedTable) rulesByChain() map[string][]string {
-	m := make(map[string][]string, len(t.chains))
-	for _, r := range t.rules {
-		args := strings.TrimPrefix(r.line, "-A "+r.chain)
-		m[r.chain] = append(m[r.chain], strings.TrimPrefix(args, " "))
+func rulesByChain(t *ruleset.SavedTable) map[string][]string {
+	m := make(map[string][]string, len(t.Chains))
+	for _, r := range t.Rules {
+		args := strings.TrimPrefix(r.Line, "-A "+r.Chain)
+		m[r.Chain] = append(m[r.Chain], strings.TrimPrefix(args, " "))
 	}
 	return m
 }
 
-func (pl *syncPlan) savedTable(name string) *savedTable {
+func (pl *syncPlan) savedTable(name string) *ruleset.SavedTable {
 	switch name {
 	case "nat":
 		return pl.nat
@@ -337,7 +338,7 @@ func skipRemembered(g *Rendering, pl *syncPlan, seed maphash.Seed, mem chainMemo
 		saved := pl.savedTable(t.name)
 		deleting := namesSet(t.deletes)
 		t.chains = filterChains(t.chains, func(c *chainText) bool {
-			if deleting[c.name] || !IsServiceChainName(c.name) || (saved != nil && saved.hasChain(c.name)) {
+			if deleting[c.name] || !netfilter.IsServiceChainName(c.name) || (saved != nil && saved.HasChain(c.name)) {
 				return true
 			}
 			s, ok := mem.get(t.name, c.name)

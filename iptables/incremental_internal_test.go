@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 func TestWantsListPrefix(t *testing.T) {

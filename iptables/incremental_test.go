@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // declares reports whether a restore input declares chain in table.

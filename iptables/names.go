@@ -6,30 +6,8 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-)
 
-// Chain-name prefixes of per-service chains, as upstream kube-proxy names them.
-const (
-	ClusterChainPrefix  = "KUBE-SVC-"
-	LocalChainPrefix    = "KUBE-SVL-"
-	ExternalChainPrefix = "KUBE-EXT-"
-	FirewallChainPrefix = "KUBE-FW-"
-	EndpointChainPrefix = "KUBE-SEP-"
-)
-
-// Top-level chains kube-proxy owns or shares.
-const (
-	ServicesChain         = "KUBE-SERVICES"
-	ExternalServicesChain = "KUBE-EXTERNAL-SERVICES"
-	NodePortsChain        = "KUBE-NODEPORTS"
-	PostroutingChain      = "KUBE-POSTROUTING"
-	MarkMasqChain         = "KUBE-MARK-MASQ"
-	ForwardChain          = "KUBE-FORWARD"
-	ProxyFirewallChain    = "KUBE-PROXY-FIREWALL"
-	// FirewallChain is kubelet's chain; kube-proxy writes an identical copy
-	// and never deletes it.
-	FirewallChain = "KUBE-FIREWALL"
-	CanaryChain   = "KUBE-PROXY-CANARY"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // ServiceChains are the names of the per-service chains of one service port.
@@ -47,10 +25,10 @@ func ServiceChainNames(svcPortName string, protocol v1.Protocol) ServiceChains {
 	var buf [64]byte
 	suffix := hashSuffix(append(append(buf[:0], svcPortName...), lowerProtocol(protocol)...))
 	return ServiceChains{
-		Cluster:  ClusterChainPrefix + suffix,
-		Local:    LocalChainPrefix + suffix,
-		External: ExternalChainPrefix + suffix,
-		Firewall: FirewallChainPrefix + suffix,
+		Cluster:  netfilter.ClusterChainPrefix + suffix,
+		Local:    netfilter.LocalChainPrefix + suffix,
+		External: netfilter.ExternalChainPrefix + suffix,
+		Firewall: netfilter.FirewallChainPrefix + suffix,
 	}
 }
 
@@ -59,18 +37,7 @@ func ServiceChainNames(svcPortName string, protocol v1.Protocol) ServiceChains {
 func EndpointChainName(svcPortName string, protocol v1.Protocol, endpoint string) string {
 	var buf [96]byte
 	b := append(append(append(buf[:0], svcPortName...), lowerProtocol(protocol)...), endpoint...)
-	return EndpointChainPrefix + hashSuffix(b)
-}
-
-// IsServiceChainName reports whether a chain is one of the per-service chains
-// kube-proxy creates and garbage-collects (SVC, SVL, EXT, FW, SEP).
-func IsServiceChainName(chain string) bool {
-	for _, p := range [...]string{ClusterChainPrefix, LocalChainPrefix, ExternalChainPrefix, FirewallChainPrefix, EndpointChainPrefix} {
-		if strings.HasPrefix(chain, p) {
-			return true
-		}
-	}
-	return false
+	return netfilter.EndpointChainPrefix + hashSuffix(b)
 }
 
 // hashSuffix is the first 16 characters of the padded standard base32

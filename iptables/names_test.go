@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 func TestChainNameVectors(t *testing.T) {
@@ -49,22 +51,11 @@ func TestChainNameVectors(t *testing.T) {
 				t.Errorf("ServiceChainNames = %+v, want %+v", got, want)
 			}
 			for _, c := range []string{got.Cluster, got.Local, got.External, got.Firewall} {
-				if len(c) > 28 || !IsServiceChainName(c) {
+				if len(c) > 28 || !netfilter.IsServiceChainName(c) {
 					t.Errorf("%s: too long or not recognized as a service chain", c)
 				}
 			}
 		})
-	}
-}
-
-func TestIsServiceChainName(t *testing.T) {
-	for chain, want := range map[string]bool{
-		"KUBE-SVC-XPGD46QRK7WJZT7O": true, "KUBE-SVL-X": true, "KUBE-EXT-X": true, "KUBE-FW-X": true, "KUBE-SEP-X": true,
-		"KUBE-SERVICES": false, "KUBE-NODEPORTS": false, "KUBE-MARK-MASQ": false, "KUBE-FIREWALL": false, "CILIUM-SVC": false,
-	} {
-		if got := IsServiceChainName(chain); got != want {
-			t.Errorf("IsServiceChainName(%q) = %v, want %v", chain, got, want)
-		}
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Reading the kernel for a full sync without depending on iptables-save.
@@ -79,7 +82,7 @@ func (p *Proxier) expectedNatChains(pl *syncPlan) int {
 
 // readWithoutSave learns the kernel state from memory and per-chain listings.
 func (p *Proxier) readWithoutSave(ctx context.Context, pl *syncPlan, saveErr error) error {
-	lister, ok := p.restorer.(ChainLister)
+	lister, ok := p.restorer.(netfilter.ChainLister)
 	if !ok {
 		if p.hasMemory() {
 			// Jump rules were checked by the sync that built the memory.
@@ -97,7 +100,7 @@ func (p *Proxier) readWithoutSave(ctx context.Context, pl *syncPlan, saveErr err
 	}
 	pl.partial = true
 	// A missing canary means someone flushed the tables: memory is void.
-	if p.hasMemory() && pl.nat.hasChain(CanaryChain) {
+	if p.hasMemory() && pl.nat.HasChain(netfilter.CanaryChain) {
 		pl.source = fromMemory
 		return nil
 	}
@@ -121,23 +124,23 @@ func jumpChains(table string) []string {
 			out = append(out, c)
 		}
 	}
-	for _, j := range jumpRules() {
-		if j.table == table {
-			add(j.from)
-			add(j.to)
+	for _, j := range netfilter.IPTablesJumpRules() {
+		if j.Table == table {
+			add(j.From)
+			add(j.To)
 		}
 	}
 	if table == "nat" {
-		add(NodePortsChain)
-		add(CanaryChain)
+		add(netfilter.NodePortsChain)
+		add(netfilter.CanaryChain)
 	}
 	return out
 }
 
-// listChains reads the named chains into a partial savedTable; chains that
+// listChains reads the named chains into a partial SavedTable; chains that
 // do not exist are absent from it.
-func listChains(ctx context.Context, l ChainLister, table string, chains []string) (*savedTable, error) {
-	t := &savedTable{chains: map[string]struct{}{}, builtins: map[string]struct{}{}}
+func listChains(ctx context.Context, l netfilter.ChainLister, table string, chains []string) (*ruleset.SavedTable, error) {
+	t := ruleset.NewSavedTable()
 	for _, c := range chains {
 		if err := listInto(ctx, l, table, c, t); err != nil {
 			return nil, err
@@ -146,12 +149,12 @@ func listChains(ctx context.Context, l ChainLister, table string, chains []strin
 	return t, nil
 }
 
-func listInto(ctx context.Context, l ChainLister, table, chain string, t *savedTable) error {
+func listInto(ctx context.Context, l netfilter.ChainLister, table, chain string, t *ruleset.SavedTable) error {
 	data, err := l.ListChain(ctx, table, chain)
 	if err != nil {
 		return fmt.Errorf("list %s chain %s: %w", table, chain, err)
 	}
-	parseSaveInto(t, data)
+	t.Add(data)
 	return nil
 }
 
@@ -159,11 +162,11 @@ func listInto(ctx context.Context, l ChainLister, table, chain string, t *savedT
 // chains they jump to that the snapshot no longer needs, listing each so its
 // own targets (down to KUBE-SEP) are found too. Active chains are never
 // listed, so the walk is proportional to what went away, not to the cluster.
-func findStaleChains(ctx context.Context, l ChainLister, nat *savedTable, active map[string]*portState) error {
+func findStaleChains(ctx context.Context, l netfilter.ChainLister, nat *ruleset.SavedTable, active map[string]*portState) error {
 	listed := 0
-	for i := 0; i < len(nat.rules) && listed < maxStaleListings; i++ {
-		target := nat.rules[i].target
-		if !IsServiceChainName(target) || nat.hasChain(target) {
+	for i := 0; i < len(nat.Rules) && listed < maxStaleListings; i++ {
+		target := nat.Rules[i].Target
+		if !netfilter.IsServiceChainName(target) || nat.HasChain(target) {
 			continue
 		}
 		if _, ok := active[target]; ok {
@@ -187,14 +190,14 @@ func (p *Proxier) existingChains(pl *syncPlan, table string, declared int) int {
 	case saved == nil:
 		return len(p.chains[table])
 	case !pl.partial:
-		return len(saved.chains)
+		return len(saved.Chains)
 	}
 	services := 0
-	for _, r := range saved.rules {
-		if r.chain == ServicesChain {
+	for _, r := range saved.Rules {
+		if r.Chain == netfilter.ServicesChain {
 			services++
 		}
 	}
 	perService := declared / max(1, len(pl.snap.Services))
-	return max(len(saved.chains), services*max(1, perService), len(p.chains[table]))
+	return max(len(saved.Chains), services*max(1, perService), len(p.chains[table]))
 }

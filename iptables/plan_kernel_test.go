@@ -6,8 +6,9 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // saveOnly hides the Fake's ListChain, as a Restorer without the optional
@@ -58,7 +59,7 @@ func TestFullSyncWithoutSave(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := ruleset.NewFake(ruleset.FakeOptions{})
-			var r iptables.Restorer = fake
+			var r netfilter.Restorer = fake
 			if tc.noLister {
 				r = saveOnly{fake}
 			}
@@ -136,14 +137,14 @@ func TestFailedMemorySyncDistrustsMemory(t *testing.T) {
 	}
 }
 
-func newProxierFor(t *testing.T, r iptables.Restorer) *iptables.Proxier {
+func newProxierFor(t *testing.T, r netfilter.Restorer) *iptables.Proxier {
 	t.Helper()
 	if f, ok := r.(*ruleset.Fake); ok {
 		return newProxier(t, f)
 	}
 	p, err := iptables.New(iptables.Options{Restorer: r, Render: iptables.RenderOptions{
 		MasqueradeMark: "0x00004000",
-		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 		RandomFully:    true,
 	}})
 	if err != nil {

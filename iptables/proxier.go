@@ -11,12 +11,13 @@ import (
 	"sync/atomic"
 
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Options configure a Proxier.
 type Options struct {
 	// Restorer applies and reads this family's tables (required).
-	Restorer Restorer
+	Restorer netfilter.Restorer
 	// Render configures the rules (MasqueradeMark is required).
 	Render RenderOptions
 }
@@ -26,10 +27,10 @@ type Options struct {
 // iptables-restore) → account. It is not safe for concurrent Syncs; the
 // runner serializes them.
 type Proxier struct {
-	restorer Restorer
+	restorer netfilter.Restorer
 	// applier is restorer behind a TableRollback: a restore that fails
 	// leaves every table as it was.
-	applier  *TableRollback
+	applier  *netfilter.TableRollback
 	renderer *Renderer
 
 	// needFull is set at start and after any failed sync.
@@ -68,7 +69,7 @@ func New(opts Options) (*Proxier, error) {
 	if opts.Render.MasqueradeMark == "" {
 		return nil, errors.New("iptables proxier: no masquerade mark")
 	}
-	return &Proxier{restorer: opts.Restorer, applier: NewTableRollback(opts.Restorer), renderer: NewRenderer(opts.Render), needFull: true,
+	return &Proxier{restorer: opts.Restorer, applier: netfilter.NewTableRollback(opts.Restorer), renderer: NewRenderer(opts.Render), needFull: true,
 		chains: chainMemory{}, seed: maphash.MakeSeed(), batchChains: batchMaxChains}, nil
 }
 
@@ -155,10 +156,10 @@ func (p *Proxier) apply(ctx context.Context, pl *syncPlan, data []byte) error {
 // known tells the rollback snapshot what the kernel holds without asking
 // it: the tables a full sync has just saved, or on a partial sync the
 // proxier's memory of the chains it wrote.
-func (p *Proxier) known(pl *syncPlan) Known {
-	known := Known{Table: func(table string) (string, bool) {
-		if t := pl.savedTable(table); t != nil && t.text != "" {
-			return t.text, true
+func (p *Proxier) known(pl *syncPlan) netfilter.Known {
+	known := netfilter.Known{Table: func(table string) (string, bool) {
+		if t := pl.savedTable(table); t != nil && t.Text != "" {
+			return t.Text, true
 		}
 		return "", false
 	}}
@@ -173,7 +174,7 @@ func (p *Proxier) known(pl *syncPlan) Known {
 // command. Only partial syncs may use it: a full sync's planning records
 // save hashes in the same memory before it applies.
 func (p *Proxier) rememberedChain(table, chain string) ([]byte, bool) {
-	if IsServiceChainName(chain) {
+	if netfilter.IsServiceChainName(chain) {
 		return nil, false
 	}
 	s, ok := p.chains.get(table, chain)

@@ -1,21 +1,23 @@
 package iptables_test
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
-func newProxierOn(t *testing.T, r iptables.Restorer) *iptables.Proxier {
+func newProxierOn(t *testing.T, r netfilter.Restorer) *iptables.Proxier {
 	t.Helper()
 	p, err := iptables.New(iptables.Options{Restorer: r, Render: iptables.RenderOptions{
 		MasqueradeMark: "0x00004000",
-		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 		NodeIPs:        []netip.Addr{netip.MustParseAddr("192.168.0.2")},
 		RandomFully:    true,
 	}})
@@ -23,6 +25,17 @@ func newProxierOn(t *testing.T, r iptables.Restorer) *iptables.Proxier {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// inputRecorder keeps every restore input given to a Fake.
+type inputRecorder struct {
+	*ruleset.Fake
+	inputs [][]byte
+}
+
+func (r *inputRecorder) Restore(ctx context.Context, data []byte) error {
+	r.inputs = append(r.inputs, bytes.Clone(data))
+	return r.Fake.Restore(ctx, data)
 }
 
 // TestSyncFailingInNATLeavesEveryTableAsItWas: the kernel (the fake commits
@@ -45,13 +58,13 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := &faultyTable{Fake: ruleset.NewFake(ruleset.FakeOptions{}), table: "nat"}
+			f := &inputRecorder{Fake: ruleset.NewFake(ruleset.FakeOptions{})}
 			p := newProxierOn(t, f)
 			mustSync(t, p, snapOf(true, nil, svc1, svc2))
-			before := tablesText(t, f.Fake)
+			before := tablesOf(f.Fake)
 
-			f.armed = true
-			f.saves, f.lists = 0, 0
+			f.FailNextBlock("nat", 1)
+			saves, lists := f.Reads()
 			_, err := p.Sync(context.Background(), tt.snap)
 			if err == nil {
 				t.Fatal("sync succeeded although nat failed")
@@ -64,10 +77,10 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 			if i := strings.LastIndex(last, "\n*"); !strings.HasPrefix(last[i:], "\n*nat\n") {
 				t.Errorf("the last block of the input is not nat:\n%s", last)
 			}
-			if !tt.reads && f.saves+f.lists > 0 {
-				t.Errorf("the partial sync ran %d Saves and %d chain listings, want none", f.saves, f.lists)
+			if nowSaves, nowLists := f.Reads(); !tt.reads && nowSaves+nowLists > saves+lists {
+				t.Errorf("the partial sync ran %d Saves and %d chain listings, want none", nowSaves-saves, nowLists-lists)
 			}
-			if after := tablesText(t, f.Fake); after != before {
+			if after := tablesOf(f.Fake); after != before {
 				t.Errorf("tables after the failed sync:\n%s\nbefore:\n%s", after, before)
 			}
 
@@ -75,7 +88,7 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 			if !res.Full {
 				t.Error("the sync after the failure was not full")
 			}
-			filter := tablesText(t, f.Fake)
+			filter := tablesOf(f.Fake)
 			if !strings.Contains(filter, `"ns2/svc2:p80 has no endpoints"`) || hasChain(f.Fake, "nat", svc2Chain) {
 				t.Errorf("the retry did not converge:\n%s", filter)
 			}

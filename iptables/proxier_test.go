@@ -11,8 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Sync pipeline tests against the in-memory ruleset.Fake, which rejects what
@@ -215,7 +216,7 @@ func TestCleanupRemovesOursOnly(t *testing.T) {
 	}
 	p := newProxier(t, fake)
 	mustSync(t, p, snapOf(true, nil, svc1, svc2))
-	if err := iptables.Cleanup(context.Background(), fake); err != nil {
+	if _, err := netfilter.CleanupIPTablesMode(context.Background(), fake); err != nil {
 		t.Fatalf("cleanup: %v", err)
 	}
 	for table, tb := range fake.Tables() {
@@ -237,7 +238,7 @@ func TestCleanupRemovesOursOnly(t *testing.T) {
 	}
 	// Cleaning a clean node does nothing.
 	n := fake.RestoreCount()
-	if err := iptables.Cleanup(context.Background(), fake); err != nil || fake.RestoreCount() != n {
+	if _, err := netfilter.CleanupIPTablesMode(context.Background(), fake); err != nil || fake.RestoreCount() != n {
 		t.Errorf("second cleanup: err=%v, restores %d -> %d", err, n, fake.RestoreCount())
 	}
 }

@@ -8,23 +8,12 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // DefaultLargeClusterEndpointsThreshold is upstream's largeClusterEndpointsThreshold:
 // above this many endpoints in total, endpoint rules carry no comments.
 const DefaultLargeClusterEndpointsThreshold = 1000
-
-// LocalDetector holds the iptables matches that tell pod traffic from other
-// traffic (upstream LocalTrafficDetector), e.g. {"-s", "10.0.0.0/8"} and
-// {"!", "-s", "10.0.0.0/8"}. Empty slices are the no-op detector: no
-// off-cluster ClusterIP masquerade rule and no ETP=Local pod short-circuit.
-type LocalDetector struct {
-	IfLocal    []string
-	IfNotLocal []string
-}
-
-// Implemented reports whether the detector matches anything (upstream IsImplemented).
-func (d *LocalDetector) Implemented() bool { return len(d.IfLocal) > 0 && len(d.IfNotLocal) > 0 }
 
 // NodePortAddresses says which destinations NodePorts answer on. The zero
 // value matches every local address (upstream's MatchAll, the default).
@@ -43,7 +32,7 @@ type RenderOptions struct {
 	MasqueradeMark string
 	// MasqueradeAll masquerades all ClusterIP traffic, not only off-cluster traffic.
 	MasqueradeAll     bool
-	LocalDetector     LocalDetector
+	LocalDetector     netfilter.LocalDetector
 	NodePortAddresses NodePortAddresses
 	// LocalhostNodePorts allows NodePorts on 127.0.0.0/8 (IPv4 only, and only
 	// when NodePortAddresses include an IPv4 loopback address).
@@ -78,7 +67,7 @@ func NewRenderer(opts RenderOptions) *Renderer {
 	if opts.LargeClusterEndpointsThreshold == 0 {
 		opts.LargeClusterEndpointsThreshold = DefaultLargeClusterEndpointsThreshold
 	}
-	opts.LocalDetector = LocalDetector{IfLocal: restoreArgs(opts.LocalDetector.IfLocal),
+	opts.LocalDetector = netfilter.LocalDetector{IfLocal: restoreArgs(opts.LocalDetector.IfLocal),
 		IfNotLocal: restoreArgs(opts.LocalDetector.IfNotLocal)}
 	return &Renderer{opts: opts}
 }
@@ -192,10 +181,10 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	}
 	run.large = total > r.opts.LargeClusterEndpointsThreshold
 	f, n, t := &run.filter, &run.nat, &r.top
-	f.services, f.external, f.forward = t[0].reset(ServicesChain), t[1].reset(ExternalServicesChain), t[2].reset(ForwardChain)
-	f.nodePorts, f.proxyFirewall, f.firewall = t[3].reset(NodePortsChain), t[4].reset(ProxyFirewallChain), t[5].reset(FirewallChain)
-	n.services, n.nodePorts = t[6].reset(ServicesChain), t[7].reset(NodePortsChain)
-	n.postrouting, n.markMasq = t[8].reset(PostroutingChain), t[9].reset(MarkMasqChain)
+	f.services, f.external, f.forward = t[0].reset(netfilter.ServicesChain), t[1].reset(netfilter.ExternalServicesChain), t[2].reset(netfilter.ForwardChain)
+	f.nodePorts, f.proxyFirewall, f.firewall = t[3].reset(netfilter.NodePortsChain), t[4].reset(netfilter.ProxyFirewallChain), t[5].reset(netfilter.FirewallChain)
+	n.services, n.nodePorts = t[6].reset(netfilter.ServicesChain), t[7].reset(netfilter.NodePortsChain)
+	n.postrouting, n.markMasq = t[8].reset(netfilter.PostroutingChain), t[9].reset(netfilter.MarkMasqChain)
 	r.svcBuf.Reset()
 	run.svc.buf = &r.svcBuf
 	if snap.Full {

@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // TestPartialRendersMatchFullRenders drives one Renderer through random
@@ -152,7 +153,7 @@ func samePartial(partial, full *Rendering) error {
 			return fmt.Errorf("chain %s differs:\npartial:\n%s\nfull:\n%s", name, rules, w)
 		}
 	}
-	for _, top := range []string{"filter/" + ServicesChain, "nat/" + ServicesChain, "nat/" + NodePortsChain, "filter/" + ExternalServicesChain} {
+	for _, top := range []string{"filter/" + netfilter.ServicesChain, "nat/" + netfilter.ServicesChain, "nat/" + netfilter.NodePortsChain, "filter/" + netfilter.ExternalServicesChain} {
 		if _, ok := chainsOf(partial)[top]; !ok {
 			return fmt.Errorf("partial lacks top-level chain %s", top)
 		}

@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Per-service nat chains: KUBE-EXT, KUBE-FW, KUBE-SVC / KUBE-SVL and KUBE-SEP.
@@ -18,14 +19,14 @@ func (r *renderRun) writeExternalChain(p *servicePlan) {
 	ext, w := p.chains.External, &r.svc
 	r.beginChain(ext)
 	if !p.sp.ExternalPolicyLocal {
-		w.add(ext).comment("masquerade traffic for ", p.name, " external destinations").arg("-j", MarkMasqChain).end()
+		w.add(ext).comment("masquerade traffic for ", p.name, " external destinations").arg("-j", netfilter.MarkMasqChain).end()
 	} else {
 		if r.opts.LocalDetector.Implemented() {
 			w.add(ext).comment("pod traffic for ", p.name, " external destinations").
 				arg(r.opts.LocalDetector.IfLocal...).arg("-j", p.chains.Cluster).end()
 		}
 		w.add(ext).comment("masquerade LOCAL traffic for ", p.name, " external destinations").
-			arg("-m", "addrtype", "--src-type", "LOCAL", "-j", MarkMasqChain).end()
+			arg("-m", "addrtype", "--src-type", "LOCAL", "-j", netfilter.MarkMasqChain).end()
 		w.add(ext).comment("route LOCAL traffic for ", p.name, " external destinations").
 			arg("-m", "addrtype", "--src-type", "LOCAL", "-j", p.chains.Cluster).end()
 	}
@@ -148,7 +149,7 @@ func (r *renderRun) writeClusterIPMasquerade(p *servicePlan, chain string) {
 	if !r.opts.MasqueradeAll {
 		w.arg(det.IfNotLocal...)
 	}
-	w.arg("-j", MarkMasqChain).end()
+	w.arg("-j", netfilter.MarkMasqChain).end()
 }
 
 func (r *renderRun) endpointComment(p *servicePlan, e *endpointInfo) {
@@ -166,7 +167,7 @@ func (r *renderRun) writeEndpointChain(p *servicePlan, e *endpointInfo) {
 	if !r.large {
 		w.comment(p.name)
 	}
-	w.addr("-s", e.ep.IP).arg("-j", MarkMasqChain).end()
+	w.addr("-s", e.ep.IP).arg("-j", netfilter.MarkMasqChain).end()
 	w.add(e.chain)
 	if !r.large {
 		w.comment(p.name)

@@ -1,5 +1,7 @@
 package iptables
 
+import "github.com/kproxy/kproxy/proxier/netfilter"
+
 // Rules that capture a service port's traffic in the top-level chains:
 // ClusterIP, external IPs, load-balancer IPs, NodePort and health-check
 // NodePort, plus the filter verdicts for ports without usable endpoints.
@@ -9,11 +11,11 @@ package iptables
 func (r *renderRun) writeClusterIP(p *servicePlan) {
 	sp := p.sp
 	if p.hasInternal {
-		r.nat.services.w.add(ServicesChain).comment(p.name, " cluster IP").proto(p.proto).
+		r.nat.services.w.add(netfilter.ServicesChain).comment(p.name, " cluster IP").proto(p.proto).
 			addr("-d", sp.ClusterIP).port("--dport", sp.Port).arg("-j", p.internalChain).end()
 		return
 	}
-	r.filter.services.w.add(ServicesChain).comment(p.name, p.internalComment).proto(p.proto).
+	r.filter.services.w.add(netfilter.ServicesChain).comment(p.name, p.internalComment).proto(p.proto).
 		addr("-d", sp.ClusterIP).port("--dport", sp.Port).arg("-j", p.internalTarget).end()
 }
 
@@ -21,11 +23,11 @@ func (r *renderRun) writeExternalIPs(p *servicePlan) {
 	sp := p.sp
 	for _, ip := range sp.ExternalIPs {
 		if p.hasEndpoints {
-			r.nat.services.w.add(ServicesChain).comment(p.name, " external IP").proto(p.proto).
+			r.nat.services.w.add(netfilter.ServicesChain).comment(p.name, " external IP").proto(p.proto).
 				addr("-d", ip).port("--dport", sp.Port).arg("-j", p.chains.External).end()
 		}
 		if !p.hasExternal {
-			r.filter.external.w.add(ExternalServicesChain).comment(p.name, p.externalComment).proto(p.proto).
+			r.filter.external.w.add(netfilter.ExternalServicesChain).comment(p.name, p.externalComment).proto(p.proto).
 				addr("-d", ip).port("--dport", sp.Port).arg("-j", p.externalTarget).end()
 		}
 	}
@@ -37,11 +39,11 @@ func (r *renderRun) writeLoadBalancerIPs(p *servicePlan) {
 	sp := p.sp
 	for _, ip := range sp.LoadBalancerVIPs {
 		if p.hasEndpoints {
-			r.nat.services.w.add(ServicesChain).comment(p.name, " loadbalancer IP").proto(p.proto).
+			r.nat.services.w.add(netfilter.ServicesChain).comment(p.name, " loadbalancer IP").proto(p.proto).
 				addr("-d", ip).port("--dport", sp.Port).arg("-j", p.loadBalancerChain).end()
 		}
 		if p.usesFirewall {
-			r.filter.proxyFirewall.w.add(ProxyFirewallChain).comment(p.name, " traffic not accepted by ", p.chains.Firewall).
+			r.filter.proxyFirewall.w.add(netfilter.ProxyFirewallChain).comment(p.name, " traffic not accepted by ", p.chains.Firewall).
 				proto(p.proto).addr("-d", ip).port("--dport", sp.Port).arg("-j", "DROP").end()
 		}
 	}
@@ -49,7 +51,7 @@ func (r *renderRun) writeLoadBalancerIPs(p *servicePlan) {
 		return
 	}
 	for _, ip := range sp.LoadBalancerVIPs {
-		r.filter.external.w.add(ExternalServicesChain).comment(p.name, p.externalComment).proto(p.proto).
+		r.filter.external.w.add(netfilter.ExternalServicesChain).comment(p.name, p.externalComment).proto(p.proto).
 			addr("-d", ip).port("--dport", sp.Port).arg("-j", p.externalTarget).end()
 	}
 }
@@ -62,11 +64,11 @@ func (r *renderRun) writeNodePort(p *servicePlan) {
 		return
 	}
 	if p.hasEndpoints {
-		r.nat.nodePorts.w.add(NodePortsChain).comment(p.name).proto(p.proto).
+		r.nat.nodePorts.w.add(netfilter.NodePortsChain).comment(p.name).proto(p.proto).
 			port("--dport", sp.NodePort).arg("-j", p.chains.External).end()
 	}
 	if !p.hasExternal {
-		r.filter.external.w.add(ExternalServicesChain).comment(p.name, p.externalComment).
+		r.filter.external.w.add(netfilter.ExternalServicesChain).comment(p.name, p.externalComment).
 			arg("-m", "addrtype", "--dst-type", "LOCAL").proto(p.proto).
 			port("--dport", sp.NodePort).arg("-j", p.externalTarget).end()
 	}
@@ -78,6 +80,6 @@ func (r *renderRun) writeHealthCheckNodePort(p *servicePlan) {
 	if p.sp.HealthCheckNodePort == 0 {
 		return
 	}
-	r.filter.nodePorts.w.add(NodePortsChain).comment(p.name, " health check node port").proto("tcp").
+	r.filter.nodePorts.w.add(netfilter.NodePortsChain).comment(p.name, " health check node port").proto("tcp").
 		port("--dport", p.sp.HealthCheckNodePort).arg("-j", "ACCEPT").end()
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // goldenA is rule set (a) of the reference, upstream's iptables-restore input

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Rendering is the result of one Render: the filter and nat tables as
@@ -171,7 +173,7 @@ func interleavedKey(c *chainText) (phase int, group int32, rank int) {
 	switch {
 	case c.group > 0:
 		return 1, c.group, rank
-	case rank >= restoreRank(NodePortsChain):
+	case rank >= restoreRank(netfilter.NodePortsChain):
 		return 2, 0, rank
 	}
 	return 0, 0, rank
@@ -183,17 +185,17 @@ func interleavedKey(c *chainText) (phase int, group int32, rank int) {
 // external ones, and KUBE-NODEPORTS and KUBE-SERVICES to all of them.
 func restoreRank(name string) int {
 	switch {
-	case strings.HasPrefix(name, EndpointChainPrefix):
+	case strings.HasPrefix(name, netfilter.EndpointChainPrefix):
 		return 1
-	case strings.HasPrefix(name, ClusterChainPrefix), strings.HasPrefix(name, LocalChainPrefix):
+	case strings.HasPrefix(name, netfilter.ClusterChainPrefix), strings.HasPrefix(name, netfilter.LocalChainPrefix):
 		return 2
-	case strings.HasPrefix(name, ExternalChainPrefix):
+	case strings.HasPrefix(name, netfilter.ExternalChainPrefix):
 		return 3
-	case strings.HasPrefix(name, FirewallChainPrefix):
+	case strings.HasPrefix(name, netfilter.FirewallChainPrefix):
 		return 4
-	case name == NodePortsChain:
+	case name == netfilter.NodePortsChain:
 		return 5
-	case name == ServicesChain:
+	case name == netfilter.ServicesChain:
 		return 6
 	}
 	return 0
@@ -215,9 +217,9 @@ func compareChains(a, b string) int {
 
 func chainRank(name string) int {
 	switch name {
-	case NodePortsChain:
+	case netfilter.NodePortsChain:
 		return 0
-	case ServicesChain:
+	case netfilter.ServicesChain:
 		return 1
 	}
 	return 2

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Chain suffixes of ns1/svc1:p80 (tcp) and its endpoints, from the reference vectors.
@@ -110,7 +112,7 @@ func TestRenderFeatures(t *testing.T) {
 	}, {
 		name:   "no local detector writes no off-cluster masquerade and no pod short-circuit",
 		world:  base(withNodePort(3001), withETPLocal()),
-		opts:   func(o *RenderOptions) { o.LocalDetector = LocalDetector{} },
+		opts:   func(o *RenderOptions) { o.LocalDetector = netfilter.LocalDetector{} },
 		absent: []string{"cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 !", "pod traffic for"},
 	}, {
 		name:  "restricted nodePortAddresses match each node IP and skip loopback when not allowed",
@@ -139,7 +141,7 @@ func TestRenderFeatures(t *testing.T) {
 		world: newWorld().add(svc("ns1", "svc1", clusterIP("fd00::41"), withNodePort(3001)), eps(ep("fd00::1", 80))),
 		opts: func(o *RenderOptions) {
 			o.Family, o.LocalhostNodePorts = v1.IPv6Protocol, true
-			o.LocalDetector = LocalDetector{IfLocal: []string{"-s", "fd00::/64"}, IfNotLocal: []string{"!", "-s", "fd00::/64"}}
+			o.LocalDetector = netfilter.LocalDetector{IfLocal: []string{"-s", "fd00::/64"}, IfNotLocal: []string{"!", "-s", "fd00::/64"}}
 		},
 		want: []string{
 			`-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS`,

@@ -1,5 +1,7 @@
 package iptables
 
+import "github.com/kproxy/kproxy/proxier/netfilter"
+
 // Top-level rules that do not depend on services: masquerade plumbing,
 // forwarding, the localnet guard and the NodePort tail of nat KUBE-SERVICES.
 
@@ -17,14 +19,14 @@ func (r *renderRun) writeTopLevel() {
 func (r *renderRun) writeMasquerade() {
 	mark := r.opts.MasqueradeMark
 	w := &r.nat.postrouting.w
-	w.add(PostroutingChain).arg("-m", "mark", "!", "--mark", mark+"/"+mark, "-j", "RETURN").end()
-	w.add(PostroutingChain).arg("-j", "MARK", "--xor-mark", mark).end()
-	w.add(PostroutingChain).comment("kubernetes service traffic requiring SNAT").arg("-j", "MASQUERADE")
+	w.add(netfilter.PostroutingChain).arg("-m", "mark", "!", "--mark", mark+"/"+mark, "-j", "RETURN").end()
+	w.add(netfilter.PostroutingChain).arg("-j", "MARK", "--xor-mark", mark).end()
+	w.add(netfilter.PostroutingChain).comment("kubernetes service traffic requiring SNAT").arg("-j", "MASQUERADE")
 	if r.opts.RandomFully {
 		w.arg("--random-fully")
 	}
 	w.end()
-	r.nat.markMasq.w.add(MarkMasqChain).arg("-j", "MARK", "--or-mark", mark).end()
+	r.nat.markMasq.w.add(netfilter.MarkMasqChain).arg("-j", "MARK", "--or-mark", mark).end()
 }
 
 const nodePortsTailComment = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
@@ -35,13 +37,13 @@ func (r *renderRun) writeNodePortsTail() {
 	w := &r.nat.services.w
 	npa := &r.opts.NodePortAddresses
 	if !npa.Restricted {
-		w.add(ServicesChain).comment(nodePortsTailComment).arg("-m", "addrtype", "--dst-type", "LOCAL")
+		w.add(netfilter.ServicesChain).comment(nodePortsTailComment).arg("-m", "addrtype", "--dst-type", "LOCAL")
 		if r.ipv6 {
 			w.arg("!", "-d", "::1/128")
 		} else if !r.localhostNodePorts {
 			w.arg("!", "-d", "127.0.0.0/8")
 		}
-		w.arg("-j", NodePortsChain).end()
+		w.arg("-j", netfilter.NodePortsChain).end()
 		return
 	}
 	for _, ip := range npa.IPs {
@@ -52,7 +54,7 @@ func (r *renderRun) writeNodePortsTail() {
 		if ip.Is4() == r.ipv6 {
 			continue
 		}
-		w.add(ServicesChain).comment(nodePortsTailComment).addr("-d", ip).arg("-j", NodePortsChain).end()
+		w.add(netfilter.ServicesChain).comment(nodePortsTailComment).addr("-d", ip).arg("-j", netfilter.NodePortsChain).end()
 	}
 }
 
@@ -61,17 +63,17 @@ func (r *renderRun) writeNodePortsTail() {
 func (r *renderRun) writeForward() {
 	w := &r.filter.forward.w
 	if !r.opts.ConntrackTCPBeLiberal {
-		w.add(ForwardChain).arg("-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP").end()
+		w.add(netfilter.ForwardChain).arg("-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP").end()
 	}
 	mark := r.opts.MasqueradeMark
-	w.add(ForwardChain).comment("kubernetes forwarding rules").arg("-m", "mark", "--mark", mark+"/"+mark, "-j", "ACCEPT").end()
-	w.add(ForwardChain).comment("kubernetes forwarding conntrack rule").
+	w.add(netfilter.ForwardChain).comment("kubernetes forwarding rules").arg("-m", "mark", "--mark", mark+"/"+mark, "-j", "ACCEPT").end()
+	w.add(netfilter.ForwardChain).comment("kubernetes forwarding conntrack rule").
 		arg("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT").end()
 }
 
 // writeLocalnetGuard is the CVE-2020-8558 mitigation that comes with
 // route_localnet; kubelet writes an identical rule into the same chain.
 func (r *renderRun) writeLocalnetGuard() {
-	r.filter.firewall.w.add(FirewallChain).comment("block incoming localnet connections").
+	r.filter.firewall.w.add(netfilter.FirewallChain).comment("block incoming localnet connections").
 		arg("-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP").end()
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // DummyDevice is the interface service addresses are bound to, as upstream.
@@ -41,7 +41,7 @@ type AddressManager interface {
 // NodePortIPs picks the node addresses that get NodePort virtual servers:
 // the local addresses of the family matching nodePortAddresses, never
 // loopback or IPv6 link-local ones (upstream's address filter).
-func NodePortIPs(local []netip.Addr, match config.NodePortMatch, family v1.IPFamily) []netip.Addr {
+func NodePortIPs(local []netip.Addr, match netfilter.NodePortMatch, family v1.IPFamily) []netip.Addr {
 	want6 := family == v1.IPv6Protocol
 	var out []netip.Addr
 	for _, a := range local {
@@ -49,7 +49,7 @@ func NodePortIPs(local []netip.Addr, match config.NodePortMatch, family v1.IPFam
 		if a.Is6() != want6 || a.IsLoopback() || (a.Is6() && a.IsLinkLocalUnicast()) || slices.Contains(out, a) {
 			continue
 		}
-		if match.All || slices.ContainsFunc(match.Prefixes, func(p netip.Prefix) bool { return p.Contains(a) }) {
+		if match.Contains(a) {
 			out = append(out, a)
 		}
 	}

@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // DeviceRemover deletes the kube-ipvs0 dummy device (and with it every
@@ -28,7 +26,7 @@ type CleanupFamily struct {
 	// (which virtual servers are owned); nil means none are known.
 	Addresses AddressManager
 	// Restorer is the family's iptables; nil skips its rules.
-	Restorer iptables.Restorer
+	Restorer netfilter.Restorer
 }
 
 // CleanupOptions configure Cleanup. Every seam may be nil: a kernel without
@@ -57,9 +55,9 @@ type CleanupResult struct {
 }
 
 // Cleanup removes what kproxy's or upstream kube-proxy's IPVS mode left:
-// virtual servers (see ownedForCleanup), the IPVS-mode chains and the jumps
-// to them in nat and filter, the KUBE-* ipsets (after the rules that match
-// them) and kube-ipvs0. It goes on after an error and returns them all.
+// virtual servers (see cleanupOwnership), the IPVS-mode chains and the
+// jumps to them in nat and filter (netfilter.CleanupIPVSMode), the KUBE-*
+// ipsets (after the rules that match them) and kube-ipvs0. It goes on after an error and returns them all.
 func Cleanup(ctx context.Context, opts CleanupOptions) (CleanupResult, error) {
 	if opts.NodePortRange == (PortRange{}) {
 		opts.NodePortRange = DefaultNodePortRange()
@@ -79,7 +77,7 @@ func Cleanup(ctx context.Context, opts CleanupOptions) (CleanupResult, error) {
 		if f.Restorer == nil {
 			continue
 		}
-		n, err := CleanupRules(ctx, f.Restorer)
+		n, err := netfilter.CleanupIPVSMode(ctx, f.Restorer)
 		res.Chains += n
 		errs = append(errs, err)
 	}
@@ -178,106 +176,6 @@ func destroyExistingSets(ctx context.Context, ipset IPSet, families []CleanupFam
 		return 0, fmt.Errorf("cleanup: destroy ipsets: %w", err)
 	}
 	return b.Len(), nil
-}
-
-// CleanupRules removes IPVS mode's chains (RuleChains) from nat and filter
-// in one iptables-restore: flush them, delete every jump to them from a
-// built-in chain, delete them. A chain another surviving user chain still
-// jumps to (e.g. KUBE-MARK-MASQ of iptables mode's KUBE-SEP-* chains) is
-// spared, so the restore never fails on a reference. It returns how many
-// chains it deleted.
-func CleanupRules(ctx context.Context, r iptables.Restorer) (int, error) {
-	var input strings.Builder
-	n := 0
-	for _, table := range []string{"nat", "filter"} {
-		data, err := r.Save(ctx, table)
-		if err != nil {
-			return 0, fmt.Errorf("cleanup: read %s table: %w", table, err)
-		}
-		n += writeRulesCleanup(&input, table, parseSaved(data), RuleChains()[table])
-	}
-	if input.Len() == 0 {
-		return 0, nil
-	}
-	if err := r.Restore(ctx, []byte(input.String())); err != nil {
-		return 0, fmt.Errorf("cleanup: remove IPVS-mode iptables rules: %w", err)
-	}
-	return n, nil
-}
-
-// savedRules is one table of iptables-save output.
-type savedRules struct {
-	chains   []string
-	builtins map[string]bool
-	rules    []savedRule
-}
-
-type savedRule struct{ chain, target, line string }
-
-func parseSaved(data []byte) *savedRules {
-	s := &savedRules{builtins: map[string]bool{}}
-	for l := range strings.Lines(string(data)) {
-		l = strings.TrimRight(l, "\r\n")
-		f := strings.Fields(l)
-		switch {
-		case strings.HasPrefix(l, ":") && len(f) >= 2:
-			name := strings.TrimPrefix(f[0], ":")
-			s.chains = append(s.chains, name)
-			if f[1] != "-" {
-				s.builtins[name] = true
-			}
-		case strings.HasPrefix(l, "-A ") && len(f) >= 2:
-			r := savedRule{chain: f[1], line: l}
-			for i := 2; i+1 < len(f); i++ {
-				if f[i] == "-j" || f[i] == "-g" {
-					r.target = f[i+1]
-				}
-			}
-			s.rules = append(s.rules, r)
-		}
-	}
-	return s
-}
-
-// writeRulesCleanup writes one table's block and returns the chains it deletes.
-func writeRulesCleanup(b *strings.Builder, table string, saved *savedRules, owned []string) int {
-	doomed := map[string]bool{}
-	for _, c := range saved.chains {
-		if !saved.builtins[c] && slices.Contains(owned, c) {
-			doomed[c] = true
-		}
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, r := range saved.rules {
-			if !saved.builtins[r.chain] && !doomed[r.chain] && doomed[r.target] {
-				delete(doomed, r.target)
-				changed = true
-			}
-		}
-	}
-	var jumps []string
-	for _, r := range saved.rules {
-		if saved.builtins[r.chain] && doomed[r.target] {
-			jumps = append(jumps, "-D"+strings.TrimPrefix(r.line, "-A"))
-		}
-	}
-	if len(doomed) == 0 {
-		return 0
-	}
-	chains := slices.Sorted(maps.Keys(doomed))
-	b.WriteString("*" + table + "\n")
-	for _, c := range chains {
-		b.WriteString(":" + c + " - [0:0]\n")
-	}
-	for _, j := range jumps {
-		b.WriteString(j + "\n")
-	}
-	for _, c := range chains {
-		b.WriteString("-X " + c + "\n")
-	}
-	b.WriteString("COMMIT\n")
-	return len(chains)
 }
 
 // RemoveDevice deletes kube-ipvs0 (and so every address bound to it).

@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 const ipvsNAT = `*nat
@@ -69,7 +70,7 @@ func TestCleanupRulesRemovesIPVSChainsAndJumpsOnly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recordingRestorer{saved: map[string]string{"nat": tt.nat, "filter": tt.filter}}
-			n, err := ipvs.CleanupRules(context.Background(), rec)
+			n, err := netfilter.CleanupIPVSMode(context.Background(), rec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,9 +7,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 func TestBuildDesired(t *testing.T) {
@@ -152,14 +152,14 @@ func TestNodePortIPs(t *testing.T) {
 	local := addrs("127.0.0.1", "192.168.1.10", "10.0.0.5", "::1", "fe80::1", "fd00::10")
 	tests := []struct {
 		name   string
-		match  config.NodePortMatch
+		match  netfilter.NodePortMatch
 		family v1.IPFamily
 		want   []string
 	}{
-		{"all IPv4 skips loopback", config.NodePortMatch{All: true}, v1.IPv4Protocol, []string{"10.0.0.5", "192.168.1.10"}},
-		{"all IPv6 skips loopback and link-local", config.NodePortMatch{All: true}, v1.IPv6Protocol, []string{"fd00::10"}},
-		{"CIDR", config.NodePortMatch{Prefixes: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("127.0.0.0/8")}}, v1.IPv4Protocol, []string{"192.168.1.10"}},
-		{"none", config.NodePortMatch{}, v1.IPv4Protocol, nil},
+		{"all IPv4 skips loopback", netfilter.NodePortMatch{All: true}, v1.IPv4Protocol, []string{"10.0.0.5", "192.168.1.10"}},
+		{"all IPv6 skips loopback and link-local", netfilter.NodePortMatch{All: true}, v1.IPv6Protocol, []string{"fd00::10"}},
+		{"CIDR", netfilter.NodePortMatch{Prefixes: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("127.0.0.0/8")}}, v1.IPv4Protocol, []string{"192.168.1.10"}},
+		{"none", netfilter.NodePortMatch{}, v1.IPv4Protocol, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,7 +56,7 @@
 // to their desired members with one `ipset -exist restore`, and writes the
 // nat/filter rules IPVS mode needs with one iptables-restore, inserting only
 // missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go). The
-// restore goes through iptables.TableRollback (a failing filter block puts
+// restore goes through netfilter.TableRollback (a failing filter block puts
 // back the nat block committed before it), and every ipset run has a
 // deadline (ExecIPSetOptions.Timeouts) after which it is killed. A full
 // sync lists the kernel's sets, reads the nat and filter tables and
@@ -67,22 +67,31 @@
 // and on the LB VIPs the node may not reach, so endpoint changes never
 // alter them. Full syncs also (re)create the KUBE-PROXY-CANARY chains of
 // mangle, nat and filter in that same restore, for the tamper monitor
-// (iptables.Monitor), which forces a full sync when they or the jumps to
+// (netfilter.Monitor), which forces a full sync when they or the jumps to
 // KUBE-SERVICES are gone. Any failure makes the next sync full, which re-reads the
 // kernel; members or rules someone else changed are repaired then.
 //
 // Host setup at start (settings.go): the sysctls IPVS mode needs
 // (vs/conntrack, expire_nodest_conn, expire_quiescent_template,
 // conn_reuse_mode, ip_forward), strictARP (raising arp_ignore/arp_announce,
-// never lowering a stricter value), the tcp/tcpfin/udp timeouts through the
-// Handle, and upstream's scheduler probe, run in a throwaway namespace.
+// never lowering a stricter value), both through a sysctl.Interface
+// (proxier/sysctl), the tcp/tcpfin/udp timeouts through the Handle, and
+// upstream's scheduler probe, run in a throwaway namespace.
 //
 // TODO: no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
 //
 // Cleanup (cleanup.go) removes only what kproxy owns by default — virtual
 // servers on kube-ipvs0 addresses and NodePort virtual servers on node
-// addresses, never those in excludeCIDRs — plus the IPVS-mode chains, the
-// KUBE-* ipsets and kube-ipvs0; CleanupOptions.All flushes every virtual
-// server as upstream does. DryRun (dryrun.go) runs the real Proxier against
-// the fakes and prints virtual servers, addresses, ipsets and rules.
+// addresses, never those in excludeCIDRs — plus the IPVS-mode chains
+// (netfilter.CleanupIPVSMode), the KUBE-* ipsets and kube-ipvs0;
+// CleanupOptions.All flushes every virtual server as upstream does. DryRun
+// (dryrun.go) runs the real Proxier against the fakes and prints virtual
+// servers, addresses, ipsets and rules.
+//
+// What it shares with iptables mode lives in proxier/netfilter (chain names
+// and jump rules, the local-traffic detector, node-port address matching,
+// the Restorer seam with TableRollback, the canaries, the reader of
+// iptables-save output, the chain cleanup) and proxier/sysctl. The package
+// depends on neither iptables/ nor config/: cmd/kproxy hands it typed
+// options.
 package ipvs

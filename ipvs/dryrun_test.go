@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 func TestDryRunPrintsPlanWithoutAKernel(t *testing.T) {
 	var out bytes.Buffer
 	d, err := ipvs.NewDryRun(ipvs.DryRunOptions{
-		Options: ipvs.Options{NodePorts: config.NodePortMatch{All: true},
+		Options: ipvs.Options{NodePorts: netfilter.NodePortMatch{All: true},
 			Netfilter: &ipvs.NetfilterOptions{Rules: ipvs.RulesOptions{MasqueradeMark: mark}}},
 		Local: addrs("127.0.0.1", nodeIP), Out: &out,
 	})

@@ -9,10 +9,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // TestKernelIPSetAndRules syncs the ipsets with the real ipset and loads
@@ -54,7 +54,7 @@ func TestKernelIPSetAndRules(t *testing.T) {
 		}
 	})
 
-	runner, err := kernel.New(kernel.Options{CommandPrefix: prefix})
+	runner, err := xtables.New(xtables.Options{CommandPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestKernelIPSetAndRules(t *testing.T) {
 	// are unchanged): the kernel must end up where BuildDesiredSets says.
 	t.Run("partial syncs through the proxier", func(t *testing.T) {
 		p, err := ipvs.New(ipvs.Options{Handle: ipvs.NewFake(ipvs.FakeOptions{}), Addresses: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
-			NodePorts: config.NodePortMatch{All: true},
+			NodePorts: netfilter.NodePortMatch{All: true},
 			Netfilter: &ipvs.NetfilterOptions{IPSet: kernelSets, Restorer: runner, NodeIP: addr(nodeIP), Rules: opts}})
 		if err != nil {
 			t.Fatal(err)
@@ -164,7 +164,7 @@ func assertKernelRules(t *testing.T, ns *kernelNS, rules *ipvs.Rules) {
 		if !maps.Equal(got, want) {
 			t.Errorf("%s rules per chain: kernel %v, rendered %v\n%s", table, got, want, saved)
 		}
-		for _, j := range ipvs.JumpRules() {
+		for _, j := range netfilter.IPVSJumpRules() {
 			if j.Table == table {
 				if n := slices.Index(lines, j.SaveLine()); n < 0 || slices.Contains(lines[n+1:], j.SaveLine()) {
 					t.Errorf("jump %q is not in %s exactly once", j.SaveLine(), table)

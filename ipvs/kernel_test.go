@@ -18,8 +18,9 @@ import (
 	"github.com/vishvananda/netns"
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/sysctl"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -101,7 +102,7 @@ func (ns *kernelNS) world(mods ...func(*ipvs.Options)) (*world, *ipvs.KernelHand
 	}
 	ns.t.Cleanup(am.Close)
 	w := &world{t: ns.t, clock: &fakeClock{}}
-	w.opts = ipvs.Options{Handle: h, Addresses: am, NodePorts: config.NodePortMatch{All: true}, Now: w.clock.Now}
+	w.opts = ipvs.Options{Handle: h, Addresses: am, NodePorts: netfilter.NodePortMatch{All: true}, Now: w.clock.Now}
 	for _, m := range mods {
 		m(&w.opts)
 	}
@@ -326,7 +327,7 @@ func TestKernelStartupSettingsInNamespace(t *testing.T) {
 	var res ipvs.StartupResult
 	err = ns.inNS(func() (err error) {
 		res, err = ipvs.ApplyStartupSettings(ipvs.StartupOptions{Handle: h, Probe: probe,
-			Sysctls: ipvs.DirSysctls{Root: ipvs.ProcSys}, Scheduler: "wrr", StrictARP: true, Timeouts: want,
+			Sysctls: sysctl.Dir{Root: sysctl.ProcSys}, Scheduler: "wrr", StrictARP: true, Timeouts: want,
 			KernelRelease: release})
 		return err
 	})

@@ -10,8 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // PortRange is an inclusive port range.
@@ -34,8 +34,8 @@ type Options struct {
 	Scheduler      string
 	SchedulerFlags Flags
 	// NodePorts says which node addresses get NodePort virtual servers
-	// (config.NodePortAddresses.ForFamily); the zero value means none.
-	NodePorts config.NodePortMatch
+	// (netfilter.NodePortAddresses.ForFamily); the zero value means none.
+	NodePorts netfilter.NodePortMatch
 	// ExcludeCIDRs (ipvs.excludeCIDRs): virtual servers there are never deleted.
 	ExcludeCIDRs []netip.Prefix
 	// NodePortRange: virtual servers on node addresses with a port in it are

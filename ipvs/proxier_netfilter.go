@@ -10,8 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // NetfilterOptions turn on the ipsets and iptables rules of IPVS mode as a
@@ -20,7 +20,7 @@ import (
 type NetfilterOptions struct {
 	// IPSet (ExecIPSet or FakeIPSet) and Restorer (of the proxier's family) are required.
 	IPSet    IPSet
-	Restorer iptables.Restorer
+	Restorer netfilter.Restorer
 	Rules    RulesOptions
 	// NodeIP is the node's primary IP, checked against LB source ranges;
 	// invalid means the snapshot's first node IP of the family.
@@ -141,14 +141,14 @@ func (nf *netfilterSync) applyRules(ctx context.Context, idx *setIndex, full boo
 // applyWithCanaries is RulesApplier.Apply with the empty KUBE-PROXY-CANARY
 // chains of mangle, nat and filter added to the same iptables-restore (as
 // blocks after the rules): full syncs (re)create them, and their
-// disappearance tells the tamper monitor (iptables.Monitor) that someone
+// disappearance tells the tamper monitor (netfilter.Monitor) that someone
 // flushed the tables.
 func (nf *netfilterSync) applyWithCanaries(ctx context.Context, rules *Rules) error {
 	missing, err := nf.rules.MissingJumps(ctx)
 	if err != nil {
 		return err
 	}
-	data := append(rules.Restore(missing), iptables.CanaryRestoreInput()...)
+	data := append(rules.Restore(missing), netfilter.CanaryRestoreInput()...)
 	if err := nf.opts.Restorer.Restore(ctx, data); err != nil {
 		return fmt.Errorf("apply ipvs iptables rules: %w", err)
 	}

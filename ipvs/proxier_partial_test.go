@@ -11,12 +11,12 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
-// countingRestorer is an iptables.Restorer that keeps what was restored
+// countingRestorer is an netfilter.Restorer that keeps what was restored
 // (as "rules" lines, jump insertions and the canary blocks full syncs
 // append left out), counts Save and Restore calls and the restores that
 // carried the canaries, and can fail the next Restore.
@@ -32,7 +32,7 @@ func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
 		r.fail = nil
 		return err
 	}
-	text, found := strings.CutSuffix(string(data), string(iptables.CanaryRestoreInput()))
+	text, found := strings.CutSuffix(string(data), string(netfilter.CanaryRestoreInput()))
 	if found {
 		r.canaries++
 	}

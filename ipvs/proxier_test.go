@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 type fakeClock struct {
@@ -48,7 +48,7 @@ func newWorld(t *testing.T, mods ...func(*ipvs.Options)) *world {
 	t.Helper()
 	w := &world{t: t, h: ipvs.NewFake(ipvs.FakeOptions{}), a: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
 		clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}}
-	w.opts = ipvs.Options{Handle: w.h, Addresses: w.a, NodePorts: config.NodePortMatch{All: true},
+	w.opts = ipvs.Options{Handle: w.h, Addresses: w.a, NodePorts: netfilter.NodePortMatch{All: true},
 		TerminationTimeout: 10 * time.Minute, Now: w.clock.Now}
 	for _, m := range mods {
 		m(&w.opts)

@@ -7,62 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
-
-// Chains of upstream's IPVS mode.
-const (
-	ChainServices            = "KUBE-SERVICES"
-	ChainPostrouting         = "KUBE-POSTROUTING"
-	ChainMarkMasq            = "KUBE-MARK-MASQ"
-	ChainNodePort            = "KUBE-NODE-PORT"
-	ChainLoadBalancer        = "KUBE-LOAD-BALANCER"
-	ChainForward             = "KUBE-FORWARD"
-	ChainProxyFirewall       = "KUBE-PROXY-FIREWALL"
-	ChainSourceRangeFirewall = "KUBE-SOURCE-RANGES-FIREWALL"
-	ChainIPVSFilter          = "KUBE-IPVS-FILTER"
-	ChainIPVSOutFilter       = "KUBE-IPVS-OUT-FILTER"
-)
-
-// RuleChains are upstream's iptablesChains: the chains IPVS mode declares
-// (and so flushes) on every sync, per table.
-func RuleChains() map[string][]string {
-	return map[string][]string{
-		"nat":    {ChainServices, ChainPostrouting, ChainNodePort, ChainLoadBalancer, ChainMarkMasq},
-		"filter": {ChainForward, ChainNodePort, ChainProxyFirewall, ChainSourceRangeFirewall, ChainIPVSFilter, ChainIPVSOutFilter},
-	}
-}
-
-// JumpRule is one rule IPVS mode keeps at the top of a built-in chain
-// (upstream's iptablesJumpChain, prepended in this order).
-type JumpRule struct {
-	Table, From, To, Comment string
-}
-
-// JumpRules are upstream's iptablesJumpChain.
-func JumpRules() []JumpRule {
-	return []JumpRule{
-		{"nat", "OUTPUT", ChainServices, "kubernetes service portals"},
-		{"nat", "PREROUTING", ChainServices, "kubernetes service portals"},
-		{"nat", "POSTROUTING", ChainPostrouting, "kubernetes postrouting rules"},
-		{"filter", "FORWARD", ChainForward, "kubernetes forwarding rules"},
-		{"filter", "INPUT", ChainNodePort, "kubernetes health check rules"},
-		{"filter", "INPUT", ChainProxyFirewall, "kube-proxy firewall rules"},
-		{"filter", "FORWARD", ChainProxyFirewall, "kube-proxy firewall rules"},
-		{"filter", "INPUT", ChainIPVSFilter, "kubernetes ipvs access filter"},
-		{"filter", "OUTPUT", ChainIPVSOutFilter, "kubernetes ipvs access filter"},
-	}
-}
-
-// SaveLine is the rule as iptables-save prints it.
-func (j JumpRule) SaveLine() string {
-	return "-A " + j.From + ` -m comment --comment "` + j.Comment + `" -j ` + j.To
-}
-
-// insertLine is the rule as an iptables-restore insertion at the top.
-func (j JumpRule) insertLine() string {
-	return "-I " + j.From + ` 1 -m comment --comment "` + j.Comment + `" -j ` + j.To
-}
 
 // RulesOptions configure RenderRules.
 type RulesOptions struct {
@@ -72,7 +18,7 @@ type RulesOptions struct {
 	MasqueradeAll bool
 	// LocalDetector tells pod traffic apart (clusterCIDR: "! -s CIDR");
 	// without one, traffic whose source is a ClusterIP is masqueraded.
-	LocalDetector iptables.LocalDetector
+	LocalDetector netfilter.LocalDetector
 	// RandomFully adds --random-fully to the MASQUERADE rule.
 	RandomFully bool
 }
@@ -90,18 +36,18 @@ type setMatch struct {
 
 func setMatches() []setMatch {
 	return []setMatch{
-		{SetLoopBack, "nat", ChainPostrouting, "MASQUERADE", "dst,dst,src", ""},
-		{SetLoadBalancer, "nat", ChainServices, ChainLoadBalancer, "dst,dst", ""},
-		{SetLoadBalancerLocal, "nat", ChainLoadBalancer, "RETURN", "dst,dst", ""},
-		{SetNodePortLocalTCP, "nat", ChainNodePort, "RETURN", "dst", "tcp"},
-		{SetNodePortTCP, "nat", ChainNodePort, ChainMarkMasq, "dst", "tcp"},
-		{SetNodePortLocalUDP, "nat", ChainNodePort, "RETURN", "dst", "udp"},
-		{SetNodePortUDP, "nat", ChainNodePort, ChainMarkMasq, "dst", "udp"},
-		{SetNodePortLocalSCTP, "nat", ChainNodePort, "RETURN", "dst,dst", "sctp"},
-		{SetNodePortSCTP, "nat", ChainNodePort, ChainMarkMasq, "dst,dst", "sctp"},
-		{SetLoadBalancerFW, "filter", ChainProxyFirewall, ChainSourceRangeFirewall, "dst,dst", ""},
-		{SetLoadBalancerSourceNet, "filter", ChainSourceRangeFirewall, "RETURN", "dst,dst,src", ""},
-		{SetLoadBalancerSourceIP, "filter", ChainSourceRangeFirewall, "RETURN", "dst,dst,src", ""},
+		{SetLoopBack, "nat", netfilter.PostroutingChain, "MASQUERADE", "dst,dst,src", ""},
+		{SetLoadBalancer, "nat", netfilter.ServicesChain, netfilter.LoadBalancerChain, "dst,dst", ""},
+		{SetLoadBalancerLocal, "nat", netfilter.LoadBalancerChain, "RETURN", "dst,dst", ""},
+		{SetNodePortLocalTCP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst", "tcp"},
+		{SetNodePortTCP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst", "tcp"},
+		{SetNodePortLocalUDP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst", "udp"},
+		{SetNodePortUDP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst", "udp"},
+		{SetNodePortLocalSCTP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst,dst", "sctp"},
+		{SetNodePortSCTP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst,dst", "sctp"},
+		{SetLoadBalancerFW, "filter", netfilter.ProxyFirewallChain, netfilter.SourceRangesFirewallChain, "dst,dst", ""},
+		{SetLoadBalancerSourceNet, "filter", netfilter.SourceRangesFirewallChain, "RETURN", "dst,dst,src", ""},
+		{SetLoadBalancerSourceIP, "filter", netfilter.SourceRangesFirewallChain, "RETURN", "dst,dst,src", ""},
 	}
 }
 
@@ -147,20 +93,20 @@ func renderRules(family v1.IPFamily, empty func(set string) bool, noAccess []LBN
 	if family == v1.IPv6Protocol {
 		lo = "::1/128"
 	}
-	w.nat("-A", ChainServices, "-s", lo, "-j", "RETURN")
+	w.nat("-A", netfilter.ServicesChain, "-s", lo, "-j", "RETURN")
 	w.writeSetMatches()
 	w.writeClusterIP()
 	w.writeExternalIPs()
-	w.nat("-A", ChainServices, "-m addrtype --dst-type LOCAL", "-j", ChainNodePort)
-	w.nat("-A", ChainLoadBalancer, "-j", ChainMarkMasq)
-	w.filter("-A", ChainSourceRangeFirewall, "-j", "DROP")
+	w.nat("-A", netfilter.ServicesChain, "-m addrtype --dst-type LOCAL", "-j", netfilter.IPVSNodePortChain)
+	w.nat("-A", netfilter.LoadBalancerChain, "-j", netfilter.MarkMasqChain)
+	w.filter("-A", netfilter.SourceRangesFirewallChain, "-j", "DROP")
 	for _, e := range noAccess {
-		w.filter("-A", ChainIPVSOutFilter, "-s", e.VIP.String(), "-m ipvs --vaddr", e.VIP.String(),
+		w.filter("-A", netfilter.IPVSOutFilterChain, "-s", e.VIP.String(), "-m ipvs --vaddr", e.VIP.String(),
 			"--vproto", e.Protocol, "--vport", strconv.Itoa(int(e.Port)), "-j", "DROP")
 	}
 	for _, set := range []string{SetClusterIP, SetLoadBalancer} {
 		if !empty(set) {
-			w.nat("-A", ChainServices, w.matchSet(set), "dst,dst", "-j", "ACCEPT")
+			w.nat("-A", netfilter.ServicesChain, w.matchSet(set), "dst,dst", "-j", "ACCEPT")
 		}
 	}
 	w.writeFilterTail()
@@ -190,15 +136,15 @@ func (w *ruleWriter) writeClusterIP() {
 	if w.empty(SetClusterIP) {
 		return
 	}
-	head := []string{"-A", ChainServices, w.comment(SetClusterIP), w.matchSet(SetClusterIP)}
+	head := []string{"-A", netfilter.ServicesChain, w.comment(SetClusterIP), w.matchSet(SetClusterIP)}
 	switch det := w.opts.LocalDetector; {
 	case w.opts.MasqueradeAll:
-		w.nat(append(head, "dst,dst", "-j", ChainMarkMasq)...)
+		w.nat(append(head, "dst,dst", "-j", netfilter.MarkMasqChain)...)
 	case det.Implemented():
-		w.nat(slices.Concat(head, []string{"dst,dst"}, det.IfNotLocal, []string{"-j", ChainMarkMasq})...)
+		w.nat(slices.Concat(head, []string{"dst,dst"}, det.IfNotLocal, []string{"-j", netfilter.MarkMasqChain})...)
 	default:
 		// Node-originated traffic picks a VIP of kube-ipvs0 as source.
-		w.nat(append(head, "src,dst", "-j", ChainMarkMasq)...)
+		w.nat(append(head, "src,dst", "-j", netfilter.MarkMasqChain)...)
 	}
 }
 
@@ -207,9 +153,9 @@ func (w *ruleWriter) writeExternalIPs() {
 		if w.empty(set) {
 			continue
 		}
-		head := []string{"-A", ChainServices, w.comment(set), w.matchSet(set), "dst,dst"}
+		head := []string{"-A", netfilter.ServicesChain, w.comment(set), w.matchSet(set), "dst,dst"}
 		if set == SetExternalIP {
-			w.nat(append(head, "-j", ChainMarkMasq)...)
+			w.nat(append(head, "-j", netfilter.MarkMasqChain)...)
 		}
 		w.nat(append(head, "-m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL", "-j", "ACCEPT")...)
 		w.nat(append(head, "-m addrtype --dst-type LOCAL", "-j", "ACCEPT")...)
@@ -218,26 +164,26 @@ func (w *ruleWriter) writeExternalIPs() {
 
 func (w *ruleWriter) writeFilterTail() {
 	mark := w.opts.MasqueradeMark
-	w.filter("-A", ChainForward, `-m comment --comment "kubernetes forwarding rules"`,
+	w.filter("-A", netfilter.ForwardChain, `-m comment --comment "kubernetes forwarding rules"`,
 		"-m mark --mark", mark+"/"+mark, "-j", "ACCEPT")
-	w.filter("-A", ChainForward, `-m comment --comment "kubernetes forwarding conntrack rule"`,
+	w.filter("-A", netfilter.ForwardChain, `-m comment --comment "kubernetes forwarding conntrack rule"`,
 		"-m conntrack --ctstate RELATED,ESTABLISHED", "-j", "ACCEPT")
-	w.filter("-A", ChainNodePort, w.comment(SetHealthCheckNodePort), w.matchSet(SetHealthCheckNodePort), "dst", "-j", "ACCEPT")
+	w.filter("-A", netfilter.IPVSNodePortChain, w.comment(SetHealthCheckNodePort), w.matchSet(SetHealthCheckNodePort), "dst", "-j", "ACCEPT")
 	for _, set := range []string{SetLoadBalancer, SetClusterIP, SetExternalIP, SetExternalIPLocal} {
-		w.filter("-A", ChainIPVSFilter, w.matchSet(set), "dst,dst", "-j", "RETURN")
+		w.filter("-A", netfilter.IPVSFilterChain, w.matchSet(set), "dst,dst", "-j", "RETURN")
 	}
-	w.filter("-A", ChainIPVSFilter, w.matchSet(SetHealthCheckNodePort), "dst", "-j", "RETURN")
-	w.filter("-A", ChainIPVSFilter, "-m conntrack --ctstate NEW", w.matchSet(SetIPVSIPs), "dst", "-j", "REJECT")
+	w.filter("-A", netfilter.IPVSFilterChain, w.matchSet(SetHealthCheckNodePort), "dst", "-j", "RETURN")
+	w.filter("-A", netfilter.IPVSFilterChain, "-m conntrack --ctstate NEW", w.matchSet(SetIPVSIPs), "dst", "-j", "REJECT")
 }
 
 func (w *ruleWriter) writePostrouting() {
 	mark := w.opts.MasqueradeMark
-	w.nat("-A", ChainPostrouting, "-m mark ! --mark", mark+"/"+mark, "-j", "RETURN")
-	w.nat("-A", ChainPostrouting, "-j MARK --xor-mark", mark)
-	masq := []string{"-A", ChainPostrouting, `-m comment --comment "kubernetes service traffic requiring SNAT"`, "-j", "MASQUERADE"}
+	w.nat("-A", netfilter.PostroutingChain, "-m mark ! --mark", mark+"/"+mark, "-j", "RETURN")
+	w.nat("-A", netfilter.PostroutingChain, "-j MARK --xor-mark", mark)
+	masq := []string{"-A", netfilter.PostroutingChain, `-m comment --comment "kubernetes service traffic requiring SNAT"`, "-j", "MASQUERADE"}
 	if w.opts.RandomFully {
 		masq = append(masq, "--random-fully")
 	}
 	w.nat(masq...)
-	w.nat("-A", ChainMarkMasq, "-j MARK --or-mark", mark)
+	w.nat("-A", netfilter.MarkMasqChain, "-j MARK --or-mark", mark)
 }

@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
 // Restore is the iptables-restore input (for --noflush) of the rules: per
-// table, the declarations of RuleChains (which flush them), an insertion
-// of every jump of missing, the rules, COMMIT.
-func (r *Rules) Restore(missing []JumpRule) []byte {
+// table, the declarations of netfilter.IPVSChains (which flush them), an
+// insertion of every jump of missing, the rules, COMMIT.
+func (r *Rules) Restore(missing []netfilter.JumpRule) []byte {
 	var b strings.Builder
-	chains := RuleChains()
+	chains := netfilter.IPVSChains()
 	for _, table := range []string{"nat", "filter"} {
 		b.WriteString("*" + table + "\n")
 		for _, c := range chains[table] {
@@ -21,7 +22,7 @@ func (r *Rules) Restore(missing []JumpRule) []byte {
 		}
 		for _, j := range missing {
 			if j.Table == table {
-				b.WriteString(j.insertLine() + "\n")
+				b.WriteString(j.InsertLine() + "\n")
 			}
 		}
 		rules := r.NAT
@@ -36,22 +37,22 @@ func (r *Rules) Restore(missing []JumpRule) []byte {
 	return []byte(b.String())
 }
 
-// RulesApplier writes Rules through an iptables.Restorer. IPVS-mode tables
+// RulesApplier writes Rules through a netfilter.Restorer. IPVS-mode tables
 // are small, so it reads nat and filter with Save on every apply to find
 // the jump rules that are missing, and inserts only those: a sync never
 // duplicates a jump and restores one someone deleted. (The Proxier calls
 // it on full syncs and on partial syncs whose rules changed only.) The
-// restore goes through an iptables.TableRollback, with the tables it has
+// restore goes through an netfilter.TableRollback, with the tables it has
 // just read as the snapshot: when the filter block fails after the nat
 // block committed, nat is rolled back.
 type RulesApplier struct {
-	r     iptables.Restorer
-	apply *iptables.TableRollback
+	r     netfilter.Restorer
+	apply *netfilter.TableRollback
 }
 
 // NewRulesApplier returns a RulesApplier over a Restorer of the proxier's family.
-func NewRulesApplier(r iptables.Restorer) *RulesApplier {
-	return &RulesApplier{r: r, apply: iptables.NewTableRollback(r)}
+func NewRulesApplier(r netfilter.Restorer) *RulesApplier {
+	return &RulesApplier{r: r, apply: netfilter.NewTableRollback(r)}
 }
 
 // Apply writes the rules in one iptables-restore. The ipsets they match
@@ -61,37 +62,34 @@ func (a *RulesApplier) Apply(ctx context.Context, rules *Rules) error {
 	if err != nil {
 		return err
 	}
-	if err := a.apply.RestoreKnown(ctx, rules.Restore(missing), iptables.Known{Table: iptables.KnownTables(saved)}); err != nil {
+	if err := a.apply.RestoreKnown(ctx, rules.Restore(missing), netfilter.Known{Table: netfilter.KnownTables(saved)}); err != nil {
 		return fmt.Errorf("apply ipvs iptables rules: %w", err)
 	}
 	return nil
 }
 
-// MissingJumps lists the JumpRules not present in the kernel's tables.
-func (a *RulesApplier) MissingJumps(ctx context.Context) ([]JumpRule, error) {
+// MissingJumps lists the netfilter.IPVSJumpRules not present in the kernel's tables.
+func (a *RulesApplier) MissingJumps(ctx context.Context) ([]netfilter.JumpRule, error) {
 	missing, _, err := a.missingJumps(ctx)
 	return missing, err
 }
 
-// missingJumps also returns the nat and filter tables it read.
-func (a *RulesApplier) missingJumps(ctx context.Context) ([]JumpRule, map[string][]byte, error) {
+// missingJumps also returns the nat and filter tables it read. A jump is
+// present when iptables-save prints exactly its SaveLine.
+func (a *RulesApplier) missingJumps(ctx context.Context) ([]netfilter.JumpRule, map[string][]byte, error) {
 	raw := map[string][]byte{}
-	saved := map[string]map[string]struct{}{}
+	saved := map[string]*ruleset.SavedTable{}
 	for _, table := range []string{"nat", "filter"} {
 		data, err := a.r.Save(ctx, table)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read %s table: %w", table, err)
 		}
 		raw[table] = data
-		lines := map[string]struct{}{}
-		for l := range strings.Lines(string(data)) {
-			lines[strings.TrimRight(l, "\r\n")] = struct{}{}
-		}
-		saved[table] = lines
+		saved[table] = ruleset.ParseSave(data)
 	}
-	var missing []JumpRule
-	for _, j := range JumpRules() {
-		if _, ok := saved[j.Table][j.SaveLine()]; !ok {
+	var missing []netfilter.JumpRule
+	for _, j := range netfilter.IPVSJumpRules() {
+		if !saved[j.Table].HasRule(j.SaveLine()) {
 			missing = append(missing, j)
 		}
 	}

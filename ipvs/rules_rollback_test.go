@@ -5,34 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
-
-// failingFilter is the per-table-committing Fake whose next filter block
-// fails when armed, after the nat block before it has committed; it counts
-// Saves.
-type failingFilter struct {
-	*ruleset.Fake
-	armed bool
-	saves int
-}
-
-func (f *failingFilter) Restore(ctx context.Context, data []byte) error {
-	if f.armed {
-		f.armed = false
-		s := string(data)
-		i := strings.Index(s, "*filter\n")
-		j := i + strings.Index(s[i:], "COMMIT\n")
-		data = []byte(s[:j] + "-A KPX-NO-SUCH-CHAIN -j ACCEPT\n" + s[j:])
-	}
-	return f.Fake.Restore(ctx, data)
-}
-
-func (f *failingFilter) Save(ctx context.Context, table string) ([]byte, error) {
-	f.saves++
-	return f.Fake.Save(ctx, table)
-}
 
 func saveAll(t *testing.T, f *ruleset.Fake) string {
 	t.Helper()
@@ -51,7 +26,7 @@ func saveAll(t *testing.T, f *ruleset.Fake) string {
 // filter fails, nat must be as it was, restored from the tables the
 // applier read to find missing jumps (no extra Save).
 func TestRulesApplierRollsBackNAT(t *testing.T) {
-	f := &failingFilter{Fake: ruleset.NewFake(ruleset.FakeOptions{})}
+	f := ruleset.NewFake(ruleset.FakeOptions{})
 	a := ipvs.NewRulesApplier(f)
 	first := &ipvs.Rules{
 		NAT:    []string{"-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN", "-A KUBE-MARK-MASQ -j MARK --or-mark 0x00004000"},
@@ -60,10 +35,10 @@ func TestRulesApplierRollsBackNAT(t *testing.T) {
 	if err := a.Apply(context.Background(), first); err != nil {
 		t.Fatal(err)
 	}
-	before := saveAll(t, f.Fake)
-	f.saves = 0
+	before := saveAll(t, f)
+	saves, _ := f.Reads()
 
-	f.armed = true
+	f.FailNextBlock("filter", 1)
 	next := &ipvs.Rules{
 		NAT:    []string{"-A KUBE-SERVICES -s 127.0.0.0/8 -j ACCEPT"},
 		Filter: []string{"-A KUBE-FORWARD -j ACCEPT"},
@@ -72,16 +47,16 @@ func TestRulesApplierRollsBackNAT(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "rolled back") {
 		t.Fatalf("Apply = %v, want the filter failure with nat rolled back", err)
 	}
-	if after := saveAll(t, f.Fake); after != before {
-		t.Errorf("tables after the failed apply:\n%s\nbefore:\n%s", after, before)
+	if now, _ := f.Reads(); now-saves != 2 {
+		t.Errorf("%d Saves, want 2 (nat and filter, read once to find missing jumps)", now-saves)
 	}
-	if f.saves != 2 {
-		t.Errorf("%d Saves, want 2 (nat and filter, read once to find missing jumps)", f.saves)
+	if after := saveAll(t, f); after != before {
+		t.Errorf("tables after the failed apply:\n%s\nbefore:\n%s", after, before)
 	}
 	if err := a.Apply(context.Background(), next); err != nil {
 		t.Fatalf("Apply after the fault: %v", err)
 	}
-	if !strings.Contains(saveAll(t, f.Fake), "-A KUBE-SERVICES -s 127.0.0.0/8 -j ACCEPT") {
+	if !strings.Contains(saveAll(t, f), "-A KUBE-SERVICES -s 127.0.0.0/8 -j ACCEPT") {
 		t.Error("the retry did not write the new rules")
 	}
 }

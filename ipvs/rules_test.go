@@ -9,15 +9,15 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 const mark = "0x00004000"
 
-func clusterCIDRDetector() iptables.LocalDetector {
-	return iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}}
+func clusterCIDRDetector() netfilter.LocalDetector {
+	return netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}}
 }
 
 // TestRenderRulesGolden checks the whole output for one rich snapshot
@@ -29,7 +29,7 @@ func TestRenderRulesGolden(t *testing.T) {
 		e(svc("c", "172.30.0.3", withExternalIPs("203.0.113.1"))))
 	d := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP)})
 	r := ipvs.RenderRules(d, ipvs.RulesOptions{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true})
-	missing := ipvs.JumpRules()
+	missing := netfilter.IPVSJumpRules()
 	want := `*nat
 :KUBE-SERVICES - [0:0]
 :KUBE-POSTROUTING - [0:0]
@@ -187,7 +187,7 @@ func TestRenderRulesVariants(t *testing.T) {
 	}
 }
 
-// recordingRestorer is an iptables.Restorer whose Save returns saved[table]
+// recordingRestorer is an netfilter.Restorer whose Save returns saved[table]
 // and whose Restore records its input.
 type recordingRestorer struct {
 	saved    map[string]string
@@ -204,14 +204,14 @@ func (r *recordingRestorer) Save(_ context.Context, table string) ([]byte, error
 }
 
 func TestRulesApplierInsertsOnlyMissingJumps(t *testing.T) {
-	present := ipvs.JumpRules()[0] // nat OUTPUT -> KUBE-SERVICES
+	present := netfilter.IPVSJumpRules()[0] // nat OUTPUT -> KUBE-SERVICES
 	rec := &recordingRestorer{saved: map[string]string{
 		"nat": "*nat\n:OUTPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n" + present.SaveLine() + "\n" +
 			// same target, other comment (e.g. someone else's): not ours
 			"-A PREROUTING -m comment --comment \"other\" -j KUBE-SERVICES\nCOMMIT\n",
 		"filter": "*filter\n" + strings.Join(func() []string {
 			var out []string
-			for _, j := range ipvs.JumpRules() {
+			for _, j := range netfilter.IPVSJumpRules() {
 				if j.Table == "filter" {
 					out = append(out, j.SaveLine())
 				}

@@ -4,21 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kproxy/kproxy/proxier/sysctl"
 )
 
 // This file is IPVS mode's host setup at start (upstream's NewProxier and
 // CanUseIPVSProxier): the scheduler probe, the sysctls IPVS mode needs,
 // strictARP and the IPVS connection timeouts.
-
-// ProcSys is the sysctl tree of the caller's network namespace.
-const ProcSys = "/proc/sys"
 
 // Sysctl keys (paths under /proc/sys) IPVS mode writes.
 const (
@@ -73,61 +70,6 @@ func kernelMajorMinor(release string) (major, minor int, ok bool) {
 	return major, minor, err1 == nil && err2 == nil
 }
 
-// Sysctls reads and writes integer sysctls of one network namespace, named
-// by their path under /proc/sys ("net/ipv4/conf/all/arp_ignore").
-type Sysctls interface {
-	Get(key string) (int, error)
-	Set(key string, value int) error
-}
-
-// DirSysctls is Sysctls over the files under Root: ProcSys for the
-// caller's network namespace, a temporary directory in tests. Set never
-// creates a file, so a missing key fails as it does in /proc/sys.
-type DirSysctls struct{ Root string }
-
-func (d DirSysctls) path(key string) (string, error) {
-	clean := filepath.Clean(key)
-	if key == "" || filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", fmt.Errorf("sysctl key %q: not a relative path", key)
-	}
-	return filepath.Join(d.Root, clean), nil
-}
-
-func (d DirSysctls) Get(key string) (int, error) {
-	p, err := d.path(key)
-	if err != nil {
-		return 0, err
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return 0, fmt.Errorf("read sysctl %s: %w", key, err)
-	}
-	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("read sysctl %s: %w", key, err)
-	}
-	return v, nil
-}
-
-func (d DirSysctls) Set(key string, value int) error {
-	p, err := d.path(key)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return fmt.Errorf("set sysctl %s=%d: %w", key, value, err)
-	}
-	_, err = f.WriteString(strconv.Itoa(value))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("set sysctl %s=%d: %w", key, value, err)
-	}
-	return nil
-}
-
 // SysctlChange is one sysctl the start-up settings changed.
 type SysctlChange struct {
 	Key      string
@@ -157,7 +99,7 @@ type StartupOptions struct {
 	// crash. Nil probes through Handle, as upstream does.
 	Probe Handle
 	// Sysctls is the proxier's network namespace's sysctl tree.
-	Sysctls   Sysctls
+	Sysctls   sysctl.Interface
 	Scheduler string
 	// StrictARP raises arp_ignore to 1 and arp_announce to 2.
 	StrictARP bool
@@ -215,7 +157,7 @@ func ApplyStartupSettings(o StartupOptions) (StartupResult, error) {
 // answers for kube-ipvs0's global addresses) and the reserved 4-7 are not
 // strict enough. The kernel uses the larger of conf/all and the interface's
 // value, so conf/all is enough.
-func EnsureStrictARP(s Sysctls) ([]SysctlChange, error) {
+func EnsureStrictARP(s sysctl.Interface) ([]SysctlChange, error) {
 	var out []SysctlChange
 	c, err := ensureSysctl(s, SysctlARPIgnore, strictARPIgnore, func(cur int) bool { return slices.Contains([]int{1, 2, 8}, cur) })
 	if err != nil {
@@ -230,7 +172,7 @@ func EnsureStrictARP(s Sysctls) ([]SysctlChange, error) {
 }
 
 // ensureSysctl sets key to value unless ok accepts its current value.
-func ensureSysctl(s Sysctls, key string, value int, ok func(int) bool) (*SysctlChange, error) {
+func ensureSysctl(s sysctl.Interface, key string, value int, ok func(int) bool) (*SysctlChange, error) {
 	cur, err := s.Get(key)
 	if err != nil {
 		return nil, err

@@ -14,20 +14,21 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/conntrack"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // detectFamilies returns the IP families to proxy: IPv4, plus IPv6 when
 // ip6tables works here (upstream runs dual stack whenever the host can).
-func detectFamilies(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) []v1.IPFamily {
+func detectFamilies(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) []v1.IPFamily {
 	fams := []v1.IPFamily{v1.IPv4Protocol}
 	if cfg.DryRun {
 		return append(fams, v1.IPv6Protocol)
 	}
-	r, err := kernel.New(kernelOptions(cfg, backend, v1.IPv6Protocol))
+	r, err := xtables.New(xtablesOptions(cfg, backend, v1.IPv6Protocol))
 	if err == nil {
 		_, err = r.Save(ctx, "nat")
 	}
@@ -38,7 +39,7 @@ func detectFamilies(ctx context.Context, cfg *config.Config, backend kernel.Back
 	return append(fams, v1.IPv6Protocol)
 }
 
-func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
+func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
 	if p.cfg.Mode == config.ModeIPVS {
 		return p.newIPVSBackend(fam)
 	}
@@ -56,9 +57,9 @@ func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer,
 
 // routeLocalnetSysctl lets DNAT turn 127.0.0.0/8 destinations into pod
 // addresses (localhost NodePorts); tcpBeLiberalSysctl makes conntrack accept
-// out-of-window TCP packets. Paths are relative to the host root (hostFiles).
+// out-of-window TCP packets. Keys are paths under /proc/sys.
 const (
-	routeLocalnetSysctl = "proc/sys/net/ipv4/conf/all/route_localnet"
+	routeLocalnetSysctl = "net/ipv4/conf/all/route_localnet"
 	tcpBeLiberalSysctl  = netfilterSysctlDir + "/nf_conntrack_tcp_be_liberal"
 )
 
@@ -73,22 +74,22 @@ func (p *proxy) enableLocalhostNodePorts(opts iptables.RenderOptions) error {
 	if !match.ContainsIPv4Loopback() {
 		return nil
 	}
-	host := rootedFiles{root: "/"}
-	if cur, err := readInt(host, routeLocalnetSysctl); err == nil && cur == 1 {
+	sysctls := realHost().sysctls
+	if cur, err := sysctls.Get(routeLocalnetSysctl); err == nil && cur == 1 {
 		return nil
 	}
-	if err := host.Write(routeLocalnetSysctl, []byte("1")); err != nil {
-		return fmt.Errorf("enable localhost NodePorts (set net.ipv4.conf.all.route_localnet=1): %w", err)
+	if err := sysctls.Set(routeLocalnetSysctl, 1); err != nil {
+		return fmt.Errorf("enable localhost NodePorts: %w", err)
 	}
 	p.logger.Info("Set sysctl to allow localhost NodePorts", "sysctl", "net.ipv4.conf.all.route_localnet", "value", 1)
 	return nil
 }
 
-func (p *proxy) restorer(fam v1.IPFamily) (iptables.Restorer, bool, error) {
+func (p *proxy) restorer(fam v1.IPFamily) (netfilter.Restorer, bool, error) {
 	if p.cfg.DryRun {
 		return &printingRestorer{family: fam, out: p.out}, true, nil
 	}
-	r, err := kernel.New(kernelOptions(p.cfg, p.iptablesBackend, fam))
+	r, err := xtables.New(xtablesOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
 		return nil, false, err
 	}
@@ -107,7 +108,7 @@ func (p *proxy) renderOptions(fam v1.IPFamily, randomFully bool) iptables.Render
 	}
 	match := p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam])
 	if !match.All {
-		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: addrsInPrefixes(fam, match.Prefixes)}
+		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: nodePortAddrs(fam, match)}
 	}
 	return o
 }
@@ -120,7 +121,7 @@ func (p *proxy) tcpBeLiberal() bool {
 	if p.cfg.Conntrack.TCPBeLiberal || p.cfg.DryRun {
 		return p.cfg.Conntrack.TCPBeLiberal
 	}
-	v, err := readInt(rootedFiles{root: "/"}, tcpBeLiberalSysctl)
+	v, err := realHost().sysctls.Get(tcpBeLiberalSysctl)
 	liberal := err == nil && v != 0
 	if liberal {
 		p.logger.Info("nf_conntrack_tcp_be_liberal is set: no DROP rule for INVALID packets")
@@ -129,24 +130,24 @@ func (p *proxy) tcpBeLiberal() bool {
 }
 
 // localDetector builds the "traffic from pods" matches of detectLocalMode.
-func (p *proxy) localDetector(fam v1.IPFamily) iptables.LocalDetector {
+func (p *proxy) localDetector(fam v1.IPFamily) netfilter.LocalDetector {
 	switch p.cfg.DetectLocalMode {
 	case config.LocalModeBridgeInterface:
-		return iptables.LocalDetector{IfLocal: []string{"-i", p.cfg.BridgeInterface},
+		return netfilter.LocalDetector{IfLocal: []string{"-i", p.cfg.BridgeInterface},
 			IfNotLocal: []string{"!", "-i", p.cfg.BridgeInterface}}
 	case config.LocalModeInterfaceNamePrefix:
-		return iptables.LocalDetector{IfLocal: []string{"-i", p.cfg.InterfaceNamePrefix + "+"},
+		return netfilter.LocalDetector{IfLocal: []string{"-i", p.cfg.InterfaceNamePrefix + "+"},
 			IfNotLocal: []string{"!", "-i", p.cfg.InterfaceNamePrefix + "+"}}
 	case config.LocalModeClusterCIDR, "":
 		for _, c := range p.cfg.ClusterCIDRs {
 			if proxier.FamilyOf(c.Addr()) == fam {
-				return iptables.LocalDetector{IfLocal: []string{"-s", c.String()}, IfNotLocal: []string{"!", "-s", c.String()}}
+				return netfilter.LocalDetector{IfLocal: []string{"-s", c.String()}, IfNotLocal: []string{"!", "-s", c.String()}}
 			}
 		}
 	default:
 		p.logger.Info("Local traffic detection mode not supported yet; no local detector", "mode", p.cfg.DetectLocalMode)
 	}
-	return iptables.LocalDetector{}
+	return netfilter.LocalDetector{}
 }
 
 // familyObservers adds what runs after a family's sync besides health and metrics:
@@ -178,18 +179,18 @@ func (p *proxy) healthCheckAddresses() []netip.Addr {
 		if m.All {
 			return nil
 		}
-		out = append(out, addrsInPrefixes(fam, m.Prefixes)...)
+		out = append(out, nodePortAddrs(fam, m)...)
 	}
 	return out
 }
 
 // cleanupIPTables removes every rule kproxy or upstream kube-proxy installed, for both families.
-func cleanupIPTables(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) error {
+func cleanupIPTables(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	var errs []error
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
-		r, err := kernel.New(kernelOptions(cfg, backend, fam))
+		r, err := xtables.New(xtablesOptions(cfg, backend, fam))
 		if err == nil {
-			err = iptables.Cleanup(ctx, r)
+			_, err = netfilter.CleanupIPTablesMode(ctx, r)
 		}
 		if err != nil {
 			var ee *exec.Error

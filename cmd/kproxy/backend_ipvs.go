@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -13,17 +12,18 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 
-	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
+	"github.com/kproxy/kproxy/proxier/sysctl"
 )
 
 // terminationInterval is how often draining IPVS destinations are checked.
 const terminationInterval = time.Second
 
 // newIPVSBackend builds one family's IPVS proxier with its ipsets and iptables rules.
-func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
+func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
 	if p.cfg.DryRun {
 		return p.newIPVSDryRun(fam)
 	}
@@ -39,7 +39,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Resto
 	if err != nil {
 		return nil, nil, err
 	}
-	restorer, err := kernel.New(kernelOptions(p.cfg, p.iptablesBackend, fam))
+	restorer, err := xtables.New(xtablesOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -54,7 +54,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, iptables.Resto
 	return backend, restorer, nil
 }
 
-func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManager, r iptables.Restorer, randomFully bool) ipvs.Options {
+func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManager, r netfilter.Restorer, randomFully bool) ipvs.Options {
 	var nodeIP netip.Addr
 	if ips := p.nodeIPs[fam]; len(ips) > 0 {
 		nodeIP = ips[0]
@@ -72,7 +72,7 @@ func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManage
 }
 
 // newIPVSDryRun plans against fakes and prints the plan (no root, nothing touched).
-func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, iptables.Restorer, error) {
+func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
 	opts := p.ipvsOptions(fam, nil, nil, nil, true)
 	d, err := ipvs.NewDryRun(ipvs.DryRunOptions{Options: opts, Local: p.nodeIPs[fam], Out: p.out})
 	if err != nil {
@@ -84,7 +84,7 @@ func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, iptables.Restor
 // cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
 // ipsets (kproxy's and upstream kube-proxy's). A kernel without IPVS has no
 // virtual servers; a host without ipset or ip6tables has nothing of theirs.
-func cleanupIPVS(ctx context.Context, cfg *config.Config, backend kernel.Backend, logger klog.Logger) error {
+func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
 	if h, err := ipvs.NewKernelHandle(""); err != nil {
 		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
@@ -106,7 +106,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend kernel.Backend
 		if opts.Device == nil {
 			opts.Device = a
 		}
-		r, err := kernel.New(kernelOptions(cfg, backend, fam))
+		r, err := xtables.New(xtablesOptions(cfg, backend, fam))
 		if err == nil && fam == v1.IPv6Protocol {
 			_, err = r.Save(ctx, "nat") // ip6tables may be unusable here: then it has nothing to clean
 		}
@@ -128,7 +128,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend kernel.Backend
 // sysctls, strictARP and the IPVS timeouts in kproxy's own namespace.
 func (p *proxy) applyIPVSStartupSettings(h *ipvs.KernelHandle) error {
 	opts := ipvs.StartupOptions{
-		Handle: h, Sysctls: ipvs.DirSysctls{Root: ipvs.ProcSys}, Scheduler: p.cfg.IPVS.Scheduler,
+		Handle: h, Sysctls: sysctl.Dir{Root: sysctl.ProcSys}, Scheduler: p.cfg.IPVS.Scheduler,
 		StrictARP:     p.cfg.IPVS.StrictARP,
 		Timeouts:      ipvs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
 		KernelRelease: kernelRelease(),
@@ -182,9 +182,9 @@ func (p *proxy) runIPVSTermination(ctx context.Context, fp *familyProxy) {
 
 // kernelRelease is uname -r, or "" when unreadable.
 func kernelRelease() string {
-	b, err := rootedFiles{root: "/"}.Read("proc/sys/kernel/osrelease")
+	release, err := realHost().sysctls.Read("kernel/osrelease")
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	return release
 }

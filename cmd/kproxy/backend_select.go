@@ -7,25 +7,25 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier/command"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // selectIPTablesBackend decides, once per process, which iptables every
 // command runs (both families, both proxy modes, --cleanup): the one
 // --iptables-backend names, or with "auto" the one upstream's image would
-// pick (kernel.DetectBackend), and logs the choice and why.
-func selectIPTablesBackend(ctx context.Context, cfg *config.Config, logger klog.Logger) kernel.Backend {
+// pick (xtables.DetectBackend), and logs the choice and why.
+func selectIPTablesBackend(ctx context.Context, cfg *config.Config, logger klog.Logger) xtables.Backend {
 	switch cfg.IPTablesBackend {
 	case config.IPTablesBackendNFT:
-		logger.Info("Using iptables backend", "backend", kernel.BackendNFT, "reason", "--iptables-backend")
-		return kernel.BackendNFT
+		logger.Info("Using iptables backend", "backend", xtables.BackendNFT, "reason", "--iptables-backend")
+		return xtables.BackendNFT
 	case config.IPTablesBackendLegacy:
-		logger.Info("Using iptables backend", "backend", kernel.BackendLegacy, "reason", "--iptables-backend")
-		return kernel.BackendLegacy
+		logger.Info("Using iptables backend", "backend", xtables.BackendLegacy, "reason", "--iptables-backend")
+		return xtables.BackendLegacy
 	}
-	det, err := kernel.DetectBackend(ctx, kernel.DetectOptions{Timeout: cfg.CommandTimeout})
+	det, err := xtables.DetectBackend(ctx, xtables.DetectOptions{Timeout: cfg.CommandTimeout})
 	if err != nil {
 		logger.Info("iptables backend detection interrupted", "err", err.Error())
 	}
@@ -37,16 +37,16 @@ func selectIPTablesBackend(ctx context.Context, cfg *config.Config, logger klog.
 	return det.Backend
 }
 
-func backendName(b kernel.Backend) string {
-	if b == kernel.BackendDefault {
+func backendName(b xtables.Backend) string {
+	if b == xtables.BackendDefault {
 		return "as installed"
 	}
 	return string(b)
 }
 
-// kernelOptions are the options of every iptables runner of the process.
-func kernelOptions(cfg *config.Config, backend kernel.Backend, fam v1.IPFamily) kernel.Options {
-	return kernel.Options{Family: fam, Backend: backend, Timeout: cfg.CommandTimeout}
+// xtablesOptions are the options of every iptables runner of the process.
+func xtablesOptions(cfg *config.Config, backend xtables.Backend, fam v1.IPFamily) xtables.Options {
+	return xtables.Options{Family: fam, Backend: backend, Timeout: cfg.CommandTimeout}
 }
 
 // execIPSet is IPVS mode's ipset runner, bounded like the iptables commands.

@@ -15,33 +15,43 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/proxier/sysctl"
 )
 
 // Host settings upstream kube-proxy applies at startup (setupConntrack and the
-// OOM adjuster), as paths relative to the root of hostFiles.
+// OOM adjuster): conntrack sysctls (keys under /proc/sys), and other files
+// as paths relative to the root of hostFiles.
 const (
-	netfilterSysctlDir = "proc/sys/net/netfilter"
-	oomScoreAdjPath    = "proc/self/oom_score_adj"
+	netfilterSysctlDir = "net/netfilter"
+	conntrackMaxSysctl = netfilterSysctlDir + "/nf_conntrack_max"
+
+	oomScoreAdjPath = "proc/self/oom_score_adj"
 	// conntrackHashsizePath is only read: the module parameter is global to
 	// the machine and the kernel refuses it outside the initial network
 	// namespace, so kproxy never writes it.
 	conntrackHashsizePath = "sys/module/nf_conntrack/parameters/hashsize"
 	onlineCPUsPath        = "sys/devices/system/cpu/online"
-
-	conntrackMaxSysctl = "nf_conntrack_max"
 )
 
-// hostFiles is the part of /proc and /sys kproxy tunes at startup. Paths are
-// relative to a root directory so tests run against a temporary tree.
+// host is what the startup settings read and change: the sysctls of
+// kproxy's network namespace and the other files of /proc and /sys.
+type host struct {
+	sysctls sysctl.Dir
+	files   hostFiles
+}
+
+// realHost is the machine (and network namespace) kproxy runs in.
+func realHost() host {
+	return host{sysctls: sysctl.Dir{Root: sysctl.ProcSys}, files: rootedFiles{root: "/"}}
+}
+
+// hostFiles is the part of /proc and /sys outside the sysctl tree kproxy
+// touches at startup. Paths are relative to a root directory so tests run
+// against a temporary tree.
 type hostFiles interface {
 	Read(path string) ([]byte, error)
-	// Write replaces the content of an existing file (it never creates one:
-	// a missing sysctl is an error, as in /proc).
+	// Write replaces the content of an existing file (it never creates one).
 	Write(path string, data []byte) error
-	// ReadOnly reports whether the file's mode has no write bit; the kernel
-	// shows such sysctls as 0444, e.g. nf_conntrack_max outside the initial
-	// network namespace.
-	ReadOnly(path string) bool
 }
 
 // rootedFiles is hostFiles over a directory: "/" in production.
@@ -63,17 +73,12 @@ func (r rootedFiles) Write(path string, data []byte) error {
 	return f.Close()
 }
 
-func (r rootedFiles) ReadOnly(path string) bool {
-	st, err := os.Stat(filepath.Join(r.root, path))
-	return err == nil && st.Mode().Perm()&0o222 == 0
-}
-
 // applyHostSettings does what upstream does to the host before proxying: the
 // OOM score of this process (never fatal, as upstream) and the conntrack
 // sysctls (fatal on failure, as upstream, except a read-only nf_conntrack_max).
-func applyHostSettings(cfg *config.Config, files hostFiles, logger klog.Logger) error {
-	applyOOMScoreAdj(files, cfg.OOMScoreAdj, logger)
-	if err := applyConntrack(files, cfg.Conntrack, logger); err != nil {
+func applyHostSettings(cfg *config.Config, h host, logger klog.Logger) error {
+	applyOOMScoreAdj(h.files, cfg.OOMScoreAdj, logger)
+	if err := applyConntrack(h, cfg.Conntrack, logger); err != nil {
 		return fmt.Errorf("could not set conntrack parameters from kube-proxy configuration: %w", err)
 	}
 	return nil
@@ -93,21 +98,19 @@ type sysctlSetting struct {
 	value int
 }
 
-func (s sysctlSetting) path() string { return netfilterSysctlDir + "/" + s.name }
-
-// key is the sysctl as operators spell it, e.g. net.netfilter.nf_conntrack_max.
-func (s sysctlSetting) key() string { return "net.netfilter." + s.name }
+// key is the sysctl's path under /proc/sys.
+func (s sysctlSetting) key() string { return netfilterSysctlDir + "/" + s.name }
 
 // applyConntrack raises nf_conntrack_max, then sets the per-namespace
 // timeouts and tcp_be_liberal. It stops at the first failure, as upstream does.
-func applyConntrack(files hostFiles, c config.ConntrackConfig, logger klog.Logger) error {
-	if limit := conntrackMax(c, onlineCPUs(files)); limit > 0 {
-		if err := raiseConntrackMax(files, limit, logger); err != nil {
+func applyConntrack(h host, c config.ConntrackConfig, logger klog.Logger) error {
+	if limit := conntrackMax(c, onlineCPUs(h.files)); limit > 0 {
+		if err := raiseConntrackMax(h, limit, logger); err != nil {
 			return err
 		}
 	}
 	for _, s := range conntrackSettings(c) {
-		if err := setSysctl(files, s, logger); err != nil {
+		if err := setSysctl(h.sysctls, s, logger); err != nil {
 			return err
 		}
 	}
@@ -147,28 +150,28 @@ func conntrackSettings(c config.ConntrackConfig) []sysctlSetting {
 // current value is lower or unreadable). Outside the host's initial network
 // namespace the kernel makes the sysctl read-only: the limit is then the
 // host's business, and kproxy goes on.
-func raiseConntrackMax(files hostFiles, want int, logger klog.Logger) error {
-	s := sysctlSetting{name: conntrackMaxSysctl, value: want}
-	cur, readErr := readInt(files, s.path())
+func raiseConntrackMax(h host, want int, logger klog.Logger) error {
+	key, name := conntrackMaxSysctl, sysctl.Name(conntrackMaxSysctl)
+	cur, readErr := h.sysctls.Get(key)
 	if readErr == nil && cur >= want {
-		logger.V(4).Info("Sysctl already high enough", "sysctl", s.key(), "value", cur, "wanted", want)
-		noteSmallHashsize(files, want, logger)
+		logger.V(4).Info("Sysctl already high enough", "sysctl", name, "value", cur, "wanted", want)
+		noteSmallHashsize(h.files, want, logger)
 		return nil
 	}
-	if files.ReadOnly(s.path()) {
+	if h.sysctls.ReadOnly(key) {
 		logger.V(2).Info("Sysctl is read-only here (not the initial network namespace?); left to the host",
-			"sysctl", s.key(), "value", cur, "wanted", want)
+			"sysctl", name, "value", cur, "wanted", want)
 		return nil
 	}
-	if err := files.Write(s.path(), []byte(strconv.Itoa(want))); err != nil {
+	if err := h.sysctls.Set(key, want); err != nil {
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-			logger.V(2).Info("Sysctl cannot be written here; left to the host", "sysctl", s.key(), "wanted", want, "err", err)
+			logger.V(2).Info("Sysctl cannot be written here; left to the host", "sysctl", name, "wanted", want, "err", err)
 			return nil
 		}
-		return fmt.Errorf("set sysctl %s=%d: %w", s.key(), want, err)
+		return err
 	}
-	logger.Info("Set sysctl", "sysctl", s.key(), "value", want)
-	noteSmallHashsize(files, want, logger)
+	logger.Info("Set sysctl", "sysctl", name, "value", want)
+	noteSmallHashsize(h.files, want, logger)
 	return nil
 }
 
@@ -182,18 +185,19 @@ func noteSmallHashsize(files hostFiles, limit int, logger klog.Logger) {
 }
 
 // setSysctl writes a per-namespace sysctl when its value differs.
-func setSysctl(files hostFiles, s sysctlSetting, logger klog.Logger) error {
-	if cur, err := readInt(files, s.path()); err == nil && cur == s.value {
-		logger.V(4).Info("Sysctl already set", "sysctl", s.key(), "value", cur)
+func setSysctl(sysctls sysctl.Dir, s sysctlSetting, logger klog.Logger) error {
+	if cur, err := sysctls.Get(s.key()); err == nil && cur == s.value {
+		logger.V(4).Info("Sysctl already set", "sysctl", sysctl.Name(s.key()), "value", cur)
 		return nil
 	}
-	if err := files.Write(s.path(), []byte(strconv.Itoa(s.value))); err != nil {
-		return fmt.Errorf("set sysctl %s=%d: %w", s.key(), s.value, err)
+	if err := sysctls.Set(s.key(), s.value); err != nil {
+		return err
 	}
-	logger.Info("Set sysctl", "sysctl", s.key(), "value", s.value)
+	logger.Info("Set sysctl", "sysctl", sysctl.Name(s.key()), "value", s.value)
 	return nil
 }
 
+// readInt reads a host file holding an integer.
 func readInt(files hostFiles, path string) (int, error) {
 	b, err := files.Read(path)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/proxier/sysctl"
 )
 
 // hostTree is a temporary root laid out like /proc and /sys for the host settings.
@@ -35,7 +36,7 @@ func newHostTree(t *testing.T) *hostTree {
 		"nf_conntrack_udp_timeout":             "30",
 		"nf_conntrack_udp_timeout_stream":      "120",
 	} {
-		h.set(netfilterSysctlDir+"/"+name, v)
+		h.set(sysctlPath(name), v)
 	}
 	return h
 }
@@ -60,7 +61,10 @@ func (h *hostTree) get(path string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func (h *hostTree) sysctl(name string) string { return h.get(netfilterSysctlDir + "/" + name) }
+// sysctlPath is a net.netfilter sysctl's path in the tree.
+func sysctlPath(name string) string { return "proc/sys/" + netfilterSysctlDir + "/" + name }
+
+func (h *hostTree) sysctl(name string) string { return h.get(sysctlPath(name)) }
 
 func (h *hostTree) chmod(path string, mode os.FileMode) {
 	h.t.Helper()
@@ -76,7 +80,9 @@ func (h *hostTree) remove(path string) {
 	}
 }
 
-func (h *hostTree) files() hostFiles { return rootedFiles{root: h.root} }
+func (h *hostTree) host() host {
+	return host{sysctls: sysctl.Dir{Root: filepath.Join(h.root, "proc/sys")}, files: rootedFiles{root: h.root}}
+}
 
 // logLines records log lines up to verbosity 4.
 type logLines struct {
@@ -181,7 +187,7 @@ func TestApplyConntrack(t *testing.T) {
 		want: map[string]string{"nf_conntrack_max": "400000"},
 	}, {
 		name: "the limit is only raised",
-		tree: func(h *hostTree) { h.set(netfilterSysctlDir+"/nf_conntrack_max", "1048576") },
+		tree: func(h *hostTree) { h.set(sysctlPath("nf_conntrack_max"), "1048576") },
 		want: map[string]string{"nf_conntrack_max": "1048576"},
 	}, {
 		name: "maxPerCore 0 leaves a low limit",
@@ -189,7 +195,7 @@ func TestApplyConntrack(t *testing.T) {
 		want: map[string]string{"nf_conntrack_max": "65536"},
 	}, {
 		name:    "a read-only limit is left to the host",
-		tree:    func(h *hostTree) { h.chmod(netfilterSysctlDir+"/nf_conntrack_max", 0o444) },
+		tree:    func(h *hostTree) { h.chmod(sysctlPath("nf_conntrack_max"), 0o444) },
 		want:    map[string]string{"nf_conntrack_max": "65536", "nf_conntrack_tcp_timeout_established": "86400"},
 		wantLog: []string{"left to the host", "net.netfilter.nf_conntrack_max"},
 	}, {
@@ -203,7 +209,7 @@ func TestApplyConntrack(t *testing.T) {
 	}, {
 		name: "zero timeouts and tcpBeLiberal false leave the kernel's values",
 		cfg:  func(c *config.ConntrackConfig) { *c = config.ConntrackConfig{} },
-		tree: func(h *hostTree) { h.set(netfilterSysctlDir+"/nf_conntrack_tcp_be_liberal", "1") },
+		tree: func(h *hostTree) { h.set(sysctlPath("nf_conntrack_tcp_be_liberal"), "1") },
 		want: map[string]string{
 			"nf_conntrack_max": "65536", "nf_conntrack_tcp_timeout_established": "432000",
 			"nf_conntrack_tcp_timeout_close_wait": "60", "nf_conntrack_tcp_be_liberal": "1",
@@ -229,7 +235,7 @@ func TestApplyConntrack(t *testing.T) {
 				tt.cfg(&c)
 			}
 			var logs logLines
-			if err := applyConntrack(h.files(), c, logs.logger()); err != nil {
+			if err := applyConntrack(h.host(), c, logs.logger()); err != nil {
 				t.Fatalf("applyConntrack: %v", err)
 			}
 			for name, want := range tt.want {
@@ -253,9 +259,9 @@ func TestApplyConntrackFailures(t *testing.T) {
 		tree    func(h *hostTree)
 		wantErr string
 	}{
-		{"missing timeout sysctl", func(h *hostTree) { h.remove(netfilterSysctlDir + "/nf_conntrack_tcp_timeout_close_wait") },
+		{"missing timeout sysctl", func(h *hostTree) { h.remove(sysctlPath("nf_conntrack_tcp_timeout_close_wait")) },
 			"net.netfilter.nf_conntrack_tcp_timeout_close_wait=3600"},
-		{"missing limit sysctl", func(h *hostTree) { h.remove(netfilterSysctlDir + "/nf_conntrack_max") },
+		{"missing limit sysctl", func(h *hostTree) { h.remove(sysctlPath("nf_conntrack_max")) },
 			"net.netfilter.nf_conntrack_max=131072"},
 	}
 	for _, tt := range tests {
@@ -264,7 +270,7 @@ func TestApplyConntrackFailures(t *testing.T) {
 			tt.tree(h)
 			cfg := &config.Config{Conntrack: upstreamDefaults(), OOMScoreAdj: -999}
 			var logs logLines
-			err := applyHostSettings(cfg, h.files(), logs.logger())
+			err := applyHostSettings(cfg, h.host(), logs.logger())
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("applyHostSettings error = %v, want one naming %s", err, tt.wantErr)
 			}
@@ -276,7 +282,7 @@ func TestApplyHostSettingsOOMScoreAdj(t *testing.T) {
 	t.Run("written to the own process", func(t *testing.T) {
 		h := newHostTree(t)
 		var logs logLines
-		if err := applyHostSettings(&config.Config{OOMScoreAdj: -999}, h.files(), logs.logger()); err != nil {
+		if err := applyHostSettings(&config.Config{OOMScoreAdj: -999}, h.host(), logs.logger()); err != nil {
 			t.Fatal(err)
 		}
 		if got := h.get(oomScoreAdjPath); got != "-999" {
@@ -287,7 +293,7 @@ func TestApplyHostSettingsOOMScoreAdj(t *testing.T) {
 		h := newHostTree(t)
 		h.remove(oomScoreAdjPath)
 		var logs logLines
-		if err := applyHostSettings(&config.Config{OOMScoreAdj: -999}, h.files(), logs.logger()); err != nil {
+		if err := applyHostSettings(&config.Config{OOMScoreAdj: -999}, h.host(), logs.logger()); err != nil {
 			t.Fatalf("applyHostSettings: %v", err)
 		}
 		if !logs.find("Failed to apply OOMScore", "oom_score_adj") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // interfaceAddrs lists this network namespace's addresses of one family,
@@ -68,16 +69,13 @@ func nodeIPsFallback(family v1.IPFamily) []netip.Addr {
 	return []netip.Addr{netip.IPv6Loopback()}
 }
 
-// addrsInPrefixes returns the interface addresses of a family inside any of
-// the prefixes: where NodePorts are accepted when nodePortAddresses is a list.
-func addrsInPrefixes(family v1.IPFamily, prefixes []netip.Prefix) []netip.Addr {
+// nodePortAddrs returns the interface addresses of a family that match:
+// where NodePorts are accepted when nodePortAddresses is a list.
+func nodePortAddrs(family v1.IPFamily, match netfilter.NodePortMatch) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range interfaceAddrs(family) {
-		for _, p := range prefixes {
-			if p.Contains(a) {
-				out = append(out, a)
-				break
-			}
+		if match.Contains(a) {
+			out = append(out, a)
 		}
 	}
 	return out

@@ -15,12 +15,12 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
-	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
 	"github.com/kproxy/kproxy/proxier/metrics"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // fullSyncInterval is upstream's FullSyncPeriod: a full rewrite at least hourly.
@@ -40,14 +40,14 @@ type proxy struct {
 	// nodeIPs are this node's primary IPs per family (detectNodeIPs).
 	nodeIPs map[v1.IPFamily][]netip.Addr
 	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
-	iptablesBackend kernel.Backend
+	iptablesBackend xtables.Backend
 }
 
 type familyProxy struct {
 	family   v1.IPFamily
 	tracker  *proxier.Tracker
 	runner   *proxier.Runner
-	restorer iptables.Restorer
+	restorer netfilter.Restorer
 	backend  proxier.Backend
 	// fullSyncs counts successful full syncs (for the tamper monitor).
 	fullSyncs atomic.Uint64
@@ -65,7 +65,7 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
 	}
 	if !cfg.DryRun {
-		if err := applyHostSettings(cfg, rootedFiles{root: "/"}, logger); err != nil {
+		if err := applyHostSettings(cfg, realHost(), logger); err != nil {
 			return err
 		}
 	}

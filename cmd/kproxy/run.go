@@ -11,9 +11,9 @@ import (
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
-	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // initialSyncTimeout bounds how long --once / --dry-run wait for the sources' first listing.
@@ -133,14 +133,14 @@ func (p *proxy) waitInitialized(ctx context.Context, srcErr <-chan error) error 
 // Both modes write the canaries on full syncs and jump to KUBE-SERVICES.
 func (p *proxy) monitorTampering(ctx context.Context, fp *familyProxy) {
 	logger := p.logger.WithValues("ipFamily", fp.family)
-	lister, ok := fp.restorer.(iptables.ChainLister)
+	lister, ok := fp.restorer.(netfilter.ChainLister)
 	if !ok {
 		logger.Info("Tamper detection is off: this iptables runner cannot list single chains")
 		return
 	}
-	m, err := iptables.NewMonitor(iptables.MonitorOptions{
+	m, err := netfilter.NewMonitor(netfilter.MonitorOptions{
 		Lister: lister, Interval: p.cfg.SyncPeriod, FullSyncs: fp.fullSyncs.Load,
-		OnTampered: func(failed []iptables.TamperCheck) {
+		OnTampered: func(failed []netfilter.TamperCheck) {
 			names := make([]string, len(failed))
 			for i, c := range failed {
 				names[i] = c.String()

@@ -1,7 +1,7 @@
 // Package bench measures kproxy's iptables sync at scale against the real
 // kernel: N ClusterIP services × K endpoints are fed as API objects through
 // proxier.Tracker (the same path a cluster takes), and the snapshots drive
-// iptables.Proxier over kernel.Runner inside network namespaces the
+// iptables.Proxier over xtables.Runner inside network namespaces the
 // benchmark creates (kpx-bench-<random>) and always deletes.
 //
 // One round measures, each in its own fresh namespace where needed:

@@ -11,9 +11,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Proxy modes a round can measure.
@@ -77,12 +77,12 @@ func (k *ipvsKit) close() {
 // newProxier is kproxy's IPVS backend as cmd/kproxy wires it (virtual
 // servers, kube-ipvs0 addresses, ipsets and the iptables rules IPVS mode
 // needs), over the metered seams.
-func (k *ipvsKit) newProxier(r iptables.Restorer) (proxier.Backend, error) {
+func (k *ipvsKit) newProxier(r netfilter.Restorer) (proxier.Backend, error) {
 	return ipvs.New(ipvs.Options{
 		Handle: k.meters.handle, Addresses: k.meters.addrs, Family: v1.IPv4Protocol,
 		Netfilter: &ipvs.NetfilterOptions{IPSet: k.meters.sets, Restorer: r, Rules: ipvs.RulesOptions{
 			MasqueradeMark: "0x00004000",
-			LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+			LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 			RandomFully:    true,
 		}},
 	})

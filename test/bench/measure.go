@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kproxy/kproxy/iptables"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Meter wraps a Restorer and records what one scenario asked of the kernel:
 // restore input sizes and wall time spent in Restore and Save.
 type Meter struct {
-	Inner iptables.Restorer
+	Inner netfilter.Restorer
 
 	restores, saves       int
 	lists                 int
@@ -30,8 +30,8 @@ type Meter struct {
 }
 
 var (
-	_ iptables.Restorer    = (*Meter)(nil)
-	_ iptables.ChainLister = (*Meter)(nil)
+	_ netfilter.Restorer    = (*Meter)(nil)
+	_ netfilter.ChainLister = (*Meter)(nil)
 )
 
 // Restore forwards to the inner Restorer and accounts for the call.
@@ -65,7 +65,7 @@ func (m *Meter) Save(ctx context.Context, table string) ([]byte, error) {
 // ListChain forwards to the inner Restorer's optional ChainLister; its time
 // counts as kernel reading (saveTime), its calls as lists.
 func (m *Meter) ListChain(ctx context.Context, table, chain string) ([]byte, error) {
-	l, ok := m.Inner.(iptables.ChainLister)
+	l, ok := m.Inner.(netfilter.ChainLister)
 	if !ok {
 		return nil, fmt.Errorf("list %s %s: the restorer cannot list chains", table, chain)
 	}

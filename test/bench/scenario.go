@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/iptables/kernel"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
 // Scenario names, in the order a round runs them.
@@ -160,7 +161,7 @@ func runRound(ctx context.Context, opts *Options, w *World, nss *Namespaces, ind
 }
 
 func (r *round) newMeter() (*Meter, error) {
-	runner, err := kernel.New(kernel.Options{Legacy: r.opts.Legacy, Timeout: r.opts.Timeout,
+	runner, err := xtables.New(xtables.Options{Legacy: r.opts.Legacy, Timeout: r.opts.Timeout,
 		CommandPrefix: append(r.log.TimePrefix(), Prefix(r.ns)...)})
 	if err != nil {
 		return nil, err
@@ -245,7 +246,7 @@ func (r *round) newBackend() (proxier.Backend, error) {
 func newProxier(m *Meter) (*iptables.Proxier, error) {
 	return iptables.New(iptables.Options{Restorer: m, Render: iptables.RenderOptions{
 		MasqueradeMark: "0x00004000",
-		LocalDetector:  iptables.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
+		LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 		RandomFully:    true,
 	}})
 }

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 	"github.com/kproxy/kproxy/test/cluster"
 	"github.com/kproxy/kproxy/test/kerneltest"
 	"github.com/kproxy/kproxy/test/netns"

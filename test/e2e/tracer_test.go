@@ -9,7 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/iptables/ruleset"
+	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 	"github.com/kproxy/kproxy/test/netns"
 	"github.com/kproxy/kproxy/test/probe"
 )

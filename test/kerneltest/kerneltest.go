@@ -17,6 +17,9 @@
 //
 // A unit test of this package scans the repository and fails on any
 // t.Skip/Skipf/SkipNow call, or read of KPROXY_KERNEL_TESTS, outside it.
+//
+// It also holds the few helpers every kernel tier shares, so that they are
+// written once: Netns (a bare network namespace) and IPTablesSave.
 package kerneltest
 
 import (
