@@ -146,34 +146,22 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	return fp, nil
 }
 
-// handler validates informer events once, as the API server would (the one
-// validation path for both sources), then fans the valid objects out to
-// every family and tells /healthz about the Node.
-func (p *proxy) handler() informers.Handler {
-	trackers := make(proxier.FanOut, 0, len(p.families))
+// handlers are what the source delivers to: validation (once per event,
+// the one validation path for both sources) in front of every family's
+// tracker, and /healthz, which follows the Node's eligibility.
+func (p *proxy) handlers() informers.Handlers {
+	trackers := make([]*proxier.Tracker, 0, len(p.families))
 	for _, fp := range p.families {
 		trackers = append(trackers, fp.tracker)
 	}
-	return apivalidation.NewHandler(apivalidation.HandlerOptions{
-		Next:   nodeWatchingHandler{FanOut: trackers, health: p.health},
-		Logger: p.logger.WithName("validation"),
+	next := informers.HandlersOf(trackers...)
+	// /healthz follows the Node's eligibility (upstream's NodeEligibleHandler):
+	// a Node being deleted, or gone, reports unhealthy.
+	next.Nodes = append(next.Nodes, informers.NodeFuncs{
+		Add:    p.health.SyncNode,
+		Delete: func(*v1.Node) { p.health.SyncNode(nil) },
 	})
-}
-
-// nodeWatchingHandler is FanOut plus node eligibility for /healthz.
-type nodeWatchingHandler struct {
-	proxier.FanOut
-	health *healthcheck.ProxyHealth
-}
-
-func (h nodeWatchingHandler) OnNodeSet(n *v1.Node) {
-	h.health.SyncNode(n)
-	h.FanOut.OnNodeSet(n)
-}
-
-func (h nodeWatchingHandler) OnNodeDelete(n *v1.Node) {
-	h.health.SyncNode(nil)
-	h.FanOut.OnNodeDelete(n)
+	return apivalidation.NewHandlers(apivalidation.HandlerOptions{Next: next, Logger: p.logger.WithName("validation")})
 }
 
 // firstFamilyMetrics hands the change counters to the first family's tracker
