@@ -29,6 +29,7 @@ const fullSyncInterval = time.Hour
 // proxy is the wired program: one tracker, backend and runner per IP family.
 type proxy struct {
 	cfg    *config.Config
+	host   host
 	logger klog.Logger
 	// out receives --dry-run output.
 	out      io.Writer
@@ -54,7 +55,7 @@ type familyProxy struct {
 }
 
 // runProxy is the whole life of kproxy after flags are resolved.
-func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
+func runProxy(ctx context.Context, cfg *config.Config, h host, out io.Writer) error {
 	logger := klog.FromContext(ctx)
 	if cfg.Mode != config.ModeIPTables && cfg.Mode != config.ModeIPVS {
 		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
@@ -65,7 +66,7 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
 	}
 	if !cfg.DryRun {
-		if err := applyHostSettings(cfg, realHost(), logger); err != nil {
+		if err := applyHostSettings(cfg, h, logger); err != nil {
 			return err
 		}
 	}
@@ -75,7 +76,7 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		logger.Info("Initialization done, exiting as asked by --init-only")
 		return nil
 	}
-	p, err := newProxy(ctx, cfg, logger, out)
+	p, err := newProxy(ctx, cfg, h, logger, out)
 	if err != nil {
 		return err
 	}
@@ -85,8 +86,8 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	return p.run(ctx)
 }
 
-func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger, out io.Writer) (*proxy, error) {
-	p := &proxy{cfg: cfg, logger: logger, out: out, metrics: metrics.New()}
+func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logger, out io.Writer) (*proxy, error) {
+	p := &proxy{cfg: cfg, host: h, logger: logger, out: out, metrics: metrics.New()}
 	p.health = healthcheck.NewProxyHealth(healthcheck.ProxyHealthOptions{SyncPeriod: cfg.SyncPeriod, Metrics: p.metrics})
 	if cfg.Manifests == "" {
 		client, err := informers.NewClient(informers.ClientOptions{
