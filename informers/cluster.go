@@ -26,8 +26,8 @@ type ClusterOptions struct {
 	// ResyncPeriod is the informers' resync period (configSyncPeriod);
 	// 0 disables resyncs.
 	ResyncPeriod time.Duration
-	// Handler receives the events. Its methods are never called concurrently.
-	Handler Handler
+	// Handlers receive the events. No two handler calls run concurrently.
+	Handlers Handlers
 	// Logger receives V(4) per-object events and reports of unexpected
 	// objects. The zero value discards.
 	Logger klog.Logger
@@ -38,8 +38,8 @@ func (o ClusterOptions) validate() error {
 	if o.Client == nil {
 		errs = append(errs, errors.New("cluster source: Client is required"))
 	}
-	if o.Handler == nil {
-		errs = append(errs, errors.New("cluster source: Handler is required"))
+	if err := o.Handlers.validate("cluster source"); err != nil {
+		errs = append(errs, err)
 	}
 	if o.NodeName == "" {
 		errs = append(errs, errors.New("cluster source: NodeName is required"))
@@ -49,15 +49,15 @@ func (o ClusterOptions) validate() error {
 
 // RunCluster watches Services and EndpointSlices (filtered by
 // ProxyLabelSelector) and this node's Node object, and forwards every change
-// to opts.Handler. Once all initial objects have been delivered it calls
+// to opts.Handlers. Once all initial objects have been delivered it calls
 // OnServicesSynced, OnEndpointSlicesSynced and OnNodeSynced, once each. It
 // returns nil when ctx is done, after the informers have stopped, so no
-// Handler call happens after it returns.
+// handler call happens after it returns.
 func RunCluster(ctx context.Context, opts ClusterOptions) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	sink := &serialHandler{h: opts.Handler}
+	sink := opts.Handlers.serialized()
 	objects := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ProxyLabelSelector }),
 		informers.WithTransform(stripManagedFields))
@@ -79,29 +79,22 @@ func RunCluster(ctx context.Context, opts ClusterOptions) error {
 	if !cache.WaitFor(ctx, "", synced...) {
 		return nil
 	}
-	sink.OnServicesSynced()
-	sink.OnEndpointSlicesSynced()
-	sink.OnNodeSynced()
+	sink.synced()
 	<-ctx.Done()
 	return nil
 }
 
-func registerHandlers(objects, nodes informers.SharedInformerFactory, sink Handler, opts ClusterOptions) ([]cache.DoneChecker, error) {
+func registerHandlers(objects, nodes informers.SharedInformerFactory, sink sourceEvents, opts ClusterOptions) ([]cache.DoneChecker, error) {
 	logger := opts.Logger
 	services := &eventAdapter[*v1.Service]{
-		kind: "Service", logger: logger, visible: labelsProxied[*v1.Service],
-		add: sink.OnServiceAdd, update: sink.OnServiceUpdate, remove: sink.OnServiceDelete,
+		kind: "Service", logger: logger, visible: labelsProxied[*v1.Service], events: sink.services,
 	}
 	slices := &eventAdapter[*discovery.EndpointSlice]{
-		kind: "EndpointSlice", logger: logger, visible: labelsProxied[*discovery.EndpointSlice],
-		add: sink.OnEndpointSliceAdd, update: sink.OnEndpointSliceUpdate, remove: sink.OnEndpointSliceDelete,
+		kind: "EndpointSlice", logger: logger, visible: labelsProxied[*discovery.EndpointSlice], events: sink.slices,
 	}
 	node := &eventAdapter[*v1.Node]{
-		kind: "Node", logger: logger,
+		kind: "Node", logger: logger, events: sink.node,
 		visible: func(n *v1.Node) bool { return n.Name == opts.NodeName },
-		add:     sink.OnNodeSet,
-		update:  func(_, n *v1.Node) { sink.OnNodeSet(n) },
-		remove:  sink.OnNodeDelete,
 	}
 	pairs := []struct {
 		informer cache.SharedIndexInformer
@@ -139,7 +132,7 @@ func labelsProxied[T metav1.Object](obj T) bool {
 	return isProxied(obj.GetLabels())
 }
 
-// eventAdapter turns untyped informer callbacks into typed Handler calls.
+// eventAdapter turns untyped informer callbacks into typed handler calls.
 // It re-applies the source's selection (visible) so that an object moving
 // out of the selection is seen as deleted and one moving in as added, and
 // it tolerates tombstones and objects of unexpected types.
@@ -147,9 +140,7 @@ type eventAdapter[T metav1.Object] struct {
 	kind    string
 	logger  klog.Logger
 	visible func(T) bool
-	add     func(T)
-	update  func(oldObj, newObj T)
-	remove  func(T)
+	events  Events[T]
 }
 
 func (a *eventAdapter[T]) OnAdd(obj any, _ bool) {
@@ -158,7 +149,7 @@ func (a *eventAdapter[T]) OnAdd(obj any, _ bool) {
 		return
 	}
 	a.logger.V(4).Info("Object added", "kind", a.kind, "object", klog.KObj(o))
-	a.add(o)
+	a.events.Add(o)
 }
 
 func (a *eventAdapter[T]) OnUpdate(oldObj, newObj any) {
@@ -171,13 +162,13 @@ func (a *eventAdapter[T]) OnUpdate(oldObj, newObj any) {
 	switch {
 	case wasVisible && isVisible:
 		a.logger.V(4).Info("Object updated", "kind", a.kind, "object", klog.KObj(n))
-		a.update(o, n)
+		a.events.Update(o, n)
 	case isVisible:
 		a.logger.V(4).Info("Object entered selection", "kind", a.kind, "object", klog.KObj(n))
-		a.add(n)
+		a.events.Add(n)
 	case wasVisible:
 		a.logger.V(4).Info("Object left selection", "kind", a.kind, "object", klog.KObj(o))
-		a.remove(o)
+		a.events.Delete(o)
 	}
 }
 
@@ -190,7 +181,7 @@ func (a *eventAdapter[T]) OnDelete(obj any) {
 		return
 	}
 	a.logger.V(4).Info("Object deleted", "kind", a.kind, "object", klog.KObj(o))
-	a.remove(o)
+	a.events.Delete(o)
 }
 
 func (a *eventAdapter[T]) typed(obj any) (T, bool) {
@@ -201,77 +192,29 @@ func (a *eventAdapter[T]) typed(obj any) (T, bool) {
 	return o, ok
 }
 
-// serialHandler makes the three informers' callbacks, which run on separate
-// goroutines, reach the Handler one at a time.
-type serialHandler struct {
-	mu sync.Mutex
-	h  Handler
-}
-
-var _ Handler = (*serialHandler)(nil)
-
-func (s *serialHandler) OnServiceAdd(svc *v1.Service) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnServiceAdd(svc)
-}
-
-func (s *serialHandler) OnServiceUpdate(oldSvc, newSvc *v1.Service) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnServiceUpdate(oldSvc, newSvc)
-}
-
-func (s *serialHandler) OnServiceDelete(svc *v1.Service) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnServiceDelete(svc)
-}
-
-func (s *serialHandler) OnServicesSynced() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnServicesSynced()
-}
-
-func (s *serialHandler) OnEndpointSliceAdd(slice *discovery.EndpointSlice) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnEndpointSliceAdd(slice)
-}
-
-func (s *serialHandler) OnEndpointSliceUpdate(oldSlice, newSlice *discovery.EndpointSlice) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnEndpointSliceUpdate(oldSlice, newSlice)
-}
-
-func (s *serialHandler) OnEndpointSliceDelete(slice *discovery.EndpointSlice) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnEndpointSliceDelete(slice)
-}
-
-func (s *serialHandler) OnEndpointSlicesSynced() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnEndpointSlicesSynced()
-}
-
-func (s *serialHandler) OnNodeSet(node *v1.Node) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnNodeSet(node)
-}
-
-func (s *serialHandler) OnNodeDelete(node *v1.Node) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnNodeDelete(node)
-}
-
-func (s *serialHandler) OnNodeSynced() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.h.OnNodeSynced()
+// serialized makes the three informers' callbacks, which run on separate
+// goroutines, reach the handlers one at a time: all kinds share mu.
+func serialized[T any](mu *sync.Mutex, e Events[T]) Events[T] {
+	return Events[T]{
+		Add: func(obj T) {
+			mu.Lock()
+			defer mu.Unlock()
+			e.Add(obj)
+		},
+		Update: func(oldObj, newObj T) {
+			mu.Lock()
+			defer mu.Unlock()
+			e.Update(oldObj, newObj)
+		},
+		Delete: func(obj T) {
+			mu.Lock()
+			defer mu.Unlock()
+			e.Delete(obj)
+		},
+		Synced: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			e.Synced()
+		},
+	}
 }

@@ -63,12 +63,12 @@ func node(name string, opts ...objOption) *v1.Node {
 }
 
 // runCluster starts RunCluster on client and stops it at the end of the test.
-func runCluster(t *testing.T, client *fake.Clientset, h Handler) {
+func runCluster(t *testing.T, client *fake.Clientset, h Handlers) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- RunCluster(ctx, ClusterOptions{Client: client, NodeName: "kpx-node", Handler: h})
+		done <- RunCluster(ctx, ClusterOptions{Client: client, NodeName: "kpx-node", Handlers: h})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -88,7 +88,7 @@ func TestRunClusterDeliversSelectedObjects(t *testing.T) {
 		node("other-node"),
 	)
 	rec := newRecorder()
-	runCluster(t, client, rec)
+	runCluster(t, client, HandlersOf(rec))
 
 	got := rec.waitEvents(t, "add Service demo/web", "add EndpointSlice demo/web-1", "set Node kpx-node",
 		"synced Services", "synced EndpointSlices", "synced Node")
@@ -162,7 +162,7 @@ func TestRunClusterRequestsSelectors(t *testing.T) {
 		return false, nil, nil
 	})
 	rec := newRecorder()
-	runCluster(t, client, rec)
+	runCluster(t, client, HandlersOf(rec))
 	rec.waitEvents(t, "synced Services", "synced EndpointSlices", "synced Node")
 	eventually(t, "watches to start", func() bool {
 		mu.Lock()
@@ -243,7 +243,7 @@ func TestEventAdapter(t *testing.T) {
 			rec := newRecorder()
 			tt.drive(&eventAdapter[*v1.Service]{
 				kind: "Service", visible: labelsProxied[*v1.Service],
-				add: rec.OnServiceAdd, update: rec.OnServiceUpdate, remove: rec.OnServiceDelete,
+				events: ServiceEvents(rec),
 			})
 			if got := rec.take(); !slices.Equal(got, tt.want) {
 				t.Errorf("events = %q, want %q", got, tt.want)
@@ -257,7 +257,7 @@ func TestRunClusterValidatesOptions(t *testing.T) {
 	if err == nil {
 		t.Fatal("RunCluster with empty options succeeded")
 	}
-	for _, field := range []string{"Client", "Handler", "NodeName"} {
+	for _, field := range []string{"Client", "Handlers.Services", "Handlers.EndpointSlices", "Handlers.Nodes", "NodeName"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error %q does not mention %s", err, field)
 		}
@@ -270,7 +270,7 @@ func TestRunClusterReturnsWhenCancelledBeforeSync(t *testing.T) {
 	rec := newRecorder()
 	done := make(chan error, 1)
 	go func() {
-		done <- RunCluster(ctx, ClusterOptions{Client: fake.NewClientset(), NodeName: "n", Handler: rec})
+		done <- RunCluster(ctx, ClusterOptions{Client: fake.NewClientset(), NodeName: "n", Handlers: HandlersOf(rec)})
 	}()
 	if err := awaitReturn(t, "RunCluster", done); err != nil {
 		t.Fatalf("RunCluster = %v, want nil", err)

@@ -1,7 +1,22 @@
 // Package informers is where kproxy's view of the world comes from. It feeds
-// a Handler (handler.go, the fixed contract) with Services, EndpointSlices
+// Handlers (handler.go, the fixed contract) with Services, EndpointSlices
 // and this node's Node from one of two sources, which behave the same way so
-// that everything downstream is exercised identically:
+// that everything downstream is exercised identically.
+//
+// The handler interfaces are split per kind, as upstream's pkg/proxy/config
+// splits them: ServiceHandler, EndpointSliceHandler, NodeHandler. A source
+// takes Handlers, a list of handlers per kind, and delivers every event to
+// each handler of its kind in order (upstream's RegisterEventHandler), so a
+// decorator (validation) or a consumer (a tracker per IP family, /healthz's
+// Node watcher) implements only the kinds it handles and nothing fans out
+// by hand. A kind's calls can also be held as Events (functions): fan-out
+// (ServiceEvents, EndpointSliceEvents, NodeEvents), the cluster source's
+// serialization and re-applied selection, and decorators such as
+// validation are written once over Events for the three kinds, and
+// ServiceFuncs, EndpointSliceFuncs and NodeFuncs turn Events back into a
+// kind's handler (as client-go's ResourceEventHandlerFuncs do).
+//
+// The two sources:
 //
 //   - RunCluster watches an API server with client-go shared informers, as
 //     kube-proxy does: Services and EndpointSlices with ProxyLabelSelector
@@ -21,10 +36,14 @@
 //     result into the calls an informer's initial list would make.
 //
 // Contract common to both sources:
-//   - Handler methods are never called concurrently.
+//   - Handlers must hold at least one handler of each kind (checked when
+//     the source starts); each event goes to every handler of its kind, in
+//     the order given.
+//   - No two handler calls run concurrently, whatever their kinds.
 //   - OnServicesSynced, OnEndpointSlicesSynced and OnNodeSynced are called
-//     exactly once each, after every initially present object was delivered.
-//   - When the source function returns, no Handler call is in flight or
+//     exactly once on each handler, after every initially present object
+//     was delivered.
+//   - When the source function returns, no handler call is in flight or
 //     will follow.
 //
 // Manifest specifics, and why:

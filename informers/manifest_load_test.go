@@ -316,7 +316,7 @@ func TestObjectsReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := newRecorder()
-	objs.Select("").Replay(rec)
+	objs.Select("").Replay(HandlersOf(rec))
 	want := []string{"add Service demo/web", "add EndpointSlice demo/web-1", "set Node kpx-node",
 		"synced Services", "synced EndpointSlices", "synced Node"}
 	if got := rec.take(); !slices.Equal(got, want) {

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"strconv"
 
-	v1 "k8s.io/api/core/v1"
-	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -40,20 +38,19 @@ func (o *Objects) Select(nodeName string) *Objects {
 // Replay delivers o to h as informers deliver their initial lists: an Add
 // (OnNodeSet for nodes) per object, then OnServicesSynced,
 // OnEndpointSlicesSynced and OnNodeSynced. It is the one-shot counterpart of
-// RunManifests (for --once and dry runs); call Select first.
-func (o *Objects) Replay(h Handler) {
+// RunManifests; call Select first.
+func (o *Objects) Replay(h Handlers) {
+	e := h.events()
 	for _, svc := range o.Services {
-		h.OnServiceAdd(svc)
+		e.services.Add(svc)
 	}
 	for _, slice := range o.EndpointSlices {
-		h.OnEndpointSliceAdd(slice)
+		e.slices.Add(slice)
 	}
 	for _, node := range o.Nodes {
-		h.OnNodeSet(node)
+		e.node.Add(node)
 	}
-	h.OnServicesSynced()
-	h.OnEndpointSlicesSynced()
-	h.OnNodeSynced()
+	e.synced()
 }
 
 // tracked is an object as last delivered, with the serialized form used to
@@ -81,18 +78,11 @@ func newObjectSet[T metav1.Object](objs []T) (objectSet[T], error) {
 	return set, nil
 }
 
-// setEvents are the Handler calls for one kind of object.
-type setEvents[T metav1.Object] struct {
-	add    func(T)
-	update func(oldObj, newObj T)
-	remove func(T)
-}
-
 // reconcile delivers the differences between the current and next sets in
 // key order and returns the set now delivered: unchanged objects keep their
 // previous instance; new and changed ones get resourceVersion generation, as
 // an API server would bump it.
-func reconcile[T metav1.Object](current, next objectSet[T], generation uint64, ev setEvents[T]) objectSet[T] {
+func reconcile[T metav1.Object](current, next objectSet[T], generation uint64, ev Events[T]) objectSet[T] {
 	keys := make([]string, 0, len(current)+len(next))
 	for key := range current {
 		keys = append(keys, key)
@@ -110,34 +100,18 @@ func reconcile[T metav1.Object](current, next objectSet[T], generation uint64, e
 		cur, has := next[key]
 		switch {
 		case had && !has:
-			ev.remove(old.obj)
+			ev.Delete(old.obj)
 		case had && old.form == cur.form:
 			delivered[key] = old
 		case had:
 			cur.obj.SetResourceVersion(rv)
 			delivered[key] = cur
-			ev.update(old.obj, cur.obj)
+			ev.Update(old.obj, cur.obj)
 		default:
 			cur.obj.SetResourceVersion(rv)
 			delivered[key] = cur
-			ev.add(cur.obj)
+			ev.Add(cur.obj)
 		}
 	}
 	return delivered
-}
-
-func serviceEvents(h Handler) setEvents[*v1.Service] {
-	return setEvents[*v1.Service]{add: h.OnServiceAdd, update: h.OnServiceUpdate, remove: h.OnServiceDelete}
-}
-
-func endpointSliceEvents(h Handler) setEvents[*discovery.EndpointSlice] {
-	return setEvents[*discovery.EndpointSlice]{
-		add: h.OnEndpointSliceAdd, update: h.OnEndpointSliceUpdate, remove: h.OnEndpointSliceDelete,
-	}
-}
-
-func nodeEvents(h Handler) setEvents[*v1.Node] {
-	return setEvents[*v1.Node]{
-		add: h.OnNodeSet, update: func(_, n *v1.Node) { h.OnNodeSet(n) }, remove: h.OnNodeDelete,
-	}
 }

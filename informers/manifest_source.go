@@ -23,8 +23,8 @@ type ManifestOptions struct {
 	// NodeName selects this node's Node object; when empty, the only Node
 	// in the manifests (if there is exactly one) is used.
 	NodeName string
-	// Handler receives the events, from a single goroutine.
-	Handler Handler
+	// Handlers receive the events, from a single goroutine.
+	Handlers Handlers
 	// PollInterval is how often files are checked; 0 means DefaultPollInterval.
 	PollInterval time.Duration
 	// Logger receives V(2) read summaries and ignored objects. The zero
@@ -40,8 +40,8 @@ func (o ManifestOptions) validate() error {
 	if o.Path == "" {
 		errs = append(errs, errors.New("manifest source: Path is required"))
 	}
-	if o.Handler == nil {
-		errs = append(errs, errors.New("manifest source: Handler is required"))
+	if err := o.Handlers.validate("manifest source"); err != nil {
+		errs = append(errs, err)
 	}
 	if o.PollInterval < 0 {
 		errs = append(errs, fmt.Errorf("manifest source: PollInterval %v is negative", o.PollInterval))
@@ -49,14 +49,14 @@ func (o ManifestOptions) validate() error {
 	return errors.Join(errs...)
 }
 
-// RunManifests feeds opts.Handler from manifest files as informers would
+// RunManifests feeds opts.Handlers from manifest files as informers would
 // from an API server. The first read must succeed (otherwise its error is
 // returned); its objects are added, then the three Synced calls follow.
 // Afterwards the files are re-read every PollInterval and differences are
 // delivered as Add, Update and Delete calls. A re-read that fails keeps the
 // previous state and is reported once through OnError or the Logger, so a
 // broken edit never removes working services. It returns nil when ctx is
-// done; Handler calls happen only on the calling goroutine.
+// done; handler calls happen only on the calling goroutine.
 func RunManifests(ctx context.Context, opts ManifestOptions) error {
 	if err := opts.validate(); err != nil {
 		return err
@@ -64,7 +64,7 @@ func RunManifests(ctx context.Context, opts ManifestOptions) error {
 	if opts.PollInterval == 0 {
 		opts.PollInterval = DefaultPollInterval
 	}
-	src := &manifestSource{opts: opts}
+	src := &manifestSource{opts: opts, events: opts.Handlers.events()}
 	files, err := readManifestFiles(opts.Path)
 	if err != nil {
 		return err
@@ -74,9 +74,7 @@ func RunManifests(ctx context.Context, opts ManifestOptions) error {
 	}
 	src.processed = src.digest(files, nil)
 	src.observed = src.processed
-	opts.Handler.OnServicesSynced()
-	opts.Handler.OnEndpointSlicesSynced()
-	opts.Handler.OnNodeSynced()
+	src.events.synced()
 
 	ticker := time.NewTicker(opts.PollInterval)
 	defer ticker.Stop()
@@ -90,9 +88,10 @@ func RunManifests(ctx context.Context, opts ManifestOptions) error {
 	}
 }
 
-// manifestSource holds what has been delivered to the Handler.
+// manifestSource holds what has been delivered to the handlers.
 type manifestSource struct {
 	opts       ManifestOptions
+	events     sourceEvents
 	generation uint64
 	services   objectSet[*v1.Service]
 	slices     objectSet[*discovery.EndpointSlice]
@@ -163,10 +162,9 @@ func (s *manifestSource) apply(files []manifestFile) error {
 		return fmt.Errorf("serialize node: %w", err)
 	}
 	s.generation++
-	h := s.opts.Handler
-	s.services = reconcile(s.services, services, s.generation, serviceEvents(h))
-	s.slices = reconcile(s.slices, slices, s.generation, endpointSliceEvents(h))
-	s.node = reconcile(s.node, node, s.generation, nodeEvents(h))
+	s.services = reconcile(s.services, services, s.generation, s.events.services)
+	s.slices = reconcile(s.slices, slices, s.generation, s.events.slices)
+	s.node = reconcile(s.node, node, s.generation, s.events.node)
 	s.logRead(all, objs)
 	return nil
 }

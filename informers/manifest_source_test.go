@@ -38,7 +38,7 @@ func startManifests(t *testing.T, path, nodeName string) (*recorder, *errorLog) 
 	done := make(chan error, 1)
 	go func() {
 		done <- RunManifests(ctx, ManifestOptions{
-			Path: path, NodeName: nodeName, Handler: rec, PollInterval: 5 * time.Millisecond, OnError: errs.add,
+			Path: path, NodeName: nodeName, Handlers: HandlersOf(rec), PollInterval: 5 * time.Millisecond, OnError: errs.add,
 		})
 	}()
 	t.Cleanup(func() {
@@ -180,7 +180,7 @@ func TestRunManifestsFirstReadMustSucceed(t *testing.T) {
 	rec := newRecorder()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := RunManifests(ctx, ManifestOptions{Path: dir, Handler: rec})
+	err := RunManifests(ctx, ManifestOptions{Path: dir, Handlers: HandlersOf(rec)})
 	var docErr *DocumentError
 	if !errors.As(err, &docErr) || docErr.File != filepath.Join(dir, "b.yaml") || docErr.Document != 2 {
 		t.Fatalf("RunManifests error = %v, want a DocumentError for b.yaml document 2", err)
@@ -193,7 +193,7 @@ func TestRunManifestsValidatesOptions(t *testing.T) {
 	if err == nil {
 		t.Fatal("RunManifests with empty options succeeded")
 	}
-	for _, field := range []string{"Path", "Handler", "PollInterval"} {
+	for _, field := range []string{"Path", "Handlers.Services", "PollInterval"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error %q does not mention %s", err, field)
 		}

@@ -2,7 +2,11 @@
 // drives backends with it.
 //
 // Flow: informers call a Tracker (one per IP family) with Services,
-// EndpointSlices and the local Node. The tracker only marks Services dirty;
+// EndpointSlices and the local Node; the Tracker implements the three
+// per-kind handler interfaces of package informers, and each source
+// delivers every event to every family's tracker (there is no fan-out type
+// here: the trackers are registered with the source, as upstream registers
+// its proxiers). The tracker only marks Services dirty;
 // Snapshot converts the dirty ones into ServicePorts and categorized
 // EndpointSets (traffic policies, topology hints, terminating fallback, as
 // upstream kube-proxy does) and reports which service ports changed. A Runner
@@ -10,8 +14,9 @@
 // (iptables or IPVS); a failed sync requeues its changes and forces the next
 // sync to be full, so the kernel always converges and never loses working
 // rules to bad input. Objects reach the trackers through apivalidation's
-// Handler, which drops what kube-apiserver would refuse (one log line per
-// object; an invalid update keeps the last valid version). The conversion
+// per-kind handlers (NewHandlers), which drop what kube-apiserver would
+// refuse (one log line per object, whatever the number of families; an
+// invalid update keeps the last valid version). The conversion
 // still skips, with a log line, the parts the API server accepts but kproxy
 // cannot use (an EndpointSlice port without a valid number, an address of
 // the other family) and refuses numbers that would make an invalid rule, so

@@ -74,7 +74,7 @@ func (p *proxy) enableLocalhostNodePorts(opts iptables.RenderOptions) error {
 	if !match.ContainsIPv4Loopback() {
 		return nil
 	}
-	sysctls := realHost().sysctls
+	sysctls := p.host.sysctls
 	if cur, err := sysctls.Get(routeLocalnetSysctl); err == nil && cur == 1 {
 		return nil
 	}
@@ -108,7 +108,7 @@ func (p *proxy) renderOptions(fam v1.IPFamily, randomFully bool) iptables.Render
 	}
 	match := p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam])
 	if !match.All {
-		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: nodePortAddrs(fam, match)}
+		o.NodePortAddresses = iptables.NodePortAddresses{Restricted: true, IPs: p.nodePortAddrs(fam, match)}
 	}
 	return o
 }
@@ -121,7 +121,7 @@ func (p *proxy) tcpBeLiberal() bool {
 	if p.cfg.Conntrack.TCPBeLiberal || p.cfg.DryRun {
 		return p.cfg.Conntrack.TCPBeLiberal
 	}
-	v, err := realHost().sysctls.Get(tcpBeLiberalSysctl)
+	v, err := p.host.sysctls.Get(tcpBeLiberalSysctl)
 	liberal := err == nil && v != 0
 	if liberal {
 		p.logger.Info("nf_conntrack_tcp_be_liberal is set: no DROP rule for INVALID packets")
@@ -179,7 +179,7 @@ func (p *proxy) healthCheckAddresses() []netip.Addr {
 		if m.All {
 			return nil
 		}
-		out = append(out, nodePortAddrs(fam, m)...)
+		out = append(out, p.nodePortAddrs(fam, m)...)
 	}
 	return out
 }

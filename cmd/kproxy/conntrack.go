@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
@@ -33,16 +35,21 @@ const (
 	onlineCPUsPath        = "sys/devices/system/cpu/online"
 )
 
-// host is what the startup settings read and change: the sysctls of
-// kproxy's network namespace and the other files of /proc and /sys.
+// host is what kproxy reads and changes of the machine besides the
+// kernel's tables: the sysctls of kproxy's network namespace, the other
+// files of /proc and /sys, and the namespace's interface addresses (which
+// a dry run prints as NodePort destinations, so tests give their own).
 type host struct {
 	sysctls sysctl.Dir
 	files   hostFiles
+	// interfaceAddrs lists the network namespace's addresses of a family,
+	// global unicast first, then loopback.
+	interfaceAddrs func(v1.IPFamily) []netip.Addr
 }
 
 // realHost is the machine (and network namespace) kproxy runs in.
 func realHost() host {
-	return host{sysctls: sysctl.Dir{Root: sysctl.ProcSys}, files: rootedFiles{root: "/"}}
+	return host{sysctls: sysctl.Dir{Root: sysctl.ProcSys}, files: rootedFiles{root: "/"}, interfaceAddrs: interfaceAddrs}
 }
 
 // hostFiles is the part of /proc and /sys outside the sysctl tree kproxy

@@ -25,8 +25,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run parses the command line and runs kproxy; it returns the process exit code.
+// run parses the command line and runs kproxy on this machine; it returns
+// the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return runOn(realHost(), args, stdout, stderr)
+}
+
+// runOn is run on the given host (tests give a dry run their own interface
+// addresses, so its output does not depend on the machine).
+func runOn(h host, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("kproxy", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var flags config.Flags
@@ -60,7 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = klog.NewContext(ctx, logger)
-	if err := runProxy(ctx, cfg, stdout); err != nil {
+	if err := runProxy(ctx, cfg, h, stdout); err != nil {
 		logger.Error(err, "kproxy failed")
 		klog.Flush()
 		return 1

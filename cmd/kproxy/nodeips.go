@@ -53,9 +53,9 @@ func boolRank(b bool) int {
 
 // nodeIPsFallback supplies node IPs when the Node object has none: the
 // interfaces' global addresses, else the loopback address (as upstream does, with a warning).
-func nodeIPsFallback(family v1.IPFamily) []netip.Addr {
+func (p *proxy) nodeIPsFallback(family v1.IPFamily) []netip.Addr {
 	var out []netip.Addr
-	for _, a := range interfaceAddrs(family) {
+	for _, a := range p.host.interfaceAddrs(family) {
 		if !a.IsLoopback() {
 			out = append(out, a)
 		}
@@ -71,9 +71,9 @@ func nodeIPsFallback(family v1.IPFamily) []netip.Addr {
 
 // nodePortAddrs returns the interface addresses of a family that match:
 // where NodePorts are accepted when nodePortAddresses is a list.
-func nodePortAddrs(family v1.IPFamily, match netfilter.NodePortMatch) []netip.Addr {
+func (p *proxy) nodePortAddrs(family v1.IPFamily, match netfilter.NodePortMatch) []netip.Addr {
 	var out []netip.Addr
-	for _, a := range interfaceAddrs(family) {
+	for _, a := range p.host.interfaceAddrs(family) {
 		if match.Contains(a) {
 			out = append(out, a)
 		}
@@ -102,7 +102,7 @@ func (p *proxy) detectNodeIPs(ctx context.Context) map[v1.IPFamily][]netip.Addr 
 	}
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
 		if len(out[fam]) == 0 {
-			out[fam] = nodeIPsFallback(fam)
+			out[fam] = p.nodeIPsFallback(fam)
 			p.logger.V(2).Info("No node IP from the Node object; using this host's addresses", "ipFamily", fam, "ips", out[fam])
 		}
 	}

@@ -29,6 +29,7 @@ const fullSyncInterval = time.Hour
 // proxy is the wired program: one tracker, backend and runner per IP family.
 type proxy struct {
 	cfg    *config.Config
+	host   host
 	logger klog.Logger
 	// out receives --dry-run output.
 	out      io.Writer
@@ -54,7 +55,7 @@ type familyProxy struct {
 }
 
 // runProxy is the whole life of kproxy after flags are resolved.
-func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
+func runProxy(ctx context.Context, cfg *config.Config, h host, out io.Writer) error {
 	logger := klog.FromContext(ctx)
 	if cfg.Mode != config.ModeIPTables && cfg.Mode != config.ModeIPVS {
 		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
@@ -65,7 +66,7 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
 	}
 	if !cfg.DryRun {
-		if err := applyHostSettings(cfg, realHost(), logger); err != nil {
+		if err := applyHostSettings(cfg, h, logger); err != nil {
 			return err
 		}
 	}
@@ -75,7 +76,7 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 		logger.Info("Initialization done, exiting as asked by --init-only")
 		return nil
 	}
-	p, err := newProxy(ctx, cfg, logger, out)
+	p, err := newProxy(ctx, cfg, h, logger, out)
 	if err != nil {
 		return err
 	}
@@ -85,8 +86,8 @@ func runProxy(ctx context.Context, cfg *config.Config, out io.Writer) error {
 	return p.run(ctx)
 }
 
-func newProxy(ctx context.Context, cfg *config.Config, logger klog.Logger, out io.Writer) (*proxy, error) {
-	p := &proxy{cfg: cfg, logger: logger, out: out, metrics: metrics.New()}
+func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logger, out io.Writer) (*proxy, error) {
+	p := &proxy{cfg: cfg, host: h, logger: logger, out: out, metrics: metrics.New()}
 	p.health = healthcheck.NewProxyHealth(healthcheck.ProxyHealthOptions{SyncPeriod: cfg.SyncPeriod, Metrics: p.metrics})
 	if cfg.Manifests == "" {
 		client, err := informers.NewClient(informers.ClientOptions{
@@ -146,34 +147,22 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	return fp, nil
 }
 
-// handler validates informer events once, as the API server would (the one
-// validation path for both sources), then fans the valid objects out to
-// every family and tells /healthz about the Node.
-func (p *proxy) handler() informers.Handler {
-	trackers := make(proxier.FanOut, 0, len(p.families))
+// handlers are what the source delivers to: validation (once per event,
+// the one validation path for both sources) in front of every family's
+// tracker, and /healthz, which follows the Node's eligibility.
+func (p *proxy) handlers() informers.Handlers {
+	trackers := make([]*proxier.Tracker, 0, len(p.families))
 	for _, fp := range p.families {
 		trackers = append(trackers, fp.tracker)
 	}
-	return apivalidation.NewHandler(apivalidation.HandlerOptions{
-		Next:   nodeWatchingHandler{FanOut: trackers, health: p.health},
-		Logger: p.logger.WithName("validation"),
+	next := informers.HandlersOf(trackers...)
+	// /healthz follows the Node's eligibility (upstream's NodeEligibleHandler):
+	// a Node being deleted, or gone, reports unhealthy.
+	next.Nodes = append(next.Nodes, informers.NodeFuncs{
+		Add:    p.health.SyncNode,
+		Delete: func(*v1.Node) { p.health.SyncNode(nil) },
 	})
-}
-
-// nodeWatchingHandler is FanOut plus node eligibility for /healthz.
-type nodeWatchingHandler struct {
-	proxier.FanOut
-	health *healthcheck.ProxyHealth
-}
-
-func (h nodeWatchingHandler) OnNodeSet(n *v1.Node) {
-	h.health.SyncNode(n)
-	h.FanOut.OnNodeSet(n)
-}
-
-func (h nodeWatchingHandler) OnNodeDelete(n *v1.Node) {
-	h.health.SyncNode(nil)
-	h.FanOut.OnNodeDelete(n)
+	return apivalidation.NewHandlers(apivalidation.HandlerOptions{Next: next, Logger: p.logger.WithName("validation")})
 }
 
 // firstFamilyMetrics hands the change counters to the first family's tracker

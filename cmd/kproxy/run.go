@@ -73,14 +73,14 @@ func (p *proxy) startServers(ctx context.Context, errs chan<- error) {
 
 // runSource feeds the trackers from manifest files or from the API server until ctx ends.
 func (p *proxy) runSource(ctx context.Context) error {
-	h := p.handler()
+	h := p.handlers()
 	if p.cfg.Manifests != "" {
 		return informers.RunManifests(ctx, informers.ManifestOptions{
-			Path: p.cfg.Manifests, NodeName: p.cfg.NodeName, Handler: h, PollInterval: p.cfg.ManifestsPollInterval, Logger: p.logger.WithName("manifests"),
+			Path: p.cfg.Manifests, NodeName: p.cfg.NodeName, Handlers: h, PollInterval: p.cfg.ManifestsPollInterval, Logger: p.logger.WithName("manifests"),
 		})
 	}
 	return informers.RunCluster(ctx, informers.ClusterOptions{
-		Client: p.client, NodeName: p.cfg.NodeName, ResyncPeriod: p.cfg.ConfigSyncPeriod, Handler: h,
+		Client: p.client, NodeName: p.cfg.NodeName, ResyncPeriod: p.cfg.ConfigSyncPeriod, Handlers: h,
 		Logger: p.logger.WithName("informers"),
 	})
 }

@@ -84,18 +84,19 @@ func BenchmarkInitialList10kServices10Endpoints(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				tr := proxier.NewTracker(proxier.TrackerOptions{Family: v1.IPv4Protocol, NodeName: "node-1", Logger: klog.Background()})
-				var h informers.Handler = proxier.FanOut{tr}
+				h := informers.HandlersOf(tr)
 				if validated {
-					h = apivalidation.NewHandler(apivalidation.HandlerOptions{Next: h, Logger: klog.Background()})
+					h = apivalidation.NewHandlers(apivalidation.HandlerOptions{Next: h, Logger: klog.Background()})
 				}
+				services, endpoints := informers.ServiceEvents(h.Services...), informers.EndpointSliceEvents(h.EndpointSlices...)
 				for _, s := range svcs {
-					h.OnServiceAdd(s)
+					services.Add(s)
 				}
 				for _, s := range slices {
-					h.OnEndpointSliceAdd(s)
+					endpoints.Add(s)
 				}
-				h.OnServicesSynced()
-				h.OnEndpointSlicesSynced()
+				services.Synced()
+				endpoints.Synced()
 				if snap := tr.Snapshot(); len(snap.Services) != len(svcs) {
 					b.Fatalf("%d service ports", len(snap.Services))
 				}

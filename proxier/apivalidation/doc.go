@@ -1,9 +1,11 @@
 // Package apivalidation checks Services, EndpointSlices and the Node as
 // kube-apiserver validates them, for the fields kproxy reads, and parses
 // addresses the way upstream kube-proxy does. It is kproxy's one validation
-// path: Handler sits in front of the trackers for both sources (API server
-// informers and --manifests files), so an object the API server would
-// refuse never reaches a tracker or a renderer, whichever way it came in.
+// path: its handlers (NewHandlers: one decorator per kind, ServiceHandler,
+// EndpointSliceHandler, NodeHandler) sit in front of the trackers for both
+// sources (API server informers and --manifests files), so an object the
+// API server would refuse never reaches a tracker or a renderer, whichever
+// way it came in.
 //
 // Contract:
 //   - ValidateService and ValidateEndpointSlice return a field.ErrorList (empty
@@ -30,12 +32,15 @@
 //     proxier: net.ParseIP's legacy syntax (k8s.io/utils/net ParseIPSloppy),
 //     never an IPv6 zone ("fe80::1%eth0" would fail the whole
 //     iptables-restore), IPv4-mapped addresses returned as IPv4.
-//   - Handler delivers an object downstream only when it is valid; an
+//   - The handlers deliver an object downstream only when it is valid; an
 //     invalid add is dropped, an invalid update keeps the last valid version
 //     downstream, an invalid-to-valid update is delivered (as an add when
 //     nothing was delivered before), and a delete always goes through with
 //     the version downstream has. Each rejection is one log line naming the
-//     object (klog.KObj) with the field errors.
+//     object (klog.KObj) with the field errors. Each decorator validates an
+//     event once and passes it to every downstream handler of its kind (one
+//     tracker per IP family). The Node is always passed on; its unusable
+//     addresses are logged once per change.
 //   - Validation allocates only for invalid objects; it runs once per event
 //     whatever the number of IP families.
 package apivalidation

@@ -2,7 +2,6 @@ package apivalidation
 
 import (
 	v1 "k8s.io/api/core/v1"
-	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -11,93 +10,70 @@ import (
 	"github.com/kproxy/kproxy/informers"
 )
 
-// HandlerOptions configures a Handler.
+// HandlerOptions configures the validating handlers.
 type HandlerOptions struct {
-	// Next receives the valid objects (the trackers' fan-out).
-	Next informers.Handler
+	// Next receive the valid objects, kind by kind (every family's
+	// tracker; also /healthz's Node watcher).
+	Next informers.Handlers
 	// Logger gets one line per rejected object.
 	Logger klog.Logger
 }
 
-// Handler is the validation in front of the trackers: it passes on valid
-// objects only and keeps, per object, the version it last passed on. Like
-// every informers.Handler it is not called concurrently, so it needs no lock.
-type Handler struct {
-	next     informers.Handler
-	logger   klog.Logger
-	services objectGate[*v1.Service]
-	slices   objectGate[*discovery.EndpointSlice]
-	// nodeErrs is the last logged problem with the Node's addresses, so a
-	// Node updated every few seconds does not repeat the same line.
-	nodeErrs string
-}
-
-var _ informers.Handler = (*Handler)(nil)
-
-// NewHandler returns a validating Handler in front of opts.Next.
-func NewHandler(opts HandlerOptions) *Handler {
-	next := opts.Next
-	return &Handler{
-		next:   next,
-		logger: opts.Logger,
-		services: objectGate[*v1.Service]{
-			kind: "Service", logKey: "service", logger: opts.Logger, validate: ValidateService,
-			delivered: map[types.NamespacedName]*v1.Service{},
-			add:       next.OnServiceAdd, update: next.OnServiceUpdate, remove: next.OnServiceDelete,
-		},
-		slices: objectGate[*discovery.EndpointSlice]{
-			kind: "EndpointSlice", logKey: "endpointSlice", logger: opts.Logger, validate: ValidateEndpointSlice,
-			delivered: map[types.NamespacedName]*discovery.EndpointSlice{},
-			add:       next.OnEndpointSliceAdd, update: next.OnEndpointSliceUpdate, remove: next.OnEndpointSliceDelete,
-		},
+// NewHandlers puts validation in front of opts.Next, one decorator per kind;
+// a source delivers to the result. Each decorator validates an event once,
+// however many handlers of its kind follow.
+func NewHandlers(opts HandlerOptions) informers.Handlers {
+	return informers.Handlers{
+		Services:       []informers.ServiceHandler{NewServiceHandler(opts)},
+		EndpointSlices: []informers.EndpointSliceHandler{NewEndpointSliceHandler(opts)},
+		Nodes:          []informers.NodeHandler{NewNodeHandler(opts)},
 	}
 }
 
-// OnServiceAdd passes svc on if it is valid.
-func (h *Handler) OnServiceAdd(svc *v1.Service) { h.services.set(svc) }
+// NewServiceHandler passes on valid Services only, to opts.Next.Services,
+// and keeps per Service the version it last passed on (see objectGate).
+// Like every handler it is not called concurrently, so it needs no lock.
+func NewServiceHandler(opts HandlerOptions) informers.ServiceHandler {
+	g := newGate(opts.Logger, "Service", "service", ValidateService, informers.ServiceEvents(opts.Next.Services...))
+	return informers.ServiceFuncs(g.events())
+}
 
-// OnServiceUpdate passes svc on if it is valid, as an update of the version
-// passed on before; the informer's old version is not used.
-func (h *Handler) OnServiceUpdate(_, svc *v1.Service) { h.services.set(svc) }
+// NewEndpointSliceHandler is NewServiceHandler for EndpointSlices.
+func NewEndpointSliceHandler(opts HandlerOptions) informers.EndpointSliceHandler {
+	g := newGate(opts.Logger, "EndpointSlice", "endpointSlice", ValidateEndpointSlice,
+		informers.EndpointSliceEvents(opts.Next.EndpointSlices...))
+	return informers.EndpointSliceFuncs(g.events())
+}
 
-// OnServiceDelete passes on the deletion of the version passed on before.
-func (h *Handler) OnServiceDelete(svc *v1.Service) { h.services.delete(svc) }
+// NewNodeHandler passes the Node on to opts.Next.Nodes whatever its
+// addresses: its labels and other addresses are still needed. Addresses
+// kproxy cannot use are logged (once per change) and skipped by
+// proxier.NodeAddresses.
+func NewNodeHandler(opts HandlerOptions) informers.NodeHandler {
+	next := informers.NodeEvents(opts.Next.Nodes...)
+	c := &nodeAddressCheck{logger: opts.Logger, next: next.Add}
+	return informers.NodeFuncs{Add: c.set, Delete: next.Delete, Synced: next.Synced}
+}
 
-// OnServicesSynced passes the end of the initial list on.
-func (h *Handler) OnServicesSynced() { h.next.OnServicesSynced() }
+// nodeAddressCheck logs a Node's unusable addresses.
+type nodeAddressCheck struct {
+	logger klog.Logger
+	next   func(*v1.Node)
+	// errs is the last logged problem with the Node's addresses, so a
+	// Node updated every few seconds does not repeat the same line.
+	errs string
+}
 
-// OnEndpointSliceAdd passes s on if it is valid.
-func (h *Handler) OnEndpointSliceAdd(s *discovery.EndpointSlice) { h.slices.set(s) }
-
-// OnEndpointSliceUpdate passes s on if it is valid, as an update of the
-// version passed on before.
-func (h *Handler) OnEndpointSliceUpdate(_, s *discovery.EndpointSlice) { h.slices.set(s) }
-
-// OnEndpointSliceDelete passes on the deletion of the version passed on before.
-func (h *Handler) OnEndpointSliceDelete(s *discovery.EndpointSlice) { h.slices.delete(s) }
-
-// OnEndpointSlicesSynced passes the end of the initial list on.
-func (h *Handler) OnEndpointSlicesSynced() { h.next.OnEndpointSlicesSynced() }
-
-// OnNodeDelete passes the deletion on.
-func (h *Handler) OnNodeDelete(node *v1.Node) { h.next.OnNodeDelete(node) }
-
-// OnNodeSynced passes the end of the initial list on.
-func (h *Handler) OnNodeSynced() { h.next.OnNodeSynced() }
-
-// OnNodeSet passes the Node on whatever its addresses: its labels and
-// other addresses are still needed. Addresses kproxy cannot use are logged
-// (once per change) and skipped by proxier.NodeAddresses.
-func (h *Handler) OnNodeSet(node *v1.Node) {
+func (c *nodeAddressCheck) set(node *v1.Node) {
 	errs := ""
 	if list := NodeAddressErrors(node); len(list) > 0 {
 		errs = list.ToAggregate().Error()
 	}
-	if errs != "" && errs != h.nodeErrs {
-		h.logger.Info("Ignoring invalid addresses of Node", "node", logRef(node), "errors", errs)
+	if errs != "" && errs != c.errs {
+		c.logger.Info("Ignoring invalid addresses of Node", "node", logRef(node), "errors", errs)
 	}
-	h.nodeErrs = errs
-	h.next.OnNodeSet(node)
+	c.errs = errs
+	c.next(node)
 }
 
 // objectGate holds the versions of one kind of object passed downstream.
@@ -107,9 +83,21 @@ type objectGate[T metav1.Object] struct {
 	logger    klog.Logger
 	validate  func(T) field.ErrorList
 	delivered map[types.NamespacedName]T
-	add       func(T)
-	update    func(old, cur T)
-	remove    func(T)
+	next      informers.Events[T]
+}
+
+func newGate[T metav1.Object](logger klog.Logger, kind, logKey string, validate func(T) field.ErrorList,
+	next informers.Events[T]) *objectGate[T] {
+	return &objectGate[T]{kind: kind, logKey: logKey, logger: logger, validate: validate,
+		delivered: map[types.NamespacedName]T{}, next: next}
+}
+
+// events are the gate's handler calls: an add and an update both pass on
+// the new version if it is valid (as an update of the version passed on
+// before; the informer's old version is not used), a delete passes on the
+// version passed on before, the end of the initial list passes through.
+func (g *objectGate[T]) events() informers.Events[T] {
+	return informers.Events[T]{Add: g.set, Update: func(_, obj T) { g.set(obj) }, Delete: g.delete, Synced: g.next.Synced}
 }
 
 // set handles an add or an update: a valid object goes downstream (as an
@@ -128,10 +116,10 @@ func (g *objectGate[T]) set(obj T) {
 	}
 	g.delivered[key] = obj
 	if known {
-		g.update(prev, obj)
+		g.next.Update(prev, obj)
 		return
 	}
-	g.add(obj)
+	g.next.Add(obj)
 }
 
 // delete always goes through, with the version downstream has: the final
@@ -144,7 +132,7 @@ func (g *objectGate[T]) delete(obj T) {
 		return // downstream never had it
 	}
 	delete(g.delivered, key)
-	g.remove(prev)
+	g.next.Delete(prev)
 }
 
 // logRef names obj in a log line: klog.KObj, unless its namespace or name

@@ -10,6 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/informers"
 )
 
 // recorder is the downstream Handler: it records the calls it gets.
@@ -44,12 +46,22 @@ func (r *recorder) OnNodeSet(n *v1.Node)    { r.add("node %s", n.Name) }
 func (r *recorder) OnNodeDelete(n *v1.Node) { r.add("node deleted %s", n.Name) }
 func (r *recorder) OnNodeSynced()           { r.add("node synced") }
 
-// newTestHandler returns the Handler, its downstream recorder and the log lines.
-func newTestHandler() (*Handler, *recorder, *[]string) {
+// validating is the three kinds' validating handlers in one value, so a
+// test drives them like a source would.
+type validating struct {
+	informers.ServiceHandler
+	informers.EndpointSliceHandler
+	informers.NodeHandler
+}
+
+// newTestHandler returns the validating handlers, their downstream recorder
+// and the log lines.
+func newTestHandler() (validating, *recorder, *[]string) {
 	var logs []string
 	logger := funcr.New(func(prefix, args string) { logs = append(logs, args) }, funcr.Options{})
 	rec := &recorder{}
-	return NewHandler(HandlerOptions{Next: rec, Logger: logger}), rec, &logs
+	opts := HandlerOptions{Next: informers.HandlersOf(rec), Logger: logger}
+	return validating{NewServiceHandler(opts), NewEndpointSliceHandler(opts), NewNodeHandler(opts)}, rec, &logs
 }
 
 func version(s *v1.Service, rv string) *v1.Service {
@@ -145,5 +157,33 @@ func TestHandlerNodeAlwaysPassesAndLogsOncePerChange(t *testing.T) {
 	}
 	if len(*logs) != 1 || !strings.Contains((*logs)[0], "status.addresses[0].address") {
 		t.Errorf("log lines:\n%s", strings.Join(*logs, "\n"))
+	}
+}
+
+// TestHandlersValidateOnceForEveryDownstreamHandler: with two families
+// there are two trackers behind validation; a rejected object is still one
+// log line, and a valid one reaches both.
+func TestHandlersValidateOnceForEveryDownstreamHandler(t *testing.T) {
+	var logs []string
+	logger := funcr.New(func(prefix, args string) { logs = append(logs, args) }, funcr.Options{})
+	v4, v6 := &recorder{}, &recorder{}
+	hs := NewHandlers(HandlerOptions{Next: informers.HandlersOf(v4, v6), Logger: logger})
+	if len(hs.Services) != 1 || len(hs.EndpointSlices) != 1 || len(hs.Nodes) != 1 {
+		t.Fatalf("NewHandlers = %d/%d/%d handlers, want one validating handler per kind",
+			len(hs.Services), len(hs.EndpointSlices), len(hs.Nodes))
+	}
+	src := informers.ServiceEvents(hs.Services...)
+	src.Add(version(lbService(), "1"))
+	src.Add(version(lbService(func(s *v1.Service) { s.Name = "bad"; s.Spec.Ports[0].Port = 0 }), "2"))
+	src.Synced()
+	informers.NodeEvents(hs.Nodes...).Add(&v1.Node{})
+	want := []string{"add svc ns1/svc1@1", "services synced", "node "}
+	for name, rec := range map[string]*recorder{"first": v4, "second": v6} {
+		if !slices.Equal(rec.events, want) {
+			t.Errorf("%s downstream handler got %q, want %q", name, rec.events, want)
+		}
+	}
+	if len(logs) != 1 {
+		t.Errorf("%d log lines, want one for the one rejected Service:\n%s", len(logs), strings.Join(logs, "\n"))
 	}
 }
