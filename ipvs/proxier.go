@@ -10,6 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
@@ -26,13 +28,13 @@ func DefaultNodePortRange() PortRange { return PortRange{First: 30000, Last: 327
 // Options configure a Proxier.
 type Options struct {
 	// Handle is the IPVS seam (required); Addresses the kube-ipvs0 seam (required).
-	Handle    Handle
-	Addresses AddressManager
+	Handle    vs.Handle
+	Addresses addresses.Manager
 	// Family is the proxier's IP family; "" means IPv4.
 	Family v1.IPFamily
 	// Scheduler ("" means rr) and SchedulerFlags, for every virtual server.
 	Scheduler      string
-	SchedulerFlags Flags
+	SchedulerFlags vs.Flags
 	// NodePorts says which node addresses get NodePort virtual servers
 	// (netfilter.NodePortAddresses.ForFamily); the zero value means none.
 	NodePorts netfilter.NodePortMatch
@@ -41,7 +43,7 @@ type Options struct {
 	// NodePortRange: virtual servers on node addresses with a port in it are
 	// kproxy's; the zero value means 30000-32767.
 	NodePortRange PortRange
-	// TerminationTimeout bounds draining; 0 means DefaultTerminationTimeout.
+	// TerminationTimeout bounds draining; 0 means vs.DefaultTerminationTimeout.
 	TerminationTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -50,12 +52,14 @@ type Options struct {
 }
 
 // Proxier is the IPVS Backend for one IP family. Sync is a pipeline: plan →
-// addresses (bind) → virtual servers and destinations → account (unbind
-// stale, remember). Sync and ProcessTerminating are serialized.
+// addresses (bind) → ipsets and iptables rules → virtual servers and
+// destinations → unbind stale addresses → account. Sync and
+// ProcessTerminating are serialized by the Reconciler.
 type Proxier struct {
-	opts  Options
-	rec   *Reconciler
-	want6 bool
+	opts   Options
+	family v1.IPFamily
+	rec    *vs.Reconciler
+	want6  bool
 
 	needFull bool
 	// local and nodeIPs are from the last full sync.
@@ -64,8 +68,8 @@ type Proxier struct {
 	mem *memory
 	// unsure are virtual servers a failed sync may have created: the next
 	// full sync treats them as kproxy's.
-	unsure    map[ServiceKey]struct{}
-	last      Stats
+	unsure    map[vs.ServiceKey]struct{}
+	last      vs.Stats
 	netfilter *netfilterSync
 }
 
@@ -79,14 +83,17 @@ func New(opts Options) (*Proxier, error) {
 	if opts.NodePortRange == (PortRange{}) {
 		opts.NodePortRange = DefaultNodePortRange()
 	}
-	nf, err := newNetfilterSync(opts.Netfilter, opts.Family)
+	family := opts.Family
+	if family == "" {
+		family = v1.IPv4Protocol
+	}
+	nf, err := newNetfilterSync(opts.Netfilter, family)
 	if err != nil {
 		return nil, err
 	}
-	return &Proxier{netfilter: nf,
-		opts: opts, want6: opts.Family == v1.IPv6Protocol, needFull: true,
-		rec: NewReconciler(ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
-		mem: newMemory(), unsure: map[ServiceKey]struct{}{},
+	return &Proxier{netfilter: nf, opts: opts, family: family, want6: family == v1.IPv6Protocol, needFull: true,
+		rec: vs.NewReconciler(vs.ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
+		mem: newMemory(), unsure: map[vs.ServiceKey]struct{}{},
 	}, nil
 }
 
@@ -170,7 +177,7 @@ func (p *Proxier) bindAddresses(pl *syncPlan) error {
 func (p *Proxier) syncServers(pl *syncPlan) error {
 	var err error
 	if pl.full {
-		p.last, err = p.rec.Full(pl.want, func(k ServiceKey) bool { return p.owns(pl, k) })
+		p.last, err = p.rec.Full(pl.want, func(k vs.ServiceKey) bool { return p.owns(pl, k) })
 	} else {
 		p.last, err = p.rec.Partial(pl.want, pl.remove)
 	}
@@ -181,7 +188,7 @@ func (p *Proxier) syncServers(pl *syncPlan) error {
 // on addresses of kube-ipvs0 (bound now or by a previous kproxy), on node
 // addresses with a NodePort-range port, or programmed by this process;
 // never the other family's or those in excludeCIDRs.
-func (p *Proxier) owns(pl *syncPlan, k ServiceKey) bool {
+func (p *Proxier) owns(pl *syncPlan, k vs.ServiceKey) bool {
 	if k.Addr.Is6() != p.want6 || slices.ContainsFunc(p.opts.ExcludeCIDRs, func(c netip.Prefix) bool { return c.Contains(k.Addr) }) {
 		return false
 	}
@@ -222,13 +229,13 @@ func (p *Proxier) account(pl *syncPlan) proxier.SyncResult {
 }
 
 // LastStats are the kernel writes of the last sync's reconcile.
-func (p *Proxier) LastStats() Stats { return p.last }
+func (p *Proxier) LastStats() vs.Stats { return p.last }
 
 // Terminating lists the destinations draining at weight 0.
-func (p *Proxier) Terminating() map[ServiceKey][]DestKey { return p.rec.Terminating() }
+func (p *Proxier) Terminating() map[vs.ServiceKey][]vs.DestKey { return p.rec.Terminating() }
 
 // ProcessTerminating runs one pass of graceful termination (see
-// Reconciler.ProcessTerminating).
+// vs.Reconciler.ProcessTerminating).
 func (p *Proxier) ProcessTerminating() (int, error) { return p.rec.ProcessTerminating() }
 
 // RunTermination runs ProcessTerminating on every tick until ctx ends,

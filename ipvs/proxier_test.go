@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
@@ -35,8 +37,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 type world struct {
 	t     *testing.T
-	h     *ipvs.Fake
-	a     *ipvs.FakeAddresses
+	h     *vs.Fake
+	a     *addresses.Fake
 	clock *fakeClock
 	opts  ipvs.Options
 	p     *ipvs.Proxier
@@ -46,7 +48,7 @@ const nodeIP = "192.168.1.10"
 
 func newWorld(t *testing.T, mods ...func(*ipvs.Options)) *world {
 	t.Helper()
-	w := &world{t: t, h: ipvs.NewFake(ipvs.FakeOptions{}), a: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
+	w := &world{t: t, h: vs.NewFake(vs.FakeOptions{}), a: addresses.NewFake(addrs("127.0.0.1", nodeIP)...),
 		clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}}
 	w.opts = ipvs.Options{Handle: w.h, Addresses: w.a, NodePorts: netfilter.NodePortMatch{All: true},
 		TerminationTimeout: 10 * time.Minute, Now: w.clock.Now}
@@ -110,15 +112,15 @@ func wantStrings(t *testing.T, what string, got, want []string) {
 
 func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) { o.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("10.96.200.0/24")} })
-	rr := func(k ipvs.ServiceKey) ipvs.VirtualServer { return ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"} }
+	rr := func(k vs.ServiceKey) vs.VirtualServer { return vs.VirtualServer{ServiceKey: k, Scheduler: "rr"} }
 	must(t, w.a.EnsureDevice(), w.a.Bind(addr("10.96.5.5")), w.a.Bind(addr("10.96.200.1")),
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.0.0.99", 80))),   // foreign: not ours
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, nodeIP, 22))),        // foreign: node IP, not a NodePort
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, nodeIP, 30999))),     // stale NodePort: ours
-		w.h.NewVirtualServer(rr(vsKey(ipvs.UDP, "10.96.5.5", 53))),   // stale, on kube-ipvs0: ours
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.96.200.1", 80))), // excluded
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "fd00::1", 30999))),  // other family
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.96.0.1", 80))),   // desired, exists without destinations
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.0.0.99", 80))),   // foreign: not ours
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, nodeIP, 22))),        // foreign: node IP, not a NodePort
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, nodeIP, 30999))),     // stale NodePort: ours
+		w.h.NewVirtualServer(rr(vsKey(vs.UDP, "10.96.5.5", 53))),   // stale, on kube-ipvs0: ours
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.96.200.1", 80))), // excluded
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "fd00::1", 30999))),  // other family
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.96.0.1", 80))),   // desired, exists without destinations
 	)
 	res := w.sync(snapshot(e(svc("a", "10.96.0.1", withNodePort(30080), withEndpoints("10.244.1.1:8080")))))
 	wantStrings(t, "kernel", w.state(), []string{
@@ -139,8 +141,8 @@ func TestSyncFullFixesDrift(t *testing.T) {
 	w := newWorld(t)
 	snap := snapshot(e(svc("a", "10.96.0.1", withAffinity(300), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))))
 	w.sync(snap)
-	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
-	must(t, w.h.UpdateVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "wrr"}),
+	k := vsKey(vs.TCP, "10.96.0.1", 80)
+	must(t, w.h.UpdateVirtualServer(vs.VirtualServer{ServiceKey: k, Scheduler: "wrr"}),
 		w.h.UpdateDestination(k, dest("10.244.1.1", 8080, 5)),
 		w.h.DelDestination(k, dest("10.244.1.2", 8080, 1).DestKey),
 		w.h.NewDestination(k, dest("10.244.7.7", 8080, 1)))
@@ -274,7 +276,7 @@ func TestSyncHealsPartialAfterExternalDeletion(t *testing.T) {
 	w := newWorld(t)
 	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
 	w.sync(snapshot(a))
-	must(t, w.h.DelVirtualServer(vsKey(ipvs.TCP, "10.96.0.1", 80)))
+	must(t, w.h.DelVirtualServer(vsKey(vs.TCP, "10.96.0.1", 80)))
 	w.sync(partial(snapshot(a), "a"))
 	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"})
 }
@@ -293,7 +295,7 @@ func TestFailedSyncMakesNextSyncFull(t *testing.T) {
 }
 
 func TestNewRequiresSeams(t *testing.T) {
-	if _, err := ipvs.New(ipvs.Options{Handle: ipvs.NewFake(ipvs.FakeOptions{})}); err == nil {
+	if _, err := ipvs.New(ipvs.Options{Handle: vs.NewFake(vs.FakeOptions{})}); err == nil {
 		t.Error("New without Addresses succeeded")
 	}
 }

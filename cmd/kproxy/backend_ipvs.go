@@ -11,8 +11,11 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
-
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/startup"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
@@ -27,7 +30,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Rest
 	if p.cfg.DryRun {
 		return p.newIPVSDryRun(fam)
 	}
-	handle, err := ipvs.NewKernelHandle("")
+	handle, err := vs.NewKernelHandle("")
 	if err != nil {
 		return nil, nil, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
 	}
@@ -35,7 +38,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Rest
 		handle.Close()
 		return nil, nil, err
 	}
-	addrs, err := ipvs.NewNetlinkAddresses("", fam)
+	addrs, err := addresses.NewNetlink("", fam)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -54,7 +57,7 @@ func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Rest
 	return backend, restorer, nil
 }
 
-func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManager, r netfilter.Restorer, randomFully bool) ipvs.Options {
+func (p *proxy) ipvsOptions(fam v1.IPFamily, h vs.Handle, a addresses.Manager, r netfilter.Restorer, randomFully bool) ipvs.Options {
 	var nodeIP netip.Addr
 	if ips := p.nodeIPs[fam]; len(ips) > 0 {
 		nodeIP = ips[0]
@@ -65,7 +68,7 @@ func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManage
 		ExcludeCIDRs: prefixesOfFamily(p.cfg.IPVS.ExcludeCIDRs, fam),
 		Netfilter: &ipvs.NetfilterOptions{
 			IPSet: execIPSet(p.cfg), Restorer: r, NodeIP: nodeIP,
-			Rules: ipvs.RulesOptions{MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
+			Rules: rules.Options{MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
 				LocalDetector: p.localDetector(fam), RandomFully: randomFully},
 		},
 	}
@@ -86,7 +89,7 @@ func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, netfilter.Resto
 // virtual servers; a host without ipset or ip6tables has nothing of theirs.
 func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
-	if h, err := ipvs.NewKernelHandle(""); err != nil {
+	if h, err := vs.NewKernelHandle(""); err != nil {
 		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
 	} else {
 		defer h.Close()
@@ -97,7 +100,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backen
 	}
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
 		f := ipvs.CleanupFamily{Family: fam}
-		a, err := ipvs.NewNetlinkAddresses("", fam)
+		a, err := addresses.NewNetlink("", fam)
 		if err != nil {
 			return err
 		}
@@ -126,20 +129,20 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backen
 // applyIPVSStartupSettings checks the scheduler (in a throwaway network
 // namespace when this process may create one), then sets IPVS mode's
 // sysctls, strictARP and the IPVS timeouts in kproxy's own namespace.
-func (p *proxy) applyIPVSStartupSettings(h *ipvs.KernelHandle) error {
-	opts := ipvs.StartupOptions{
+func (p *proxy) applyIPVSStartupSettings(h *vs.KernelHandle) error {
+	opts := startup.Options{
 		Handle: h, Sysctls: sysctl.Dir{Root: sysctl.ProcSys}, Scheduler: p.cfg.IPVS.Scheduler,
 		StrictARP:     p.cfg.IPVS.StrictARP,
-		Timeouts:      ipvs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
+		Timeouts:      vs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
 		KernelRelease: kernelRelease(),
 	}
-	if probe, err := ipvs.NewIsolatedKernelHandle(); err != nil {
+	if probe, err := vs.NewIsolatedKernelHandle(); err != nil {
 		p.logger.V(2).Info("Probing the IPVS scheduler in kproxy's own network namespace", "reason", err.Error())
 	} else {
 		defer probe.Close()
 		opts.Probe = probe
 	}
-	res, err := ipvs.ApplyStartupSettings(opts)
+	res, err := startup.Apply(opts)
 	for _, c := range res.Sysctls {
 		p.logger.V(1).Info("Changed sysctl", "name", c.Key, "before", c.Old, "after", c.New)
 	}
