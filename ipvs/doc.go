@@ -29,8 +29,8 @@
 // per-port servers and kube-ipvs0 addresses, assigned against memory) →
 // bind addresses → ipsets and iptables rules (proxier_netfilter.go) →
 // virtual servers and destinations (vs.Reconciler) → unbind stale
-// addresses → account (commit the memory). Any failure makes the next
-// sync full, which re-reads the kernel; members or rules someone else
+// addresses → account (commit the memory). After a failure the next sync
+// (full, see below) re-reads the kernel; members or rules someone else
 // changed are repaired then.
 //
 // Semantics follow upstream kube-proxy's IPVS mode: one virtual server per
@@ -69,6 +69,16 @@
 //     deleted and re-added, and on start weight-0 destinations that are
 //     desired are restored (a restart never leaves one stuck at weight 0)
 //     while undesired ones are queued for termination again (vs.Reconciler).
+//
+// Who decides that a sync is full: the caller. proxier.Runner makes the
+// first sync, every sync after a failure and every ForceFull (tamper
+// monitor) full; the Proxier does not remember that a sync failed. Inside
+// a sync it still uses its own judgement about its memory: a partial
+// snapshot before any full sync succeeded is planned full (there is no
+// memory to edit), a failed partial sync rolls its memory edits back, and
+// after any failure the ipset and iptables step forgets what it wrote, so
+// its next run lists the sets and reads the tables again, whatever the
+// snapshot says.
 //
 // Concurrency: Sync and ProcessTerminating are serialized by the
 // vs.Reconciler's mutex, because a moby/ipvs handle is one netlink socket.

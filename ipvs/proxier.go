@@ -61,10 +61,10 @@ type Proxier struct {
 	rec    *vs.Reconciler
 	want6  bool
 
-	needFull bool
 	// local and nodeIPs are from the last full sync.
 	local, nodeIPs []netip.Addr
-	// mem is what the last successful sync programmed.
+	// mem is what the last successful sync programmed; nil until a full
+	// sync succeeded (a partial snapshot before that is planned full).
 	mem *memory
 	// unsure are virtual servers a failed sync may have created: the next
 	// full sync treats them as kproxy's.
@@ -75,7 +75,8 @@ type Proxier struct {
 
 var _ proxier.Backend = (*Proxier)(nil)
 
-// New returns a Proxier whose first Sync is full.
+// New returns a Proxier. The caller decides when a sync is full
+// (proxier.Runner: the first one, every one after a failure, ForceFull).
 func New(opts Options) (*Proxier, error) {
 	if opts.Handle == nil || opts.Addresses == nil {
 		return nil, errors.New("ipvs proxier: Handle and Addresses are required")
@@ -91,14 +92,17 @@ func New(opts Options) (*Proxier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Proxier{netfilter: nf, opts: opts, family: family, want6: family == v1.IPv6Protocol, needFull: true,
-		rec: vs.NewReconciler(vs.ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
-		mem: newMemory(), unsure: map[vs.ServiceKey]struct{}{},
+	return &Proxier{netfilter: nf, opts: opts, family: family, want6: family == v1.IPv6Protocol,
+		rec:    vs.NewReconciler(vs.ReconcilerOptions{Handle: opts.Handle, Now: opts.Now, TerminationTimeout: opts.TerminationTimeout}),
+		unsure: map[vs.ServiceKey]struct{}{},
 	}, nil
 }
 
-// Sync brings this family's IPVS state to snap. On error nothing is
-// remembered and the next sync is full.
+// Sync brings this family's IPVS state to snap. A failed sync keeps the
+// memory of the last successful one (a partial sync's edits are rolled
+// back) and forgets what it knew of the sets and rules, which the next
+// sync re-reads; that the next sync is full is the caller's (the Runner's)
+// decision.
 func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.SyncResult, error) {
 	steps := []struct {
 		name string
@@ -113,7 +117,6 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	}
 	pl, err := p.plan(snap)
 	if err != nil {
-		p.needFull = true
 		p.netfilter.forget()
 		return proxier.SyncResult{}, fmt.Errorf("plan ipvs sync: %w", err)
 	}
@@ -130,11 +133,9 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	return p.account(pl), nil
 }
 
-// abort forgets a failed sync's edits and makes the next sync full. The
-// virtual servers it wanted may exist now: they stay kproxy's until a full
-// sync succeeds.
+// abort forgets a failed sync's edits. The virtual servers it wanted may
+// exist now: they stay kproxy's until a full sync succeeds.
 func (p *Proxier) abort(pl *syncPlan) {
-	p.needFull = true
 	p.netfilter.forget()
 	if !pl.full {
 		p.mem.rollback()
@@ -195,8 +196,10 @@ func (p *Proxier) owns(pl *syncPlan, k vs.ServiceKey) bool {
 	if _, ok := pl.kernelBound[k.Addr]; ok || pl.mem.bound.has(k.Addr) {
 		return true
 	}
-	if _, ok := p.mem.owner.get(k); ok {
-		return true
+	if p.mem != nil {
+		if _, ok := p.mem.owner.get(k); ok {
+			return true
+		}
 	}
 	if _, ok := p.unsure[k]; ok {
 		return true
@@ -217,7 +220,6 @@ func (p *Proxier) unbindStale(pl *syncPlan) error {
 }
 
 func (p *Proxier) account(pl *syncPlan) proxier.SyncResult {
-	p.needFull = false
 	pl.mem.commit()
 	p.mem, p.local, p.nodeIPs = pl.mem, pl.local, pl.nodeIPs
 	if pl.full {
@@ -230,6 +232,22 @@ func (p *Proxier) account(pl *syncPlan) proxier.SyncResult {
 
 // LastStats are the kernel writes of the last sync's reconcile.
 func (p *Proxier) LastStats() vs.Stats { return p.last }
+
+// Counts are what a Proxier keeps programmed.
+type Counts struct {
+	// VirtualServers are the virtual servers kproxy owns.
+	VirtualServers int
+	// BoundAddresses are the service addresses bound to kube-ipvs0.
+	BoundAddresses int
+}
+
+// Counts are what the last successful sync left programmed.
+func (p *Proxier) Counts() Counts {
+	if p.mem == nil {
+		return Counts{}
+	}
+	return Counts{VirtualServers: p.mem.owner.len(), BoundAddresses: p.mem.bound.len()}
+}
 
 // Terminating lists the destinations draining at weight 0.
 func (p *Proxier) Terminating() map[vs.ServiceKey][]vs.DestKey { return p.rec.Terminating() }

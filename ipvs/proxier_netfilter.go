@@ -70,7 +70,9 @@ func (nf *netfilterSync) forget() {
 // writes the difference and rewrites the rules. A partial sync adds and
 // deletes only the members the changed service ports brought or took
 // away, and runs no iptables command at all when the rules it renders are
-// the ones it last wrote (an endpoint change never alters them).
+// the ones it last wrote (an endpoint change never alters them). Without
+// a memory of what it wrote (after a failure) or when the node's
+// addresses changed, a partial sync does what a full one does here.
 func (p *Proxier) syncNetfilter(ctx context.Context, snap *proxier.Snapshot, pl *syncPlan) error {
 	nf := p.netfilter
 	if nf == nil {

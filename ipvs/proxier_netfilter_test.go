@@ -28,17 +28,15 @@ func TestProxierSyncsSetsAndRules(t *testing.T) {
 		t.Fatalf("restores: %q", rec.inputs)
 	}
 
-	// A failing ipset step fails the sync; the next one succeeds and is full.
+	// A failing ipset step fails the sync; the Runner's next sync, full, repairs.
 	sets.FailRestore = errors.New("ipset: boom")
-	if _, err := w.p.Sync(context.Background(), partial(snapshot(e(svc("b", "172.30.0.2"))), "b")); err == nil {
+	if _, err := w.p.Sync(context.Background(), partial(snapshot(e(svc("b", "172.30.0.2"))), "a", "b")); err == nil {
 		t.Fatal("Sync succeeded although ipset restore failed")
 	}
-	res := w.sync(partial(snapshot(e(svc("b", "172.30.0.2"))), "b"))
-	if !res.Full {
-		t.Error("sync after a failure was not full")
-	}
+	w.sync(snapshot(e(svc("b", "172.30.0.2"))))
 	assertMembers(t, sets, "KUBE-CLUSTER-IP", "172.30.0.2,tcp:80")
 	assertMembers(t, sets, "KUBE-NODE-PORT-TCP")
+	wantStrings(t, "kernel", w.state(), []string{"TCP/172.30.0.2:80 rr"})
 }
 
 func TestNewRejectsIncompleteNetfilterOptions(t *testing.T) {

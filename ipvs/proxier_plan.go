@@ -74,9 +74,11 @@ type syncPlan struct {
 }
 
 // plan computes the desired state: on a full sync from the whole snapshot
-// and freshly listed addresses, otherwise for the changed ports only.
+// and freshly listed addresses, otherwise for the changed ports only. A
+// partial snapshot is planned full when no full sync has succeeded yet:
+// there is no memory to edit.
 func (p *Proxier) plan(snap *proxier.Snapshot) (*syncPlan, error) {
-	pl := &syncPlan{full: snap.Full || p.needFull, mem: p.mem, local: p.local, nodeIPs: p.nodeIPs}
+	pl := &syncPlan{full: snap.Full || p.mem == nil, mem: p.mem, local: p.local, nodeIPs: p.nodeIPs}
 	only := maps.Clone(snap.Changed)
 	if pl.full {
 		if err := p.readAddresses(pl); err != nil {

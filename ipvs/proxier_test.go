@@ -13,6 +13,8 @@ import (
 
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
@@ -134,6 +136,9 @@ func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
 	wantStrings(t, "kube-ipvs0", w.bound(), []string{"10.96.0.1"})
 	if !res.Full || res.Rules["ipvs-virtual-servers"] != 2 {
 		t.Errorf("result = %+v, want full with 2 virtual servers", res)
+	}
+	if c := w.p.Counts(); c != (ipvs.Counts{VirtualServers: 2, BoundAddresses: 1}) {
+		t.Errorf("Counts = %+v, want 2 virtual servers and 1 address", c)
 	}
 }
 
@@ -281,16 +286,54 @@ func TestSyncHealsPartialAfterExternalDeletion(t *testing.T) {
 	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"})
 }
 
-func TestFailedSyncMakesNextSyncFull(t *testing.T) {
+// TestPartialSnapshotWithoutMemoryIsPlannedFull: whether a sync is full is
+// the caller's decision (proxier.Runner), except that a Proxier that has
+// not completed a full sync has no memory of the kernel to edit: it plans
+// a partial snapshot in full, lists the table and says so.
+func TestPartialSnapshotWithoutMemoryIsPlannedFull(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) { o.Scheduler = "no-such-scheduler" })
 	a := e(svc("a", "10.96.0.1"))
 	if _, err := w.p.Sync(context.Background(), snapshot(a)); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("Sync error = %v, want ENOENT from the unknown scheduler", err)
 	}
+	w.opts.Scheduler = "rr"
+	w.restart()
 	w.h.ResetCalls()
-	_, _ = w.p.Sync(context.Background(), partial(snapshot(a), "a"))
+	if res := w.sync(partial(snapshot(a), "a")); !res.Full {
+		t.Errorf("first sync of a new Proxier: result %+v, want Full", res)
+	}
 	if w.h.Calls()["ListVirtualServers"] != 1 {
-		t.Errorf("the sync after a failure did not list the kernel table: calls %v", w.h.Calls())
+		t.Errorf("the first sync did not list the kernel table: calls %v", w.h.Calls())
+	}
+	w.h.ResetCalls()
+	if res := w.sync(partial(snapshot(a), "a")); res.Full || w.h.Calls()["ListVirtualServers"] != 0 {
+		t.Errorf("second partial sync: result %+v, calls %v; want partial, no listing", res, w.h.Calls())
+	}
+}
+
+// TestFailedPartialSyncKeepsTheLastSuccessfulMemory: a partial sync that
+// fails takes back its edits of the Proxier's memory, so what it remembers
+// is what the last successful sync programmed, and it decides nothing
+// about the next sync (the Runner makes that one full).
+func TestFailedPartialSyncKeepsTheLastSuccessfulMemory(t *testing.T) {
+	sets := ipset.NewFake()
+	w := newWorld(t, func(o *ipvs.Options) {
+		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: &countingRestorer{}, Rules: rules.Options{MasqueradeMark: mark}}
+	})
+	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
+	b := e(svc("b", "10.96.0.2", withEndpoints("10.244.1.2:8080")))
+	w.sync(snapshot(a))
+	sets.FailRestore = errors.New("ipset: boom")
+	if _, err := w.p.Sync(context.Background(), partial(snapshot(a, b), "b")); err == nil {
+		t.Fatal("Sync succeeded although ipset restore failed")
+	}
+	if c := w.p.Counts(); c != (ipvs.Counts{VirtualServers: 1, BoundAddresses: 1}) {
+		t.Errorf("Counts after the failed sync = %+v, want the last successful sync's (1, 1)", c)
+	}
+	res := w.sync(snapshot(a, b)) // the Runner's next sync after a failure is full
+	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/10.96.0.2:80 rr -> 10.244.1.2:8080 w1"})
+	if !res.Full || w.p.Counts() != (ipvs.Counts{VirtualServers: 2, BoundAddresses: 2}) {
+		t.Errorf("full sync after the failure: %+v, counts %+v", res, w.p.Counts())
 	}
 }
 
