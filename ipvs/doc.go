@@ -29,9 +29,10 @@
 // per-port servers and kube-ipvs0 addresses, assigned against memory) →
 // bind addresses → ipsets and iptables rules (proxier_netfilter.go) →
 // virtual servers and destinations (vs.Reconciler) → unbind stale
-// addresses → account (commit the memory). After a failure the next sync
-// (full, see below) re-reads the kernel; members or rules someone else
-// changed are repaired then.
+// addresses → account (commit the memory, report). Every step's error is
+// tagged with the seam that failed (accounting.go); after a failure the
+// next sync (full, see below) re-reads the kernel, and members or rules
+// someone else changed are repaired then.
 //
 // Semantics follow upstream kube-proxy's IPVS mode: one virtual server per
 // ClusterIP, external IP, load-balancer VIP and node IP:NodePort; weight-1
@@ -101,6 +102,16 @@
 // the rules it renders are the ones it last wrote — the rules depend only
 // on which sets are empty and on the LB VIPs the node may not reach, so
 // endpoint changes never alter them.
+//
+// Metrics (accounting.go, Options.Metrics): in IPVS mode
+// kubeproxy_sync_proxy_rules_iptables_restore_failures_total counts only
+// failed iptables-restores, as upstream's IPVS mode, and the SyncResult's
+// Rules count the nat and filter rules written (for
+// kubeproxy_sync_proxy_rules_iptables_total). Every failed sync is counted
+// in kproxy_ipvs_sync_failures_total under the seam that failed (ipvs,
+// addresses, ipset, iptables-save, iptables-restore); the virtual servers
+// and kube-ipvs0 addresses programmed are kproxy_ipvs_virtual_servers and
+// kproxy_ipvs_bound_addresses.
 //
 // The no-local-endpoints metric and the conntrack cleanup of stale UDP
 // endpoints are mode-neutral: cmd/kproxy's sync observers do them after

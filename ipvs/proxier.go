@@ -13,6 +13,7 @@ import (
 	"github.com/kproxy/kproxy/ipvs/addresses"
 	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/metrics"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
@@ -49,6 +50,10 @@ type Options struct {
 	Now func() time.Time
 	// Netfilter, when set, adds the ipsets and iptables rules step.
 	Netfilter *NetfilterOptions
+	// Metrics, when set, receives what IPVS mode reports itself (see
+	// accounting.go): failed iptables-restores, failures per seam, and the
+	// virtual servers and kube-ipvs0 addresses programmed.
+	Metrics *metrics.Metrics
 }
 
 // Proxier is the IPVS Backend for one IP family. Sync is a pipeline: plan →
@@ -118,16 +123,16 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	pl, err := p.plan(snap)
 	if err != nil {
 		p.netfilter.forget()
-		return proxier.SyncResult{}, fmt.Errorf("plan ipvs sync: %w", err)
+		return proxier.SyncResult{}, p.failed(fmt.Errorf("plan ipvs sync: %w", err))
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			p.abort(pl)
-			return proxier.SyncResult{}, fmt.Errorf("ipvs sync: %w", err)
+			return proxier.SyncResult{}, p.failed(fmt.Errorf("ipvs sync: %w", err))
 		}
 		if err := s.run(pl); err != nil {
 			p.abort(pl)
-			return proxier.SyncResult{}, fmt.Errorf("ipvs sync: %s: %w", s.name, err)
+			return proxier.SyncResult{}, p.failed(fmt.Errorf("ipvs sync: %s: %w", s.name, err))
 		}
 	}
 	return p.account(pl), nil
@@ -148,14 +153,14 @@ func (p *Proxier) abort(pl *syncPlan) {
 func (p *Proxier) readAddresses(pl *syncPlan) error {
 	am := p.opts.Addresses
 	if err := am.EnsureDevice(); err != nil {
-		return err
+		return atSeam(SeamAddresses, err)
 	}
 	bound, err := am.Bound()
 	if err != nil {
-		return err
+		return atSeam(SeamAddresses, err)
 	}
 	if pl.local, err = am.Local(); err != nil {
-		return err
+		return atSeam(SeamAddresses, err)
 	}
 	pl.kernelBound = map[netip.Addr]struct{}{}
 	for _, a := range bound {
@@ -172,7 +177,7 @@ func (p *Proxier) bindAddresses(pl *syncPlan) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return atSeam(SeamAddresses, errors.Join(errs...))
 }
 
 func (p *Proxier) syncServers(pl *syncPlan) error {
@@ -182,7 +187,7 @@ func (p *Proxier) syncServers(pl *syncPlan) error {
 	} else {
 		p.last, err = p.rec.Partial(pl.want, pl.remove)
 	}
-	return err
+	return atSeam(SeamIPVS, err)
 }
 
 // owns decides which kernel virtual servers a full sync may delete: those
@@ -216,18 +221,20 @@ func (p *Proxier) unbindStale(pl *syncPlan) error {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return atSeam(SeamAddresses, errors.Join(errs...))
 }
 
+// account remembers what a successful sync programmed. Its result counts
+// the iptables rules IPVS mode wrote (nat, filter), nothing else: the
+// virtual servers and addresses go to kproxy's own metrics.
 func (p *Proxier) account(pl *syncPlan) proxier.SyncResult {
 	pl.mem.commit()
 	p.mem, p.local, p.nodeIPs = pl.mem, pl.local, pl.nodeIPs
 	if pl.full {
 		clear(p.unsure)
 	}
-	return proxier.SyncResult{Full: pl.full, Rules: map[string]int{
-		"ipvs-virtual-servers": p.mem.owner.len(), "kube-ipvs0-addresses": p.mem.bound.len(),
-	}}
+	p.report()
+	return proxier.SyncResult{Full: pl.full, Rules: p.netfilter.ruleCounts()}
 }
 
 // LastStats are the kernel writes of the last sync's reconcile.

@@ -39,6 +39,8 @@ type netfilterSync struct {
 	// the kernel's sets, reads the tables and rewrites the rules.
 	index   *setIndex
 	written []byte
+	// counts are the rules per table of the last rules written.
+	counts map[string]int
 }
 
 func newNetfilterSync(opts *NetfilterOptions, family v1.IPFamily) (*netfilterSync, error) {
@@ -65,6 +67,14 @@ func (nf *netfilterSync) forget() {
 	}
 }
 
+// ruleCounts are the rules per table last written (nil without the step).
+func (nf *netfilterSync) ruleCounts() map[string]int {
+	if nf == nil {
+		return nil
+	}
+	return nf.counts
+}
+
 // syncNetfilter writes the sets (one ipset restore), then the rules that
 // match them (one iptables-restore). A full sync lists the kernel's sets,
 // writes the difference and rewrites the rules. A partial sync adds and
@@ -89,7 +99,7 @@ func (nf *netfilterSync) syncAll(ctx context.Context, snap *proxier.Snapshot, pl
 	nf.forget()
 	idx := newSetIndex(snap, nodeIP, pl.nodeIPs)
 	if _, _, err := nf.sets.Sync(ctx, idx.desired(pl.boundSorted()).Members, true); err != nil {
-		return err
+		return atSeam(SeamIPSet, err)
 	}
 	if err := nf.applyRules(ctx, idx, true); err != nil {
 		return err
@@ -112,7 +122,7 @@ func (nf *netfilterSync) syncChanged(ctx context.Context, snap *proxier.Snapshot
 		deleted = append(deleted, ipset.Member{Set: ipset.IPVSIPs, Entry: a.String()})
 	}
 	if err := nf.sets.ApplyDelta(ctx, added, deleted); err != nil {
-		return err
+		return atSeam(SeamIPSet, err)
 	}
 	if err := nf.applyRules(ctx, idx, false); err != nil {
 		return err
@@ -134,15 +144,15 @@ func (nf *netfilterSync) applyRules(ctx context.Context, idx *setIndex, full boo
 	nf.written = nil
 	tables, err := nf.rules.Read(ctx)
 	if err != nil {
-		return err
+		return atSeam(SeamIPTablesSave, err)
 	}
 	write := nf.rules.Write
 	if full {
 		write = nf.rules.WriteWithCanaries
 	}
 	if err := write(ctx, r, tables); err != nil {
-		return err
+		return atSeam(SeamIPTablesRestore, err)
 	}
-	nf.written = text
+	nf.written, nf.counts = text, r.Counts()
 	return nil
 }

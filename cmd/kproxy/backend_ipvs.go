@@ -25,36 +25,40 @@ import (
 // terminationInterval is how often draining IPVS destinations are checked.
 const terminationInterval = time.Second
 
-// newIPVSBackend builds one family's IPVS proxier with its ipsets and iptables rules.
-func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
+// newIPVSBackend builds one family's IPVS proxier with its ipsets and
+// iptables rules, and the drain loop of its removed destinations. The
+// Proxier reports IPVS mode's own metrics (failures by seam, virtual
+// servers, kube-ipvs0 addresses).
+func (p *proxy) newIPVSBackend(fam v1.IPFamily) (familyBackend, error) {
 	if p.cfg.DryRun {
 		return p.newIPVSDryRun(fam)
 	}
 	handle, err := vs.NewKernelHandle("")
 	if err != nil {
-		return nil, nil, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
+		return familyBackend{}, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
 	}
 	if err := p.applyIPVSStartupSettings(handle); err != nil {
 		handle.Close()
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	addrs, err := addresses.NewNetlink("", fam)
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	restorer, err := xtables.New(xtablesOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	randomFully, err := restorer.HasRandomFully(context.Background())
 	if err != nil {
-		return nil, nil, fmt.Errorf("query iptables version: %w", err)
+		return familyBackend{}, fmt.Errorf("query iptables version: %w", err)
 	}
 	backend, err := ipvs.New(p.ipvsOptions(fam, handle, addrs, restorer, randomFully))
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
-	return backend, restorer, nil
+	return familyBackend{backend: backend, restorer: restorer, reportsOwnFailures: true,
+		background: func(ctx context.Context) { p.runIPVSTermination(ctx, fam, backend) }}, nil
 }
 
 func (p *proxy) ipvsOptions(fam v1.IPFamily, h vs.Handle, a addresses.Manager, r netfilter.Restorer, randomFully bool) ipvs.Options {
@@ -63,7 +67,7 @@ func (p *proxy) ipvsOptions(fam v1.IPFamily, h vs.Handle, a addresses.Manager, r
 		nodeIP = ips[0]
 	}
 	return ipvs.Options{
-		Handle: h, Addresses: a, Family: fam, Scheduler: p.cfg.IPVS.Scheduler,
+		Handle: h, Addresses: a, Family: fam, Scheduler: p.cfg.IPVS.Scheduler, Metrics: p.metrics,
 		NodePorts:    p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam]),
 		ExcludeCIDRs: prefixesOfFamily(p.cfg.IPVS.ExcludeCIDRs, fam),
 		Netfilter: &ipvs.NetfilterOptions{
@@ -75,13 +79,13 @@ func (p *proxy) ipvsOptions(fam v1.IPFamily, h vs.Handle, a addresses.Manager, r
 }
 
 // newIPVSDryRun plans against fakes and prints the plan (no root, nothing touched).
-func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
+func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (familyBackend, error) {
 	opts := p.ipvsOptions(fam, nil, nil, nil, true)
 	d, err := ipvs.NewDryRun(ipvs.DryRunOptions{Options: opts, Local: p.nodeIPs[fam], Out: p.out})
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
-	return d, nil, nil
+	return familyBackend{backend: d, reportsOwnFailures: true}, nil
 }
 
 // cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
@@ -165,15 +169,11 @@ func prefixesOfFamily(in []netip.Prefix, fam v1.IPFamily) []netip.Prefix {
 	return out
 }
 
-// runIPVSTermination drains removed IPVS destinations until ctx ends.
-func (p *proxy) runIPVSTermination(ctx context.Context, fp *familyProxy) {
-	b, ok := fp.backend.(*ipvs.Proxier)
-	if !ok {
-		return
-	}
+// runIPVSTermination drains b's removed IPVS destinations until ctx ends.
+func (p *proxy) runIPVSTermination(ctx context.Context, fam v1.IPFamily, b *ipvs.Proxier) {
 	tick := time.NewTicker(terminationInterval)
 	defer tick.Stop()
-	logger := p.logger.WithValues("ipFamily", fp.family)
+	logger := p.logger.WithValues("ipFamily", fam)
 	b.RunTermination(ctx, tick.C, func(n int, err error) {
 		if err != nil {
 			logger.Error(err, "Draining IPVS destinations failed")

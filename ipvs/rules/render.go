@@ -31,6 +31,13 @@ type Rules struct {
 	NAT, Filter []string
 }
 
+// Counts are the rules per table, as kubeproxy_sync_proxy_rules_iptables_total
+// reports them: the rules of kproxy's own chains, without the jumps into
+// them from the built-in chains (as upstream counts).
+func (r *Rules) Counts() map[string]int {
+	return map[string]int{"nat": len(r.NAT), "filter": len(r.Filter)}
+}
+
 // LBNoNodeAccess is a load-balancer VIP:port whose source ranges do not
 // include the node: KUBE-IPVS-OUT-FILTER drops the node's own connections
 // to it (kubernetes/kubernetes#119656).
