@@ -5,12 +5,15 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"testing"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 type svcOpt func(*proxier.ServicePort, *proxier.EndpointSet)
@@ -145,7 +148,7 @@ func portName(name string) proxier.ServicePortName {
 }
 
 // renderServers prints virtual servers in ipvsadm-like lines, for comparisons.
-func renderServers(servers []ipvs.DesiredServer) []string {
+func renderServers(servers []vs.DesiredServer) []string {
 	var out []string
 	for _, s := range servers {
 		out = append(out, renderServer(s.VirtualServer, s.Destinations))
@@ -153,17 +156,17 @@ func renderServers(servers []ipvs.DesiredServer) []string {
 	return out
 }
 
-func renderServer(vs ipvs.VirtualServer, dests []ipvs.Destination) string {
-	line := fmt.Sprintf("%s %s", vs.ServiceKey, vs.Scheduler)
-	if vs.Flags != 0 {
-		line += fmt.Sprintf(" flags=%#x", uint32(vs.Flags))
+func renderServer(v vs.VirtualServer, dests []vs.Destination) string {
+	line := fmt.Sprintf("%s %s", v.ServiceKey, v.Scheduler)
+	if v.Flags != 0 {
+		line += fmt.Sprintf(" flags=%#x", uint32(v.Flags))
 	}
-	if vs.Timeout != 0 {
-		line += fmt.Sprintf(" timeout=%d", vs.Timeout)
+	if v.Timeout != 0 {
+		line += fmt.Sprintf(" timeout=%d", v.Timeout)
 	}
 	for _, d := range dests {
 		line += fmt.Sprintf(" -> %s w%d", d.DestKey, d.Weight)
-		if d.Forwarding != ipvs.ForwardMasq {
+		if d.Forwarding != vs.ForwardMasq {
 			line += fmt.Sprintf(" fwd%d", d.Forwarding)
 		}
 	}
@@ -171,20 +174,44 @@ func renderServer(vs ipvs.VirtualServer, dests []ipvs.Destination) string {
 }
 
 // kernelState renders a Handle's whole table, sorted.
-func kernelState(h ipvs.Handle) ([]string, error) {
-	vss, err := h.ListVirtualServers()
+func kernelState(h vs.Handle) ([]string, error) {
+	servers, err := h.ListVirtualServers()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, vs := range vss {
-		ds, err := h.ListDestinations(vs.ServiceKey)
+	for _, v := range servers {
+		ds, err := h.ListDestinations(v.ServiceKey)
 		if err != nil {
 			return nil, err
 		}
-		slices.SortFunc(ds, func(a, b ipvs.Destination) int { return strings.Compare(a.DestKey.String(), b.DestKey.String()) })
-		out = append(out, renderServer(vs, ds))
+		slices.SortFunc(ds, func(a, b vs.Destination) int { return strings.Compare(a.DestKey.String(), b.DestKey.String()) })
+		out = append(out, renderServer(v, ds))
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+const mark = "0x00004000"
+
+func clusterCIDRDetector() netfilter.LocalDetector {
+	return netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}}
+}
+
+func vsKey(proto vs.Protocol, a string, port uint16) vs.ServiceKey {
+	return vs.ServiceKey{Addr: addr(a), Port: port, Protocol: proto}
+}
+
+func dest(a string, port uint16, weight int) vs.Destination {
+	return vs.Destination{DestKey: vs.DestKey{Addr: addr(a), Port: port}, Weight: weight}
+}
+
+// assertMembers checks one set of the fake (which must exist) by its members.
+func assertMembers(t *testing.T, f *ipset.Fake, set string, want ...string) {
+	t.Helper()
+	if got, ok := f.Members(set); ok || len(want) > 0 {
+		wantStrings(t, set, got, want)
+	} else {
+		t.Errorf("set %s missing", set)
+	}
 }

@@ -7,14 +7,17 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink"
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // DeviceRemover deletes the kube-ipvs0 dummy device (and with it every
-// address bound to it); a missing device is not an error.
+// address bound to it); a missing device is not an error. addresses.Netlink
+// and addresses.Fake are ones.
 type DeviceRemover interface {
 	RemoveDevice() error
 }
@@ -24,7 +27,7 @@ type CleanupFamily struct {
 	Family v1.IPFamily
 	// Addresses reads kube-ipvs0's and the node's addresses of the family
 	// (which virtual servers are owned); nil means none are known.
-	Addresses AddressManager
+	Addresses addresses.Manager
 	// Restorer is the family's iptables; nil skips its rules.
 	Restorer netfilter.Restorer
 }
@@ -33,10 +36,10 @@ type CleanupFamily struct {
 // IPVS (no Handle), without ipset (no IPSet) or without ip6tables simply has
 // nothing of that kind to clean.
 type CleanupOptions struct {
-	Handle   Handle
+	Handle   vs.Handle
 	Families []CleanupFamily
 	Device   DeviceRemover
-	IPSet    IPSet
+	IPSet    ipset.Interface
 	// NodePortRange: virtual servers on node addresses with a port in it
 	// are removed; the zero value means 30000-32767.
 	NodePortRange PortRange
@@ -100,9 +103,9 @@ func Cleanup(ctx context.Context, opts CleanupOptions) (CleanupResult, error) {
 // All every one; otherwise those on an address bound to kube-ipvs0, and
 // those on a node address with a port in the NodePort range, except in
 // ExcludeCIDRs — the same virtual servers a kproxy sync owns.
-func cleanupOwnership(opts CleanupOptions) (func(ServiceKey) bool, error) {
+func cleanupOwnership(opts CleanupOptions) (func(vs.ServiceKey) bool, error) {
 	if opts.All {
-		return func(ServiceKey) bool { return true }, nil
+		return func(vs.ServiceKey) bool { return true }, nil
 	}
 	bound := map[netip.Addr]struct{}{}
 	local := map[netip.Addr]struct{}{}
@@ -112,7 +115,7 @@ func cleanupOwnership(opts CleanupOptions) (func(ServiceKey) bool, error) {
 		}
 		b, err := f.Addresses.Bound()
 		if err != nil {
-			return nil, fmt.Errorf("read %s addresses: %w", DummyDevice, err)
+			return nil, fmt.Errorf("read %s addresses: %w", addresses.DummyDevice, err)
 		}
 		l, err := f.Addresses.Local()
 		if err != nil {
@@ -125,7 +128,7 @@ func cleanupOwnership(opts CleanupOptions) (func(ServiceKey) bool, error) {
 			local[a.Unmap()] = struct{}{}
 		}
 	}
-	return func(k ServiceKey) bool {
+	return func(k vs.ServiceKey) bool {
 		a := k.Addr.Unmap()
 		if slices.ContainsFunc(opts.ExcludeCIDRs, func(p netip.Prefix) bool { return p.Contains(a) }) {
 			return false
@@ -138,19 +141,19 @@ func cleanupOwnership(opts CleanupOptions) (func(ServiceKey) bool, error) {
 	}, nil
 }
 
-func deleteVirtualServers(h Handle, owned func(ServiceKey) bool) (int, error) {
-	vss, err := h.ListVirtualServers()
+func deleteVirtualServers(h vs.Handle, owned func(vs.ServiceKey) bool) (int, error) {
+	servers, err := h.ListVirtualServers()
 	if err != nil {
 		return 0, fmt.Errorf("cleanup: %w", err)
 	}
 	n := 0
 	var errs []error
-	for _, vs := range vss {
-		if !owned(vs.ServiceKey) {
+	for _, v := range servers {
+		if !owned(v.ServiceKey) {
 			continue
 		}
-		if err := h.DelVirtualServer(vs.ServiceKey); err != nil && !IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("cleanup: delete virtual server %s: %w", vs.ServiceKey, err))
+		if err := h.DelVirtualServer(v.ServiceKey); err != nil && !vs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("cleanup: delete virtual server %s: %w", v.ServiceKey, err))
 			continue
 		}
 		n++
@@ -159,46 +162,21 @@ func deleteVirtualServers(h Handle, owned func(ServiceKey) bool) (int, error) {
 }
 
 // destroyExistingSets destroys the families' KUBE-* sets that exist.
-func destroyExistingSets(ctx context.Context, ipset IPSet, families []CleanupFamily) (int, error) {
-	have, err := ipset.List(ctx)
+func destroyExistingSets(ctx context.Context, sets ipset.Interface, families []CleanupFamily) (int, error) {
+	have, err := sets.List(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("cleanup: %w", err)
 	}
-	b := &SetBatch{}
+	b := &ipset.Batch{}
 	for _, f := range families {
-		for _, spec := range SetSpecs(f.Family) {
+		for _, spec := range ipset.Specs(f.Family) {
 			if _, ok := have[spec.Name]; ok {
 				b.Destroy(spec.Name)
 			}
 		}
 	}
-	if err := ipset.Restore(ctx, b); err != nil {
+	if err := sets.Restore(ctx, b); err != nil {
 		return 0, fmt.Errorf("cleanup: destroy ipsets: %w", err)
 	}
 	return b.Len(), nil
-}
-
-// RemoveDevice deletes kube-ipvs0 (and so every address bound to it).
-func (n *NetlinkAddresses) RemoveDevice() error {
-	l, err := n.device()
-	if err != nil || l == nil {
-		return err
-	}
-	if err := n.h.LinkDel(l); err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("delete %s: %w", DummyDevice, err)
-	}
-	return nil
-}
-
-// RemoveDevice drops the fake dummy device and its addresses.
-func (f *FakeAddresses) RemoveDevice() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["RemoveDevice"]++
-	f.device, f.bound = false, nil
-	return nil
 }

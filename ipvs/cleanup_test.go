@@ -10,6 +10,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
@@ -69,7 +72,7 @@ func TestCleanupRulesRemovesIPVSChainsAndJumpsOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recordingRestorer{saved: map[string]string{"nat": tt.nat, "filter": tt.filter}}
+			rec := &countingRestorer{saved: map[string]string{"nat": tt.nat, "filter": tt.filter}}
 			n, err := netfilter.CleanupIPVSMode(context.Background(), rec)
 			if err != nil {
 				t.Fatal(err)
@@ -78,15 +81,15 @@ func TestCleanupRulesRemovesIPVSChainsAndJumpsOnly(t *testing.T) {
 				t.Errorf("deleted %d chains, want %d", n, tt.wantChains)
 			}
 			if tt.wantChains == 0 {
-				if len(rec.restored) != 0 {
-					t.Errorf("restored %q with nothing to clean", rec.restored)
+				if len(rec.inputs) != 0 {
+					t.Errorf("restored %q with nothing to clean", rec.inputs)
 				}
 				return
 			}
-			if len(rec.restored) != 1 {
-				t.Fatalf("%d restores, want 1", len(rec.restored))
+			if len(rec.inputs) != 1 {
+				t.Fatalf("%d restores, want 1", len(rec.inputs))
 			}
-			in := rec.restored[0]
+			in := rec.inputs[0]
 			for _, w := range tt.want {
 				if !strings.Contains(in, w+"\n") {
 					t.Errorf("restore input lacks %q:\n%s", w, in)
@@ -103,22 +106,22 @@ func TestCleanupRulesRemovesIPVSChainsAndJumpsOnly(t *testing.T) {
 
 func TestCleanupRemovesOwnedVirtualServersDeviceAndSets(t *testing.T) {
 	ctx := context.Background()
-	sets := ipvs.NewFakeIPSet()
+	sets := ipset.NewFake()
 	w := newWorld(t, func(o *ipvs.Options) {
-		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: &recordingRestorer{}, Rules: ipvs.RulesOptions{MasqueradeMark: mark}}
+		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: &countingRestorer{}, Rules: rules.Options{MasqueradeMark: mark}}
 	})
 	w.sync(snapshot(e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("10.244.0.2:8080")))))
-	foreign := []ipvs.VirtualServer{
-		{ServiceKey: ipvs.ServiceKey{Addr: addr(nodeIP), Port: 80, Protocol: ipvs.TCP}, Scheduler: "rr"},          // node IP, not a NodePort
-		{ServiceKey: ipvs.ServiceKey{Addr: addr("198.51.100.7"), Port: 443, Protocol: ipvs.TCP}, Scheduler: "rr"}, // keepalived VIP
-		{ServiceKey: ipvs.ServiceKey{Addr: addr("127.0.0.1"), Port: 30099, Protocol: ipvs.UDP}, Scheduler: "rr"},  // excluded
+	foreign := []vs.VirtualServer{
+		{ServiceKey: vs.ServiceKey{Addr: addr(nodeIP), Port: 80, Protocol: vs.TCP}, Scheduler: "rr"},          // node IP, not a NodePort
+		{ServiceKey: vs.ServiceKey{Addr: addr("198.51.100.7"), Port: 443, Protocol: vs.TCP}, Scheduler: "rr"}, // keepalived VIP
+		{ServiceKey: vs.ServiceKey{Addr: addr("127.0.0.1"), Port: 30099, Protocol: vs.UDP}, Scheduler: "rr"},  // excluded
 	}
-	for _, vs := range foreign {
-		if err := w.h.NewVirtualServer(vs); err != nil {
+	for _, v := range foreign {
+		if err := w.h.NewVirtualServer(v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rec := &recordingRestorer{saved: map[string]string{"nat": ipvsNAT, "filter": ipvsFilter}}
+	rec := &countingRestorer{saved: map[string]string{"nat": ipvsNAT, "filter": ipvsFilter}}
 	res, err := ipvs.Cleanup(ctx, ipvs.CleanupOptions{
 		Handle: w.h, Device: w.a, IPSet: sets,
 		Families:     []ipvs.CleanupFamily{{Family: v1.IPv4Protocol, Addresses: w.a, Restorer: rec}},
@@ -129,9 +132,9 @@ func TestCleanupRemovesOwnedVirtualServersDeviceAndSets(t *testing.T) {
 	}
 	// Left: the foreign ones and the excluded NodePort-range one; gone: the ClusterIP and the NodePort.
 	var left []string
-	vss, _ := w.h.ListVirtualServers()
-	for _, vs := range vss {
-		left = append(left, vs.ServiceKey.String())
+	servers, _ := w.h.ListVirtualServers()
+	for _, v := range servers {
+		left = append(left, v.ServiceKey.String())
 	}
 	want := []string{"TCP/192.168.1.10:80", "UDP/127.0.0.1:30099", "TCP/198.51.100.7:443"}
 	slices.Sort(left)
@@ -151,15 +154,15 @@ func TestCleanupRemovesOwnedVirtualServersDeviceAndSets(t *testing.T) {
 			t.Errorf("ipset %s survived cleanup", name)
 		}
 	}
-	if res.Sets == 0 || res.Chains == 0 || len(rec.restored) != 1 {
-		t.Errorf("result %+v, %d restores", res, len(rec.restored))
+	if res.Sets == 0 || res.Chains == 0 || len(rec.inputs) != 1 {
+		t.Errorf("result %+v, %d restores", res, len(rec.inputs))
 	}
 }
 
 func TestCleanupAllFlushesEveryVirtualServer(t *testing.T) {
 	w := newWorld(t)
 	w.sync(snapshot(e(svc("a", "172.30.0.1", withEndpoints("10.244.0.2:8080")))))
-	if err := w.h.NewVirtualServer(ipvs.VirtualServer{ServiceKey: ipvs.ServiceKey{Addr: addr("198.51.100.7"), Port: 443, Protocol: ipvs.TCP}, Scheduler: "rr"}); err != nil {
+	if err := w.h.NewVirtualServer(vs.VirtualServer{ServiceKey: vs.ServiceKey{Addr: addr("198.51.100.7"), Port: 443, Protocol: vs.TCP}, Scheduler: "rr"}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := ipvs.Cleanup(context.Background(), ipvs.CleanupOptions{Handle: w.h, All: true})

@@ -7,22 +7,17 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
-
-// DesiredServer is one virtual server kproxy wants, with its destinations
-// sorted by address and port.
-type DesiredServer struct {
-	VirtualServer
-	Destinations []Destination
-}
 
 // Desired is the IPVS state a snapshot asks for.
 type Desired struct {
 	// Servers holds, per service port, its virtual servers in a stable order
 	// (ClusterIP, external IPs, LB VIPs, node IPs). With BuildOptions.Only it
 	// holds only those service ports (a deleted one maps to nothing).
-	Servers map[proxier.ServicePortName][]DesiredServer
+	Servers map[proxier.ServicePortName][]vs.DesiredServer
 	// Bind is every address to bind on kube-ipvs0, sorted, always computed
 	// from the whole snapshot: ClusterIPs, and external IPs and LB VIPs that
 	// are not already node addresses.
@@ -35,7 +30,7 @@ type BuildOptions struct {
 	Scheduler string
 	// SchedulerFlags are added to every virtual server. With scheduler "mh"
 	// and no flags, FlagSched2 (mh-port) is used, as upstream's FlagSourceHash.
-	SchedulerFlags Flags
+	SchedulerFlags vs.Flags
 	// NodePortIPs are the node addresses that get NodePort virtual servers
 	// (see NodePortIPs); addresses of the other family are ignored.
 	NodePortIPs []netip.Addr
@@ -64,7 +59,7 @@ func BuildDesired(snap *proxier.Snapshot, opts BuildOptions) *Desired {
 	}
 	servers := desiredServers(snap, only, opts)
 	if opts.Only == nil {
-		maps.DeleteFunc(servers, func(_ proxier.ServicePortName, s []DesiredServer) bool { return len(s) == 0 })
+		maps.DeleteFunc(servers, func(_ proxier.ServicePortName, s []vs.DesiredServer) bool { return len(s) == 0 })
 	}
 	return &Desired{Servers: servers, Bind: sortedAddrs(bind)}
 }
@@ -72,11 +67,11 @@ func BuildDesired(snap *proxier.Snapshot, opts BuildOptions) *Desired {
 // desiredServers builds the virtual servers of the named service ports; a
 // port that is gone or wants none maps to nothing. Its cost is that of the
 // named ports only, whatever the size of the snapshot.
-func desiredServers(snap *proxier.Snapshot, names map[proxier.ServicePortName]struct{}, opts BuildOptions) map[proxier.ServicePortName][]DesiredServer {
+func desiredServers(snap *proxier.Snapshot, names map[proxier.ServicePortName]struct{}, opts BuildOptions) map[proxier.ServicePortName][]vs.DesiredServer {
 	want6 := snap.Family == v1.IPv6Protocol
-	out := make(map[proxier.ServicePortName][]DesiredServer, len(names))
+	out := make(map[proxier.ServicePortName][]vs.DesiredServer, len(names))
 	for name := range names {
-		var servers []DesiredServer
+		var servers []vs.DesiredServer
 		if sp, ok := snap.Services[name]; ok {
 			servers = serversFor(sp, snap.Endpoints[name], want6, opts)
 		}
@@ -115,8 +110,8 @@ func boundAddresses(sp *proxier.ServicePort, local []netip.Addr) []netip.Addr {
 // cluster endpoints when there is no local one (kubernetes/kubernetes#97081);
 // EndpointSet.Cluster is empty when the port never uses cluster endpoints
 // (ITP=Local and not externally accessible), as upstream's CategorizeEndpoints.
-func serversFor(sp *proxier.ServicePort, eps *proxier.EndpointSet, want6 bool, opts BuildOptions) []DesiredServer {
-	proto, ok := ProtocolFor(sp.Protocol)
+func serversFor(sp *proxier.ServicePort, eps *proxier.EndpointSet, want6 bool, opts BuildOptions) []vs.DesiredServer {
+	proto, ok := vs.ProtocolFor(sp.Protocol)
 	if !ok || sp.Port <= 0 || sp.Port > 65535 {
 		return nil
 	}
@@ -126,17 +121,17 @@ func serversFor(sp *proxier.ServicePort, eps *proxier.EndpointSet, want6 bool, o
 	base := baseServer(sp, proto, opts)
 	internal := destinationsFor(eps, sp.InternalPolicyLocal, want6)
 	external := destinationsFor(eps, sp.ExternalPolicyLocal, want6)
-	var out []DesiredServer
-	add := func(addr netip.Addr, port int32, dests []Destination) {
+	var out []vs.DesiredServer
+	add := func(addr netip.Addr, port int32, dests []vs.Destination) {
 		if !addr.IsValid() || addr.Is6() != want6 || port <= 0 || port > 65535 {
 			return
 		}
-		vs := base
-		vs.Addr, vs.Port = addr, uint16(port)
-		if slices.ContainsFunc(out, func(o DesiredServer) bool { return o.ServiceKey == vs.ServiceKey }) {
+		v := base
+		v.Addr, v.Port = addr, uint16(port)
+		if slices.ContainsFunc(out, func(o vs.DesiredServer) bool { return o.ServiceKey == v.ServiceKey }) {
 			return
 		}
-		out = append(out, DesiredServer{VirtualServer: vs, Destinations: dests})
+		out = append(out, vs.DesiredServer{VirtualServer: v, Destinations: dests})
 	}
 	add(sp.ClusterIP, sp.Port, internal)
 	for _, a := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerVIPs) {
@@ -150,37 +145,37 @@ func serversFor(sp *proxier.ServicePort, eps *proxier.EndpointSet, want6 bool, o
 	return out
 }
 
-func baseServer(sp *proxier.ServicePort, proto Protocol, opts BuildOptions) VirtualServer {
-	vs := VirtualServer{ServiceKey: ServiceKey{Protocol: proto}, Scheduler: opts.Scheduler, Flags: opts.SchedulerFlags}
-	if vs.Scheduler == "" {
-		vs.Scheduler = "rr"
+func baseServer(sp *proxier.ServicePort, proto vs.Protocol, opts BuildOptions) vs.VirtualServer {
+	v := vs.VirtualServer{ServiceKey: vs.ServiceKey{Protocol: proto}, Scheduler: opts.Scheduler, Flags: opts.SchedulerFlags}
+	if v.Scheduler == "" {
+		v.Scheduler = "rr"
 	}
-	if vs.Scheduler == "mh" && vs.Flags&(FlagSched1|FlagSched2|FlagSched3) == 0 {
-		vs.Flags |= FlagSched2
+	if v.Scheduler == "mh" && v.Flags&(vs.FlagSched1|vs.FlagSched2|vs.FlagSched3) == 0 {
+		v.Flags |= vs.FlagSched2
 	}
 	if sp.AffinityTimeoutSeconds > 0 {
-		vs.Flags |= FlagPersistent
-		vs.Timeout = uint32(sp.AffinityTimeoutSeconds)
+		v.Flags |= vs.FlagPersistent
+		v.Timeout = uint32(sp.AffinityTimeoutSeconds)
 	}
-	return vs
+	return v
 }
 
-func destinationsFor(eps *proxier.EndpointSet, local bool, want6 bool) []Destination {
+func destinationsFor(eps *proxier.EndpointSet, local bool, want6 bool) []vs.Destination {
 	src := eps.Cluster
 	if local && len(eps.Local) > 0 {
 		src = eps.Local
 	}
-	var out []Destination
+	var out []vs.Destination
 	for _, e := range src {
 		if !e.IP.IsValid() || e.IP.Is6() != want6 || e.Port <= 0 || e.Port > 65535 {
 			continue
 		}
-		d := Destination{DestKey: DestKey{Addr: e.IP, Port: uint16(e.Port)}, Weight: 1, Forwarding: ForwardMasq}
-		if !slices.ContainsFunc(out, func(o Destination) bool { return o.DestKey == d.DestKey }) {
+		d := vs.Destination{DestKey: vs.DestKey{Addr: e.IP, Port: uint16(e.Port)}, Weight: 1, Forwarding: vs.ForwardMasq}
+		if !slices.ContainsFunc(out, func(o vs.Destination) bool { return o.DestKey == d.DestKey }) {
 			out = append(out, d)
 		}
 	}
-	slices.SortFunc(out, func(a, b Destination) int { return compareDestKeys(a.DestKey, b.DestKey) })
+	slices.SortFunc(out, func(a, b vs.Destination) int { return a.DestKey.Compare(b.DestKey) })
 	return out
 }
 
@@ -188,6 +183,25 @@ func sortedAddrs(set map[netip.Addr]struct{}) []netip.Addr {
 	out := make([]netip.Addr, 0, len(set))
 	for a := range set {
 		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// NodePortIPs picks the node addresses that get NodePort virtual servers:
+// the local addresses of the family matching nodePortAddresses, never
+// loopback or IPv6 link-local ones (upstream's address filter).
+func NodePortIPs(local []netip.Addr, match netfilter.NodePortMatch, family v1.IPFamily) []netip.Addr {
+	want6 := family == v1.IPv6Protocol
+	var out []netip.Addr
+	for _, a := range local {
+		a = a.Unmap()
+		if a.Is6() != want6 || a.IsLoopback() || (a.Is6() && a.IsLinkLocalUnicast()) || slices.Contains(out, a) {
+			continue
+		}
+		if match.Contains(a) {
+			out = append(out, a)
+		}
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out

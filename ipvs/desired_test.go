@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
@@ -92,7 +93,7 @@ func TestBuildDesired(t *testing.T) {
 	}, {
 		name:      "SCTP with scheduler and flags",
 		entry:     e(svc("s", "10.96.0.11", withProtocol(v1.ProtocolSCTP), withEndpoints("10.244.1.1:80"))),
-		opts:      ipvs.BuildOptions{Scheduler: "sh", SchedulerFlags: ipvs.FlagSched1 | ipvs.FlagSched2},
+		opts:      ipvs.BuildOptions{Scheduler: "sh", SchedulerFlags: vs.FlagSched1 | vs.FlagSched2},
 		want:      []string{"SCTP/10.96.0.11:80 sh flags=0x18 -> 10.244.1.1:80 w1"},
 		wantBound: []string{"10.96.0.11"},
 	}, {

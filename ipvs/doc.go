@@ -1,15 +1,38 @@
-// Package ipvs is kproxy's IPVS backend core: it turns a proxier.Snapshot
-// into IPVS virtual servers, destinations and kube-ipvs0 addresses, and
-// reconciles them with the kernel.
+// Package ipvs is kproxy's IPVS backend: the Proxier (a proxier.Backend
+// for one IP family), the desired state it computes from a snapshot, the
+// memory of what it programmed, and the orchestration of the kernel seams
+// that live in its subpackages. It also holds Cleanup (--cleanup) and
+// DryRun (--dry-run), which drive the same seams.
 //
-// Shape (one sync, see Proxier.Sync): plan (BuildDesired, a pure function
-// of the snapshot and the node's addresses) → addresses (bind the service
-// addresses on the kube-ipvs0 dummy device) → virtual servers → destinations
-// (Reconciler) → account (remember what was programmed, unbind stale
-// addresses). Every kernel touchpoint sits behind a small interface with a
-// real implementation and an exported fake that rejects what the kernel
-// rejects: Handle (IPVS over netlink, github.com/moby/ipvs; Fake) and
-// AddressManager (kube-ipvs0 over netlink; FakeAddresses).
+// Layout: one subpackage per kernel job, each with its seam, a real
+// implementation and a fake that rejects what the kernel rejects, plus the
+// logic that belongs to that job alone:
+//
+//	ipvs/vs         the IPVS table over moby/ipvs (Handle, KernelHandle,
+//	                Fake) and the Reconciler with graceful termination
+//	ipvs/addresses  kube-ipvs0 and the node's addresses over route netlink
+//	                (Manager, Netlink, Fake)
+//	ipvs/ipset      upstream's sets, entries, the ipset command (Interface,
+//	                Exec, Fake) and the Syncer
+//	ipvs/rules      the companion iptables rules: a pure renderer and an
+//	                Applier over proxier/netfilter's Restorer
+//	ipvs/startup    host settings at start (sysctls, strictARP, timeouts,
+//	                the scheduler probe) over vs.Handle and proxier/sysctl
+//
+// Dependencies point one way: the subpackages never import this package
+// (ipset < rules, vs < startup; addresses stands alone), and this package
+// is the only one that knows a snapshot's service ports map to virtual
+// servers, addresses and set members. The package depends on neither
+// iptables/ nor config/: cmd/kproxy hands it typed options.
+//
+// Shape of one sync (Proxier.Sync): plan (proxier_plan.go: BuildDesired's
+// per-port servers and kube-ipvs0 addresses, assigned against memory) →
+// bind addresses → ipsets and iptables rules (proxier_netfilter.go) →
+// virtual servers and destinations (vs.Reconciler) → unbind stale
+// addresses → account (commit the memory, report). Every step's error is
+// tagged with the seam that failed (accounting.go); after a failure the
+// next sync (full, see below) re-reads the kernel, and members or rules
+// someone else changed are repaired then.
 //
 // Semantics follow upstream kube-proxy's IPVS mode: one virtual server per
 // ClusterIP, external IP, load-balancer VIP and node IP:NodePort; weight-1
@@ -37,7 +60,7 @@
 //     indexed per service port (virtual servers, kube-ipvs0 addresses, set
 //     members, with reference counts for what ports share), edited in place
 //     under a journal that a failed sync rolls back (journal.go,
-//     proxier_plan.go, ipset_index.go). Partial syncs therefore trust
+//     proxier_plan.go, set_index.go). Partial syncs therefore trust
 //     Snapshot.Changed to name every port that changed.
 //   - A virtual server two service ports want (same external IP, port and
 //     protocol) goes to the first in name order, and to the other one when
@@ -46,39 +69,53 @@
 //     destination that comes back is restored to weight 1 in place instead of
 //     deleted and re-added, and on start weight-0 destinations that are
 //     desired are restored (a restart never leaves one stuck at weight 0)
-//     while undesired ones are queued for termination again.
+//     while undesired ones are queued for termination again (vs.Reconciler).
 //
-// Concurrency: a Proxier serializes Sync and ProcessTerminating with one
-// mutex, because a moby/ipvs handle is one netlink socket.
+// Who decides that a sync is full: the caller. proxier.Runner makes the
+// first sync, every sync after a failure and every ForceFull (tamper
+// monitor) full; the Proxier does not remember that a sync failed. Inside
+// a sync it still uses its own judgement about its memory: a partial
+// snapshot before any full sync succeeded is planned full (there is no
+// memory to edit), a failed partial sync rolls its memory edits back, and
+// after any failure the ipset and iptables step forgets what it wrote, so
+// its next run lists the sets and reads the tables again, whatever the
+// snapshot says.
+//
+// Concurrency: Sync and ProcessTerminating are serialized by the
+// vs.Reconciler's mutex, because a moby/ipvs handle is one netlink socket.
 //
 // ipsets and iptables rules: when Options.Netfilter is set, Sync also brings
 // upstream's ipsets (KUBE-CLUSTER-IP, KUBE-NODE-PORT-*, KUBE-LOOP-BACK, ...)
-// to their desired members with one `ipset -exist restore`, and writes the
-// nat/filter rules IPVS mode needs with one iptables-restore, inserting only
-// missing jump rules (ipset*.go, rules*.go, proxier_netfilter.go). The
-// restore goes through netfilter.TableRollback (a failing filter block puts
-// back the nat block committed before it), and every ipset run has a
-// deadline (ExecIPSetOptions.Timeouts) after which it is killed. A full
-// sync lists the kernel's sets, reads the nat and filter tables and
-// rewrites the rules. A partial sync writes only the members the changed
-// ports added or removed (no listing; nothing at all when none did), and
-// runs no iptables-save or iptables-restore when the rules it renders are
-// the ones it last wrote — the rules depend only on which sets are empty
-// and on the LB VIPs the node may not reach, so endpoint changes never
-// alter them. Full syncs also (re)create the KUBE-PROXY-CANARY chains of
-// mangle, nat and filter in that same restore, for the tamper monitor
-// (netfilter.Monitor), which forces a full sync when they or the jumps to
-// KUBE-SERVICES are gone. Any failure makes the next sync full, which re-reads the
-// kernel; members or rules someone else changed are repaired then.
+// to their desired members with one `ipset -exist restore`
+// (desired_sets.go computes each port's members; ipset.Syncer writes
+// them), and writes the nat/filter rules IPVS mode needs with one
+// iptables-restore, inserting only missing jump rules (rules.Applier). A
+// partial sync's restore goes through netfilter.TableRollback (a failing
+// filter block puts back the nat block committed before it); a full sync's,
+// which also (re)creates the KUBE-PROXY-CANARY chains of mangle, nat and
+// filter for the tamper monitor (netfilter.Monitor), goes straight to the
+// Restorer. Every ipset run has a deadline (ipset.ExecOptions.Timeouts)
+// after which it is killed. A full sync lists the kernel's sets, reads the
+// nat and filter tables and rewrites the rules. A partial sync writes only
+// the members the changed ports added or removed (no listing; nothing at
+// all when none did), and runs no iptables-save or iptables-restore when
+// the rules it renders are the ones it last wrote — the rules depend only
+// on which sets are empty and on the LB VIPs the node may not reach, so
+// endpoint changes never alter them.
 //
-// Host setup at start (settings.go): the sysctls IPVS mode needs
-// (vs/conntrack, expire_nodest_conn, expire_quiescent_template,
-// conn_reuse_mode, ip_forward), strictARP (raising arp_ignore/arp_announce,
-// never lowering a stricter value), both through a sysctl.Interface
-// (proxier/sysctl), the tcp/tcpfin/udp timeouts through the Handle, and
-// upstream's scheduler probe, run in a throwaway namespace.
+// Metrics (accounting.go, Options.Metrics): in IPVS mode
+// kubeproxy_sync_proxy_rules_iptables_restore_failures_total counts only
+// failed iptables-restores, as upstream's IPVS mode, and the SyncResult's
+// Rules count the nat and filter rules written (for
+// kubeproxy_sync_proxy_rules_iptables_total). Every failed sync is counted
+// in kproxy_ipvs_sync_failures_total under the seam that failed (ipvs,
+// addresses, ipset, iptables-save, iptables-restore); the virtual servers
+// and kube-ipvs0 addresses programmed are kproxy_ipvs_virtual_servers and
+// kproxy_ipvs_bound_addresses.
 //
-// TODO: no-local-endpoints metrics and conntrack cleanup of stale UDP endpoints.
+// The no-local-endpoints metric and the conntrack cleanup of stale UDP
+// endpoints are mode-neutral: cmd/kproxy's sync observers do them after
+// every sync, in this mode too.
 //
 // Cleanup (cleanup.go) removes only what kproxy owns by default — virtual
 // servers on kube-ipvs0 addresses and NodePort virtual servers on node
@@ -91,7 +128,5 @@
 // What it shares with iptables mode lives in proxier/netfilter (chain names
 // and jump rules, the local-traffic detector, node-port address matching,
 // the Restorer seam with TableRollback, the canaries, the reader of
-// iptables-save output, the chain cleanup) and proxier/sysctl. The package
-// depends on neither iptables/ nor config/: cmd/kproxy hands it typed
-// options.
+// iptables-save output, the chain cleanup) and proxier/sysctl.
 package ipvs

@@ -11,6 +11,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -31,9 +34,9 @@ type DryRunOptions struct {
 // kube-ipvs0 addresses, the ipset members and the iptables-restore input.
 type DryRun struct {
 	p      *Proxier
-	handle *Fake
-	addrs  *FakeAddresses
-	sets   *FakeIPSet
+	handle *vs.Fake
+	addrs  *addresses.Fake
+	sets   *ipset.Fake
 	rules  *capturingRestorer
 	family v1.IPFamily
 	out    io.Writer
@@ -46,7 +49,7 @@ func NewDryRun(opts DryRunOptions) (*DryRun, error) {
 	if opts.Out == nil {
 		return nil, errors.New("ipvs dry run: Out is required")
 	}
-	d := &DryRun{handle: NewFake(FakeOptions{}), addrs: NewFakeAddresses(opts.Local...), family: opts.Options.Family, out: opts.Out}
+	d := &DryRun{handle: vs.NewFake(vs.FakeOptions{}), addrs: addresses.NewFake(opts.Local...), family: opts.Options.Family, out: opts.Out}
 	if d.family == "" {
 		d.family = v1.IPv4Protocol
 	}
@@ -54,7 +57,7 @@ func NewDryRun(opts DryRunOptions) (*DryRun, error) {
 	o.Handle, o.Addresses = d.handle, d.addrs
 	if o.Netfilter != nil {
 		nf := *o.Netfilter
-		d.sets, d.rules = NewFakeIPSet(), &capturingRestorer{}
+		d.sets, d.rules = ipset.NewFake(), &capturingRestorer{}
 		nf.IPSet, nf.Restorer = d.sets, d.rules
 		o.Netfilter = &nf
 	}
@@ -86,7 +89,7 @@ func (d *DryRun) WriteReport(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d.header(&b, DummyDevice+" addresses")
+	d.header(&b, addresses.DummyDevice+" addresses")
 	for _, a := range bound {
 		b.WriteString(netip.PrefixFrom(a, a.BitLen()).String() + "\n")
 	}
@@ -108,13 +111,13 @@ func (d *DryRun) writeServers(b *strings.Builder) error {
 	d.header(b, "IPVS virtual servers (ipvsadm -Ln)")
 	b.WriteString("Prot LocalAddress:Port Scheduler Flags\n")
 	b.WriteString("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
-	vss, err := d.handle.ListVirtualServers()
+	servers, err := d.handle.ListVirtualServers()
 	if err != nil {
 		return err
 	}
-	for _, vs := range vss {
-		fmt.Fprintf(b, "%-4s %s %s%s\n", vs.Protocol, hostPort(vs.Addr, vs.Port), vs.Scheduler, flagsText(vs))
-		dests, err := d.handle.ListDestinations(vs.ServiceKey)
+	for _, v := range servers {
+		fmt.Fprintf(b, "%-4s %s %s%s\n", v.Protocol, hostPort(v.Addr, v.Port), v.Scheduler, flagsText(v))
+		dests, err := d.handle.ListDestinations(v.ServiceKey)
 		if err != nil {
 			return err
 		}
@@ -132,17 +135,17 @@ func hostPort(a netip.Addr, port uint16) string {
 }
 
 // flagsText is ipvsadm's flag column: " persistent 10800", " ops", " flag-1,flag-2".
-func flagsText(vs VirtualServer) string {
+func flagsText(v vs.VirtualServer) string {
 	var parts []string
-	if vs.Flags&FlagPersistent != 0 {
-		parts = append(parts, fmt.Sprintf("persistent %d", vs.Timeout))
+	if v.Flags&vs.FlagPersistent != 0 {
+		parts = append(parts, fmt.Sprintf("persistent %d", v.Timeout))
 	}
-	if vs.Flags&FlagOnePacket != 0 {
+	if v.Flags&vs.FlagOnePacket != 0 {
 		parts = append(parts, "ops")
 	}
 	var sched []string
-	for i, f := range []Flags{FlagSched1, FlagSched2, FlagSched3} {
-		if vs.Flags&f != 0 {
+	for i, f := range []vs.Flags{vs.FlagSched1, vs.FlagSched2, vs.FlagSched3} {
+		if v.Flags&f != 0 {
 			sched = append(sched, fmt.Sprintf("flag-%d", i+1))
 		}
 	}
@@ -158,12 +161,12 @@ func flagsText(vs VirtualServer) string {
 // writeSets prints every KUBE-* set of the family as `ipset save` would.
 func (d *DryRun) writeSets(b *strings.Builder) {
 	d.header(b, "ipsets (ipset save)")
-	for _, spec := range SetSpecs(d.family) {
+	for _, spec := range ipset.Specs(d.family) {
 		members, ok := d.sets.Members(spec.Name)
 		if !ok {
 			continue
 		}
-		b.WriteString(spec.createLine() + "\n")
+		b.WriteString(spec.CreateLine() + "\n")
 		for _, m := range members {
 			b.WriteString("add " + spec.Name + " " + m + "\n")
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
@@ -14,7 +15,7 @@ func TestDryRunPrintsPlanWithoutAKernel(t *testing.T) {
 	var out bytes.Buffer
 	d, err := ipvs.NewDryRun(ipvs.DryRunOptions{
 		Options: ipvs.Options{NodePorts: netfilter.NodePortMatch{All: true},
-			Netfilter: &ipvs.NetfilterOptions{Rules: ipvs.RulesOptions{MasqueradeMark: mark}}},
+			Netfilter: &ipvs.NetfilterOptions{Rules: rules.Options{MasqueradeMark: mark}}},
 		Local: addrs("127.0.0.1", nodeIP), Out: &out,
 	})
 	if err != nil {

@@ -7,42 +7,44 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/vs"
 )
 
 func TestProxierSyncsSetsAndRules(t *testing.T) {
-	sets := ipvs.NewFakeIPSet()
-	rec := &recordingRestorer{saved: map[string]string{}}
+	sets := ipset.NewFake()
+	rec := &countingRestorer{saved: map[string]string{}}
 	w := newWorld(t, func(o *ipvs.Options) {
-		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: rec, Rules: ipvs.RulesOptions{MasqueradeMark: mark}}
+		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: rec, Rules: rules.Options{MasqueradeMark: mark}}
 	})
 	w.sync(snapshot(e(svc("a", "172.30.0.1", withNodePort(30080), withExternalIPs("203.0.113.1")))))
 	assertMembers(t, sets, "KUBE-CLUSTER-IP", "172.30.0.1,tcp:80")
 	assertMembers(t, sets, "KUBE-EXTERNAL-IP", "203.0.113.1,tcp:80")
 	assertMembers(t, sets, "KUBE-NODE-PORT-TCP", "30080")
 	assertMembers(t, sets, "KUBE-IPVS-IPS", "172.30.0.1", "203.0.113.1")
-	if len(rec.restored) != 1 || !strings.Contains(rec.restored[0], "--match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ") {
-		t.Fatalf("restores: %q", rec.restored)
+	if len(rec.inputs) != 1 || !strings.Contains(rec.inputs[0], "--match-set KUBE-NODE-PORT-TCP dst -j KUBE-MARK-MASQ") {
+		t.Fatalf("restores: %q", rec.inputs)
 	}
 
-	// A failing ipset step fails the sync; the next one succeeds and is full.
+	// A failing ipset step fails the sync; the Runner's next sync, full, repairs.
 	sets.FailRestore = errors.New("ipset: boom")
-	if _, err := w.p.Sync(context.Background(), partial(snapshot(e(svc("b", "172.30.0.2"))), "b")); err == nil {
+	if _, err := w.p.Sync(context.Background(), partial(snapshot(e(svc("b", "172.30.0.2"))), "a", "b")); err == nil {
 		t.Fatal("Sync succeeded although ipset restore failed")
 	}
-	res := w.sync(partial(snapshot(e(svc("b", "172.30.0.2"))), "b"))
-	if !res.Full {
-		t.Error("sync after a failure was not full")
-	}
+	w.sync(snapshot(e(svc("b", "172.30.0.2"))))
 	assertMembers(t, sets, "KUBE-CLUSTER-IP", "172.30.0.2,tcp:80")
 	assertMembers(t, sets, "KUBE-NODE-PORT-TCP")
+	wantStrings(t, "kernel", w.state(), []string{"TCP/172.30.0.2:80 rr"})
 }
 
 func TestNewRejectsIncompleteNetfilterOptions(t *testing.T) {
-	h, a := ipvs.NewFake(ipvs.FakeOptions{}), ipvs.NewFakeAddresses()
+	h, a := vs.NewFake(vs.FakeOptions{}), addresses.NewFake()
 	for _, nf := range []*ipvs.NetfilterOptions{
-		{Restorer: &recordingRestorer{}, Rules: ipvs.RulesOptions{MasqueradeMark: mark}},
-		{IPSet: ipvs.NewFakeIPSet(), Rules: ipvs.RulesOptions{MasqueradeMark: mark}},
-		{IPSet: ipvs.NewFakeIPSet(), Restorer: &recordingRestorer{}},
+		{Restorer: &countingRestorer{}, Rules: rules.Options{MasqueradeMark: mark}},
+		{IPSet: ipset.NewFake(), Rules: rules.Options{MasqueradeMark: mark}},
+		{IPSet: ipset.NewFake(), Restorer: &countingRestorer{}},
 	} {
 		if _, err := ipvs.New(ipvs.Options{Handle: h, Addresses: a, Netfilter: nf}); err == nil {
 			t.Errorf("New accepted %+v", nf)

@@ -12,18 +12,23 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
-// countingRestorer is an netfilter.Restorer that keeps what was restored
-// (as "rules" lines, jump insertions and the canary blocks full syncs
-// append left out), counts Save and Restore calls and the restores that
-// carried the canaries, and can fail the next Restore.
+// countingRestorer is a netfilter.Restorer that keeps every input and the
+// last one as "rules" lines (jump insertions and the canary blocks full
+// syncs append left out), counts Save and Restore calls and the restores
+// that carried the canaries, can fail the next Restore, and whose Save
+// returns saved[table].
 type countingRestorer struct {
 	saves, restores, canaries int
+	saved                     map[string]string
+	inputs                    []string
 	last                      string
-	fail                      error
+	fail, failSave            error
 }
 
 func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
@@ -32,6 +37,7 @@ func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
 		r.fail = nil
 		return err
 	}
+	r.inputs = append(r.inputs, string(data))
 	text, found := strings.CutSuffix(string(data), string(netfilter.CanaryRestoreInput()))
 	if found {
 		r.canaries++
@@ -46,20 +52,24 @@ func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
 	return nil
 }
 
-func (r *countingRestorer) Save(context.Context, string) ([]byte, error) {
+func (r *countingRestorer) Save(_ context.Context, table string) ([]byte, error) {
 	r.saves++
-	return nil, nil
+	if err := r.failSave; err != nil {
+		r.failSave = nil
+		return nil, err
+	}
+	return []byte(r.saved[table]), nil
 }
 
-// recordingIPSet is a FakeIPSet that keeps every restore's script.
+// recordingIPSet is an ipset.Fake that keeps every restore's script.
 type recordingIPSet struct {
-	*ipvs.FakeIPSet
+	*ipset.Fake
 	scripts []string
 }
 
-func (r *recordingIPSet) Restore(ctx context.Context, b *ipvs.SetBatch) error {
+func (r *recordingIPSet) Restore(ctx context.Context, b *ipset.Batch) error {
 	r.scripts = append(r.scripts, b.Script())
-	return r.FakeIPSet.Restore(ctx, b)
+	return r.Fake.Restore(ctx, b)
 }
 
 // netfilterWorld is a world whose proxier also writes ipsets and rules.
@@ -69,12 +79,12 @@ type netfilterWorld struct {
 	ipt  *countingRestorer
 }
 
-func newNetfilterWorld(t *testing.T) *netfilterWorld {
-	nw := &netfilterWorld{sets: &recordingIPSet{FakeIPSet: ipvs.NewFakeIPSet()}, ipt: &countingRestorer{}}
-	nw.world = newWorld(t, func(o *ipvs.Options) {
+func newNetfilterWorld(t *testing.T, mods ...func(*ipvs.Options)) *netfilterWorld {
+	nw := &netfilterWorld{sets: &recordingIPSet{Fake: ipset.NewFake()}, ipt: &countingRestorer{}}
+	nw.world = newWorld(t, append([]func(*ipvs.Options){func(o *ipvs.Options) {
 		o.Netfilter = &ipvs.NetfilterOptions{IPSet: nw.sets, Restorer: nw.ipt, NodeIP: addr(nodeIP),
-			Rules: ipvs.RulesOptions{MasqueradeMark: mark}}
-	})
+			Rules: rules.Options{MasqueradeMark: mark}}
+	}}, mods...)...)
 	return nw
 }
 
@@ -101,20 +111,20 @@ func (nw *netfilterWorld) syncCounting(snap *proxier.Snapshot) calls {
 }
 
 // assertSetsMatch checks every set against BuildDesiredSets of snap, and
-// the last rules written against RenderRules of it.
+// the last rules written against rules.Render of it.
 func (nw *netfilterWorld) assertSetsMatch(snap *proxier.Snapshot) {
 	nw.t.Helper()
 	bind := ipvs.BuildDesired(snap, ipvs.BuildOptions{LocalAddresses: addrs("127.0.0.1", nodeIP)}).Bind
 	want := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: bind})
-	for _, spec := range ipvs.SetSpecs(v1.IPv4Protocol) {
+	for _, spec := range ipset.Specs(v1.IPv4Protocol) {
 		got, _ := nw.sets.Members(spec.Name)
 		if !slices.Equal(got, want.Members[spec.Name]) && len(got)+len(want.Members[spec.Name]) > 0 {
 			nw.t.Errorf("%s = %q, want %q", spec.Name, got, want.Members[spec.Name])
 		}
 	}
-	rules := string(ipvs.RenderRules(want, ipvs.RulesOptions{MasqueradeMark: mark}).Restore(nil))
-	if nw.ipt.last != rules {
-		nw.t.Errorf("rules last written:\n%s\nwant:\n%s", nw.ipt.last, rules)
+	text := string(rules.Render(want.RulesInput(), rules.Options{MasqueradeMark: mark}).Restore(nil))
+	if nw.ipt.last != text {
+		nw.t.Errorf("rules last written:\n%s\nwant:\n%s", nw.ipt.last, text)
 	}
 }
 
@@ -254,9 +264,9 @@ func TestFailedPartialSyncIsFollowedByAFullReconcile(t *testing.T) {
 			a := e(svc("a", "172.30.0.1", withEndpoints("local:10.0.0.1:8080")))
 			nw.sync(snapshot(a))
 			// Someone adds a member behind kproxy's back: only a full sync sees it.
-			stray := &ipvs.SetBatch{}
+			stray := &ipset.Batch{}
 			stray.Add("KUBE-CLUSTER-IP", "172.30.9.9,tcp:80")
-			if err := nw.sets.FakeIPSet.Restore(context.Background(), stray); err != nil {
+			if err := nw.sets.Fake.Restore(context.Background(), stray); err != nil {
 				t.Fatal(err)
 			}
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -15,11 +16,11 @@ import (
 type memory struct {
 	// owner maps each programmed virtual server to its service port; keys
 	// is the inverse.
-	owner *journal[ServiceKey, proxier.ServicePortName]
-	keys  *journal[proxier.ServicePortName, []ServiceKey]
+	owner *journal[vs.ServiceKey, proxier.ServicePortName]
+	keys  *journal[proxier.ServicePortName, []vs.ServiceKey]
 	// contested lists, per virtual server, the other service ports that
 	// want it (rare: e.g. two Services with the same external IP and port).
-	contested *journal[ServiceKey, []proxier.ServicePortName]
+	contested *journal[vs.ServiceKey, []proxier.ServicePortName]
 	// bindOf is each service port's kube-ipvs0 addresses; bound counts the
 	// ports wanting each address (an address is bound while counted).
 	bindOf *journal[proxier.ServicePortName, []netip.Addr]
@@ -28,8 +29,8 @@ type memory struct {
 
 func newMemory() *memory {
 	return &memory{
-		owner: newJournal[ServiceKey, proxier.ServicePortName](), keys: newJournal[proxier.ServicePortName, []ServiceKey](),
-		contested: newJournal[ServiceKey, []proxier.ServicePortName](),
+		owner: newJournal[vs.ServiceKey, proxier.ServicePortName](), keys: newJournal[proxier.ServicePortName, []vs.ServiceKey](),
+		contested: newJournal[vs.ServiceKey, []proxier.ServicePortName](),
 		bindOf:    newJournal[proxier.ServicePortName, []netip.Addr](), bound: newRefCount[netip.Addr](),
 	}
 }
@@ -68,14 +69,16 @@ type syncPlan struct {
 	bind, unbind []netip.Addr
 	local        []netip.Addr
 	nodeIPs      []netip.Addr
-	want         []DesiredServer
-	remove       []ServiceKey
+	want         []vs.DesiredServer
+	remove       []vs.ServiceKey
 }
 
 // plan computes the desired state: on a full sync from the whole snapshot
-// and freshly listed addresses, otherwise for the changed ports only.
+// and freshly listed addresses, otherwise for the changed ports only. A
+// partial snapshot is planned full when no full sync has succeeded yet:
+// there is no memory to edit.
 func (p *Proxier) plan(snap *proxier.Snapshot) (*syncPlan, error) {
-	pl := &syncPlan{full: snap.Full || p.needFull, mem: p.mem, local: p.local, nodeIPs: p.nodeIPs}
+	pl := &syncPlan{full: snap.Full || p.mem == nil, mem: p.mem, local: p.local, nodeIPs: p.nodeIPs}
 	only := maps.Clone(snap.Changed)
 	if pl.full {
 		if err := p.readAddresses(pl); err != nil {
@@ -189,7 +192,7 @@ func orphanClaimants(pl *syncPlan, snap *proxier.Snapshot, only map[proxier.Serv
 func assignServers(pl *syncPlan) {
 	m := pl.mem
 	names := slices.SortedFunc(maps.Keys(pl.desired.Servers), proxier.ServicePortName.Compare)
-	var old []ServiceKey
+	var old []vs.ServiceKey
 	for _, name := range names {
 		keys, _ := m.keys.get(name)
 		for _, k := range keys {

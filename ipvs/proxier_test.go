@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
@@ -35,8 +39,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 type world struct {
 	t     *testing.T
-	h     *ipvs.Fake
-	a     *ipvs.FakeAddresses
+	h     *vs.Fake
+	a     *addresses.Fake
 	clock *fakeClock
 	opts  ipvs.Options
 	p     *ipvs.Proxier
@@ -46,7 +50,7 @@ const nodeIP = "192.168.1.10"
 
 func newWorld(t *testing.T, mods ...func(*ipvs.Options)) *world {
 	t.Helper()
-	w := &world{t: t, h: ipvs.NewFake(ipvs.FakeOptions{}), a: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
+	w := &world{t: t, h: vs.NewFake(vs.FakeOptions{}), a: addresses.NewFake(addrs("127.0.0.1", nodeIP)...),
 		clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}}
 	w.opts = ipvs.Options{Handle: w.h, Addresses: w.a, NodePorts: netfilter.NodePortMatch{All: true},
 		TerminationTimeout: 10 * time.Minute, Now: w.clock.Now}
@@ -110,15 +114,15 @@ func wantStrings(t *testing.T, what string, got, want []string) {
 
 func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) { o.ExcludeCIDRs = []netip.Prefix{netip.MustParsePrefix("10.96.200.0/24")} })
-	rr := func(k ipvs.ServiceKey) ipvs.VirtualServer { return ipvs.VirtualServer{ServiceKey: k, Scheduler: "rr"} }
+	rr := func(k vs.ServiceKey) vs.VirtualServer { return vs.VirtualServer{ServiceKey: k, Scheduler: "rr"} }
 	must(t, w.a.EnsureDevice(), w.a.Bind(addr("10.96.5.5")), w.a.Bind(addr("10.96.200.1")),
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.0.0.99", 80))),   // foreign: not ours
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, nodeIP, 22))),        // foreign: node IP, not a NodePort
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, nodeIP, 30999))),     // stale NodePort: ours
-		w.h.NewVirtualServer(rr(vsKey(ipvs.UDP, "10.96.5.5", 53))),   // stale, on kube-ipvs0: ours
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.96.200.1", 80))), // excluded
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "fd00::1", 30999))),  // other family
-		w.h.NewVirtualServer(rr(vsKey(ipvs.TCP, "10.96.0.1", 80))),   // desired, exists without destinations
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.0.0.99", 80))),   // foreign: not ours
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, nodeIP, 22))),        // foreign: node IP, not a NodePort
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, nodeIP, 30999))),     // stale NodePort: ours
+		w.h.NewVirtualServer(rr(vsKey(vs.UDP, "10.96.5.5", 53))),   // stale, on kube-ipvs0: ours
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.96.200.1", 80))), // excluded
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "fd00::1", 30999))),  // other family
+		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.96.0.1", 80))),   // desired, exists without destinations
 	)
 	res := w.sync(snapshot(e(svc("a", "10.96.0.1", withNodePort(30080), withEndpoints("10.244.1.1:8080")))))
 	wantStrings(t, "kernel", w.state(), []string{
@@ -130,8 +134,11 @@ func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
 		"TCP/[fd00::1]:30999 rr",
 	})
 	wantStrings(t, "kube-ipvs0", w.bound(), []string{"10.96.0.1"})
-	if !res.Full || res.Rules["ipvs-virtual-servers"] != 2 {
-		t.Errorf("result = %+v, want full with 2 virtual servers", res)
+	if !res.Full || res.Rules != nil {
+		t.Errorf("result = %+v, want full, with no iptables rules counted (no Netfilter)", res)
+	}
+	if c := w.p.Counts(); c != (ipvs.Counts{VirtualServers: 2, BoundAddresses: 1}) {
+		t.Errorf("Counts = %+v, want 2 virtual servers and 1 address", c)
 	}
 }
 
@@ -139,8 +146,8 @@ func TestSyncFullFixesDrift(t *testing.T) {
 	w := newWorld(t)
 	snap := snapshot(e(svc("a", "10.96.0.1", withAffinity(300), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))))
 	w.sync(snap)
-	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
-	must(t, w.h.UpdateVirtualServer(ipvs.VirtualServer{ServiceKey: k, Scheduler: "wrr"}),
+	k := vsKey(vs.TCP, "10.96.0.1", 80)
+	must(t, w.h.UpdateVirtualServer(vs.VirtualServer{ServiceKey: k, Scheduler: "wrr"}),
 		w.h.UpdateDestination(k, dest("10.244.1.1", 8080, 5)),
 		w.h.DelDestination(k, dest("10.244.1.2", 8080, 1).DestKey),
 		w.h.NewDestination(k, dest("10.244.7.7", 8080, 1)))
@@ -274,26 +281,64 @@ func TestSyncHealsPartialAfterExternalDeletion(t *testing.T) {
 	w := newWorld(t)
 	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
 	w.sync(snapshot(a))
-	must(t, w.h.DelVirtualServer(vsKey(ipvs.TCP, "10.96.0.1", 80)))
+	must(t, w.h.DelVirtualServer(vsKey(vs.TCP, "10.96.0.1", 80)))
 	w.sync(partial(snapshot(a), "a"))
 	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"})
 }
 
-func TestFailedSyncMakesNextSyncFull(t *testing.T) {
+// TestPartialSnapshotWithoutMemoryIsPlannedFull: whether a sync is full is
+// the caller's decision (proxier.Runner), except that a Proxier that has
+// not completed a full sync has no memory of the kernel to edit: it plans
+// a partial snapshot in full, lists the table and says so.
+func TestPartialSnapshotWithoutMemoryIsPlannedFull(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) { o.Scheduler = "no-such-scheduler" })
 	a := e(svc("a", "10.96.0.1"))
 	if _, err := w.p.Sync(context.Background(), snapshot(a)); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("Sync error = %v, want ENOENT from the unknown scheduler", err)
 	}
+	w.opts.Scheduler = "rr"
+	w.restart()
 	w.h.ResetCalls()
-	_, _ = w.p.Sync(context.Background(), partial(snapshot(a), "a"))
+	if res := w.sync(partial(snapshot(a), "a")); !res.Full {
+		t.Errorf("first sync of a new Proxier: result %+v, want Full", res)
+	}
 	if w.h.Calls()["ListVirtualServers"] != 1 {
-		t.Errorf("the sync after a failure did not list the kernel table: calls %v", w.h.Calls())
+		t.Errorf("the first sync did not list the kernel table: calls %v", w.h.Calls())
+	}
+	w.h.ResetCalls()
+	if res := w.sync(partial(snapshot(a), "a")); res.Full || w.h.Calls()["ListVirtualServers"] != 0 {
+		t.Errorf("second partial sync: result %+v, calls %v; want partial, no listing", res, w.h.Calls())
+	}
+}
+
+// TestFailedPartialSyncKeepsTheLastSuccessfulMemory: a partial sync that
+// fails takes back its edits of the Proxier's memory, so what it remembers
+// is what the last successful sync programmed, and it decides nothing
+// about the next sync (the Runner makes that one full).
+func TestFailedPartialSyncKeepsTheLastSuccessfulMemory(t *testing.T) {
+	sets := ipset.NewFake()
+	w := newWorld(t, func(o *ipvs.Options) {
+		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: &countingRestorer{}, Rules: rules.Options{MasqueradeMark: mark}}
+	})
+	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
+	b := e(svc("b", "10.96.0.2", withEndpoints("10.244.1.2:8080")))
+	w.sync(snapshot(a))
+	sets.FailRestore = errors.New("ipset: boom")
+	if _, err := w.p.Sync(context.Background(), partial(snapshot(a, b), "b")); err == nil {
+		t.Fatal("Sync succeeded although ipset restore failed")
+	}
+	if c := w.p.Counts(); c != (ipvs.Counts{VirtualServers: 1, BoundAddresses: 1}) {
+		t.Errorf("Counts after the failed sync = %+v, want the last successful sync's (1, 1)", c)
+	}
+	res := w.sync(snapshot(a, b)) // the Runner's next sync after a failure is full
+	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/10.96.0.2:80 rr -> 10.244.1.2:8080 w1"})
+	if !res.Full || w.p.Counts() != (ipvs.Counts{VirtualServers: 2, BoundAddresses: 2}) {
+		t.Errorf("full sync after the failure: %+v, counts %+v", res, w.p.Counts())
 	}
 }
 
 func TestNewRequiresSeams(t *testing.T) {
-	if _, err := ipvs.New(ipvs.Options{Handle: ipvs.NewFake(ipvs.FakeOptions{})}); err == nil {
+	if _, err := ipvs.New(ipvs.Options{Handle: vs.NewFake(vs.FakeOptions{})}); err == nil {
 		t.Error("New without Addresses succeeded")
 	}
 }

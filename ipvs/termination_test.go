@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/vs"
 )
 
 func TestGracefulTermination(t *testing.T) {
@@ -20,7 +21,7 @@ func TestGracefulTermination(t *testing.T) {
 		// setup steps check nothing.
 		setup bool
 	}
-	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
+	k := vsKey(vs.TCP, "10.96.0.1", 80)
 	two := snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))))
 	one := snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080"))))
 	conns := func(n int) step {
@@ -122,7 +123,7 @@ func TestUDPAndSCTPDestinationsGoAtOnce(t *testing.T) {
 	for _, proto := range []v1.Protocol{v1.ProtocolUDP, v1.ProtocolSCTP} {
 		t.Run(string(proto), func(t *testing.T) {
 			w := newWorld(t)
-			p, _ := ipvs.ProtocolFor(proto)
+			p, _ := vs.ProtocolFor(proto)
 			w.sync(snapshot(e(svc("a", "10.96.0.1", withProtocol(proto), withEndpoints("10.244.1.1:53", "10.244.1.2:53")))))
 			must(t, w.h.SetConnections(vsKey(p, "10.96.0.1", 80), dest("10.244.1.2", 53, 0).DestKey, 3, 3))
 			w.sync(snapshot(e(svc("a", "10.96.0.1", withProtocol(proto), withEndpoints("10.244.1.1:53")))))
@@ -136,7 +137,7 @@ func TestUDPAndSCTPDestinationsGoAtOnce(t *testing.T) {
 
 func TestRunTerminationProcessesOnEachTick(t *testing.T) {
 	w := newWorld(t)
-	k := vsKey(ipvs.TCP, "10.96.0.1", 80)
+	k := vsKey(vs.TCP, "10.96.0.1", 80)
 	w.sync(snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080", "10.244.1.2:8080")))))
 	must(t, w.h.SetConnections(k, dest("10.244.1.2", 8080, 0).DestKey, 1, 0))
 	w.sync(snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))))

@@ -39,20 +39,33 @@ func detectFamilies(ctx context.Context, cfg *config.Config, backend xtables.Bac
 	return append(fams, v1.IPv6Protocol)
 }
 
-func (p *proxy) newBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
+// familyBackend is one family's backend as newBackend builds it.
+type familyBackend struct {
+	backend  proxier.Backend
+	restorer netfilter.Restorer
+	// reportsOwnFailures: the backend counts its failed syncs in the
+	// metrics itself, by what failed (IPVS mode); otherwise every failed
+	// sync is a failed iptables-restore (iptables mode, as upstream).
+	reportsOwnFailures bool
+	// background, when set, runs beside the sync loop until its context
+	// ends (IPVS mode drains removed destinations).
+	background func(ctx context.Context)
+}
+
+func (p *proxy) newBackend(fam v1.IPFamily) (familyBackend, error) {
 	if p.cfg.Mode == config.ModeIPVS {
 		return p.newIPVSBackend(fam)
 	}
 	restorer, randomFully, err := p.restorer(fam)
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	opts := p.renderOptions(fam, randomFully)
 	if err := p.enableLocalhostNodePorts(opts); err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	backend, err := iptables.New(iptables.Options{Restorer: restorer, Render: opts})
-	return backend, restorer, err
+	return familyBackend{backend: backend, restorer: restorer}, err
 }
 
 // routeLocalnetSysctl lets DNAT turn 127.0.0.0/8 destinations into pod

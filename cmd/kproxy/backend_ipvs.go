@@ -11,8 +11,11 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
-
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/startup"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
@@ -22,63 +25,67 @@ import (
 // terminationInterval is how often draining IPVS destinations are checked.
 const terminationInterval = time.Second
 
-// newIPVSBackend builds one family's IPVS proxier with its ipsets and iptables rules.
-func (p *proxy) newIPVSBackend(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
+// newIPVSBackend builds one family's IPVS proxier with its ipsets and
+// iptables rules, and the drain loop of its removed destinations. The
+// Proxier reports IPVS mode's own metrics (failures by seam, virtual
+// servers, kube-ipvs0 addresses).
+func (p *proxy) newIPVSBackend(fam v1.IPFamily) (familyBackend, error) {
 	if p.cfg.DryRun {
 		return p.newIPVSDryRun(fam)
 	}
-	handle, err := ipvs.NewKernelHandle("")
+	handle, err := vs.NewKernelHandle("")
 	if err != nil {
-		return nil, nil, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
+		return familyBackend{}, fmt.Errorf("ipvs mode needs the ip_vs kernel module: %w", err)
 	}
 	if err := p.applyIPVSStartupSettings(handle); err != nil {
 		handle.Close()
-		return nil, nil, err
+		return familyBackend{}, err
 	}
-	addrs, err := ipvs.NewNetlinkAddresses("", fam)
+	addrs, err := addresses.NewNetlink("", fam)
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	restorer, err := xtables.New(xtablesOptions(p.cfg, p.iptablesBackend, fam))
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
 	randomFully, err := restorer.HasRandomFully(context.Background())
 	if err != nil {
-		return nil, nil, fmt.Errorf("query iptables version: %w", err)
+		return familyBackend{}, fmt.Errorf("query iptables version: %w", err)
 	}
 	backend, err := ipvs.New(p.ipvsOptions(fam, handle, addrs, restorer, randomFully))
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
-	return backend, restorer, nil
+	return familyBackend{backend: backend, restorer: restorer, reportsOwnFailures: true,
+		background: func(ctx context.Context) { p.runIPVSTermination(ctx, fam, backend) }}, nil
 }
 
-func (p *proxy) ipvsOptions(fam v1.IPFamily, h ipvs.Handle, a ipvs.AddressManager, r netfilter.Restorer, randomFully bool) ipvs.Options {
+func (p *proxy) ipvsOptions(fam v1.IPFamily, h vs.Handle, a addresses.Manager, r netfilter.Restorer, randomFully bool) ipvs.Options {
 	var nodeIP netip.Addr
 	if ips := p.nodeIPs[fam]; len(ips) > 0 {
 		nodeIP = ips[0]
 	}
 	return ipvs.Options{
-		Handle: h, Addresses: a, Family: fam, Scheduler: p.cfg.IPVS.Scheduler,
+		Handle: h, Addresses: a, Family: fam, Scheduler: p.cfg.IPVS.Scheduler, Metrics: p.metrics,
 		NodePorts:    p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam]),
 		ExcludeCIDRs: prefixesOfFamily(p.cfg.IPVS.ExcludeCIDRs, fam),
 		Netfilter: &ipvs.NetfilterOptions{
 			IPSet: execIPSet(p.cfg), Restorer: r, NodeIP: nodeIP,
-			Rules: ipvs.RulesOptions{MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
+			Rules: rules.Options{MasqueradeMark: p.cfg.MasqueradeMark, MasqueradeAll: p.cfg.MasqueradeAll,
 				LocalDetector: p.localDetector(fam), RandomFully: randomFully},
 		},
 	}
 }
 
 // newIPVSDryRun plans against fakes and prints the plan (no root, nothing touched).
-func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, netfilter.Restorer, error) {
+func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (familyBackend, error) {
 	opts := p.ipvsOptions(fam, nil, nil, nil, true)
 	d, err := ipvs.NewDryRun(ipvs.DryRunOptions{Options: opts, Local: p.nodeIPs[fam], Out: p.out})
 	if err != nil {
-		return nil, nil, err
+		return familyBackend{}, err
 	}
-	return d, nil, nil
+	return familyBackend{backend: d, reportsOwnFailures: true}, nil
 }
 
 // cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
@@ -86,7 +93,7 @@ func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (proxier.Backend, netfilter.Resto
 // virtual servers; a host without ipset or ip6tables has nothing of theirs.
 func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
-	if h, err := ipvs.NewKernelHandle(""); err != nil {
+	if h, err := vs.NewKernelHandle(""); err != nil {
 		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
 	} else {
 		defer h.Close()
@@ -97,7 +104,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backen
 	}
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
 		f := ipvs.CleanupFamily{Family: fam}
-		a, err := ipvs.NewNetlinkAddresses("", fam)
+		a, err := addresses.NewNetlink("", fam)
 		if err != nil {
 			return err
 		}
@@ -126,20 +133,20 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backen
 // applyIPVSStartupSettings checks the scheduler (in a throwaway network
 // namespace when this process may create one), then sets IPVS mode's
 // sysctls, strictARP and the IPVS timeouts in kproxy's own namespace.
-func (p *proxy) applyIPVSStartupSettings(h *ipvs.KernelHandle) error {
-	opts := ipvs.StartupOptions{
+func (p *proxy) applyIPVSStartupSettings(h *vs.KernelHandle) error {
+	opts := startup.Options{
 		Handle: h, Sysctls: sysctl.Dir{Root: sysctl.ProcSys}, Scheduler: p.cfg.IPVS.Scheduler,
 		StrictARP:     p.cfg.IPVS.StrictARP,
-		Timeouts:      ipvs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
+		Timeouts:      vs.Timeouts{TCP: p.cfg.IPVS.TCPTimeout, TCPFin: p.cfg.IPVS.TCPFinTimeout, UDP: p.cfg.IPVS.UDPTimeout},
 		KernelRelease: kernelRelease(),
 	}
-	if probe, err := ipvs.NewIsolatedKernelHandle(); err != nil {
+	if probe, err := vs.NewIsolatedKernelHandle(); err != nil {
 		p.logger.V(2).Info("Probing the IPVS scheduler in kproxy's own network namespace", "reason", err.Error())
 	} else {
 		defer probe.Close()
 		opts.Probe = probe
 	}
-	res, err := ipvs.ApplyStartupSettings(opts)
+	res, err := startup.Apply(opts)
 	for _, c := range res.Sysctls {
 		p.logger.V(1).Info("Changed sysctl", "name", c.Key, "before", c.Old, "after", c.New)
 	}
@@ -162,15 +169,11 @@ func prefixesOfFamily(in []netip.Prefix, fam v1.IPFamily) []netip.Prefix {
 	return out
 }
 
-// runIPVSTermination drains removed IPVS destinations until ctx ends.
-func (p *proxy) runIPVSTermination(ctx context.Context, fp *familyProxy) {
-	b, ok := fp.backend.(*ipvs.Proxier)
-	if !ok {
-		return
-	}
+// runIPVSTermination drains b's removed IPVS destinations until ctx ends.
+func (p *proxy) runIPVSTermination(ctx context.Context, fam v1.IPFamily, b *ipvs.Proxier) {
 	tick := time.NewTicker(terminationInterval)
 	defer tick.Stop()
-	logger := p.logger.WithValues("ipFamily", fp.family)
+	logger := p.logger.WithValues("ipFamily", fam)
 	b.RunTermination(ctx, tick.C, func(n int, err error) {
 		if err != nil {
 			logger.Error(err, "Draining IPVS destinations failed")

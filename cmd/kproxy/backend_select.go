@@ -7,7 +7,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/config"
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/proxier/command"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
@@ -50,6 +50,6 @@ func xtablesOptions(cfg *config.Config, backend xtables.Backend, fam v1.IPFamily
 }
 
 // execIPSet is IPVS mode's ipset runner, bounded like the iptables commands.
-func execIPSet(cfg *config.Config) *ipvs.ExecIPSet {
-	return ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{Timeouts: command.Timeouts{Base: cfg.CommandTimeout}})
+func execIPSet(cfg *config.Config) *ipset.Exec {
+	return ipset.NewExec(ipset.ExecOptions{Timeouts: command.Timeouts{Base: cfg.CommandTimeout}})
 }

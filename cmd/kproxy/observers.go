@@ -18,6 +18,10 @@ import (
 type healthObserver struct {
 	health  *healthcheck.ProxyHealth
 	metrics *metrics.Metrics
+	// failedSyncIsRestore counts every failed sync as a failed
+	// iptables-restore (iptables mode). IPVS mode's Proxier counts its own
+	// failures by what failed, and only failed restores as such.
+	failedSyncIsRestore bool
 }
 
 func (o healthObserver) Queued(family v1.IPFamily) {
@@ -30,9 +34,11 @@ func (o healthObserver) Queued(family v1.IPFamily) {
 func (o healthObserver) Synced(_ context.Context, snap *proxier.Snapshot, res proxier.SyncResult, elapsed time.Duration, err error) {
 	fam := string(snap.Family)
 	if err != nil {
-		o.metrics.IPTablesRestoreFailuresTotal.WithLabelValues(fam).Inc()
-		if !snap.Full {
-			o.metrics.IPTablesPartialRestoreFailuresTotal.WithLabelValues(fam).Inc()
+		if o.failedSyncIsRestore {
+			o.metrics.IPTablesRestoreFailuresTotal.WithLabelValues(fam).Inc()
+			if !snap.Full {
+				o.metrics.IPTablesPartialRestoreFailuresTotal.WithLabelValues(fam).Inc()
+			}
 		}
 		return
 	}

@@ -50,6 +50,8 @@ type familyProxy struct {
 	runner   *proxier.Runner
 	restorer netfilter.Restorer
 	backend  proxier.Backend
+	// background is the backend's own loop, if any (familyBackend).
+	background func(ctx context.Context)
 	// fullSyncs counts successful full syncs (for the tamper monitor).
 	fullSyncs atomic.Uint64
 }
@@ -125,19 +127,20 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 			}
 		},
 	})
-	backend, restorer, err := p.newBackend(fam)
-	fp.restorer, fp.backend = restorer, backend
+	fb, err := p.newBackend(fam)
+	fp.restorer, fp.backend, fp.background = fb.restorer, fb.backend, fb.background
 	if err != nil {
 		return nil, err
 	}
-	observers := []proxier.SyncObserver{healthObserver{health: p.health, metrics: p.metrics}, fullSyncCounter{&fp.fullSyncs}}
+	health := healthObserver{health: p.health, metrics: p.metrics, failedSyncIsRestore: !fb.reportsOwnFailures}
+	observers := []proxier.SyncObserver{health, fullSyncCounter{&fp.fullSyncs}}
 	if extra, err := p.familyObservers(fam); err != nil {
 		return nil, err
 	} else {
 		observers = append(observers, extra...)
 	}
 	fp.runner, err = proxier.NewRunner(proxier.RunnerOptions{
-		Tracker: fp.tracker, Backend: backend, Mode: string(p.cfg.Mode),
+		Tracker: fp.tracker, Backend: fp.backend, Mode: string(p.cfg.Mode),
 		MinInterval: p.cfg.MinSyncPeriod, RetryInterval: p.cfg.SyncPeriod, FullSyncInterval: fullSyncInterval,
 		Observers: observers, Logger: p.logger,
 	})

@@ -9,7 +9,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
@@ -27,8 +26,8 @@ func (p *proxy) run(ctx context.Context) error {
 	p.startServers(ctx, errs)
 	for _, fp := range p.families {
 		go fp.runner.Run(ctx)
-		if p.cfg.Mode == config.ModeIPVS {
-			go p.runIPVSTermination(ctx, fp)
+		if fp.background != nil {
+			go fp.background(ctx)
 		}
 		go p.monitorTampering(ctx, fp)
 	}

@@ -24,6 +24,7 @@ const (
 	LabelTrafficPolicy = "traffic_policy"
 	LabelCode          = "code"
 	LabelCheck         = "check"
+	LabelSeam          = "seam"
 )
 
 // Metrics holds every kube-proxy metric. Fields are safe for concurrent use.
@@ -54,11 +55,14 @@ type Metrics struct {
 	ProxyHealthzTotal *prometheus.CounterVec
 	ProxyLivezTotal   *prometheus.CounterVec
 
-	// IPTablesRestoreFailuresTotal counts failed iptables-restore runs (labels: ip_family).
+	// IPTablesRestoreFailuresTotal counts failed iptables-restore runs (labels: ip_family):
+	// in iptables mode every failed sync, in IPVS mode only the syncs whose
+	// iptables-restore failed (as upstream, for both).
 	IPTablesRestoreFailuresTotal *prometheus.CounterVec
 	// IPTablesPartialRestoreFailuresTotal counts failed partial restores (labels: ip_family).
 	IPTablesPartialRestoreFailuresTotal *prometheus.CounterVec
-	// IPTablesRulesTotal is the number of rules owned (labels: ip_family, table).
+	// IPTablesRulesTotal is the number of rules owned (labels: ip_family,
+	// table = "nat" | "filter"), in IPVS mode too: the rules of its chains.
 	IPTablesRulesTotal *prometheus.GaugeVec
 	// IPTablesRulesLastSync is the number of rules written by the last sync (labels: ip_family, table).
 	IPTablesRulesLastSync *prometheus.GaugeVec
@@ -72,6 +76,18 @@ type Metrics struct {
 	// tamper checks found failing: a canary chain or a KUBE-SERVICES jump
 	// gone, after which every rule is rewritten (labels: ip_family, check).
 	RulesTamperedTotal *prometheus.CounterVec
+
+	// IPVSSyncFailuresTotal (kproxy_ipvs_sync_failures_total) counts failed
+	// IPVS-mode syncs by the kernel interface that failed (labels:
+	// ip_family, seam = "ipvs" | "addresses" | "ipset" | "iptables-save" |
+	// "iptables-restore").
+	IPVSSyncFailuresTotal *prometheus.CounterVec
+	// IPVSVirtualServers (kproxy_ipvs_virtual_servers) is the number of
+	// IPVS virtual servers kproxy programmed (labels: ip_family).
+	IPVSVirtualServers *prometheus.GaugeVec
+	// IPVSBoundAddresses (kproxy_ipvs_bound_addresses) is the number of
+	// service addresses bound to kube-ipvs0 (labels: ip_family).
+	IPVSBoundAddresses *prometheus.GaugeVec
 
 	registry *prometheus.Registry
 }
@@ -99,9 +115,7 @@ func New() *Metrics {
 	m.addHealthMetrics()
 	m.addIPTablesMetrics()
 	m.addConntrackMetrics()
-	m.RulesTamperedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: KproxyNamespace,
-		Name: "rules_tampered_total", Help: "Tamper checks (canary chains, jumps to KUBE-SERVICES) found failing, each followed by a full rewrite"},
-		[]string{LabelIPFamily, LabelCheck})
+	m.addKproxyMetrics()
 	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -169,6 +183,21 @@ func (m *Metrics) addConntrackMetrics() {
 		"Cumulative conntrack flows deleted by conntrack reconciler", family)
 }
 
+// addKproxyMetrics adds kproxy's own metrics (kproxy_<name>).
+func (m *Metrics) addKproxyMetrics() {
+	family := []string{LabelIPFamily}
+	m.RulesTamperedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: KproxyNamespace,
+		Name: "rules_tampered_total", Help: "Tamper checks (canary chains, jumps to KUBE-SERVICES) found failing, each followed by a full rewrite"},
+		[]string{LabelIPFamily, LabelCheck})
+	m.IPVSSyncFailuresTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: KproxyNamespace,
+		Name: "ipvs_sync_failures_total", Help: "Failed IPVS-mode syncs, by the kernel interface that failed (ipvs, addresses, ipset, iptables-save, iptables-restore)"},
+		[]string{LabelIPFamily, LabelSeam})
+	m.IPVSVirtualServers = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: KproxyNamespace,
+		Name: "ipvs_virtual_servers", Help: "IPVS virtual servers programmed by kproxy after the last successful sync"}, family)
+	m.IPVSBoundAddresses = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: KproxyNamespace,
+		Name: "ipvs_bound_addresses", Help: "Service addresses bound to kube-ipvs0 after the last successful sync"}, family)
+}
+
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.SyncProxyRulesLatency, m.SyncFullProxyRulesLatency, m.SyncPartialProxyRulesLatency,
@@ -178,6 +207,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.IPTablesRestoreFailuresTotal, m.IPTablesPartialRestoreFailuresTotal,
 		m.IPTablesRulesTotal, m.IPTablesRulesLastSync,
 		m.ConntrackReconcileLatency, m.ConntrackDeletedEntriesTotal, m.RulesTamperedTotal,
+		m.IPVSSyncFailuresTotal, m.IPVSVirtualServers, m.IPVSBoundAddresses,
 	}
 }
 

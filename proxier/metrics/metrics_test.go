@@ -33,6 +33,9 @@ func touch(m *Metrics) {
 	m.ConntrackReconcileLatency.WithLabelValues("IPv4").Observe(0.002)
 	m.ConntrackDeletedEntriesTotal.WithLabelValues("IPv4").Add(3)
 	m.RulesTamperedTotal.WithLabelValues("IPv4", "nat/KUBE-PROXY-CANARY").Inc()
+	m.IPVSSyncFailuresTotal.WithLabelValues("IPv4", "ipset").Inc()
+	m.IPVSVirtualServers.WithLabelValues("IPv4").Set(3)
+	m.IPVSBoundAddresses.WithLabelValues("IPv6").Set(2)
 }
 
 func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
@@ -86,6 +89,9 @@ func TestScrapeNamesTypesLabels(t *testing.T) {
 		{"kubeproxy_conntrack_reconciler_sync_duration_seconds", dto.MetricType_HISTOGRAM, fam},
 		{"kubeproxy_conntrack_reconciler_deleted_entries_total", dto.MetricType_COUNTER, fam},
 		{"kproxy_rules_tampered_total", dto.MetricType_COUNTER, []string{"check", "ip_family"}},
+		{"kproxy_ipvs_sync_failures_total", dto.MetricType_COUNTER, []string{"ip_family", "seam"}},
+		{"kproxy_ipvs_virtual_servers", dto.MetricType_GAUGE, fam},
+		{"kproxy_ipvs_bound_addresses", dto.MetricType_GAUGE, fam},
 		{"go_goroutines", dto.MetricType_GAUGE, nil},
 		{"process_cpu_seconds_total", dto.MetricType_COUNTER, nil},
 	}

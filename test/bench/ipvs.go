@@ -12,6 +12,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
@@ -27,8 +31,10 @@ const (
 type ipvsKit struct {
 	meters  ipvsMeters
 	closers []func()
+	// proxier is the last one newProxier built: the one a round syncs.
+	proxier *ipvs.Proxier
 	// focus is what the scenario being measured may name (nil: anything).
-	focusServers map[ipvs.ServiceKey]bool
+	focusServers map[vs.ServiceKey]bool
 	focusAddrs   map[netip.Addr]bool
 }
 
@@ -42,19 +48,19 @@ func newIPVSKit(ctx context.Context, ns string, cmdPrefix []string) (*ipvsKit, e
 	if err != nil {
 		return nil, err
 	}
-	h, err := ipvs.NewKernelHandle(path)
+	h, err := vs.NewKernelHandle(path)
 	if err != nil {
 		return nil, fmt.Errorf("ipvs mode needs IPVS in the kernel (make bench-ipvs runs it in the qemu guest): %w", err)
 	}
 	k := &ipvsKit{closers: []func(){h.Close}}
-	a, err := ipvs.NewNetlinkAddresses(path, v1.IPv4Protocol)
+	a, err := addresses.NewNetlink(path, v1.IPv4Protocol)
 	if err != nil {
 		k.close()
 		return nil, err
 	}
 	k.closers = append(k.closers, a.Close)
-	set := ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{Command: slices.Concat(cmdPrefix, []string{"ipset"})})
-	k.meters = ipvsMeters{handle: &HandleMeter{Handle: h}, addrs: &AddressMeter{AddressManager: a}, sets: &IPSetMeter{IPSet: set}}
+	set := ipset.NewExec(ipset.ExecOptions{Command: slices.Concat(cmdPrefix, []string{"ipset"})})
+	k.meters = ipvsMeters{handle: &HandleMeter{Handle: h}, addrs: &AddressMeter{Manager: a}, sets: &IPSetMeter{Interface: set}}
 	return k, nil
 }
 
@@ -78,14 +84,19 @@ func (k *ipvsKit) close() {
 // servers, kube-ipvs0 addresses, ipsets and the iptables rules IPVS mode
 // needs), over the metered seams.
 func (k *ipvsKit) newProxier(r netfilter.Restorer) (proxier.Backend, error) {
-	return ipvs.New(ipvs.Options{
+	p, err := ipvs.New(ipvs.Options{
 		Handle: k.meters.handle, Addresses: k.meters.addrs, Family: v1.IPv4Protocol,
-		Netfilter: &ipvs.NetfilterOptions{IPSet: k.meters.sets, Restorer: r, Rules: ipvs.RulesOptions{
+		Netfilter: &ipvs.NetfilterOptions{IPSet: k.meters.sets, Restorer: r, Rules: rules.Options{
 			MasqueradeMark: "0x00004000",
 			LocalDetector:  netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}},
 			RandomFully:    true,
 		}},
 	})
+	if err != nil {
+		return nil, err
+	}
+	k.proxier = p
+	return p, nil
 }
 
 // focusOn sets what the next (partial) sync may name: the virtual servers
@@ -95,7 +106,7 @@ func (k *ipvsKit) focusOn(w *World, is ...int) {
 	if len(is) == 0 {
 		return
 	}
-	k.focusServers, k.focusAddrs = map[ipvs.ServiceKey]bool{}, map[netip.Addr]bool{}
+	k.focusServers, k.focusAddrs = map[vs.ServiceKey]bool{}, map[netip.Addr]bool{}
 	for _, i := range is {
 		spec := w.Services[i].Spec
 		addr, err := netip.ParseAddr(spec.ClusterIP)
@@ -104,18 +115,18 @@ func (k *ipvsKit) focusOn(w *World, is ...int) {
 		}
 		k.focusAddrs[addr] = true
 		for _, p := range spec.Ports {
-			if proto, ok := ipvs.ProtocolFor(p.Protocol); ok {
-				k.focusServers[ipvs.ServiceKey{Addr: addr, Port: uint16(p.Port), Protocol: proto}] = true
+			if proto, ok := vs.ProtocolFor(p.Protocol); ok {
+				k.focusServers[vs.ServiceKey{Addr: addr, Port: uint16(p.Port), Protocol: proto}] = true
 			}
 		}
 	}
 }
 
 // counts is the scenario's IPVS account, with the proxier's own.
-func (k *ipvsKit) counts(p proxier.Backend) *IPVSCounts {
+func (k *ipvsKit) counts() *IPVSCounts {
 	c := k.meters.counts(k.focusServers, k.focusAddrs)
-	if ip, ok := p.(*ipvs.Proxier); ok {
-		c.Reconcile = ip.LastStats()
+	if k.proxier != nil {
+		c.Reconcile = k.proxier.LastStats()
 	}
 	return c
 }

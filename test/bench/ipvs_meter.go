@@ -5,7 +5,9 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/vs"
 )
 
 // HandleCalls counts the calls a sync made on the IPVS Handle, per method.
@@ -26,121 +28,121 @@ func (c HandleCalls) Writes() int {
 // Total is every call.
 func (c HandleCalls) Total() int { return c.Reads() + c.Writes() }
 
-// HandleMeter wraps an ipvs.Handle and records, per scenario, every table
+// HandleMeter wraps a vs.Handle and records, per scenario, every table
 // call and every virtual server a call named (ListVirtualServers names
 // none: it is counted as a rescan). Methods it does not override (such as
 // the connection timeouts) pass through uncounted.
 type HandleMeter struct {
-	ipvs.Handle
+	vs.Handle
 
 	calls HandleCalls
-	named map[ipvs.ServiceKey]struct{}
+	named map[vs.ServiceKey]struct{}
 }
 
-var _ ipvs.Handle = (*HandleMeter)(nil)
+var _ vs.Handle = (*HandleMeter)(nil)
 
-func (m *HandleMeter) name(k ipvs.ServiceKey) {
+func (m *HandleMeter) name(k vs.ServiceKey) {
 	if m.named == nil {
-		m.named = map[ipvs.ServiceKey]struct{}{}
+		m.named = map[vs.ServiceKey]struct{}{}
 	}
 	m.named[k] = struct{}{}
 }
 
-func (m *HandleMeter) ListVirtualServers() ([]ipvs.VirtualServer, error) {
+func (m *HandleMeter) ListVirtualServers() ([]vs.VirtualServer, error) {
 	m.calls.List++
 	return m.Handle.ListVirtualServers()
 }
 
-func (m *HandleMeter) GetVirtualServer(k ipvs.ServiceKey) (ipvs.VirtualServer, error) {
+func (m *HandleMeter) GetVirtualServer(k vs.ServiceKey) (vs.VirtualServer, error) {
 	m.calls.Get++
 	m.name(k)
 	return m.Handle.GetVirtualServer(k)
 }
 
-func (m *HandleMeter) NewVirtualServer(vs ipvs.VirtualServer) error {
+func (m *HandleMeter) NewVirtualServer(v vs.VirtualServer) error {
 	m.calls.NewServer++
-	m.name(vs.ServiceKey)
-	return m.Handle.NewVirtualServer(vs)
+	m.name(v.ServiceKey)
+	return m.Handle.NewVirtualServer(v)
 }
 
-func (m *HandleMeter) UpdateVirtualServer(vs ipvs.VirtualServer) error {
+func (m *HandleMeter) UpdateVirtualServer(v vs.VirtualServer) error {
 	m.calls.UpdateServer++
-	m.name(vs.ServiceKey)
-	return m.Handle.UpdateVirtualServer(vs)
+	m.name(v.ServiceKey)
+	return m.Handle.UpdateVirtualServer(v)
 }
 
-func (m *HandleMeter) DelVirtualServer(k ipvs.ServiceKey) error {
+func (m *HandleMeter) DelVirtualServer(k vs.ServiceKey) error {
 	m.calls.DelServer++
 	m.name(k)
 	return m.Handle.DelVirtualServer(k)
 }
 
-func (m *HandleMeter) ListDestinations(k ipvs.ServiceKey) ([]ipvs.Destination, error) {
+func (m *HandleMeter) ListDestinations(k vs.ServiceKey) ([]vs.Destination, error) {
 	m.calls.ListDests++
 	m.name(k)
 	return m.Handle.ListDestinations(k)
 }
 
-func (m *HandleMeter) NewDestination(k ipvs.ServiceKey, d ipvs.Destination) error {
+func (m *HandleMeter) NewDestination(k vs.ServiceKey, d vs.Destination) error {
 	m.calls.NewDest++
 	m.name(k)
 	return m.Handle.NewDestination(k, d)
 }
 
-func (m *HandleMeter) UpdateDestination(k ipvs.ServiceKey, d ipvs.Destination) error {
+func (m *HandleMeter) UpdateDestination(k vs.ServiceKey, d vs.Destination) error {
 	m.calls.UpdateDest++
 	m.name(k)
 	return m.Handle.UpdateDestination(k, d)
 }
 
-func (m *HandleMeter) DelDestination(k ipvs.ServiceKey, d ipvs.DestKey) error {
+func (m *HandleMeter) DelDestination(k vs.ServiceKey, d vs.DestKey) error {
 	m.calls.DelDest++
 	m.name(k)
 	return m.Handle.DelDestination(k, d)
 }
 
-// AddressCalls counts the calls a sync made on the kube-ipvs0 AddressManager.
+// AddressCalls counts the calls a sync made on the kube-ipvs0 addresses.Manager.
 type AddressCalls struct {
 	// Reads are EnsureDevice, Bound and Local: the full-sync rescan.
 	Reads        int
 	Bind, Unbind int
 }
 
-// AddressMeter wraps an ipvs.AddressManager like HandleMeter wraps a Handle.
+// AddressMeter wraps an addresses.Manager like HandleMeter wraps a Handle.
 type AddressMeter struct {
-	ipvs.AddressManager
+	addresses.Manager
 
 	calls AddressCalls
 	named map[netip.Addr]struct{}
 }
 
-var _ ipvs.AddressManager = (*AddressMeter)(nil)
+var _ addresses.Manager = (*AddressMeter)(nil)
 
 func (m *AddressMeter) EnsureDevice() error {
 	m.calls.Reads++
-	return m.AddressManager.EnsureDevice()
+	return m.Manager.EnsureDevice()
 }
 
 func (m *AddressMeter) Bound() ([]netip.Addr, error) {
 	m.calls.Reads++
-	return m.AddressManager.Bound()
+	return m.Manager.Bound()
 }
 
 func (m *AddressMeter) Local() ([]netip.Addr, error) {
 	m.calls.Reads++
-	return m.AddressManager.Local()
+	return m.Manager.Local()
 }
 
 func (m *AddressMeter) Bind(a netip.Addr) error {
 	m.calls.Bind++
 	m.name(a)
-	return m.AddressManager.Bind(a)
+	return m.Manager.Bind(a)
 }
 
 func (m *AddressMeter) Unbind(a netip.Addr) error {
 	m.calls.Unbind++
 	m.name(a)
-	return m.AddressManager.Unbind(a)
+	return m.Manager.Unbind(a)
 }
 
 func (m *AddressMeter) name(a netip.Addr) {
@@ -150,20 +152,20 @@ func (m *AddressMeter) name(a netip.Addr) {
 	m.named[a] = struct{}{}
 }
 
-// IPSetMeter wraps an ipvs.IPSet and records restores, their batch sizes,
+// IPSetMeter wraps an ipset.Interface and records restores, their batch sizes,
 // lists and the time spent in both.
 type IPSetMeter struct {
-	ipvs.IPSet
+	ipset.Interface
 
 	restores, ops, lists int
 	time                 time.Duration
 }
 
-var _ ipvs.IPSet = (*IPSetMeter)(nil)
+var _ ipset.Interface = (*IPSetMeter)(nil)
 
-func (m *IPSetMeter) Restore(ctx context.Context, b *ipvs.SetBatch) error {
+func (m *IPSetMeter) Restore(ctx context.Context, b *ipset.Batch) error {
 	start := time.Now()
-	err := m.IPSet.Restore(ctx, b)
+	err := m.Interface.Restore(ctx, b)
 	m.time += time.Since(start)
 	if b.Len() > 0 {
 		m.restores++
@@ -172,9 +174,9 @@ func (m *IPSetMeter) Restore(ctx context.Context, b *ipvs.SetBatch) error {
 	return err
 }
 
-func (m *IPSetMeter) List(ctx context.Context) (map[string]*ipvs.SetContents, error) {
+func (m *IPSetMeter) List(ctx context.Context) (map[string]*ipset.Contents, error) {
 	start := time.Now()
-	out, err := m.IPSet.List(ctx)
+	out, err := m.Interface.List(ctx)
 	m.time += time.Since(start)
 	m.lists++
 	return out, err
@@ -198,7 +200,7 @@ type IPVSCounts struct {
 	IPSetRestores, IPSetOps, IPSetLists int
 	IPSetTime                           time.Duration
 	// Reconcile is the proxier's own account (ipvs.Proxier.LastStats).
-	Reconcile ipvs.Stats
+	Reconcile vs.Stats
 }
 
 // ipvsMeters are the three IPVS-mode seams of one round, metered.
@@ -217,7 +219,7 @@ func (m *ipvsMeters) reset() {
 // counts reports the scenario so far; focus, if not nil, is what a partial
 // sync is expected to name (virtual servers and addresses of the changed
 // services).
-func (m *ipvsMeters) counts(focusServers map[ipvs.ServiceKey]bool, focusAddrs map[netip.Addr]bool) *IPVSCounts {
+func (m *ipvsMeters) counts(focusServers map[vs.ServiceKey]bool, focusAddrs map[netip.Addr]bool) *IPVSCounts {
 	c := &IPVSCounts{Handle: m.handle.calls, Servers: len(m.handle.named), Address: m.addrs.calls,
 		Addresses: len(m.addrs.named), IPSetRestores: m.sets.restores, IPSetOps: m.sets.ops,
 		IPSetLists: m.sets.lists, IPSetTime: m.sets.time}

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -21,9 +23,9 @@ func (acceptingRestorer) Save(context.Context, string) ([]byte, error) { return 
 // fakeKit is an ipvsKit over the ipvs package's fakes.
 func fakeKit() *ipvsKit {
 	return &ipvsKit{meters: ipvsMeters{
-		handle: &HandleMeter{Handle: ipvs.NewFake(ipvs.FakeOptions{})},
-		addrs:  &AddressMeter{AddressManager: ipvs.NewFakeAddresses()},
-		sets:   &IPSetMeter{IPSet: ipvs.NewFakeIPSet()},
+		handle: &HandleMeter{Handle: vs.NewFake(vs.FakeOptions{})},
+		addrs:  &AddressMeter{Manager: addresses.NewFake()},
+		sets:   &IPSetMeter{Interface: ipset.NewFake()},
 	}}
 }
 
@@ -37,7 +39,7 @@ func syncCounts(t *testing.T, k *ipvsKit, w *World, p proxier.Backend, tr *proxi
 	if _, err := p.Sync(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
-	return k.counts(p)
+	return k.counts()
 }
 
 func TestIPVSMetersCountFullAndPartialSyncs(t *testing.T) {

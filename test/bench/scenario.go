@@ -269,7 +269,7 @@ func (r *round) sync(ctx context.Context, name string, p proxier.Backend, t *pro
 	res, err := p.Sync(ctx, snap)
 	s.Sync, s.Full, s.Err = time.Since(start), res.Full, err
 	if r.ipvs != nil {
-		s.IPVS = r.ipvs.counts(p)
+		s.IPVS = r.ipvs.counts()
 	}
 	return r.record(s)
 }

@@ -3,6 +3,7 @@ package kerneltest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -36,4 +37,34 @@ func runIP(t testing.TB, args ...string) {
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 	}
+}
+
+// NetnsPath is the file of the named network namespace (under /run/netns
+// or /var/run/netns), for handles opened by path (IPVS, netlink).
+func NetnsPath(t testing.TB, name string) string {
+	t.Helper()
+	for _, dir := range []string{"/run/netns/", "/var/run/netns/"} {
+		if _, err := os.Stat(dir + name); err == nil {
+			return dir + name
+		}
+	}
+	t.Fatalf("namespace %s has no file under /run/netns or /var/run/netns", name)
+	return ""
+}
+
+// Run runs args[0] with args[1:] and returns its combined output; a
+// failure fails t with the output.
+func Run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// NetnsExec is Run inside the named network namespace (ip netns exec).
+func NetnsExec(t testing.TB, ns string, args ...string) string {
+	t.Helper()
+	return Run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
 }

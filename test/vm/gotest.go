@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -48,16 +49,34 @@ func BuildStatic(ctx context.Context, pkg, dir string, test bool) (string, error
 // true when the test binary exited 0. An error means the build failed or no
 // exit code came back from the guest.
 func RunGoTest(ctx context.Context, pkg, run string, opts Options) (GoTestResult, error) {
+	return RunGoTests(ctx, []string{pkg}, run, opts)
+}
+
+// RunGoTests is RunGoTest for several packages in one boot: their test
+// binaries run one after the other (opts.Binary and opts.Then are
+// ignored). Passed is true when every one exited 0. The packages' last
+// path elements must differ (they name the binaries).
+func RunGoTests(ctx context.Context, pkgs []string, run string, opts Options) (GoTestResult, error) {
+	if len(pkgs) == 0 {
+		return GoTestResult{}, fmt.Errorf("vm: no package to test")
+	}
 	dir, err := os.MkdirTemp("", "kpx-vm-gotest-")
 	if err != nil {
 		return GoTestResult{}, fmt.Errorf("vm: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := BuildStatic(ctx, pkg, dir, true)
-	if err != nil {
-		return GoTestResult{}, fmt.Errorf("vm: %w", err)
+	var bins []string
+	for _, pkg := range pkgs {
+		bin, err := BuildStatic(ctx, pkg, dir, true)
+		if err != nil {
+			return GoTestResult{}, fmt.Errorf("vm: %w", err)
+		}
+		if slices.Contains(bins, bin) {
+			return GoTestResult{}, fmt.Errorf("vm: two packages build %s", filepath.Base(bin))
+		}
+		bins = append(bins, bin)
 	}
-	opts.Binary = bin
+	opts.Binary, opts.Then = bins[0], bins[1:]
 	opts.Args = append([]string{"-test.run", run, "-test.v"}, opts.Args...)
 	res, err := Run(ctx, opts)
 	return GoTestResult{Passed: err == nil && res.ExitCode == 0, Result: res}, err

@@ -48,11 +48,13 @@ func copyFile(w io.Writer, src string) (int64, error) {
 
 func writeRunArchive(w io.Writer, opts Options, marker string) error {
 	cw := newCPIOWriter(w)
-	bin, err := os.ReadFile(opts.Binary)
-	if err != nil {
-		return fmt.Errorf("binary: %w", err)
+	for _, b := range append([]string{opts.Binary}, opts.Then...) {
+		bin, err := os.ReadFile(b)
+		if err != nil {
+			return fmt.Errorf("binary: %w", err)
+		}
+		cw.addFile(guestBinDir+"/"+filepath.Base(b), 0o755, bin)
 	}
-	cw.addFile(guestBinDir+"/"+filepath.Base(opts.Binary), 0o755, bin)
 	cw.addFile("/kpx/cmd", 0o644, []byte(guestCommand(opts)))
 	cw.addFile("/kpx/marker", 0o644, []byte(marker+"\n"))
 	for _, x := range opts.Extra {

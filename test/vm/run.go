@@ -17,6 +17,10 @@ import (
 type Options struct {
 	// Binary is a static host binary (CGO_ENABLED=0) run as /kpx/bin/<name>.
 	Binary string
+	// Then are more static host binaries, run one after the other after
+	// Binary in the same boot, with the same Args and Env; the exit code is
+	// then 0 when every one exited 0, else 1.
+	Then []string
 	// Args are its arguments; Env its extra environment ("K=V").
 	Args []string
 	Env  []string
@@ -139,12 +143,25 @@ func guestCommand(opts Options) string {
 	for _, kv := range opts.Env {
 		fmt.Fprintf(&b, "export %s\n", shellQuote(kv))
 	}
-	b.WriteString("exec " + shellQuote(guestBinDir+"/"+filepath.Base(opts.Binary)))
-	for _, a := range opts.Args {
-		b.WriteString(" " + shellQuote(a))
+	if len(opts.Then) == 0 {
+		b.WriteString("exec " + guestInvocation(opts.Binary, opts.Args) + "\n")
+		return b.String()
 	}
-	b.WriteString("\n")
+	b.WriteString("rc=0\n")
+	for _, bin := range append([]string{opts.Binary}, opts.Then...) {
+		b.WriteString(guestInvocation(bin, opts.Args) + " || rc=1\n")
+	}
+	b.WriteString("exit $rc\n")
 	return b.String()
+}
+
+// guestInvocation is the quoted command line running a host binary in the guest.
+func guestInvocation(bin string, args []string) string {
+	s := shellQuote(guestBinDir + "/" + filepath.Base(bin))
+	for _, a := range args {
+		s += " " + shellQuote(a)
+	}
+	return s
 }
 
 func shellQuote(s string) string {

@@ -112,6 +112,22 @@ func TestGuestCommandQuotesArgsAndEnv(t *testing.T) {
 	}
 }
 
+func TestGuestCommandRunsEveryBinaryAndFailsIfAnyFails(t *testing.T) {
+	got := guestCommand(Options{
+		Binary: "/tmp/build/ipvs.test",
+		Then:   []string{"/tmp/build/vs.test"},
+		Args:   []string{"-test.v"},
+	})
+	want := "export KPROXY_IN_VM=1\n" +
+		"rc=0\n" +
+		"'/kpx/bin/ipvs.test' '-test.v' || rc=1\n" +
+		"'/kpx/bin/vs.test' '-test.v' || rc=1\n" +
+		"exit $rc\n"
+	if got != want {
+		t.Errorf("guestCommand =\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestParseAssets(t *testing.T) {
 	a, err := parseAssets("kernel=/c/vmlinuz\ninitrd=/c/base.cpio.gz\nkver=6.1.0-57-amd64\n")
 	if err != nil || a != (Assets{Kernel: "/c/vmlinuz", Initrd: "/c/base.cpio.gz", KernelVersion: "6.1.0-57-amd64"}) {

@@ -10,6 +10,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/addresses"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
@@ -18,50 +22,23 @@ import (
 // TestKernelIPSetAndRules syncs the ipsets with the real ipset and loads
 // the IPVS-mode rules with iptables-restore in a fresh network namespace
 // (in the qemu guest, see test/vm/ipvs_test.go): the kernel accepts what
-// the renderer writes, agrees with FakeIPSet on canonical entries, and
-// repeated applies never duplicate the jump rules.
+// the renderer writes for the sets a snapshot fills, and repeated applies
+// never duplicate the jump rules. (ipset's own differential test against
+// the Fake is ipset.TestKernelIPSetAgreesWithTheFake.)
 func TestKernelIPSetAndRules(t *testing.T) {
 	ns := newSetsNS(t)
 	ctx := context.Background()
 	prefix := []string{"ip", "netns", "exec", ns.name}
-	kernelSets := ipvs.NewExecIPSet(ipvs.ExecIPSetOptions{Command: append(slices.Clone(prefix), "ipset")})
-
-	t.Run("fake and kernel agree on entries", func(t *testing.T) {
-		fake := ipvs.NewFakeIPSet()
-		b := kernelDifferentialBatch()
-		for _, s := range []ipvs.IPSet{kernelSets, fake} {
-			if err := s.Restore(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := kernelSets.List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := fake.List(ctx)
-		for name, w := range want {
-			if g := got[name]; g == nil || g.Spec.Type != w.Spec.Type || !slices.Equal(g.Members, w.Members) {
-				t.Errorf("%s: kernel %+v, fake %+v", name, g, w)
-			}
-		}
-		bad := &ipvs.SetBatch{}
-		bad.Add("KPX-T-PORTS", "10.0.0.1,tcp:80")
-		if err := kernelSets.Restore(ctx, bad); err == nil {
-			t.Error("the kernel accepted an ip,port entry in a bitmap:port set")
-		}
-		if err := fake.Restore(ctx, bad); err == nil {
-			t.Error("the fake accepted an ip,port entry in a bitmap:port set")
-		}
-	})
+	kernelSets := ipset.NewExec(ipset.ExecOptions{Command: append(slices.Clone(prefix), "ipset")})
 
 	runner, err := xtables.New(xtables.Options{CommandPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncer := ipvs.NewSetSyncer(ipvs.SetSyncerOptions{IPSet: kernelSets, Family: v1.IPv4Protocol})
-	applier := ipvs.NewRulesApplier(runner)
+	syncer := ipset.NewSyncer(ipset.SyncerOptions{IPSet: kernelSets, Family: v1.IPv4Protocol})
+	applier := rules.NewApplier(runner)
 	node := ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: addrs("172.30.0.1", "172.30.0.2")}
-	opts := ipvs.RulesOptions{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true}
+	opts := rules.Options{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true}
 	rich := snapshot(
 		e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.1.0.1:8080"), withHealthCheckNodePort(31000), withETPLocal())),
 		e(svc("b", "172.30.0.2", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24", "192.168.1.0/24"))),
@@ -72,21 +49,21 @@ func TestKernelIPSetAndRules(t *testing.T) {
 
 	for i, snap := range []*proxier.Snapshot{rich, small, rich} {
 		want := ipvs.BuildDesiredSets(snap, node)
-		if _, _, err := syncer.Sync(ctx, want, i == 0); err != nil {
+		if _, _, err := syncer.Sync(ctx, want.Members, i == 0); err != nil {
 			t.Fatalf("sync %d: %v", i, err)
 		}
 		assertKernelSets(t, ctx, kernelSets, want)
-		rules := ipvs.RenderRules(want, opts)
-		if err := applier.Apply(ctx, rules); err != nil {
+		r := rules.Render(want.RulesInput(), opts)
+		if err := applier.Apply(ctx, r); err != nil {
 			t.Fatalf("apply %d: %v", i, err)
 		}
-		assertKernelRules(t, ns, rules)
+		assertKernelRules(t, ns, r)
 	}
 
 	// The proxier's partial syncs write only deltas (and no rules when they
 	// are unchanged): the kernel must end up where BuildDesiredSets says.
 	t.Run("partial syncs through the proxier", func(t *testing.T) {
-		p, err := ipvs.New(ipvs.Options{Handle: ipvs.NewFake(ipvs.FakeOptions{}), Addresses: ipvs.NewFakeAddresses(addrs("127.0.0.1", nodeIP)...),
+		p, err := ipvs.New(ipvs.Options{Handle: vs.NewFake(vs.FakeOptions{}), Addresses: addresses.NewFake(addrs("127.0.0.1", nodeIP)...),
 			NodePorts: netfilter.NodePortMatch{All: true},
 			Netfilter: &ipvs.NetfilterOptions{IPSet: kernelSets, Restorer: runner, NodeIP: addr(nodeIP), Rules: opts}})
 		if err != nil {
@@ -102,37 +79,18 @@ func TestKernelIPSetAndRules(t *testing.T) {
 			bind := ipvs.BuildDesired(snap, ipvs.BuildOptions{LocalAddresses: addrs("127.0.0.1", nodeIP)}).Bind
 			want := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: bind})
 			assertKernelSets(t, ctx, kernelSets, want)
-			assertKernelRules(t, ns, ipvs.RenderRules(want, opts))
+			assertKernelRules(t, ns, rules.Render(want.RulesInput(), opts))
 		}
 	})
 }
 
-func kernelDifferentialBatch() *ipvs.SetBatch {
-	b := &ipvs.SetBatch{}
-	b.Create(ipvs.SetSpec{Name: "KPX-T-IPPORT", Type: ipvs.SetHashIPPort, Family: v1.IPv4Protocol})
-	b.Create(ipvs.SetSpec{Name: "KPX-T-NET", Type: ipvs.SetHashIPPortNet, Family: v1.IPv4Protocol})
-	b.Create(ipvs.SetSpec{Name: "KPX-T-6", Type: ipvs.SetHashIPPortIP, Family: v1.IPv6Protocol})
-	b.Create(ipvs.SetSpec{Name: "KPX-T-PORTS", Type: ipvs.SetBitmapPort, Family: v1.IPv4Protocol})
-	b.Create(ipvs.SetSpec{Name: "KPX-T-IP", Type: ipvs.SetHashIP, Family: v1.IPv6Protocol})
-	b.Add("KPX-T-IPPORT", "10.0.0.1,TCP:80")
-	b.Add("KPX-T-IPPORT", "10.0.0.2,80")
-	b.Add("KPX-T-IPPORT", "10.0.0.3,sctp:9")
-	b.Add("KPX-T-NET", "10.0.0.1,tcp:80,10.1.2.3/8")
-	b.Add("KPX-T-NET", "10.0.0.1,udp:53,10.0.0.5/32")
-	b.Add("KPX-T-6", "FD00:0::1,udp:53,fd00::0:2")
-	b.Add("KPX-T-PORTS", "30080")
-	b.Add("KPX-T-IP", "fd00:0:0:0::9")
-	b.Del("KPX-T-IPPORT", "10.0.0.9,tcp:80")
-	return b
-}
-
-func assertKernelSets(t *testing.T, ctx context.Context, s ipvs.IPSet, want *ipvs.DesiredSets) {
+func assertKernelSets(t *testing.T, ctx context.Context, s ipset.Interface, want *ipvs.DesiredSets) {
 	t.Helper()
 	got, err := s.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, spec := range ipvs.SetSpecs(v1.IPv4Protocol) {
+	for _, spec := range ipset.Specs(v1.IPv4Protocol) {
 		g := got[spec.Name]
 		if g == nil {
 			t.Errorf("set %s missing in the kernel", spec.Name)
@@ -147,9 +105,9 @@ func assertKernelSets(t *testing.T, ctx context.Context, s ipvs.IPSet, want *ipv
 
 // assertKernelRules checks, from iptables-save, that each IPVS-mode chain
 // holds as many rules as rendered and each jump rule is there exactly once.
-func assertKernelRules(t *testing.T, ns *kernelNS, rules *ipvs.Rules) {
+func assertKernelRules(t *testing.T, ns *kernelNS, r *rules.Rules) {
 	t.Helper()
-	for table, rendered := range map[string][]string{"nat": rules.NAT, "filter": rules.Filter} {
+	for table, rendered := range map[string][]string{"nat": r.NAT, "filter": r.Filter} {
 		saved := ns.exec("iptables-save", "-t", table)
 		want, got := map[string]int{}, map[string]int{}
 		for _, l := range rendered {

@@ -1,4 +1,4 @@
-package ipvs
+package ipset
 
 import (
 	"context"
@@ -11,31 +11,31 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-// SetType is an ipset type kproxy uses.
-type SetType string
+// Type is an ipset type kproxy uses.
+type Type string
 
 // The set types of upstream's IPVS mode.
 const (
-	SetHashIP        SetType = "hash:ip"
-	SetHashIPPort    SetType = "hash:ip,port"
-	SetHashIPPortIP  SetType = "hash:ip,port,ip"
-	SetHashIPPortNet SetType = "hash:ip,port,net"
-	SetBitmapPort    SetType = "bitmap:port"
+	HashIP        Type = "hash:ip"
+	HashIPPort    Type = "hash:ip,port"
+	HashIPPortIP  Type = "hash:ip,port,ip"
+	HashIPPortNet Type = "hash:ip,port,net"
+	BitmapPort    Type = "bitmap:port"
 )
 
-// SetSpec describes one set. Comment is not stored in the kernel: like
+// Spec describes one set. Comment is not stored in the kernel: like
 // upstream, it is the comment of the iptables rules that match the set.
-type SetSpec struct {
+type Spec struct {
 	Name    string
-	Type    SetType
+	Type    Type
 	Family  v1.IPFamily
 	Comment string
 }
 
-// createLine is the "create" line of ipset save/restore, with upstream's
+// CreateLine is the "create" line of ipset save/restore, with upstream's
 // parameters (hashsize 1024, maxelem 65536, range 0-65535).
-func (s SetSpec) createLine() string {
-	if s.Type == SetBitmapPort {
+func (s Spec) CreateLine() string {
+	if s.Type == BitmapPort {
 		return "create " + s.Name + " " + string(s.Type) + " range 0-65535"
 	}
 	return "create " + s.Name + " " + string(s.Type) + " family " + familyWord(s.Family) + " hashsize 1024 maxelem 65536"
@@ -53,7 +53,7 @@ const maxSetNameLen = 31
 
 // SetName is the name of an upstream set for a family: IPv6 sets use the
 // prefix "KUBE-6-" instead of "KUBE-", truncated to 31 characters.
-func SetName(base string, family v1.IPFamily) string {
+func Name(base string, family v1.IPFamily) string {
 	if family != v1.IPv6Protocol || !strings.HasPrefix(base, "KUBE-") {
 		return base
 	}
@@ -64,71 +64,71 @@ func SetName(base string, family v1.IPFamily) string {
 	return n
 }
 
-// SetContents is one set as listed from the kernel (or the fake).
-type SetContents struct {
-	Spec    SetSpec
+// Contents is one set as listed from the kernel (or the fake).
+type Contents struct {
+	Spec    Spec
 	Members []string // canonical entries, sorted
 }
 
-// IPSet is the ipset seam. Restore applies a batch in one step (one
+// Interface is the ipset seam. Restore applies a batch in one step (one
 // `ipset -exist restore`); List returns every set of the network namespace,
 // including sets kproxy does not own.
-type IPSet interface {
-	Restore(ctx context.Context, b *SetBatch) error
-	List(ctx context.Context) (map[string]*SetContents, error)
+type Interface interface {
+	Restore(ctx context.Context, b *Batch) error
+	List(ctx context.Context) (map[string]*Contents, error)
 }
 
-// SetBatch is an ordered list of ipset commands, written with -exist
+// Batch is an ordered list of ipset commands, written with -exist
 // semantics: creating an existing identical set, adding a present entry,
 // deleting an absent one or destroying a missing set are no-ops.
-type SetBatch struct {
+type Batch struct {
 	lines []string
 	ops   []setOp
 }
 
 type setOp struct {
 	verb  string // create, add, del, destroy, swap
-	spec  SetSpec
+	spec  Spec
 	set   string
 	entry string
 	other string
 }
 
 // Create ensures a set exists with the spec's type and family.
-func (b *SetBatch) Create(s SetSpec) {
+func (b *Batch) Create(s Spec) {
 	b.ops = append(b.ops, setOp{verb: "create", spec: s, set: s.Name})
-	b.lines = append(b.lines, s.createLine())
+	b.lines = append(b.lines, s.CreateLine())
 }
 
 // Add adds an entry to a set.
-func (b *SetBatch) Add(set, entry string) {
+func (b *Batch) Add(set, entry string) {
 	b.ops = append(b.ops, setOp{verb: "add", set: set, entry: entry})
 	b.lines = append(b.lines, "add "+set+" "+entry)
 }
 
 // Del deletes an entry from a set.
-func (b *SetBatch) Del(set, entry string) {
+func (b *Batch) Del(set, entry string) {
 	b.ops = append(b.ops, setOp{verb: "del", set: set, entry: entry})
 	b.lines = append(b.lines, "del "+set+" "+entry)
 }
 
 // Destroy destroys a set.
-func (b *SetBatch) Destroy(set string) {
+func (b *Batch) Destroy(set string) {
 	b.ops = append(b.ops, setOp{verb: "destroy", set: set})
 	b.lines = append(b.lines, "destroy "+set)
 }
 
 // Swap exchanges the contents (and names) of two sets of the same type.
-func (b *SetBatch) Swap(set, other string) {
+func (b *Batch) Swap(set, other string) {
 	b.ops = append(b.ops, setOp{verb: "swap", set: set, other: other})
 	b.lines = append(b.lines, "swap "+set+" "+other)
 }
 
 // Len is the number of commands.
-func (b *SetBatch) Len() int { return len(b.ops) }
+func (b *Batch) Len() int { return len(b.ops) }
 
 // Script is the `ipset restore` input.
-func (b *SetBatch) Script() string {
+func (b *Batch) Script() string {
 	if len(b.lines) == 0 {
 		return ""
 	}
@@ -139,16 +139,16 @@ func (b *SetBatch) Script() string {
 // ipset does and returns it in the form `ipset list` prints (lower-case
 // addresses, networks masked, /32 and /128 dropped), so desired and listed
 // members compare as strings.
-func CanonicalEntry(t SetType, family v1.IPFamily, entry string) (string, error) {
+func CanonicalEntry(t Type, family v1.IPFamily, entry string) (string, error) {
 	parts := strings.Split(entry, ",")
-	want := map[SetType]int{SetHashIP: 1, SetHashIPPort: 2, SetHashIPPortIP: 3, SetHashIPPortNet: 3, SetBitmapPort: 1}[t]
+	want := map[Type]int{HashIP: 1, HashIPPort: 2, HashIPPortIP: 3, HashIPPortNet: 3, BitmapPort: 1}[t]
 	if want == 0 {
 		return "", fmt.Errorf("unknown set type %q", t)
 	}
 	if len(parts) != want {
 		return "", fmt.Errorf("entry %q: %s needs %d elements", entry, t, want)
 	}
-	if t == SetBitmapPort {
+	if t == BitmapPort {
 		p, err := parsePort(parts[0])
 		if err != nil {
 			return "", fmt.Errorf("entry %q: %w", entry, err)
@@ -178,8 +178,8 @@ func CanonicalEntry(t SetType, family v1.IPFamily, entry string) (string, error)
 	return strings.Join(out, ","), nil
 }
 
-func canonicalThird(t SetType, family v1.IPFamily, s string) (string, error) {
-	if t == SetHashIPPortIP {
+func canonicalThird(t Type, family v1.IPFamily, s string) (string, error) {
+	if t == HashIPPortIP {
 		ip, err := parseFamilyAddr(s, family)
 		if err != nil {
 			return "", err

@@ -1,4 +1,4 @@
-package ipvs
+package vs
 
 import (
 	"fmt"
@@ -115,7 +115,7 @@ func (f *Fake) ListVirtualServers() ([]VirtualServer, error) {
 	for _, s := range f.services {
 		out = append(out, s.vs)
 	}
-	slices.SortFunc(out, func(a, b VirtualServer) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
+	slices.SortFunc(out, func(a, b VirtualServer) int { return a.ServiceKey.Compare(b.ServiceKey) })
 	return out, nil
 }
 
@@ -194,7 +194,7 @@ func (f *Fake) ListDestinations(k ServiceKey) ([]Destination, error) {
 		return nil, nil
 	}
 	out := slices.Collect(maps.Values(s.dests))
-	slices.SortFunc(out, func(a, b Destination) int { return compareDestKeys(a.DestKey, b.DestKey) })
+	slices.SortFunc(out, func(a, b Destination) int { return a.DestKey.Compare(b.DestKey) })
 	return out, nil
 }
 
@@ -289,21 +289,4 @@ func (f *Fake) SetTimeouts(t Timeouts) error {
 		}
 	}
 	return nil
-}
-
-func compareKeys(a, b ServiceKey) int {
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c
-	}
-	if a.Port != b.Port {
-		return int(a.Port) - int(b.Port)
-	}
-	return int(a.Protocol) - int(b.Protocol)
-}
-
-func compareDestKeys(a, b DestKey) int {
-	if c := a.Addr.Compare(b.Addr); c != 0 {
-		return c
-	}
-	return int(a.Port) - int(b.Port)
 }

@@ -1,4 +1,4 @@
-package ipvs
+package vs
 
 import (
 	"errors"
@@ -31,6 +31,13 @@ type Reconciler struct {
 	// terminating holds destinations at weight 0 waiting for their
 	// connections to end, with their deadline.
 	terminating map[ServiceKey]map[DestKey]time.Time
+}
+
+// DesiredServer is one virtual server wanted, with its destinations sorted
+// by address and port.
+type DesiredServer struct {
+	VirtualServer
+	Destinations []Destination
 }
 
 // Stats count the kernel writes of one reconcile.

@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -47,7 +49,7 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 		snap   *proxier.Snapshot
 		opts   ipvs.SetMemberOptions
 		want   []string
-		access []ipvs.LBNoNodeAccess
+		access []rules.LBNoNodeAccess
 	}{{
 		name: "ClusterIP only; remote endpoints are no hairpin",
 		snap: snapshot(e(svc("a", "172.30.0.1", withEndpoints("10.1.0.1:8080")))),
@@ -109,14 +111,14 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-SOURCE-CIDR 198.51.100.7,tcp:80,203.0.113.0/24"},
-		access: []ipvs.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
+		access: []rules.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
 	}, {
 		name: "only unparseable source ranges: VIP firewalled, no source allowed, node blocked (fail closed)",
 		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withInvalidSourceRanges()))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80"},
-		access: []ipvs.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
+		access: []rules.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
 	}, {
 		name: "valid and unparseable source ranges: only the valid one allowed",
 		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24"), withInvalidSourceRanges()))),
@@ -124,7 +126,7 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-SOURCE-CIDR 198.51.100.7,tcp:80,203.0.113.0/24"},
-		access: []ipvs.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
+		access: []rules.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
 	}, {
 		name: "KUBE-IPVS-IPS holds the bound addresses",
 		snap: snapshot(e(svc("a", "172.30.0.1"))),
@@ -145,11 +147,11 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 			if !slices.Equal(d.NoAccess, tc.access) {
 				t.Errorf("no-node-access = %v, want %v", d.NoAccess, tc.access)
 			}
-			if len(d.Members) != len(ipvs.SetSpecs(d.Family)) {
-				t.Errorf("%d sets keyed, want every one of %d", len(d.Members), len(ipvs.SetSpecs(d.Family)))
+			if len(d.Members) != len(ipset.Specs(d.Family)) {
+				t.Errorf("%d sets keyed, want every one of %d", len(d.Members), len(ipset.Specs(d.Family)))
 			}
-			bases := ipvs.SetSpecs(v1.IPv4Protocol)
-			for i, spec := range ipvs.SetSpecs(d.Family) {
+			bases := ipset.Specs(v1.IPv4Protocol)
+			for i, spec := range ipset.Specs(d.Family) {
 				for _, m := range d.Members[bases[i].Name] {
 					if c, err := ipvs.CanonicalEntry(spec.Type, d.Family, m); err != nil || c != m {
 						t.Errorf("%s member %q is not canonical for %s: %q, %v", spec.Name, m, spec.Type, c, err)
@@ -164,7 +166,7 @@ func TestBuildDesiredSetsNodeIPDefaultsToSnapshot(t *testing.T) {
 	snap := snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("192.168.1.0/24"))))
 	snap.Node.IPs = addrs("fd00::1", nodeIP)
 	d := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{})
-	if len(d.NoAccess) != 0 || d.Empty(ipvs.SetLoadBalancerSourceIP) {
-		t.Errorf("node IP %s from the snapshot should be allowed: no-access %v, source-ip %v", nodeIP, d.NoAccess, d.Members[ipvs.SetLoadBalancerSourceIP])
+	if len(d.NoAccess) != 0 || d.Empty(ipset.LoadBalancerSourceIP) {
+		t.Errorf("node IP %s from the snapshot should be allowed: no-access %v, source-ip %v", nodeIP, d.NoAccess, d.Members[ipset.LoadBalancerSourceIP])
 	}
 }

@@ -1,4 +1,4 @@
-package ipvs
+package ipset
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 	"github.com/kproxy/kproxy/proxier/command"
 )
 
-// ExecIPSetOptions configure ExecIPSet.
-type ExecIPSetOptions struct {
+// ExecOptions configure Exec.
+type ExecOptions struct {
 	// Command runs ipset; nil means {"ipset"}. Tests use
 	// {"ip", "netns", "exec", NS, "ipset"}.
 	Command []string
@@ -22,26 +22,26 @@ type ExecIPSetOptions struct {
 	Timeouts command.Timeouts
 }
 
-// ExecIPSet is the real IPSet: it runs the ipset binary, once per Restore
+// Exec is the real Interface: it runs the ipset binary, once per Restore
 // (`ipset -exist restore` with the batch on stdin) and once per List
 // (`ipset list -o save`).
-type ExecIPSet struct {
+type Exec struct {
 	cmd      []string
 	timeouts command.Timeouts
 }
 
-var _ IPSet = (*ExecIPSet)(nil)
+var _ Interface = (*Exec)(nil)
 
-// NewExecIPSet returns an ExecIPSet; it runs nothing.
-func NewExecIPSet(opts ExecIPSetOptions) *ExecIPSet {
+// NewExec returns an Exec; it runs nothing.
+func NewExec(opts ExecOptions) *Exec {
 	cmd := opts.Command
 	if len(cmd) == 0 {
 		cmd = []string{"ipset"}
 	}
-	return &ExecIPSet{cmd: slices.Clone(cmd), timeouts: opts.Timeouts.WithDefaults()}
+	return &Exec{cmd: slices.Clone(cmd), timeouts: opts.Timeouts.WithDefaults()}
 }
 
-func (e *ExecIPSet) run(ctx context.Context, stdin string, args ...string) ([]byte, error) {
+func (e *Exec) run(ctx context.Context, stdin string, args ...string) ([]byte, error) {
 	full := append(slices.Clone(e.cmd), args...)
 	var in []byte
 	if stdin != "" {
@@ -56,8 +56,8 @@ func (e *ExecIPSet) run(ctx context.Context, stdin string, args ...string) ([]by
 
 // Restore runs the batch in one `ipset -exist restore`. ipset stops at the
 // first failing line and may keep the lines before it: after an error the
-// caller must re-list (SetSyncer does).
-func (e *ExecIPSet) Restore(ctx context.Context, b *SetBatch) error {
+// caller must re-list (Syncer does).
+func (e *Exec) Restore(ctx context.Context, b *Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
@@ -68,18 +68,18 @@ func (e *ExecIPSet) Restore(ctx context.Context, b *SetBatch) error {
 }
 
 // List runs `ipset list -o save` and parses it.
-func (e *ExecIPSet) List(ctx context.Context) (map[string]*SetContents, error) {
+func (e *Exec) List(ctx context.Context) (map[string]*Contents, error) {
 	out, err := e.run(ctx, "", "list", "-o", "save")
 	if err != nil {
 		return nil, fmt.Errorf("ipset list: %w", err)
 	}
-	return ParseIPSetSave(out), nil
+	return ParseSave(out), nil
 }
 
-// ParseIPSetSave reads `ipset save` / `ipset list -o save` output. The
+// ParseSave reads `ipset save` / `ipset list -o save` output. The
 // family of a bitmap:port set is empty (ipset prints none).
-func ParseIPSetSave(data []byte) map[string]*SetContents {
-	sets := map[string]*SetContents{}
+func ParseSave(data []byte) map[string]*Contents {
+	sets := map[string]*Contents{}
 	for line := range strings.Lines(string(data)) {
 		f := strings.Fields(line)
 		if len(f) < 3 {
@@ -87,14 +87,14 @@ func ParseIPSetSave(data []byte) map[string]*SetContents {
 		}
 		switch f[0] {
 		case "create":
-			spec := SetSpec{Name: f[1], Type: SetType(f[2])}
+			spec := Spec{Name: f[1], Type: Type(f[2])}
 			if i := slices.Index(f, "family"); i > 0 && i+1 < len(f) {
 				spec.Family = v1.IPv4Protocol
 				if f[i+1] == "inet6" {
 					spec.Family = v1.IPv6Protocol
 				}
 			}
-			sets[f[1]] = &SetContents{Spec: spec}
+			sets[f[1]] = &Contents{Spec: spec}
 		case "add":
 			if s, ok := sets[f[1]]; ok {
 				s.Members = append(s.Members, f[2])

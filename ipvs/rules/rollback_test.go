@@ -1,11 +1,11 @@
-package ipvs_test
+package rules_test
 
 import (
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
@@ -25,10 +25,10 @@ func saveAll(t *testing.T, f *ruleset.Fake) string {
 // TestRulesApplierRollsBackNAT: IPVS mode writes nat, then filter. When
 // filter fails, nat must be as it was, restored from the tables the
 // applier read to find missing jumps (no extra Save).
-func TestRulesApplierRollsBackNAT(t *testing.T) {
+func TestApplierRollsBackNAT(t *testing.T) {
 	f := ruleset.NewFake(ruleset.FakeOptions{})
-	a := ipvs.NewRulesApplier(f)
-	first := &ipvs.Rules{
+	a := rules.NewApplier(f)
+	first := &rules.Rules{
 		NAT:    []string{"-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN", "-A KUBE-MARK-MASQ -j MARK --or-mark 0x00004000"},
 		Filter: []string{"-A KUBE-FORWARD -m mark --mark 0x00004000/0x00004000 -j ACCEPT"},
 	}
@@ -39,7 +39,7 @@ func TestRulesApplierRollsBackNAT(t *testing.T) {
 	saves, _ := f.Reads()
 
 	f.FailNextBlock("filter", 1)
-	next := &ipvs.Rules{
+	next := &rules.Rules{
 		NAT:    []string{"-A KUBE-SERVICES -s 127.0.0.0/8 -j ACCEPT"},
 		Filter: []string{"-A KUBE-FORWARD -j ACCEPT"},
 	}

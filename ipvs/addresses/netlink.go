@@ -1,19 +1,16 @@
-package ipvs
+package addresses
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	v1 "k8s.io/api/core/v1"
-
-	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // DummyDevice is the interface service addresses are bound to, as upstream.
@@ -24,8 +21,8 @@ const DummyDevice = "kube-ipvs0"
 // 30 s to send, 3 s to receive).
 const NetlinkTimeout = 30 * time.Second
 
-// AddressManager is kproxy's seam to the node's addresses for one family.
-type AddressManager interface {
+// Manager is kproxy's seam to the node's addresses for one family.
+type Manager interface {
 	// EnsureDevice creates the dummy device if it is missing (left down, as upstream).
 	EnsureDevice() error
 	// Bound lists the family's addresses on the dummy device (none if it is missing).
@@ -38,37 +35,18 @@ type AddressManager interface {
 	Local() ([]netip.Addr, error)
 }
 
-// NodePortIPs picks the node addresses that get NodePort virtual servers:
-// the local addresses of the family matching nodePortAddresses, never
-// loopback or IPv6 link-local ones (upstream's address filter).
-func NodePortIPs(local []netip.Addr, match netfilter.NodePortMatch, family v1.IPFamily) []netip.Addr {
-	want6 := family == v1.IPv6Protocol
-	var out []netip.Addr
-	for _, a := range local {
-		a = a.Unmap()
-		if a.Is6() != want6 || a.IsLoopback() || (a.Is6() && a.IsLinkLocalUnicast()) || slices.Contains(out, a) {
-			continue
-		}
-		if match.Contains(a) {
-			out = append(out, a)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
-}
-
-// NetlinkAddresses is the real AddressManager over netlink.
-type NetlinkAddresses struct {
+// Netlink is the real Manager over route netlink.
+type Netlink struct {
 	h      *netlink.Handle
 	family int
 	want6  bool
 }
 
-var _ AddressManager = (*NetlinkAddresses)(nil)
+var _ Manager = (*Netlink)(nil)
 
-// NewNetlinkAddresses manages family's addresses in the network namespace
+// NewNetlink manages family's addresses in the network namespace
 // at nsPath, or in the caller's namespace when nsPath is "".
-func NewNetlinkAddresses(nsPath string, family v1.IPFamily) (*NetlinkAddresses, error) {
+func NewNetlink(nsPath string, family v1.IPFamily) (*Netlink, error) {
 	ns := netns.None()
 	if nsPath != "" {
 		var err error
@@ -88,7 +66,7 @@ func NewNetlinkAddresses(nsPath string, family v1.IPFamily) (*NetlinkAddresses, 
 		h.Close()
 		return nil, fmt.Errorf("set netlink socket timeout: %w", err)
 	}
-	n := &NetlinkAddresses{h: h, family: netlink.FAMILY_V4}
+	n := &Netlink{h: h, family: netlink.FAMILY_V4}
 	if family == v1.IPv6Protocol {
 		n.family, n.want6 = netlink.FAMILY_V6, true
 	}
@@ -96,9 +74,9 @@ func NewNetlinkAddresses(nsPath string, family v1.IPFamily) (*NetlinkAddresses, 
 }
 
 // Close releases the netlink handle.
-func (n *NetlinkAddresses) Close() { n.h.Close() }
+func (n *Netlink) Close() { n.h.Close() }
 
-func (n *NetlinkAddresses) EnsureDevice() error {
+func (n *Netlink) EnsureDevice() error {
 	if _, err := n.h.LinkByName(DummyDevice); err == nil {
 		return nil
 	}
@@ -109,7 +87,7 @@ func (n *NetlinkAddresses) EnsureDevice() error {
 	return nil
 }
 
-func (n *NetlinkAddresses) device() (netlink.Link, error) {
+func (n *Netlink) device() (netlink.Link, error) {
 	l, err := n.h.LinkByName(DummyDevice)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -122,7 +100,7 @@ func (n *NetlinkAddresses) device() (netlink.Link, error) {
 }
 
 // list dumps the family's addresses, retrying a dump the kernel interrupted.
-func (n *NetlinkAddresses) list(link netlink.Link) ([]netlink.Addr, error) {
+func (n *Netlink) list(link netlink.Link) ([]netlink.Addr, error) {
 	var err error
 	for range 5 {
 		var addrs []netlink.Addr
@@ -136,7 +114,7 @@ func (n *NetlinkAddresses) list(link netlink.Link) ([]netlink.Addr, error) {
 	return nil, fmt.Errorf("list addresses: %w", err)
 }
 
-func (n *NetlinkAddresses) Bound() ([]netip.Addr, error) {
+func (n *Netlink) Bound() ([]netip.Addr, error) {
 	l, err := n.device()
 	if err != nil || l == nil {
 		return nil, err
@@ -148,7 +126,7 @@ func (n *NetlinkAddresses) Bound() ([]netip.Addr, error) {
 	return n.convert(addrs, func(netlink.Addr) bool { return true }), nil
 }
 
-func (n *NetlinkAddresses) Local() ([]netip.Addr, error) {
+func (n *Netlink) Local() ([]netip.Addr, error) {
 	l, err := n.device()
 	if err != nil {
 		return nil, err
@@ -164,7 +142,7 @@ func (n *NetlinkAddresses) Local() ([]netip.Addr, error) {
 	return n.convert(addrs, func(a netlink.Addr) bool { return a.LinkIndex != idx }), nil
 }
 
-func (n *NetlinkAddresses) convert(addrs []netlink.Addr, keep func(netlink.Addr) bool) []netip.Addr {
+func (n *Netlink) convert(addrs []netlink.Addr, keep func(netlink.Addr) bool) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range addrs {
 		ip, ok := netip.AddrFromSlice(a.IP)
@@ -179,13 +157,13 @@ func (n *NetlinkAddresses) convert(addrs []netlink.Addr, keep func(netlink.Addr)
 	return out
 }
 
-func (n *NetlinkAddresses) hostAddr(addr netip.Addr) *netlink.Addr {
+func (n *Netlink) hostAddr(addr netip.Addr) *netlink.Addr {
 	p := netip.PrefixFrom(addr, addr.BitLen())
 	a, _ := netlink.ParseAddr(p.String())
 	return a
 }
 
-func (n *NetlinkAddresses) Bind(addr netip.Addr) error {
+func (n *Netlink) Bind(addr netip.Addr) error {
 	l, err := n.device()
 	if err == nil && l == nil {
 		err = fmt.Errorf("%s does not exist", DummyDevice)
@@ -199,7 +177,7 @@ func (n *NetlinkAddresses) Bind(addr netip.Addr) error {
 	return nil
 }
 
-func (n *NetlinkAddresses) Unbind(addr netip.Addr) error {
+func (n *Netlink) Unbind(addr netip.Addr) error {
 	l, err := n.device()
 	if err != nil || l == nil {
 		return err
@@ -211,83 +189,18 @@ func (n *NetlinkAddresses) Unbind(addr netip.Addr) error {
 	return nil
 }
 
-// FakeAddresses is an in-memory AddressManager; it rejects binding before
-// the device exists, as the kernel does. Safe for concurrent use.
-type FakeAddresses struct {
-	mu     sync.Mutex
-	device bool
-	bound  []netip.Addr
-	local  []netip.Addr
-	calls  map[string]int
-}
-
-var _ AddressManager = (*FakeAddresses)(nil)
-
-// NewFakeAddresses returns a fake without the dummy device, whose other
-// interfaces hold local.
-func NewFakeAddresses(local ...netip.Addr) *FakeAddresses {
-	return &FakeAddresses{local: slices.Clone(local), calls: map[string]int{}}
-}
-
-// Calls returns a copy of the per-method call counts.
-func (f *FakeAddresses) Calls() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range f.calls {
-		out[k] = v
+// RemoveDevice deletes kube-ipvs0 (and so every address bound to it).
+func (n *Netlink) RemoveDevice() error {
+	l, err := n.device()
+	if err != nil || l == nil {
+		return err
 	}
-	return out
-}
-
-// SetLocal replaces the addresses of the other interfaces.
-func (f *FakeAddresses) SetLocal(local ...netip.Addr) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.local = slices.Clone(local)
-}
-
-func (f *FakeAddresses) EnsureDevice() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["EnsureDevice"]++
-	f.device = true
-	return nil
-}
-
-func (f *FakeAddresses) Bound() ([]netip.Addr, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["Bound"]++
-	out := slices.Clone(f.bound)
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out, nil
-}
-
-func (f *FakeAddresses) Bind(addr netip.Addr) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["Bind"]++
-	if !f.device {
-		return fmt.Errorf("fake addresses: bind %s: %s: %w", addr, DummyDevice, syscall.ENODEV)
-	}
-	if !slices.Contains(f.bound, addr) {
-		f.bound = append(f.bound, addr)
+	if err := n.h.LinkDel(l); err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("delete %s: %w", DummyDevice, err)
 	}
 	return nil
-}
-
-func (f *FakeAddresses) Unbind(addr netip.Addr) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["Unbind"]++
-	f.bound = slices.DeleteFunc(f.bound, func(a netip.Addr) bool { return a == addr })
-	return nil
-}
-
-func (f *FakeAddresses) Local() ([]netip.Addr, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls["Local"]++
-	return slices.Clone(f.local), nil
 }

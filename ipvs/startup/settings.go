@@ -1,4 +1,4 @@
-package ipvs
+package startup
 
 import (
 	"errors"
@@ -8,14 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier/sysctl"
 )
-
-// This file is IPVS mode's host setup at start (upstream's NewProxier and
-// CanUseIPVSProxier): the scheduler probe, the sysctls IPVS mode needs,
-// strictARP and the IPVS connection timeouts.
 
 // Sysctl keys (paths under /proc/sys) IPVS mode writes.
 const (
@@ -76,49 +72,35 @@ type SysctlChange struct {
 	Old, New int
 }
 
-// Timeouts are IPVS's idle connection timeouts for TCP, TCP after a FIN,
-// and UDP (`ipvsadm --set`), per network namespace. The kernel keeps whole
-// seconds; a zero field means "leave it as it is".
-type Timeouts struct {
-	TCP, TCPFin, UDP time.Duration
-}
-
-// IsZero reports whether t changes nothing.
-func (t Timeouts) IsZero() bool { return t == Timeouts{} }
-
-func (t Timeouts) String() string {
-	return fmt.Sprintf("tcp=%s tcpfin=%s udp=%s", t.TCP, t.TCPFin, t.UDP)
-}
-
-// StartupOptions are the settings IPVS mode applies once at start.
-type StartupOptions struct {
+// Options are the settings IPVS mode applies once at start.
+type Options struct {
 	// Handle is the proxier's own IPVS handle; it receives the timeouts.
-	Handle Handle
+	Handle vs.Handle
 	// Probe is where ProbeScheduler creates and deletes its virtual server:
-	// best a NewIsolatedKernelHandle, which leaves nothing behind even on a
+	// best a vs.NewIsolatedKernelHandle, which leaves nothing behind even on a
 	// crash. Nil probes through Handle, as upstream does.
-	Probe Handle
+	Probe vs.Handle
 	// Sysctls is the proxier's network namespace's sysctl tree.
 	Sysctls   sysctl.Interface
 	Scheduler string
 	// StrictARP raises arp_ignore to 1 and arp_announce to 2.
 	StrictARP bool
-	Timeouts  Timeouts
+	Timeouts  vs.Timeouts
 	// KernelRelease is uname -r ("6.1.0-57-amd64"): conn_reuse_mode depends on it.
 	KernelRelease string
 }
 
-// StartupResult says what ApplyStartupSettings changed, for the caller to log.
-type StartupResult struct {
+// Result says what Apply changed, for the caller to log.
+type Result struct {
 	Sysctls     []SysctlChange
 	TimeoutsSet bool
 }
 
-// ApplyStartupSettings checks the scheduler first, so a kernel without it
+// Apply checks the scheduler first, so a kernel without it
 // fails before anything is changed, then writes the sysctls IPVS mode
 // needs, strictARP's, and the timeouts when any is non-zero.
-func ApplyStartupSettings(o StartupOptions) (StartupResult, error) {
-	var res StartupResult
+func Apply(o Options) (Result, error) {
+	var res Result
 	probe := o.Probe
 	if probe == nil {
 		probe = o.Handle
@@ -195,8 +177,8 @@ func appendChange(out []SysctlChange, c *SysctlChange) []SysctlChange {
 
 // ProbeVirtualServer is the virtual server ProbeScheduler creates and
 // deletes: upstream's probe address (TEST-NET-2, never routed).
-func ProbeVirtualServer() ServiceKey {
-	return ServiceKey{Addr: netip.AddrFrom4([4]byte{198, 51, 100, 0}), Port: 20000, Protocol: TCP}
+func ProbeVirtualServer() vs.ServiceKey {
+	return vs.ServiceKey{Addr: netip.AddrFrom4([4]byte{198, 51, 100, 0}), Port: 20000, Protocol: vs.TCP}
 }
 
 // ErrSchedulerUnavailable is returned (wrapped) when the kernel cannot use
@@ -209,9 +191,9 @@ var ErrSchedulerUnavailable = errors.New("IPVS scheduler not available in this k
 // so this also accepts one built as a module that is not loaded yet, and
 // works in containers without /lib/modules. A probe address already in use
 // is an error rather than someone else's virtual server changed or deleted.
-func ProbeScheduler(h Handle, scheduler string) error {
+func ProbeScheduler(h vs.Handle, scheduler string) error {
 	key := ProbeVirtualServer()
-	probe := VirtualServer{ServiceKey: key, Scheduler: scheduler}
+	probe := vs.VirtualServer{ServiceKey: key, Scheduler: scheduler}
 	err := h.NewVirtualServer(probe)
 	switch {
 	case errors.Is(err, syscall.ENOENT):

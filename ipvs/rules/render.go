@@ -1,17 +1,19 @@
-package ipvs
+package rules
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
-// RulesOptions configure RenderRules.
-type RulesOptions struct {
+// Options configure Render.
+type Options struct {
 	// MasqueradeMark is the mark text, e.g. "0x00004000" (required).
 	MasqueradeMark string
 	// MasqueradeAll masquerades all traffic to ClusterIPs.
@@ -29,6 +31,31 @@ type Rules struct {
 	NAT, Filter []string
 }
 
+// Counts are the rules per table, as kubeproxy_sync_proxy_rules_iptables_total
+// reports them: the rules of kproxy's own chains, without the jumps into
+// them from the built-in chains (as upstream counts).
+func (r *Rules) Counts() map[string]int {
+	return map[string]int{"nat": len(r.NAT), "filter": len(r.Filter)}
+}
+
+// LBNoNodeAccess is a load-balancer VIP:port whose source ranges do not
+// include the node: KUBE-IPVS-OUT-FILTER drops the node's own connections
+// to it (kubernetes/kubernetes#119656).
+type LBNoNodeAccess struct {
+	VIP      netip.Addr
+	Protocol string // tcp, udp, sctp
+	Port     int32
+}
+
+// Sets is what the rules depend on besides Options: which sets are empty
+// and the VIPs the node may not reach.
+type Sets struct {
+	Family v1.IPFamily
+	// Empty reports whether a set (by upstream's IPv4 name) has no member.
+	Empty    func(set string) bool
+	NoAccess []LBNoNodeAccess
+}
+
 // setMatch is one row of upstream's ipsetWithIptablesChain.
 type setMatch struct {
 	set, table, from, to, match, proto string
@@ -36,18 +63,18 @@ type setMatch struct {
 
 func setMatches() []setMatch {
 	return []setMatch{
-		{SetLoopBack, "nat", netfilter.PostroutingChain, "MASQUERADE", "dst,dst,src", ""},
-		{SetLoadBalancer, "nat", netfilter.ServicesChain, netfilter.LoadBalancerChain, "dst,dst", ""},
-		{SetLoadBalancerLocal, "nat", netfilter.LoadBalancerChain, "RETURN", "dst,dst", ""},
-		{SetNodePortLocalTCP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst", "tcp"},
-		{SetNodePortTCP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst", "tcp"},
-		{SetNodePortLocalUDP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst", "udp"},
-		{SetNodePortUDP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst", "udp"},
-		{SetNodePortLocalSCTP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst,dst", "sctp"},
-		{SetNodePortSCTP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst,dst", "sctp"},
-		{SetLoadBalancerFW, "filter", netfilter.ProxyFirewallChain, netfilter.SourceRangesFirewallChain, "dst,dst", ""},
-		{SetLoadBalancerSourceNet, "filter", netfilter.SourceRangesFirewallChain, "RETURN", "dst,dst,src", ""},
-		{SetLoadBalancerSourceIP, "filter", netfilter.SourceRangesFirewallChain, "RETURN", "dst,dst,src", ""},
+		{ipset.LoopBack, "nat", netfilter.PostroutingChain, "MASQUERADE", "dst,dst,src", ""},
+		{ipset.LoadBalancer, "nat", netfilter.ServicesChain, netfilter.LoadBalancerChain, "dst,dst", ""},
+		{ipset.LoadBalancerLocal, "nat", netfilter.LoadBalancerChain, "RETURN", "dst,dst", ""},
+		{ipset.NodePortLocalTCP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst", "tcp"},
+		{ipset.NodePortTCP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst", "tcp"},
+		{ipset.NodePortLocalUDP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst", "udp"},
+		{ipset.NodePortUDP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst", "udp"},
+		{ipset.NodePortLocalSCTP, "nat", netfilter.IPVSNodePortChain, "RETURN", "dst,dst", "sctp"},
+		{ipset.NodePortSCTP, "nat", netfilter.IPVSNodePortChain, netfilter.MarkMasqChain, "dst,dst", "sctp"},
+		{ipset.LoadBalancerFW, "filter", netfilter.ProxyFirewallChain, netfilter.SourceRangesFirewallChain, "dst,dst", ""},
+		{ipset.LoadBalancerSourceNet, "filter", netfilter.SourceRangesFirewallChain, "RETURN", "dst,dst,src", ""},
+		{ipset.LoadBalancerSourceIP, "filter", netfilter.SourceRangesFirewallChain, "RETURN", "dst,dst,src", ""},
 	}
 }
 
@@ -55,7 +82,7 @@ func setMatches() []setMatch {
 // family's, comments to their quoted comment.
 type ruleWriter struct {
 	empty    func(set string) bool
-	opts     RulesOptions
+	opts     Options
 	names    map[string]string
 	comments map[string]string
 	rules    Rules
@@ -72,20 +99,15 @@ func (w *ruleWriter) matchSet(set string) string { return "-m set --match-set " 
 // comment is `-m comment --comment "..."` with the set's comment.
 func (w *ruleWriter) comment(set string) string { return "-m comment --comment " + w.comments[set] }
 
-// RenderRules is a pure function from the desired sets to upstream's
+// Render is a pure function from the state of the sets to upstream's
 // writeIptablesRules output, in upstream's order. Rules that match a set
 // are written only when the set is not empty, except the filter rules
 // upstream always writes.
-func RenderRules(want *DesiredSets, opts RulesOptions) *Rules {
-	return renderRules(want.Family, want.Empty, want.NoAccess, opts)
-}
-
-// renderRules is RenderRules over what the rules depend on: which sets are
-// empty (by upstream IPv4 name) and the VIPs the node may not reach.
-func renderRules(family v1.IPFamily, empty func(set string) bool, noAccess []LBNoNodeAccess, opts RulesOptions) *Rules {
+func Render(sets Sets, opts Options) *Rules {
+	family, empty := sets.Family, sets.Empty
 	w := &ruleWriter{empty: empty, opts: opts, names: map[string]string{}, comments: map[string]string{}}
-	bases := SetSpecs(v1.IPv4Protocol)
-	for i, spec := range SetSpecs(family) {
+	bases := ipset.Specs(v1.IPv4Protocol)
+	for i, spec := range ipset.Specs(family) {
 		w.names[bases[i].Name] = spec.Name
 		w.comments[bases[i].Name] = `"` + spec.Comment + `"`
 	}
@@ -100,11 +122,11 @@ func renderRules(family v1.IPFamily, empty func(set string) bool, noAccess []LBN
 	w.nat("-A", netfilter.ServicesChain, "-m addrtype --dst-type LOCAL", "-j", netfilter.IPVSNodePortChain)
 	w.nat("-A", netfilter.LoadBalancerChain, "-j", netfilter.MarkMasqChain)
 	w.filter("-A", netfilter.SourceRangesFirewallChain, "-j", "DROP")
-	for _, e := range noAccess {
+	for _, e := range sets.NoAccess {
 		w.filter("-A", netfilter.IPVSOutFilterChain, "-s", e.VIP.String(), "-m ipvs --vaddr", e.VIP.String(),
 			"--vproto", e.Protocol, "--vport", strconv.Itoa(int(e.Port)), "-j", "DROP")
 	}
-	for _, set := range []string{SetClusterIP, SetLoadBalancer} {
+	for _, set := range []string{ipset.ClusterIP, ipset.LoadBalancer} {
 		if !empty(set) {
 			w.nat("-A", netfilter.ServicesChain, w.matchSet(set), "dst,dst", "-j", "ACCEPT")
 		}
@@ -133,10 +155,10 @@ func (w *ruleWriter) writeSetMatches() {
 }
 
 func (w *ruleWriter) writeClusterIP() {
-	if w.empty(SetClusterIP) {
+	if w.empty(ipset.ClusterIP) {
 		return
 	}
-	head := []string{"-A", netfilter.ServicesChain, w.comment(SetClusterIP), w.matchSet(SetClusterIP)}
+	head := []string{"-A", netfilter.ServicesChain, w.comment(ipset.ClusterIP), w.matchSet(ipset.ClusterIP)}
 	switch det := w.opts.LocalDetector; {
 	case w.opts.MasqueradeAll:
 		w.nat(append(head, "dst,dst", "-j", netfilter.MarkMasqChain)...)
@@ -149,12 +171,12 @@ func (w *ruleWriter) writeClusterIP() {
 }
 
 func (w *ruleWriter) writeExternalIPs() {
-	for _, set := range []string{SetExternalIP, SetExternalIPLocal} {
+	for _, set := range []string{ipset.ExternalIP, ipset.ExternalIPLocal} {
 		if w.empty(set) {
 			continue
 		}
 		head := []string{"-A", netfilter.ServicesChain, w.comment(set), w.matchSet(set), "dst,dst"}
-		if set == SetExternalIP {
+		if set == ipset.ExternalIP {
 			w.nat(append(head, "-j", netfilter.MarkMasqChain)...)
 		}
 		w.nat(append(head, "-m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL", "-j", "ACCEPT")...)
@@ -168,12 +190,12 @@ func (w *ruleWriter) writeFilterTail() {
 		"-m mark --mark", mark+"/"+mark, "-j", "ACCEPT")
 	w.filter("-A", netfilter.ForwardChain, `-m comment --comment "kubernetes forwarding conntrack rule"`,
 		"-m conntrack --ctstate RELATED,ESTABLISHED", "-j", "ACCEPT")
-	w.filter("-A", netfilter.IPVSNodePortChain, w.comment(SetHealthCheckNodePort), w.matchSet(SetHealthCheckNodePort), "dst", "-j", "ACCEPT")
-	for _, set := range []string{SetLoadBalancer, SetClusterIP, SetExternalIP, SetExternalIPLocal} {
+	w.filter("-A", netfilter.IPVSNodePortChain, w.comment(ipset.HealthCheckNodePort), w.matchSet(ipset.HealthCheckNodePort), "dst", "-j", "ACCEPT")
+	for _, set := range []string{ipset.LoadBalancer, ipset.ClusterIP, ipset.ExternalIP, ipset.ExternalIPLocal} {
 		w.filter("-A", netfilter.IPVSFilterChain, w.matchSet(set), "dst,dst", "-j", "RETURN")
 	}
-	w.filter("-A", netfilter.IPVSFilterChain, w.matchSet(SetHealthCheckNodePort), "dst", "-j", "RETURN")
-	w.filter("-A", netfilter.IPVSFilterChain, "-m conntrack --ctstate NEW", w.matchSet(SetIPVSIPs), "dst", "-j", "REJECT")
+	w.filter("-A", netfilter.IPVSFilterChain, w.matchSet(ipset.HealthCheckNodePort), "dst", "-j", "RETURN")
+	w.filter("-A", netfilter.IPVSFilterChain, "-m conntrack --ctstate NEW", w.matchSet(ipset.IPVSIPs), "dst", "-j", "REJECT")
 }
 
 func (w *ruleWriter) writePostrouting() {

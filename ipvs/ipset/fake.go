@@ -1,4 +1,4 @@
-package ipvs
+package ipset
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 	v1 "k8s.io/api/core/v1"
 )
 
-// FakeIPSet is an in-memory IPSet that rejects what ipset rejects: a
+// Fake is an in-memory Interface that rejects what ipset rejects: a
 // create that conflicts with an existing set of another type or family, a
 // name over 31 characters, an entry whose format does not fit the set's
 // type or whose addresses are of the other family, a command on an unknown
 // set, a swap of sets of different types. It stores entries in ipset's
 // canonical form. Unlike `ipset restore`, a failing batch changes nothing.
-type FakeIPSet struct {
+type Fake struct {
 	mu   sync.Mutex
 	sets map[string]*fakeSet
-	// Restores and Lists count the calls (each is one exec for ExecIPSet).
+	// Restores and Lists count the calls (each is one exec for Exec).
 	Restores, Lists int
 	// FailRestore, when set, is returned by the next Restore (which then
 	// changes nothing) and cleared.
@@ -27,17 +27,17 @@ type FakeIPSet struct {
 }
 
 type fakeSet struct {
-	spec    SetSpec
+	spec    Spec
 	members map[string]struct{}
 }
 
-var _ IPSet = (*FakeIPSet)(nil)
+var _ Interface = (*Fake)(nil)
 
-// NewFakeIPSet returns an empty fake.
-func NewFakeIPSet() *FakeIPSet { return &FakeIPSet{sets: map[string]*fakeSet{}} }
+// NewFake returns an empty fake.
+func NewFake() *Fake { return &Fake{sets: map[string]*fakeSet{}} }
 
 // Restore applies the batch atomically.
-func (f *FakeIPSet) Restore(_ context.Context, b *SetBatch) error {
+func (f *Fake) Restore(_ context.Context, b *Batch) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Restores++
@@ -96,14 +96,14 @@ func applySetOp(sets map[string]*fakeSet, op setOp) error {
 	return fmt.Errorf("unknown command %q", op.verb)
 }
 
-func createFakeSet(sets map[string]*fakeSet, spec SetSpec) error {
+func createFakeSet(sets map[string]*fakeSet, spec Spec) error {
 	if spec.Name == "" || len(spec.Name) > maxSetNameLen {
 		return fmt.Errorf("set name %q: length must be 1..%d", spec.Name, maxSetNameLen)
 	}
 	if !knownSetType(spec.Type) {
 		return fmt.Errorf("unknown set type %q", spec.Type)
 	}
-	if spec.Type == SetBitmapPort {
+	if spec.Type == BitmapPort {
 		spec.Family = ""
 	} else if spec.Family == "" {
 		spec.Family = v1.IPv4Protocol
@@ -118,12 +118,12 @@ func createFakeSet(sets map[string]*fakeSet, spec SetSpec) error {
 	return nil
 }
 
-func knownSetType(t SetType) bool {
-	return slices.Contains([]SetType{SetHashIP, SetHashIPPort, SetHashIPPortIP, SetHashIPPortNet, SetBitmapPort}, t)
+func knownSetType(t Type) bool {
+	return slices.Contains([]Type{HashIP, HashIPPort, HashIPPortIP, HashIPPortNet, BitmapPort}, t)
 }
 
-func sameFamily(a, b SetSpec) bool {
-	if a.Type == SetBitmapPort {
+func sameFamily(a, b Spec) bool {
+	if a.Type == BitmapPort {
 		return true
 	}
 	fa, fb := a.Family, b.Family
@@ -137,19 +137,19 @@ func sameFamily(a, b SetSpec) bool {
 }
 
 // List returns a copy of every set.
-func (f *FakeIPSet) List(context.Context) (map[string]*SetContents, error) {
+func (f *Fake) List(context.Context) (map[string]*Contents, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Lists++
-	out := make(map[string]*SetContents, len(f.sets))
+	out := make(map[string]*Contents, len(f.sets))
 	for n, s := range f.sets {
-		out[n] = &SetContents{Spec: s.spec, Members: slices.Sorted(maps.Keys(s.members))}
+		out[n] = &Contents{Spec: s.spec, Members: slices.Sorted(maps.Keys(s.members))}
 	}
 	return out, nil
 }
 
 // Members returns one set's sorted members and whether the set exists.
-func (f *FakeIPSet) Members(name string) ([]string, bool) {
+func (f *Fake) Members(name string) ([]string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sets[name]

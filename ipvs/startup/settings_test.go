@@ -1,4 +1,4 @@
-package ipvs_test
+package startup_test
 
 import (
 	"errors"
@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/startup"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier/sysctl"
 )
 
@@ -34,9 +35,9 @@ func sysctlDir(t *testing.T, values map[string]int) sysctl.Dir {
 // hostSysctls is a host as IPVS mode finds it: ip_vs loaded, nothing set.
 func hostSysctls(mods ...func(map[string]int)) map[string]int {
 	m := map[string]int{
-		ipvs.SysctlVSConntrack: 0, ipvs.SysctlConnReuseMode: 1, ipvs.SysctlExpireNoDestConn: 0,
-		ipvs.SysctlExpireQuiescentTemplate: 0, ipvs.SysctlIPForward: 0,
-		ipvs.SysctlARPIgnore: 0, ipvs.SysctlARPAnnounce: 0,
+		startup.SysctlVSConntrack: 0, startup.SysctlConnReuseMode: 1, startup.SysctlExpireNoDestConn: 0,
+		startup.SysctlExpireQuiescentTemplate: 0, startup.SysctlIPForward: 0,
+		startup.SysctlARPIgnore: 0, startup.SysctlARPAnnounce: 0,
 	}
 	for _, mod := range mods {
 		mod(m)
@@ -68,24 +69,24 @@ func TestEnsureStrictARPOnlyRaises(t *testing.T) {
 		wantIgnore, wantAnnounce int
 		wantChanged              []string
 	}{
-		{"defaults are raised", 0, 0, 1, 2, []string{ipvs.SysctlARPIgnore, ipvs.SysctlARPAnnounce}},
+		{"defaults are raised", 0, 0, 1, 2, []string{startup.SysctlARPIgnore, startup.SysctlARPAnnounce}},
 		{"already strict", 1, 2, 1, 2, nil},
-		{"arp_ignore 2 is stricter", 2, 1, 2, 2, []string{ipvs.SysctlARPAnnounce}},
+		{"arp_ignore 2 is stricter", 2, 1, 2, 2, []string{startup.SysctlARPAnnounce}},
 		{"arp_ignore 8 never answers", 8, 2, 8, 2, nil},
-		{"arp_ignore 3 still answers for global addresses", 3, 2, 1, 2, []string{ipvs.SysctlARPIgnore}},
-		{"reserved arp_ignore 5 answers", 5, 0, 1, 2, []string{ipvs.SysctlARPIgnore, ipvs.SysctlARPAnnounce}},
+		{"arp_ignore 3 still answers for global addresses", 3, 2, 1, 2, []string{startup.SysctlARPIgnore}},
+		{"reserved arp_ignore 5 answers", 5, 0, 1, 2, []string{startup.SysctlARPIgnore, startup.SysctlARPAnnounce}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := sysctlDir(t, hostSysctls(withSysctl(ipvs.SysctlARPIgnore, tt.ignore), withSysctl(ipvs.SysctlARPAnnounce, tt.announce)))
-			changes, err := ipvs.EnsureStrictARP(s)
+			s := sysctlDir(t, hostSysctls(withSysctl(startup.SysctlARPIgnore, tt.ignore), withSysctl(startup.SysctlARPAnnounce, tt.announce)))
+			changes, err := startup.EnsureStrictARP(s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := sysctlValue(t, s, ipvs.SysctlARPIgnore); got != tt.wantIgnore {
+			if got := sysctlValue(t, s, startup.SysctlARPIgnore); got != tt.wantIgnore {
 				t.Errorf("arp_ignore = %d, want %d", got, tt.wantIgnore)
 			}
-			if got := sysctlValue(t, s, ipvs.SysctlARPAnnounce); got != tt.wantAnnounce {
+			if got := sysctlValue(t, s, startup.SysctlARPAnnounce); got != tt.wantAnnounce {
 				t.Errorf("arp_announce = %d, want %d", got, tt.wantAnnounce)
 			}
 			var keys []string
@@ -99,43 +100,43 @@ func TestEnsureStrictARPOnlyRaises(t *testing.T) {
 	}
 }
 
-func startupOptions(f *ipvs.Fake, s sysctl.Interface, mods ...func(*ipvs.StartupOptions)) ipvs.StartupOptions {
-	o := ipvs.StartupOptions{Handle: f, Sysctls: s, Scheduler: "rr"}
+func startupOptions(f *vs.Fake, s sysctl.Interface, mods ...func(*startup.Options)) startup.Options {
+	o := startup.Options{Handle: f, Sysctls: s, Scheduler: "rr"}
 	for _, m := range mods {
 		m(&o)
 	}
 	return o
 }
 
-func TestApplyStartupSettings(t *testing.T) {
-	timeouts := ipvs.Timeouts{TCP: 2 * time.Hour, TCPFin: 30 * time.Second, UDP: 45 * time.Second}
+func TestApply(t *testing.T) {
+	timeouts := vs.Timeouts{TCP: 2 * time.Hour, TCPFin: 30 * time.Second, UDP: 45 * time.Second}
 	tests := []struct {
 		name         string
-		mods         []func(*ipvs.StartupOptions)
+		mods         []func(*startup.Options)
 		wantARP      [2]int
-		wantTimeouts ipvs.Timeouts
+		wantTimeouts vs.Timeouts
 		wantSet      bool
 	}{
-		{"defaults leave ARP and timeouts alone", nil, [2]int{0, 0}, ipvs.DefaultKernelTimeouts(), false},
-		{"strictARP", []func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.StrictARP = true }},
-			[2]int{1, 2}, ipvs.DefaultKernelTimeouts(), false},
-		{"all timeouts", []func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Timeouts = timeouts }},
+		{"defaults leave ARP and timeouts alone", nil, [2]int{0, 0}, vs.DefaultKernelTimeouts(), false},
+		{"strictARP", []func(*startup.Options){func(o *startup.Options) { o.StrictARP = true }},
+			[2]int{1, 2}, vs.DefaultKernelTimeouts(), false},
+		{"all timeouts", []func(*startup.Options){func(o *startup.Options) { o.Timeouts = timeouts }},
 			[2]int{0, 0}, timeouts, true},
-		{"zero timeouts are left as they are", []func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) {
-			o.Timeouts = ipvs.Timeouts{UDP: 10 * time.Second}
-		}}, [2]int{0, 0}, ipvs.Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 10 * time.Second}, true},
+		{"zero timeouts are left as they are", []func(*startup.Options){func(o *startup.Options) {
+			o.Timeouts = vs.Timeouts{UDP: 10 * time.Second}
+		}}, [2]int{0, 0}, vs.Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 10 * time.Second}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := ipvs.NewFake(ipvs.FakeOptions{})
+			f := vs.NewFake(vs.FakeOptions{})
 			s := sysctlDir(t, hostSysctls())
-			res, err := ipvs.ApplyStartupSettings(startupOptions(f, s, tt.mods...))
+			res, err := startup.Apply(startupOptions(f, s, tt.mods...))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for key, want := range map[string]int{ipvs.SysctlVSConntrack: 1, ipvs.SysctlConnReuseMode: 0,
-				ipvs.SysctlExpireNoDestConn: 1, ipvs.SysctlExpireQuiescentTemplate: 1, ipvs.SysctlIPForward: 1,
-				ipvs.SysctlARPIgnore: tt.wantARP[0], ipvs.SysctlARPAnnounce: tt.wantARP[1]} {
+			for key, want := range map[string]int{startup.SysctlVSConntrack: 1, startup.SysctlConnReuseMode: 0,
+				startup.SysctlExpireNoDestConn: 1, startup.SysctlExpireQuiescentTemplate: 1, startup.SysctlIPForward: 1,
+				startup.SysctlARPIgnore: tt.wantARP[0], startup.SysctlARPAnnounce: tt.wantARP[1]} {
 				if got := sysctlValue(t, s, key); got != want {
 					t.Errorf("%s = %d, want %d", key, got, want)
 				}
@@ -154,19 +155,19 @@ func TestApplyStartupSettings(t *testing.T) {
 	}
 }
 
-func TestApplyStartupSettingsReportsChangesOnce(t *testing.T) {
-	f := ipvs.NewFake(ipvs.FakeOptions{})
-	s := sysctlDir(t, hostSysctls(withSysctl(ipvs.SysctlIPForward, 1)))
-	o := startupOptions(f, s, func(o *ipvs.StartupOptions) { o.StrictARP = true })
-	first, err := ipvs.ApplyStartupSettings(o)
+func TestApplyReportsChangesOnce(t *testing.T) {
+	f := vs.NewFake(vs.FakeOptions{})
+	s := sysctlDir(t, hostSysctls(withSysctl(startup.SysctlIPForward, 1)))
+	o := startupOptions(f, s, func(o *startup.Options) { o.StrictARP = true })
+	first, err := startup.Apply(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 4 vs/* sysctls and the 2 ARP ones; ip_forward was already 1.
-	if len(first.Sysctls) != 6 || slices.ContainsFunc(first.Sysctls, func(c ipvs.SysctlChange) bool { return c.Key == ipvs.SysctlIPForward }) {
+	if len(first.Sysctls) != 6 || slices.ContainsFunc(first.Sysctls, func(c startup.SysctlChange) bool { return c.Key == startup.SysctlIPForward }) {
 		t.Errorf("first start changed %+v, want the 6 sysctls that differed", first.Sysctls)
 	}
-	second, err := ipvs.ApplyStartupSettings(o)
+	second, err := startup.Apply(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,33 +176,33 @@ func TestApplyStartupSettingsReportsChangesOnce(t *testing.T) {
 	}
 }
 
-func TestApplyStartupSettingsErrors(t *testing.T) {
+func TestApplyErrors(t *testing.T) {
 	tests := []struct {
 		name      string
-		fake      ipvs.FakeOptions
+		fake      vs.FakeOptions
 		sysctls   map[string]int
-		mods      []func(*ipvs.StartupOptions)
+		mods      []func(*startup.Options)
 		want      []string
 		wantErr   error
 		untouched bool // no sysctl may change
 	}{
-		{"scheduler missing from the kernel", ipvs.FakeOptions{Schedulers: []string{"rr"}}, hostSysctls(),
-			[]func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Scheduler = "sh"; o.StrictARP = true }},
-			[]string{`"sh"`, "ip_vs_sh"}, ipvs.ErrSchedulerUnavailable, true},
-		{"ip_vs not loaded", ipvs.FakeOptions{}, hostSysctls(withoutSysctl(ipvs.SysctlVSConntrack)), nil,
-			[]string{ipvs.SysctlVSConntrack, "ip_vs module"}, os.ErrNotExist, false},
-		{"negative timeout", ipvs.FakeOptions{}, hostSysctls(),
-			[]func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Timeouts.TCPFin = -time.Second }},
+		{"scheduler missing from the kernel", vs.FakeOptions{Schedulers: []string{"rr"}}, hostSysctls(),
+			[]func(*startup.Options){func(o *startup.Options) { o.Scheduler = "sh"; o.StrictARP = true }},
+			[]string{`"sh"`, "ip_vs_sh"}, startup.ErrSchedulerUnavailable, true},
+		{"ip_vs not loaded", vs.FakeOptions{}, hostSysctls(withoutSysctl(startup.SysctlVSConntrack)), nil,
+			[]string{startup.SysctlVSConntrack, "ip_vs module"}, os.ErrNotExist, false},
+		{"negative timeout", vs.FakeOptions{}, hostSysctls(),
+			[]func(*startup.Options){func(o *startup.Options) { o.Timeouts.TCPFin = -time.Second }},
 			[]string{"ipvs timeouts", "tcpfin=-1s"}, syscall.EINVAL, false},
-		{"timeout over INT_MAX/HZ seconds", ipvs.FakeOptions{HZ: 1000}, hostSysctls(),
-			[]func(*ipvs.StartupOptions){func(o *ipvs.StartupOptions) { o.Timeouts.TCP = 30 * 24 * time.Hour }},
+		{"timeout over INT_MAX/HZ seconds", vs.FakeOptions{HZ: 1000}, hostSysctls(),
+			[]func(*startup.Options){func(o *startup.Options) { o.Timeouts.TCP = 30 * 24 * time.Hour }},
 			[]string{"ipvs timeouts"}, syscall.EINVAL, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := ipvs.NewFake(tt.fake)
+			f := vs.NewFake(tt.fake)
 			s := sysctlDir(t, tt.sysctls)
-			res, err := ipvs.ApplyStartupSettings(startupOptions(f, s, tt.mods...))
+			res, err := startup.Apply(startupOptions(f, s, tt.mods...))
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("error = %v, want %v", err, tt.wantErr)
 			}
@@ -210,10 +211,10 @@ func TestApplyStartupSettingsErrors(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			if tt.untouched && (len(res.Sysctls) != 0 || sysctlValue(t, s, ipvs.SysctlARPIgnore) != 0) {
+			if tt.untouched && (len(res.Sysctls) != 0 || sysctlValue(t, s, startup.SysctlARPIgnore) != 0) {
 				t.Errorf("sysctls changed before the scheduler check failed: %+v", res.Sysctls)
 			}
-			if got, _ := f.GetTimeouts(); got != ipvs.DefaultKernelTimeouts() {
+			if got, _ := f.GetTimeouts(); got != vs.DefaultKernelTimeouts() {
 				t.Errorf("timeouts changed to %s by a failed start", got)
 			}
 		})
@@ -221,11 +222,11 @@ func TestApplyStartupSettingsErrors(t *testing.T) {
 }
 
 func TestProbeSchedulerUsesProbeHandleAndLeavesNothing(t *testing.T) {
-	main := ipvs.NewFake(ipvs.FakeOptions{})
-	probe := ipvs.NewFake(ipvs.FakeOptions{Schedulers: []string{"rr", "mh"}})
+	main := vs.NewFake(vs.FakeOptions{})
+	probe := vs.NewFake(vs.FakeOptions{Schedulers: []string{"rr", "mh"}})
 	s := sysctlDir(t, hostSysctls())
-	o := startupOptions(main, s, func(o *ipvs.StartupOptions) { o.Probe, o.Scheduler = probe, "mh" })
-	if _, err := ipvs.ApplyStartupSettings(o); err != nil {
+	o := startupOptions(main, s, func(o *startup.Options) { o.Probe, o.Scheduler = probe, "mh" })
+	if _, err := startup.Apply(o); err != nil {
 		t.Fatal(err)
 	}
 	if c := main.Calls(); c["NewVirtualServer"] != 0 {
@@ -240,12 +241,12 @@ func TestProbeSchedulerUsesProbeHandleAndLeavesNothing(t *testing.T) {
 }
 
 func TestProbeSchedulerNeverTouchesAnExistingProbeAddress(t *testing.T) {
-	f := ipvs.NewFake(ipvs.FakeOptions{})
-	theirs := ipvs.VirtualServer{ServiceKey: ipvs.ProbeVirtualServer(), Scheduler: "wrr"}
+	f := vs.NewFake(vs.FakeOptions{})
+	theirs := vs.VirtualServer{ServiceKey: startup.ProbeVirtualServer(), Scheduler: "wrr"}
 	if err := f.NewVirtualServer(theirs); err != nil {
 		t.Fatal(err)
 	}
-	err := ipvs.ProbeScheduler(f, "rr")
+	err := startup.ProbeScheduler(f, "rr")
 	if !errors.Is(err, syscall.EEXIST) {
 		t.Errorf("probe over an existing virtual server = %v, want EEXIST", err)
 	}
@@ -266,11 +267,11 @@ func TestConnReuseModeDependsOnTheKernel(t *testing.T) {
 		{"4.0.9", 1}, {"3.10.0-1160.el7.x86_64", 1}, {"", 0}, {"weird", 0},
 	} {
 		s := sysctlDir(t, hostSysctls())
-		o := startupOptions(ipvs.NewFake(ipvs.FakeOptions{}), s, func(o *ipvs.StartupOptions) { o.KernelRelease = tt.release })
-		if _, err := ipvs.ApplyStartupSettings(o); err != nil {
+		o := startupOptions(vs.NewFake(vs.FakeOptions{}), s, func(o *startup.Options) { o.KernelRelease = tt.release })
+		if _, err := startup.Apply(o); err != nil {
 			t.Fatal(err)
 		}
-		if got := sysctlValue(t, s, ipvs.SysctlConnReuseMode); got != tt.want {
+		if got := sysctlValue(t, s, startup.SysctlConnReuseMode); got != tt.want {
 			t.Errorf("kernel %q: conn_reuse_mode = %d, want %d", tt.release, got, tt.want)
 		}
 	}

@@ -1,16 +1,15 @@
-package ipvs_test
+package ipset_test
 
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
 )
 
 func TestSetNameIPv6(t *testing.T) {
@@ -20,14 +19,14 @@ func TestSetNameIPv6(t *testing.T) {
 		{"KUBE-NODE-PORT-LOCAL-SCTP-HASH", "KUBE-NODE-PORT-LOCAL-SCTP-HASH", "KUBE-6-NODE-PORT-LOCAL-SCTP-HAS"},
 	}
 	for _, tc := range tests {
-		if got := ipvs.SetName(tc.base, v1.IPv4Protocol); got != tc.v4 {
-			t.Errorf("SetName(%s, v4) = %s", tc.base, got)
+		if got := ipset.Name(tc.base, v1.IPv4Protocol); got != tc.v4 {
+			t.Errorf("Name(%s, v4) = %s", tc.base, got)
 		}
-		if got := ipvs.SetName(tc.base, v1.IPv6Protocol); got != tc.v6 {
-			t.Errorf("SetName(%s, v6) = %s, want %s", tc.base, got, tc.v6)
+		if got := ipset.Name(tc.base, v1.IPv6Protocol); got != tc.v6 {
+			t.Errorf("Name(%s, v6) = %s, want %s", tc.base, got, tc.v6)
 		}
 	}
-	for _, s := range ipvs.SetSpecs(v1.IPv6Protocol) {
+	for _, s := range ipset.Specs(v1.IPv6Protocol) {
 		if len(s.Name) > 31 || s.Family != v1.IPv6Protocol {
 			t.Errorf("bad IPv6 spec %+v", s)
 		}
@@ -37,30 +36,30 @@ func TestSetNameIPv6(t *testing.T) {
 // The accepted and rejected forms follow ipset 7.17 (checked in a netns).
 func TestCanonicalEntry(t *testing.T) {
 	tests := []struct {
-		typ    ipvs.SetType
+		typ    ipset.Type
 		family v1.IPFamily
 		in     string
 		want   string // "" means rejected
 	}{
-		{ipvs.SetHashIPPort, v1.IPv4Protocol, "10.0.0.1,tcp:80", "10.0.0.1,tcp:80"},
-		{ipvs.SetHashIPPort, v1.IPv4Protocol, "10.0.0.1,SCTP:80", "10.0.0.1,sctp:80"},
-		{ipvs.SetHashIPPort, v1.IPv4Protocol, "10.0.0.1,80", "10.0.0.1,tcp:80"},
-		{ipvs.SetHashIPPort, v1.IPv4Protocol, "fd00::1,tcp:80", ""},
-		{ipvs.SetHashIPPort, v1.IPv4Protocol, "10.0.0.1", ""},
-		{ipvs.SetHashIPPort, v1.IPv4Protocol, "10.0.0.1,tcp:70000", ""},
-		{ipvs.SetHashIPPort, v1.IPv6Protocol, "FD00:0::1,udp:53", "fd00::1,udp:53"},
-		{ipvs.SetHashIPPortIP, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.0.0.1", "10.0.0.1,tcp:80,10.0.0.1"},
-		{ipvs.SetHashIPPortIP, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.0.0.0/8", ""},
-		{ipvs.SetHashIPPortNet, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.1.2.3/8", "10.0.0.1,tcp:80,10.0.0.0/8"},
-		{ipvs.SetHashIPPortNet, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.0.0.5/32", "10.0.0.1,tcp:80,10.0.0.5"},
-		{ipvs.SetHashIPPortNet, v1.IPv4Protocol, "10.0.0.1,tcp:80,0.0.0.0/0", ""},
-		{ipvs.SetBitmapPort, v1.IPv4Protocol, "30080", "30080"},
-		{ipvs.SetBitmapPort, v1.IPv4Protocol, "10.0.0.1,tcp:80", ""},
-		{ipvs.SetHashIP, v1.IPv4Protocol, "10.0.0.1", "10.0.0.1"},
-		{ipvs.SetHashIP, v1.IPv4Protocol, "::ffff:10.0.0.1", ""},
+		{ipset.HashIPPort, v1.IPv4Protocol, "10.0.0.1,tcp:80", "10.0.0.1,tcp:80"},
+		{ipset.HashIPPort, v1.IPv4Protocol, "10.0.0.1,SCTP:80", "10.0.0.1,sctp:80"},
+		{ipset.HashIPPort, v1.IPv4Protocol, "10.0.0.1,80", "10.0.0.1,tcp:80"},
+		{ipset.HashIPPort, v1.IPv4Protocol, "fd00::1,tcp:80", ""},
+		{ipset.HashIPPort, v1.IPv4Protocol, "10.0.0.1", ""},
+		{ipset.HashIPPort, v1.IPv4Protocol, "10.0.0.1,tcp:70000", ""},
+		{ipset.HashIPPort, v1.IPv6Protocol, "FD00:0::1,udp:53", "fd00::1,udp:53"},
+		{ipset.HashIPPortIP, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.0.0.1", "10.0.0.1,tcp:80,10.0.0.1"},
+		{ipset.HashIPPortIP, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.0.0.0/8", ""},
+		{ipset.HashIPPortNet, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.1.2.3/8", "10.0.0.1,tcp:80,10.0.0.0/8"},
+		{ipset.HashIPPortNet, v1.IPv4Protocol, "10.0.0.1,tcp:80,10.0.0.5/32", "10.0.0.1,tcp:80,10.0.0.5"},
+		{ipset.HashIPPortNet, v1.IPv4Protocol, "10.0.0.1,tcp:80,0.0.0.0/0", ""},
+		{ipset.BitmapPort, v1.IPv4Protocol, "30080", "30080"},
+		{ipset.BitmapPort, v1.IPv4Protocol, "10.0.0.1,tcp:80", ""},
+		{ipset.HashIP, v1.IPv4Protocol, "10.0.0.1", "10.0.0.1"},
+		{ipset.HashIP, v1.IPv4Protocol, "::ffff:10.0.0.1", ""},
 	}
 	for _, tc := range tests {
-		got, err := ipvs.CanonicalEntry(tc.typ, tc.family, tc.in)
+		got, err := ipset.CanonicalEntry(tc.typ, tc.family, tc.in)
 		if tc.want == "" {
 			if err == nil {
 				t.Errorf("%s %s %q: accepted as %q, ipset rejects it", tc.typ, tc.family, tc.in, got)
@@ -73,43 +72,43 @@ func TestCanonicalEntry(t *testing.T) {
 	}
 }
 
-func clusterIPSpec() ipvs.SetSpec {
-	return ipvs.SetSpec{Name: "KUBE-CLUSTER-IP", Type: ipvs.SetHashIPPort, Family: v1.IPv4Protocol}
+func clusterIPSpec() ipset.Spec {
+	return ipset.Spec{Name: "KUBE-CLUSTER-IP", Type: ipset.HashIPPort, Family: v1.IPv4Protocol}
 }
 
 func TestFakeIPSetRejectsWhatIPSetRejects(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name  string
-		batch func(b *ipvs.SetBatch)
+		batch func(b *ipset.Batch)
 	}{
-		{"add to unknown set", func(b *ipvs.SetBatch) { b.Add("KUBE-NOPE", "10.0.0.1,tcp:80") }},
-		{"entry of another type", func(b *ipvs.SetBatch) { b.Add("KUBE-CLUSTER-IP", "30080") }},
-		{"entry of another family", func(b *ipvs.SetBatch) { b.Add("KUBE-CLUSTER-IP", "fd00::1,tcp:80") }},
-		{"create with another type", func(b *ipvs.SetBatch) {
-			b.Create(ipvs.SetSpec{Name: "KUBE-CLUSTER-IP", Type: ipvs.SetHashIP, Family: v1.IPv4Protocol})
+		{"add to unknown set", func(b *ipset.Batch) { b.Add("KUBE-NOPE", "10.0.0.1,tcp:80") }},
+		{"entry of another type", func(b *ipset.Batch) { b.Add("KUBE-CLUSTER-IP", "30080") }},
+		{"entry of another family", func(b *ipset.Batch) { b.Add("KUBE-CLUSTER-IP", "fd00::1,tcp:80") }},
+		{"create with another type", func(b *ipset.Batch) {
+			b.Create(ipset.Spec{Name: "KUBE-CLUSTER-IP", Type: ipset.HashIP, Family: v1.IPv4Protocol})
 		}},
-		{"create with another family", func(b *ipvs.SetBatch) {
-			b.Create(ipvs.SetSpec{Name: "KUBE-CLUSTER-IP", Type: ipvs.SetHashIPPort, Family: v1.IPv6Protocol})
+		{"create with another family", func(b *ipset.Batch) {
+			b.Create(ipset.Spec{Name: "KUBE-CLUSTER-IP", Type: ipset.HashIPPort, Family: v1.IPv6Protocol})
 		}},
-		{"name over 31 characters", func(b *ipvs.SetBatch) {
-			b.Create(ipvs.SetSpec{Name: strings.Repeat("K", 32), Type: ipvs.SetHashIP})
+		{"name over 31 characters", func(b *ipset.Batch) {
+			b.Create(ipset.Spec{Name: strings.Repeat("K", 32), Type: ipset.HashIP})
 		}},
-		{"swap sets of different types", func(b *ipvs.SetBatch) {
-			b.Create(ipvs.SetSpec{Name: "KUBE-PORTS", Type: ipvs.SetBitmapPort})
+		{"swap sets of different types", func(b *ipset.Batch) {
+			b.Create(ipset.Spec{Name: "KUBE-PORTS", Type: ipset.BitmapPort})
 			b.Swap("KUBE-CLUSTER-IP", "KUBE-PORTS")
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := ipvs.NewFakeIPSet()
-			b := &ipvs.SetBatch{}
+			f := ipset.NewFake()
+			b := &ipset.Batch{}
 			b.Create(clusterIPSpec())
 			b.Add("KUBE-CLUSTER-IP", "10.0.0.1,tcp:80")
 			if err := f.Restore(ctx, b); err != nil {
 				t.Fatal(err)
 			}
-			bad := &ipvs.SetBatch{}
+			bad := &ipset.Batch{}
 			bad.Add("KUBE-CLUSTER-IP", "10.0.0.2,tcp:80")
 			tc.batch(bad)
 			if err := f.Restore(ctx, bad); err == nil {
@@ -124,9 +123,9 @@ func TestFakeIPSetRejectsWhatIPSetRejects(t *testing.T) {
 
 func TestFakeIPSetExistSemanticsAndSwap(t *testing.T) {
 	ctx := context.Background()
-	f := ipvs.NewFakeIPSet()
-	b := &ipvs.SetBatch{}
-	other := ipvs.SetSpec{Name: "KUBE-TMP", Type: ipvs.SetHashIPPort, Family: v1.IPv4Protocol}
+	f := ipset.NewFake()
+	b := &ipset.Batch{}
+	other := ipset.Spec{Name: "KUBE-TMP", Type: ipset.HashIPPort, Family: v1.IPv4Protocol}
 	b.Create(clusterIPSpec())
 	b.Create(clusterIPSpec())
 	b.Create(other)
@@ -142,7 +141,7 @@ func TestFakeIPSetExistSemanticsAndSwap(t *testing.T) {
 	if got, _ := f.Members("KUBE-CLUSTER-IP"); !slices.Equal(got, []string{"10.0.0.2,udp:53"}) {
 		t.Errorf("after swap KUBE-CLUSTER-IP = %q", got)
 	}
-	d := &ipvs.SetBatch{}
+	d := &ipset.Batch{}
 	d.Destroy("KUBE-TMP")
 	if err := f.Restore(ctx, d); err != nil {
 		t.Fatal(err)
@@ -164,12 +163,12 @@ add KUBE-6-D fd00::1,udp:53,fd00::2
 create OTHER hash:net family inet hashsize 1024 maxelem 65536 comment
 add OTHER 10.0.0.0/8 comment "someone else's"
 `
-	sets := ipvs.ParseIPSetSave([]byte(out))
-	want := map[string]ipvs.SetContents{
-		"KUBE-A":   {Spec: ipvs.SetSpec{Name: "KUBE-A", Type: ipvs.SetHashIPPort, Family: v1.IPv4Protocol}, Members: []string{"10.0.0.1,tcp:80", "10.0.0.2,sctp:80"}},
-		"KUBE-B":   {Spec: ipvs.SetSpec{Name: "KUBE-B", Type: ipvs.SetBitmapPort}, Members: []string{"30080"}},
-		"KUBE-6-D": {Spec: ipvs.SetSpec{Name: "KUBE-6-D", Type: ipvs.SetHashIPPortIP, Family: v1.IPv6Protocol}, Members: []string{"fd00::1,udp:53,fd00::2"}},
-		"OTHER":    {Spec: ipvs.SetSpec{Name: "OTHER", Type: "hash:net", Family: v1.IPv4Protocol}, Members: []string{"10.0.0.0/8"}},
+	sets := ipset.ParseSave([]byte(out))
+	want := map[string]ipset.Contents{
+		"KUBE-A":   {Spec: ipset.Spec{Name: "KUBE-A", Type: ipset.HashIPPort, Family: v1.IPv4Protocol}, Members: []string{"10.0.0.1,tcp:80", "10.0.0.2,sctp:80"}},
+		"KUBE-B":   {Spec: ipset.Spec{Name: "KUBE-B", Type: ipset.BitmapPort}, Members: []string{"30080"}},
+		"KUBE-6-D": {Spec: ipset.Spec{Name: "KUBE-6-D", Type: ipset.HashIPPortIP, Family: v1.IPv6Protocol}, Members: []string{"fd00::1,udp:53,fd00::2"}},
+		"OTHER":    {Spec: ipset.Spec{Name: "OTHER", Type: "hash:net", Family: v1.IPv4Protocol}, Members: []string{"10.0.0.0/8"}},
 	}
 	if len(sets) != len(want) {
 		t.Fatalf("got %d sets, want %d", len(sets), len(want))
@@ -183,11 +182,11 @@ add OTHER 10.0.0.0/8 comment "someone else's"
 }
 
 func TestSetBatchScript(t *testing.T) {
-	b := &ipvs.SetBatch{}
-	for _, s := range ipvs.SetSpecs(v1.IPv4Protocol)[:2] {
+	b := &ipset.Batch{}
+	for _, s := range ipset.Specs(v1.IPv4Protocol)[:2] {
 		b.Create(s)
 	}
-	b.Create(ipvs.SetSpec{Name: "KUBE-NODE-PORT-TCP", Type: ipvs.SetBitmapPort, Family: v1.IPv4Protocol})
+	b.Create(ipset.Spec{Name: "KUBE-NODE-PORT-TCP", Type: ipset.BitmapPort, Family: v1.IPv4Protocol})
 	b.Add("KUBE-CLUSTER-IP", "10.0.0.1,tcp:80")
 	b.Del("KUBE-CLUSTER-IP", "10.0.0.2,tcp:80")
 	want := `create KUBE-LOOP-BACK hash:ip,port,ip family inet hashsize 1024 maxelem 65536
@@ -201,24 +200,24 @@ del KUBE-CLUSTER-IP 10.0.0.2,tcp:80
 	}
 }
 
-func TestSetSyncer(t *testing.T) {
+func TestSyncer(t *testing.T) {
 	ctx := context.Background()
-	f := ipvs.NewFakeIPSet()
+	f := ipset.NewFake()
 	// A foreign set and a stale kproxy entry from a previous run.
-	pre := &ipvs.SetBatch{}
-	pre.Create(ipvs.SetSpec{Name: "OTHER", Type: ipvs.SetHashIP, Family: v1.IPv4Protocol})
+	pre := &ipset.Batch{}
+	pre.Create(ipset.Spec{Name: "OTHER", Type: ipset.HashIP, Family: v1.IPv4Protocol})
 	pre.Add("OTHER", "10.9.9.9")
 	pre.Create(clusterIPSpec())
 	pre.Add("KUBE-CLUSTER-IP", "172.30.9.9,tcp:80")
 	if err := f.Restore(ctx, pre); err != nil {
 		t.Fatal(err)
 	}
-	s := ipvs.NewSetSyncer(ipvs.SetSyncerOptions{IPSet: f, Family: v1.IPv4Protocol})
-	node := ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP)}
-	snap1 := snapshot(e(svc("a", "172.30.0.1", withNodePort(30080))), e(svc("b", "172.30.0.2")))
+	s := ipset.NewSyncer(ipset.SyncerOptions{IPSet: f, Family: v1.IPv4Protocol})
+	two := map[string][]string{ipset.ClusterIP: {"172.30.0.1,tcp:80", "172.30.0.2,tcp:80"}, ipset.NodePortTCP: {"30080"}}
+	one := map[string][]string{ipset.ClusterIP: {"172.30.0.2,tcp:80"}}
 
 	restores, lists := f.Restores, f.Lists
-	if _, _, err := s.Sync(ctx, ipvs.BuildDesiredSets(snap1, node), false); err != nil {
+	if _, _, err := s.Sync(ctx, two, false); err != nil {
 		t.Fatal(err)
 	}
 	if f.Restores-restores != 1 || f.Lists-lists != 1 {
@@ -227,15 +226,14 @@ func TestSetSyncer(t *testing.T) {
 	assertMembers(t, f, "KUBE-CLUSTER-IP", "172.30.0.1,tcp:80", "172.30.0.2,tcp:80")
 	assertMembers(t, f, "KUBE-NODE-PORT-TCP", "30080")
 	assertMembers(t, f, "OTHER", "10.9.9.9")
-	for _, spec := range ipvs.SetSpecs(v1.IPv4Protocol) {
+	for _, spec := range ipset.Specs(v1.IPv4Protocol) {
 		if _, ok := f.Members(spec.Name); !ok {
 			t.Errorf("set %s not created", spec.Name)
 		}
 	}
 
-	snap2 := snapshot(e(svc("b", "172.30.0.2")))
 	restores, lists = f.Restores, f.Lists
-	added, deleted, err := s.Sync(ctx, ipvs.BuildDesiredSets(snap2, node), false)
+	added, deleted, err := s.Sync(ctx, one, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,33 +245,52 @@ func TestSetSyncer(t *testing.T) {
 
 	// After a failure the syncer re-lists, so an entry added behind its back goes.
 	f.FailRestore = errors.New("boom")
-	if _, _, err := s.Sync(ctx, ipvs.BuildDesiredSets(snap1, node), false); err == nil {
+	if _, _, err := s.Sync(ctx, two, false); err == nil {
 		t.Fatal("want the injected error")
 	}
-	sneak := &ipvs.SetBatch{}
+	sneak := &ipset.Batch{}
 	sneak.Add("KUBE-CLUSTER-IP", "172.30.7.7,tcp:80")
 	if err := f.Restore(ctx, sneak); err != nil {
 		t.Fatal(err)
 	}
 	lists = f.Lists
-	if _, _, err := s.Sync(ctx, ipvs.BuildDesiredSets(snap2, node), false); err != nil {
+	if _, _, err := s.Sync(ctx, one, false); err != nil {
 		t.Fatal(err)
 	}
 	if f.Lists-lists != 1 {
 		t.Errorf("sync after a failure listed %d times, want 1", f.Lists-lists)
 	}
 	assertMembers(t, f, "KUBE-CLUSTER-IP", "172.30.0.2,tcp:80")
+}
 
-	if err := ipvs.DestroySets(ctx, f, v1.IPv4Protocol); err != nil {
+// TestSyncerApplyDelta: a delta names sets by upstream's IPv4 name and
+// touches only its members; afterwards the next Sync lists the kernel.
+func TestSyncerApplyDelta(t *testing.T) {
+	ctx := context.Background()
+	f := ipset.NewFake()
+	s := ipset.NewSyncer(ipset.SyncerOptions{IPSet: f, Family: v1.IPv6Protocol})
+	if _, _, err := s.Sync(ctx, map[string][]string{ipset.ClusterIP: {"fd00::1,tcp:80"}}, true); err != nil {
 		t.Fatal(err)
 	}
-	sets, _ := f.List(ctx)
-	if len(sets) != 1 || sets["OTHER"] == nil {
-		t.Errorf("after DestroySets: %v, want only OTHER", slices.Sorted(maps.Keys(sets)))
+	restores := f.Restores
+	err := s.ApplyDelta(ctx, []ipset.Member{{Set: ipset.ClusterIP, Entry: "fd00::2,tcp:80"}},
+		[]ipset.Member{{Set: ipset.ClusterIP, Entry: "fd00::1,tcp:80"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Restores-restores != 1 {
+		t.Errorf("ApplyDelta ran %d restores, want 1", f.Restores-restores)
+	}
+	assertMembers(t, f, "KUBE-6-CLUSTER-IP", "fd00::2,tcp:80")
+	if err := s.ApplyDelta(ctx, nil, nil); err != nil || f.Restores-restores != 1 {
+		t.Errorf("an empty delta: %v, %d restores in all; want no restore", err, f.Restores-restores)
+	}
+	if s.Known() != nil {
+		t.Errorf("Known after ApplyDelta = %v, want nil (the next Sync lists the kernel)", s.Known())
 	}
 }
 
-func assertMembers(t *testing.T, f *ipvs.FakeIPSet, set string, want ...string) {
+func assertMembers(t *testing.T, f *ipset.Fake, set string, want ...string) {
 	t.Helper()
 	got, ok := f.Members(set)
 	if !ok {

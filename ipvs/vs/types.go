@@ -1,10 +1,12 @@
-package ipvs
+package vs
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 )
@@ -93,6 +95,11 @@ func (k ServiceKey) String() string {
 	return k.Protocol.String() + "/" + net.JoinHostPort(k.Addr.String(), strconv.Itoa(int(k.Port)))
 }
 
+// Compare orders keys by address, port, then protocol.
+func (k ServiceKey) Compare(o ServiceKey) int {
+	return cmp.Or(k.Addr.Compare(o.Addr), cmp.Compare(k.Port, o.Port), cmp.Compare(k.Protocol, o.Protocol))
+}
+
 // VirtualServer is an IPVS service as kproxy programs it.
 type VirtualServer struct {
 	ServiceKey
@@ -118,6 +125,11 @@ func (k DestKey) String() string {
 	return net.JoinHostPort(k.Addr.String(), strconv.Itoa(int(k.Port)))
 }
 
+// Compare orders keys by address, then port.
+func (k DestKey) Compare(o DestKey) int {
+	return cmp.Or(k.Addr.Compare(o.Addr), cmp.Compare(k.Port, o.Port))
+}
+
 // Forwarding is a destination's forwarding method (IP_VS_CONN_F_FWD_MASK).
 type Forwarding uint32
 
@@ -133,4 +145,18 @@ type Destination struct {
 	// (ipvsadm's ActiveConn / InActConn); writes ignore them.
 	ActiveConnections   int
 	InactiveConnections int
+}
+
+// Timeouts are IPVS's idle connection timeouts for TCP, TCP after a FIN,
+// and UDP (`ipvsadm --set`), per network namespace. The kernel keeps whole
+// seconds; a zero field means "leave it as it is".
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// IsZero reports whether t changes nothing.
+func (t Timeouts) IsZero() bool { return t == Timeouts{} }
+
+func (t Timeouts) String() string {
+	return fmt.Sprintf("tcp=%s tcpfin=%s udp=%s", t.TCP, t.TCPFin, t.UDP)
 }

@@ -1,7 +1,8 @@
-package ipvs_test
+package rules_test
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -9,8 +10,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"github.com/kproxy/kproxy/ipvs"
-	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
@@ -20,15 +21,25 @@ func clusterCIDRDetector() netfilter.LocalDetector {
 	return netfilter.LocalDetector{IfLocal: []string{"-s", "10.0.0.0/8"}, IfNotLocal: []string{"!", "-s", "10.0.0.0/8"}}
 }
 
-// TestRenderRulesGolden checks the whole output for one rich snapshot
-// against upstream's writeIptablesRules text and order.
-func TestRenderRulesGolden(t *testing.T) {
-	snap := snapshot(
-		e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.1.0.1:8080"))),
-		e(svc("b", "172.30.0.2", withLB("198.51.100.7"), withETPLocal(), withSourceRanges("203.0.113.0/24"))),
-		e(svc("c", "172.30.0.3", withExternalIPs("203.0.113.1"))))
-	d := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP)})
-	r := ipvs.RenderRules(d, ipvs.RulesOptions{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true})
+// filled is the state of the sets where exactly the named ones (by
+// upstream's IPv4 name) have members; blocked are the VIPs (tcp port 80)
+// the node may not reach.
+func filled(family v1.IPFamily, names []string, blocked ...string) rules.Sets {
+	s := rules.Sets{Family: family, Empty: func(set string) bool { return !slices.Contains(names, set) }}
+	for _, vip := range blocked {
+		s.NoAccess = append(s.NoAccess, rules.LBNoNodeAccess{VIP: netip.MustParseAddr(vip), Protocol: "tcp", Port: 80})
+	}
+	return s
+}
+
+// TestRenderGolden checks the whole output for the sets of one rich
+// snapshot (a NodePort with a local endpoint, an ETP=Local load balancer
+// with source ranges that exclude the node, an external IP) against
+// upstream's writeIptablesRules text and order.
+func TestRenderGolden(t *testing.T) {
+	sets := filled(v1.IPv4Protocol, []string{ipset.LoopBack, ipset.ClusterIP, ipset.ExternalIP, ipset.LoadBalancer,
+		ipset.LoadBalancerFW, ipset.LoadBalancerLocal, ipset.LoadBalancerSourceNet, ipset.NodePortTCP}, "198.51.100.7")
+	r := rules.Render(sets, rules.Options{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true})
 	missing := netfilter.IPVSJumpRules()
 	want := `*nat
 :KUBE-SERVICES - [0:0]
@@ -108,30 +119,31 @@ func lineDiff(got, want string) string {
 	return b.String()
 }
 
-// TestRenderRulesVariants checks the rules that depend on options, family
+// TestRenderVariants checks the rules that depend on options, family
 // and on which sets are empty.
-func TestRenderRulesVariants(t *testing.T) {
-	clusterOnly := snapshot(e(svc("a", "172.30.0.1")))
+func TestRenderVariants(t *testing.T) {
+	clusterOnly := filled(v1.IPv4Protocol, []string{ipset.ClusterIP})
+	lb := []string{ipset.ClusterIP, ipset.LoadBalancer, ipset.LoadBalancerFW}
 	tests := []struct {
 		name      string
-		snap      *proxier.Snapshot
-		opts      ipvs.RulesOptions
+		sets      rules.Sets
+		opts      rules.Options
 		want      []string // nat and filter lines that must be present
 		forbidden []string // substrings that must not appear
 	}{{
 		name: "masqueradeAll",
-		snap: clusterOnly, opts: ipvs.RulesOptions{MasqueradeMark: mark, MasqueradeAll: true, LocalDetector: clusterCIDRDetector()},
+		sets: clusterOnly, opts: rules.Options{MasqueradeMark: mark, MasqueradeAll: true, LocalDetector: clusterCIDRDetector()},
 		want: []string{`-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ`},
 	}, {
 		name: "no local detector masquerades VIP-sourced traffic",
-		snap: clusterOnly, opts: ipvs.RulesOptions{MasqueradeMark: mark},
+		sets: clusterOnly, opts: rules.Options{MasqueradeMark: mark},
 		want:      []string{`-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP src,dst -j KUBE-MARK-MASQ`},
 		forbidden: []string{"--random-fully", "KUBE-LOAD-BALANCER dst,dst -j ACCEPT", "KUBE-NODE-PORT-TCP", "KUBE-LOOP-BACK"},
 	}, {
 		name: "ETP=Local NodePorts return before masquerading, per protocol",
-		snap: snapshot(e(svc("a", "172.30.0.1", withNodePort(30080), withETPLocal())),
-			e(svc("b", "172.30.0.2", withProtocol(v1.ProtocolSCTP), withNodePort(30132), withETPLocal()))),
-		opts: ipvs.RulesOptions{MasqueradeMark: mark},
+		sets: filled(v1.IPv4Protocol, []string{ipset.ClusterIP, ipset.NodePortTCP, ipset.NodePortLocalTCP,
+			ipset.NodePortSCTP, ipset.NodePortLocalSCTP}),
+		opts: rules.Options{MasqueradeMark: mark},
 		want: []string{
 			`-A KUBE-NODE-PORT -p tcp -m comment --comment "Kubernetes nodeport TCP port with externalTrafficPolicy=local" -m set --match-set KUBE-NODE-PORT-LOCAL-TCP dst -j RETURN`,
 			`-A KUBE-NODE-PORT -p sctp -m comment --comment "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'" -m set --match-set KUBE-NODE-PORT-LOCAL-SCTP-HASH dst,dst -j RETURN`,
@@ -140,14 +152,14 @@ func TestRenderRulesVariants(t *testing.T) {
 		forbidden: []string{"KUBE-NODE-PORT-UDP", "KUBE-NODE-PORT-LOCAL-UDP"},
 	}, {
 		name:      "source ranges including the node: allow rule, no out-filter",
-		snap:      snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("192.168.1.0/24")))),
-		opts:      ipvs.RulesOptions{MasqueradeMark: mark},
+		sets:      filled(v1.IPv4Protocol, append(lb, ipset.LoadBalancerSourceIP, ipset.LoadBalancerSourceNet)),
+		opts:      rules.Options{MasqueradeMark: mark},
 		want:      []string{`-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source IP for packet filter purpose" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src -j RETURN`},
 		forbidden: []string{"-A KUBE-IPVS-OUT-FILTER", "KUBE-LOAD-BALANCER-LOCAL"},
 	}, {
 		name: "only unparseable source ranges: the VIP goes to the firewall, which drops, and the node is blocked",
-		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withInvalidSourceRanges()))),
-		opts: ipvs.RulesOptions{MasqueradeMark: mark},
+		sets: filled(v1.IPv4Protocol, lb, "198.51.100.7"),
+		opts: rules.Options{MasqueradeMark: mark},
 		want: []string{
 			`-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`,
 			"-A KUBE-SOURCE-RANGES-FIREWALL -j DROP",
@@ -156,8 +168,8 @@ func TestRenderRulesVariants(t *testing.T) {
 		forbidden: []string{"KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src", "KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src"},
 	}, {
 		name: "IPv6 uses ::1 and the KUBE-6- names",
-		snap: snapshot(e(svc("a", "fd00:30::1", withLB("fd00:51::7"), withSourceRanges("fd00:99::/64")))),
-		opts: ipvs.RulesOptions{MasqueradeMark: mark},
+		sets: filled(v1.IPv6Protocol, append(lb, ipset.LoadBalancerSourceNet), "fd00:51::7"),
+		opts: rules.Options{MasqueradeMark: mark},
 		want: []string{
 			"-A KUBE-SERVICES -s ::1/128 -j RETURN",
 			`-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source cidr for packet filter purpose" -m set --match-set KUBE-6-LOAD-BALANCER-SOURCE-CID dst,dst,src -j RETURN`,
@@ -168,8 +180,7 @@ func TestRenderRulesVariants(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := ipvs.BuildDesiredSets(tc.snap, ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP)})
-			r := ipvs.RenderRules(d, tc.opts)
+			r := rules.Render(tc.sets, tc.opts)
 			all := slices.Concat(r.NAT, r.Filter)
 			for _, w := range tc.want {
 				if !slices.Contains(all, w) {
@@ -203,7 +214,7 @@ func (r *recordingRestorer) Save(_ context.Context, table string) ([]byte, error
 	return []byte(r.saved[table]), nil
 }
 
-func TestRulesApplierInsertsOnlyMissingJumps(t *testing.T) {
+func TestApplierInsertsOnlyMissingJumps(t *testing.T) {
 	present := netfilter.IPVSJumpRules()[0] // nat OUTPUT -> KUBE-SERVICES
 	rec := &recordingRestorer{saved: map[string]string{
 		"nat": "*nat\n:OUTPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n" + present.SaveLine() + "\n" +
@@ -219,9 +230,8 @@ func TestRulesApplierInsertsOnlyMissingJumps(t *testing.T) {
 			return out
 		}(), "\n") + "\nCOMMIT\n",
 	}}
-	a := ipvs.NewRulesApplier(rec)
-	d := ipvs.BuildDesiredSets(snapshot(e(svc("a", "172.30.0.1"))), ipvs.SetMemberOptions{})
-	if err := a.Apply(context.Background(), ipvs.RenderRules(d, ipvs.RulesOptions{MasqueradeMark: mark})); err != nil {
+	a := rules.NewApplier(rec)
+	if err := a.Apply(context.Background(), rules.Render(filled(v1.IPv4Protocol, []string{ipset.ClusterIP}), rules.Options{MasqueradeMark: mark})); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.restored) != 1 {

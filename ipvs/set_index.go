@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/ipvs/ipset"
+	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -23,12 +25,12 @@ type setIndex struct {
 	nodeIP      netip.Addr
 	nodePortIPs []netip.Addr
 	ports       map[proxier.ServicePortName]portSets
-	refs        refCount[setMember]
+	refs        refCount[ipset.Member]
 	// sizes counts the distinct members of each set.
 	sizes map[string]int
 	// noAccess is the concatenation of the ports' noAccess in name order,
 	// rebuilt only when a port with some changes.
-	noAccess      []LBNoNodeAccess
+	noAccess      []rules.LBNoNodeAccess
 	noAccessPorts map[proxier.ServicePortName]struct{}
 	noAccessDirty bool
 }
@@ -40,7 +42,7 @@ func newSetIndex(snap *proxier.Snapshot, nodeIP netip.Addr, nodePortIPs []netip.
 		family = v1.IPv4Protocol
 	}
 	x := &setIndex{family: family, nodeIP: nodeIP, nodePortIPs: slices.Clone(nodePortIPs),
-		ports: make(map[proxier.ServicePortName]portSets, len(snap.Services)), refs: newRefCount[setMember](),
+		ports: make(map[proxier.ServicePortName]portSets, len(snap.Services)), refs: newRefCount[ipset.Member](),
 		sizes: map[string]int{}, noAccessPorts: map[proxier.ServicePortName]struct{}{}}
 	for name := range snap.Services {
 		x.update(snap, name)
@@ -79,14 +81,14 @@ func (x *setIndex) update(snap *proxier.Snapshot, name proxier.ServicePortName) 
 
 // settle accounts the updates since the last settle and returns the
 // members that appeared and disappeared, each sorted by set and entry.
-func (x *setIndex) settle() (added, deleted []setMember) {
+func (x *setIndex) settle() (added, deleted []ipset.Member) {
 	added, deleted = x.refs.transitions()
 	x.refs.commit()
 	for _, m := range added {
-		x.sizes[m.set]++
+		x.sizes[m.Set]++
 	}
 	for _, m := range deleted {
-		x.sizes[m.set]--
+		x.sizes[m.Set]--
 	}
 	slices.SortFunc(added, compareSetMembers)
 	slices.SortFunc(deleted, compareSetMembers)
@@ -100,24 +102,30 @@ func (x *setIndex) settle() (added, deleted []setMember) {
 	return added, deleted
 }
 
-func compareSetMembers(a, b setMember) int {
-	return cmp.Or(cmp.Compare(a.set, b.set), cmp.Compare(a.entry, b.entry))
+func compareSetMembers(a, b ipset.Member) int {
+	return cmp.Or(cmp.Compare(a.Set, b.Set), cmp.Compare(a.Entry, b.Entry))
 }
 
 // empty reports whether a set (by upstream IPv4 name) has no member.
 func (x *setIndex) empty(set string) bool { return x.sizes[set] == 0 }
 
+// rulesInput is what the rules depend on: which sets are empty and the
+// VIPs the node may not reach.
+func (x *setIndex) rulesInput() rules.Sets {
+	return rules.Sets{Family: x.family, Empty: x.empty, NoAccess: x.noAccess}
+}
+
 // desired lists every set's members; bound fills KUBE-IPVS-IPS.
 func (x *setIndex) desired(bound []netip.Addr) *DesiredSets {
 	members := map[string][]string{}
 	for m := range x.refs.m {
-		members[m.set] = append(members[m.set], m.entry)
+		members[m.Set] = append(members[m.Set], m.Entry)
 	}
 	for _, a := range bound {
-		members[SetIPVSIPs] = append(members[SetIPVSIPs], a.String())
+		members[ipset.IPVSIPs] = append(members[ipset.IPVSIPs], a.String())
 	}
 	d := &DesiredSets{Family: x.family, Members: map[string][]string{}, NoAccess: slices.Clone(x.noAccess)}
-	for _, s := range SetSpecs(v1.IPv4Protocol) {
+	for _, s := range ipset.Specs(v1.IPv4Protocol) {
 		d.Members[s.Name] = members[s.Name]
 		if d.Members[s.Name] == nil {
 			d.Members[s.Name] = []string{}
