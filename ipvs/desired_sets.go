@@ -189,16 +189,3 @@ func addNodePorts(add addFunc, sp *proxier.ServicePort, proto string, nodeIPs []
 		}
 	}
 }
-
-// SetSpecs is ipset.Specs, for callers outside ipvs/ that read
-// DesiredSets (iptables/fuzz_test.go).
-//
-// Deprecated: use ipset.Specs.
-func SetSpecs(family v1.IPFamily) []ipset.Spec { return ipset.Specs(family) }
-
-// CanonicalEntry is ipset.CanonicalEntry, for the same callers.
-//
-// Deprecated: use ipset.CanonicalEntry.
-func CanonicalEntry(t ipset.Type, family v1.IPFamily, entry string) (string, error) {
-	return ipset.CanonicalEntry(t, family, entry)
-}

@@ -153,7 +153,7 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 			bases := ipset.Specs(v1.IPv4Protocol)
 			for i, spec := range ipset.Specs(d.Family) {
 				for _, m := range d.Members[bases[i].Name] {
-					if c, err := ipvs.CanonicalEntry(spec.Type, d.Family, m); err != nil || c != m {
+					if c, err := ipset.CanonicalEntry(spec.Type, d.Family, m); err != nil || c != m {
 						t.Errorf("%s member %q is not canonical for %s: %q, %v", spec.Name, m, spec.Type, c, err)
 					}
 				}

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
+	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/test/objectfuzz"
 )
@@ -54,10 +55,10 @@ func checkIPVS(t *testing.T, snap *proxier.Snapshot) {
 	nodeIPs := snap.Node.IPs
 	_ = ipvs.BuildDesired(snap, ipvs.BuildOptions{NodePortIPs: nodeIPs})
 	sets := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{NodePortIPs: nodeIPs})
-	bases := ipvs.SetSpecs(v1.IPv4Protocol)
-	for i, spec := range ipvs.SetSpecs(sets.Family) {
+	bases := ipset.Specs(v1.IPv4Protocol)
+	for i, spec := range ipset.Specs(sets.Family) {
 		for _, m := range sets.Members[bases[i].Name] {
-			if canon, err := ipvs.CanonicalEntry(spec.Type, sets.Family, m); err != nil || canon != m {
+			if canon, err := ipset.CanonicalEntry(spec.Type, sets.Family, m); err != nil || canon != m {
 				t.Fatalf("%s member %q is not canonical: %q, %v", spec.Name, m, canon, err)
 			}
 		}
