@@ -89,12 +89,12 @@
 // to their desired members with one `ipset -exist restore`
 // (desired_sets.go computes each port's members; ipset.Syncer writes
 // them), and writes the nat/filter rules IPVS mode needs with one
-// iptables-restore, inserting only missing jump rules (rules.Applier). A
-// partial sync's restore goes through netfilter.TableRollback (a failing
-// filter block puts back the nat block committed before it); a full sync's,
-// which also (re)creates the KUBE-PROXY-CANARY chains of mangle, nat and
-// filter for the tamper monitor (netfilter.Monitor), goes straight to the
-// Restorer. Every ipset run has a deadline (ipset.ExecOptions.Timeouts)
+// iptables-restore, inserting only missing jump rules (rules.Applier). The
+// restore goes through netfilter.TableRollback (a failing filter block puts
+// back what the blocks before it committed); a full sync's also (re)creates
+// the KUBE-PROXY-CANARY chains of mangle, nat and filter for the tamper
+// monitor (netfilter.Monitor), mangle's in a block of its own first, so that
+// filter stays last. Every ipset run has a deadline (ipset.ExecOptions.Timeouts)
 // after which it is killed. A full sync lists the kernel's sets, reads the
 // nat and filter tables and rewrites the rules. A partial sync writes only
 // the members the changed ports added or removed (no listing; nothing at

@@ -38,7 +38,7 @@ func TestDryRunPrintsPlanWithoutAKernel(t *testing.T) {
 		"# kproxy --dry-run: IPv4 kube-ipvs0 addresses\n172.30.0.1/32\n172.30.0.2/32\n",
 		"add KUBE-CLUSTER-IP 172.30.0.1,tcp:80\n",
 		"add KUBE-NODE-PORT-TCP 30080\n",
-		"# kproxy --dry-run: IPv4 iptables-restore --noflush input\n*nat\n",
+		"# kproxy --dry-run: IPv4 iptables-restore --noflush input\n*mangle\n:KUBE-PROXY-CANARY - [0:0]\nCOMMIT\n*nat\n",
 		`-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`,
 	} {
 		if !strings.Contains(got, want) {

@@ -18,17 +18,17 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
-// countingRestorer is a netfilter.Restorer that keeps every input and the
-// last one as "rules" lines (jump insertions and the canary blocks full
-// syncs append left out), counts Save and Restore calls and the restores
-// that carried the canaries, can fail the next Restore, and whose Save
-// returns saved[table].
+// countingRestorer is a netfilter.Restorer and ChainLister that keeps every
+// input and the last one as "rules" lines (jump insertions and the canary
+// declarations full syncs add left out), counts Save, ListChain and Restore
+// calls and the restores that carried the canaries, can fail the next
+// Restore, and whose Save returns saved[table] (its listings find nothing).
 type countingRestorer struct {
-	saves, restores, canaries int
-	saved                     map[string]string
-	inputs                    []string
-	last                      string
-	fail, failSave            error
+	saves, lists, restores, canaries int
+	saved                            map[string]string
+	inputs                           []string
+	last                             string
+	fail, failSave                   error
 }
 
 func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
@@ -38,18 +38,24 @@ func (r *countingRestorer) Restore(_ context.Context, data []byte) error {
 		return err
 	}
 	r.inputs = append(r.inputs, string(data))
-	text, found := strings.CutSuffix(string(data), string(netfilter.CanaryRestoreInput()))
+	mangle := "*mangle\n:" + netfilter.CanaryChain + " - [0:0]\nCOMMIT\n"
+	text, found := strings.CutPrefix(string(data), mangle)
 	if found {
 		r.canaries++
 	}
 	var b strings.Builder
 	for l := range strings.Lines(text) {
-		if !strings.HasPrefix(l, "-I ") {
+		if !strings.HasPrefix(l, "-I ") && l != ":"+netfilter.CanaryChain+" - [0:0]\n" {
 			b.WriteString(l)
 		}
 	}
 	r.last = b.String()
 	return nil
+}
+
+func (r *countingRestorer) ListChain(context.Context, string, string) ([]byte, error) {
+	r.lists++
+	return nil, nil
 }
 
 func (r *countingRestorer) Save(_ context.Context, table string) ([]byte, error) {

@@ -13,12 +13,30 @@ import (
 // table, the declarations of netfilter.IPVSChains (which flush them), an
 // insertion of every jump of missing, the rules, COMMIT.
 func (r *Rules) Restore(missing []netfilter.JumpRule) []byte {
+	return r.restore(missing, false)
+}
+
+// RestoreWithCanaries is Restore with the empty KUBE-PROXY-CANARY chains of
+// mangle, nat and filter declared too: mangle's in a block of its own
+// first, nat's and filter's in their tables' blocks, so filter stays the
+// last block and a netfilter.TableRollback needs no undo for it.
+func (r *Rules) RestoreWithCanaries(missing []netfilter.JumpRule) []byte {
+	return r.restore(missing, true)
+}
+
+func (r *Rules) restore(missing []netfilter.JumpRule, canaries bool) []byte {
 	var b strings.Builder
+	if canaries {
+		b.WriteString("*mangle\n:" + netfilter.CanaryChain + " - [0:0]\nCOMMIT\n")
+	}
 	chains := netfilter.IPVSChains()
 	for _, table := range []string{"nat", "filter"} {
 		b.WriteString("*" + table + "\n")
 		for _, c := range chains[table] {
 			b.WriteString(":" + c + " - [0:0]\n")
+		}
+		if canaries {
+			b.WriteString(":" + netfilter.CanaryChain + " - [0:0]\n")
 		}
 		for _, j := range missing {
 			if j.Table == table {
@@ -88,22 +106,22 @@ func (a *Applier) Read(ctx context.Context) (*Tables, error) {
 // Write writes the rules and the jumps t lacks in one iptables-restore.
 // The ipsets they match must exist (ipset.Syncer first).
 func (a *Applier) Write(ctx context.Context, rules *Rules, t *Tables) error {
-	known := netfilter.Known{Table: netfilter.KnownTables(t.saved)}
-	if err := a.apply.RestoreKnown(ctx, rules.Restore(t.Missing), known); err != nil {
-		return fmt.Errorf("apply ipvs iptables rules: %w", err)
-	}
-	return nil
+	return a.write(ctx, rules.Restore(t.Missing), t)
 }
 
 // WriteWithCanaries is Write with the empty KUBE-PROXY-CANARY chains of
-// mangle, nat and filter added to the same iptables-restore (as blocks
-// after the rules): full syncs (re)create them, and their disappearance
-// tells the tamper monitor (netfilter.Monitor) that someone flushed the
-// tables. The restore goes to the Restorer directly, without the
-// rollback (as before the split: see ipvs/doc.go).
+// mangle, nat and filter in the same iptables-restore: full syncs
+// (re)create them, and their disappearance tells the tamper monitor
+// (netfilter.Monitor) that someone flushed the tables. Like Write it is
+// all-or-nothing: nat and filter are known from Read, mangle's canary is
+// listed by the rollback's snapshot.
 func (a *Applier) WriteWithCanaries(ctx context.Context, rules *Rules, t *Tables) error {
-	data := append(rules.Restore(t.Missing), netfilter.CanaryRestoreInput()...)
-	if err := a.r.Restore(ctx, data); err != nil {
+	return a.write(ctx, rules.RestoreWithCanaries(t.Missing), t)
+}
+
+func (a *Applier) write(ctx context.Context, data []byte, t *Tables) error {
+	known := netfilter.Known{Table: netfilter.KnownTables(t.saved)}
+	if err := a.apply.RestoreKnown(ctx, data, known); err != nil {
 		return fmt.Errorf("apply ipvs iptables rules: %w", err)
 	}
 	return nil

@@ -14,8 +14,9 @@
 // can tell apart: Read (iptables-save of nat and filter, to find the
 // missing jumps) and Write (one iptables-restore through
 // netfilter.TableRollback, the tables Read found serving as the rollback's
-// snapshot) or WriteWithCanaries (the same input plus the KUBE-PROXY-CANARY
-// chains of mangle, nat and filter, straight to the Restorer). The seam and
+// snapshot) or WriteWithCanaries (the same, with the KUBE-PROXY-CANARY
+// chains of mangle, nat and filter declared too: mangle's in a first block
+// of its own, whose canary the rollback lists). The seam and
 // its fake are proxier/netfilter's: this package adds none.
 //
 // Why a package of its own: the rules are the only part of IPVS mode that
