@@ -9,7 +9,10 @@
 // schedules syncs with bounded frequency and hands snapshots to a Backend
 // (iptables or IPVS); a failed sync requeues its changes and forces the next
 // sync to be full, so the kernel always converges and never loses working
-// rules to bad input. Objects reach the trackers through apivalidation's
+// rules to bad input. The Runner is the only owner of "the next sync must be
+// full" (first sync, after a failure, ForceFull, FullSyncInterval); its
+// snapshot source is an interface so that backend tests can drive a real
+// Runner with scripted snapshots. Objects reach the trackers through apivalidation's
 // Handler, which drops what kube-apiserver would refuse (one log line per
 // object; an invalid update keeps the last valid version). The conversion
 // still skips, with a log line, the parts the API server accepts but kproxy
