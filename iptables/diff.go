@@ -144,6 +144,9 @@ func (o diffOptions) compareTable(t *tableChanges, ks *KernelState) {
 	kt := ks.table(t.name)
 	t.hashes = make([]uint64, len(t.rendered))
 	t.saved = make([]uint64, len(t.rendered))
+	// Room for every chain: a full sync into empty tables writes them all
+	// (110k at 10k services), and regrowing that slice cost twice as much.
+	t.write = make([]chainText, 0, len(t.rendered)+len(t.extra))
 	for i := range t.rendered {
 		c := &t.rendered[i]
 		t.hashes[i] = maphash.Bytes(o.seed, c.rules)

@@ -93,7 +93,7 @@ func (g *Rendering) ServiceChains() []string {
 func (g *Rendering) Bytes() []byte {
 	blocks := make([]*tableText, len(g.tables))
 	for i, t := range g.tables {
-		blocks[i] = &tableText{name: t.name, chains: slices.Clone(t.chains)}
+		blocks[i] = &tableText{name: t.name, chains: t.chains}
 	}
 	return writeBlocks(g.out, blocks)
 }
