@@ -25,13 +25,13 @@ import (
 //   - a long top-level chain whose remembered rules differ in a few rules
 //     is edited rule by rule (ruleEdits).
 
-// Changes is what a sync changes, per table: the chains it declares
+// changes is what a sync changes, per table: the chains it declares
 // (creates or flushes) and fills, the rule lines it inserts or deletes
 // (missing jump rules, rule-level edits), and the chains it flushes and
 // deletes. It also records what each table holds afterwards, which the
 // apply step makes the memory. How the changes are fed to iptables-restore
 // is the restore plan's business (restore_plan.go).
-type Changes struct {
+type changes struct {
 	full   bool
 	tables []*tableChanges
 }
@@ -63,8 +63,8 @@ type diffOptions struct {
 
 // diff compares the rendering with the kernel state. A full rendering also
 // declares the canaries and inserts the jump rules the kernel lacks.
-func diff(ks *KernelState, g *Rendering, opts diffOptions) *Changes {
-	ch := &Changes{full: g.full}
+func diff(ks *kernelState, g *Rendering, opts diffOptions) *changes {
+	ch := &changes{full: g.full}
 	for _, t := range g.tables {
 		ch.tables = append(ch.tables, &tableChanges{name: t.name, rendered: t.chains})
 	}
@@ -80,7 +80,7 @@ func diff(ks *KernelState, g *Rendering, opts diffOptions) *Changes {
 }
 
 // table returns the named table's changes, adding an empty one if needed.
-func (ch *Changes) table(name string) *tableChanges {
+func (ch *changes) table(name string) *tableChanges {
 	for _, t := range ch.tables {
 		if t.name == name {
 			return t
@@ -99,7 +99,7 @@ func (t *tableChanges) declares(g *Rendering, chain string) bool {
 // addMissingJumps inserts, at the top of built-in chains, the jumps of
 // upstream's iptablesJumpChains that the kernel lacks, so a sync never
 // duplicates them.
-func addMissingJumps(ch *Changes, g *Rendering, ks *KernelState) {
+func addMissingJumps(ch *changes, g *Rendering, ks *kernelState) {
 	for _, m := range ks.missingJumps {
 		t := ch.table(m.rule.Table)
 		if !m.targetExists && !t.declares(g, m.rule.To) {
@@ -111,7 +111,7 @@ func addMissingJumps(ch *Changes, g *Rendering, ks *KernelState) {
 
 // addCanaries (re)creates the empty KUBE-PROXY-CANARY chains whose
 // disappearance tells the monitor that someone flushed iptables.
-func addCanaries(ch *Changes, g *Rendering) {
+func addCanaries(ch *changes, g *Rendering) {
 	for _, name := range netfilter.CanaryTables() {
 		if t := ch.table(name); !t.declares(g, netfilter.CanaryChain) {
 			t.extra = append(t.extra, chainText{name: netfilter.CanaryChain})
@@ -123,7 +123,7 @@ func addCanaries(ch *Changes, g *Rendering) {
 // longer needed: those the renderer dropped (only changed or removed
 // services can drop chains, so a partial sync never walks all chains), and
 // the kernel state's stale ones the rendering does not use.
-func addStaleDeletions(ch *Changes, g *Rendering, ks *KernelState) {
+func addStaleDeletions(ch *changes, g *Rendering, ks *kernelState) {
 	stale := slices.Clone(g.removed)
 	for _, c := range ks.stale {
 		if _, ok := g.active[c]; !ok {
@@ -140,7 +140,7 @@ func addStaleDeletions(ch *Changes, g *Rendering, ks *KernelState) {
 }
 
 // compareTable decides, chain by chain, what the table's changes write.
-func (o diffOptions) compareTable(t *tableChanges, ks *KernelState) {
+func (o diffOptions) compareTable(t *tableChanges, ks *kernelState) {
 	kt := ks.table(t.name)
 	t.hashes = make([]uint64, len(t.rendered))
 	t.saved = make([]uint64, len(t.rendered))
@@ -160,7 +160,7 @@ func (o diffOptions) compareTable(t *tableChanges, ks *KernelState) {
 // compareChain adds c to the writes or its edits to the table's, unless
 // the kernel holds it as rendered. It returns the hash of c's rules in
 // iptables-save form when it computed it.
-func (o diffOptions) compareChain(t *tableChanges, c *chainText, rendered uint64, ks *KernelState, kt *kernelTable) (saved uint64) {
+func (o diffOptions) compareChain(t *tableChanges, c *chainText, rendered uint64, ks *kernelState, kt *kernelTable) (saved uint64) {
 	k, ok := ks.chain(kt, c.name)
 	switch {
 	case !ok:

@@ -14,8 +14,8 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
-// Tests of the diff step alone: a Rendering and a hand-built KernelState
-// in, Changes out.
+// Tests of the diff step alone: a Rendering and a hand-built kernelState
+// in, changes out.
 
 // diffWorld is two services: svc1 (ClusterIP and NodePort, two endpoints)
 // and svc2 (one endpoint).
@@ -29,10 +29,10 @@ func testDiffOptions() diffOptions {
 	return diffOptions{family: v1.IPv4Protocol, seed: maphash.MakeSeed()}
 }
 
-// remembering is a KernelState whose memory holds g as rendered, as after
+// remembering is a kernelState whose memory holds g as rendered, as after
 // a successful sync of it (rules: a partial sync's view).
-func remembering(g *Rendering, o diffOptions, rules bool) *KernelState {
-	ks := &KernelState{tables: map[string]*kernelTable{}, rememberedRules: rules}
+func remembering(g *Rendering, o diffOptions, rules bool) *kernelState {
+	ks := &kernelState{tables: map[string]*kernelTable{}, rememberedRules: rules}
 	for _, t := range g.tables {
 		chains := map[string]chainState{}
 		for i := range t.chains {
@@ -44,8 +44,8 @@ func remembering(g *Rendering, o diffOptions, rules bool) *KernelState {
 	return ks
 }
 
-// reading is a KernelState read from the Fake's tables with iptables-save.
-func reading(t *testing.T, f *ruleset.Fake, o diffOptions) *KernelState {
+// reading is a kernelState read from the Fake's tables with iptables-save.
+func reading(t *testing.T, f *ruleset.Fake, o diffOptions) *kernelState {
 	t.Helper()
 	r := &kernelReader{restorer: f, seed: o.seed}
 	ks, err := r.readSaves(t.Context())
@@ -225,7 +225,7 @@ func TestDiffLeavesTheRenderingAsItWas(t *testing.T) {
 			names = append(names, t.name+"/"+c.name)
 		}
 	}
-	ks := &KernelState{tables: map[string]*kernelTable{}, stale: []string{"KUBE-SEP-STALE0000000000"}}
+	ks := &kernelState{tables: map[string]*kernelTable{}, stale: []string{"KUBE-SEP-STALE0000000000"}}
 	plan := planRestore(diff(ks, g, o), ks, layoutOptions{services: 50, batchChains: 10})
 	writeBlocks(new(bytes.Buffer), plan.blocks)
 	var after []string

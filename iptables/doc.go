@@ -23,7 +23,7 @@
 //     ForceFull, hourly); the Proxier only widens a partial snapshot
 //     when its memory cannot serve as the kernel view (none yet, not
 //     trusted, or rendered in the other large-cluster mode).
-//     2. read (kernel_read.go → KernelState): what the tables hold, one type
+//     2. read (kernel_read.go → kernelState): what the tables hold, one type
 //     whatever its provenance, which the read step decides: the memory
 //     of the last successful sync (partial syncs read nothing), whole
 //     tables from iptables-save, or single-chain listings where Save
@@ -33,20 +33,20 @@
 //     ForgetKernelState (the tamper monitor); chains a failed sync's
 //     render dropped stay known as stale.
 //     3. render (Rendering): see above; no kernel knowledge. After it, a
-//     KernelState made of listings alone lists the stale chains that
+//     kernelState made of listings alone lists the stale chains that
 //     nat's top-level chains lead to and the rendering does not need.
-//     4. diff (diff.go → Changes): the chains that differ from the kernel
+//     4. diff (diff.go → changes): the chains that differ from the kernel
 //     state (or rule-level edits of long top-level chains known
 //     rule by rule), the jump rules the kernel lacks and the canaries
 //     (full syncs), the stale per-service chains to delete. Only our
 //     chains are ever declared, so --noflush leaves other software alone.
-//     5. lay out (restore_plan.go → RestorePlan): how iptables 1.8.9 wants
+//     5. lay out (restore_plan.go → restorePlan): how iptables 1.8.9 wants
 //     it fed: nat last (for the rollback), a "-S" prefix and a block of
 //     its own for inserts when a large input meets a small table,
 //     batches of per-service chains for a large full sync that could
 //     not read nat.
 //     6. apply: the restore(s) through netfilter.TableRollback, which is told
-//     what the KernelState knows; on success the changes become the
+//     what the kernelState knows; on success the changes become the
 //     memory, on failure the memory still describes the kernel.
 //     A restart over existing rules writes only what differs (69 bytes at
 //     1k services), never flushing.
@@ -67,7 +67,7 @@
 //     memory-less.
 //   - Restores that carry several tables are all-or-nothing: iptables-restore
 //     commits table by table, so the Proxier restores through
-//     netfilter.TableRollback, telling it what the KernelState knows
+//     netfilter.TableRollback, telling it what the kernelState knows
 //     (tables read whole, or the rules it wrote into top-level chains).
 //     It writes nat, the table that grows with the cluster, last, so it is
 //     never read for that.

@@ -12,7 +12,7 @@ import (
 // the sync itself wrote it. It stands in for the kernel where reading it
 // costs too much: always on partial syncs (which therefore never read the
 // kernel), and for per-service chains on full syncs that cannot read the
-// nat table (plan below in kernel_read.go). The apply step makes a
+// nat table (see kernel_read.go). The apply step makes a
 // successful sync's changes the new memory (commit).
 
 // chainState is what the memory knows about one chain kproxy wrote.
@@ -64,7 +64,7 @@ func (m *memory) savedForm(table, chain string, rendered uint64) (uint64, bool) 
 // committed returns the memory after ch applied: after a full sync exactly
 // the chains it declared (a new memory); after a partial sync m itself,
 // with the chains it wrote replaced and the chains it deleted removed.
-func (m *memory) committed(ch *Changes, snap *proxier.Snapshot, large bool, seed maphash.Seed) *memory {
+func (m *memory) committed(ch *changes, snap *proxier.Snapshot, large bool, seed maphash.Seed) *memory {
 	next := m
 	if ch.full || m == nil {
 		next = &memory{tables: make(map[string]map[string]chainState, len(ch.tables))}

@@ -17,7 +17,7 @@ import (
 // Reading the kernel state, the first kernel step of a sync.
 //
 // A partial sync reads nothing: the memory of the last successful sync is
-// its KernelState (plus, when a service port went away and the nat table is
+// its kernelState (plus, when a service port went away and the nat table is
 // small, a best-effort iptables-save of nat to find chains memory does not
 // know). A full sync reads nat and filter, and never depends on
 // iptables-save succeeding: iptables-nft 1.8.9 builds its chain cache in a
@@ -96,7 +96,7 @@ func (r *kernelReader) canDiffPartial(large bool) bool {
 }
 
 // read returns what the kernel holds for this sync.
-func (r *kernelReader) read(ctx context.Context, req readRequest) (*KernelState, error) {
+func (r *kernelReader) read(ctx context.Context, req readRequest) (*kernelState, error) {
 	if !req.full {
 		return r.readPartial(ctx, req), nil
 	}
@@ -111,10 +111,10 @@ func (r *kernelReader) read(ctx context.Context, req readRequest) (*KernelState,
 	return r.readWithoutSave(ctx, saveErr)
 }
 
-// newState starts a KernelState with the remembered chain counts, the
+// newState starts a kernelState with the remembered chain counts, the
 // lower bound of every table's size, and the orphans.
-func (r *kernelReader) newState() *KernelState {
-	ks := &KernelState{tables: map[string]*kernelTable{}, stale: slices.Clone(r.orphans)}
+func (r *kernelReader) newState() *kernelState {
+	ks := &kernelState{tables: map[string]*kernelTable{}, stale: slices.Clone(r.orphans)}
 	if r.memory != nil {
 		for name, chains := range r.memory.tables {
 			ks.tables[name] = &kernelTable{count: len(chains)}
@@ -124,14 +124,14 @@ func (r *kernelReader) newState() *KernelState {
 }
 
 // standIn makes the memory stand in for chains that are not read.
-func (r *kernelReader) standIn(ks *KernelState) {
+func (r *kernelReader) standIn(ks *kernelState) {
 	for name, chains := range r.memory.tables {
 		ks.tableFor(name).remembered = chains
 	}
 }
 
 // readPartial is the memory, every chain and its rules standing in.
-func (r *kernelReader) readPartial(ctx context.Context, req readRequest) *KernelState {
+func (r *kernelReader) readPartial(ctx context.Context, req readRequest) *kernelState {
 	ks := r.newState()
 	r.standIn(ks)
 	ks.rememberedRules = true
@@ -158,7 +158,7 @@ func (r *kernelReader) expectedNatChains(req readRequest) int {
 }
 
 // readSaves reads nat and filter whole.
-func (r *kernelReader) readSaves(ctx context.Context) (*KernelState, error) {
+func (r *kernelReader) readSaves(ctx context.Context) (*kernelState, error) {
 	nat, err := saveTable(ctx, r.restorer, "nat")
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func (r *kernelReader) readSaves(ctx context.Context) (*KernelState, error) {
 }
 
 // readWithoutSave learns the kernel state from memory and per-chain listings.
-func (r *kernelReader) readWithoutSave(ctx context.Context, saveErr error) (*KernelState, error) {
+func (r *kernelReader) readWithoutSave(ctx context.Context, saveErr error) (*kernelState, error) {
 	lister, ok := r.restorer.(netfilter.ChainLister)
 	if !ok {
 		if !r.trusted() {
@@ -212,10 +212,10 @@ func (r *kernelReader) readWithoutSave(ctx context.Context, saveErr error) (*Ker
 	return ks, nil
 }
 
-// readStale completes a KernelState built from listings alone: it walks,
+// readStale completes a kernelState built from listings alone: it walks,
 // from the listed top-level nat chains, the per-service chains the
 // rendering does not need (findStaleChains). Other states are complete.
-func (r *kernelReader) readStale(ctx context.Context, ks *KernelState, g *Rendering) error {
+func (r *kernelReader) readStale(ctx context.Context, ks *kernelState, g *Rendering) error {
 	nat := ks.unwalked
 	if nat == nil {
 		return nil
@@ -230,7 +230,7 @@ func (r *kernelReader) readStale(ctx context.Context, ks *KernelState, g *Render
 }
 
 // addRead records a table read now: whole (a Save) or some listed chains.
-func (r *kernelReader) addRead(ks *KernelState, name string, saved *ruleset.SavedTable, whole bool) {
+func (r *kernelReader) addRead(ks *kernelState, name string, saved *ruleset.SavedTable, whole bool) {
 	t := ks.tableFor(name)
 	t.listed, t.whole = savedRulesHashes(saved, r.seed), whole
 	if whole {
@@ -248,7 +248,7 @@ func (r *kernelReader) addRead(ks *KernelState, name string, saved *ruleset.Save
 // failed keeps the memory true after a sync failed past its render (g):
 // the chains the render dropped are still in the kernel, and a memory that
 // stood in for the kernel may be what is wrong.
-func (r *kernelReader) failed(g *Rendering, ks *KernelState) {
+func (r *kernelReader) failed(g *Rendering, ks *kernelState) {
 	r.orphans = append(r.orphans, g.removed...)
 	if ks.memoryStandsIn {
 		r.distrust = true
@@ -256,7 +256,7 @@ func (r *kernelReader) failed(g *Rendering, ks *KernelState) {
 }
 
 // commit makes what a successful sync wrote the memory.
-func (r *kernelReader) commit(ch *Changes, snap *proxier.Snapshot, large bool) {
+func (r *kernelReader) commit(ch *changes, snap *proxier.Snapshot, large bool) {
 	r.memory = r.memory.committed(ch, snap, large, r.seed)
 	r.orphans = nil
 	r.distrust = false

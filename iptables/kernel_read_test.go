@@ -10,7 +10,7 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
-// Tests of the read step alone: what KernelState it builds from the Fake
+// Tests of the read step alone: what kernelState it builds from the Fake
 // and the memory, and which reads that costs.
 
 // readerOnly hides the Fake's ListChain.
@@ -50,7 +50,7 @@ func TestReadPartialIsTheMemory(t *testing.T) {
 	p, r := syncedReader(t, fake, w)
 	svc1 := p.renderer.state.port(w.name("ns1", "svc1")).chains.Cluster
 	w.snap.Full = false
-	var ks *KernelState
+	var ks *kernelState
 	if saves, lists := readsOf(fake, func() { ks, _ = r.read(t.Context(), readRequest{snap: w.snap}) }); saves+lists != 0 {
 		t.Errorf("a partial read ran %d Saves and %d listings", saves, lists)
 	}
@@ -80,7 +80,7 @@ func TestReadPartialSavesNatWhenAServiceWentAway(t *testing.T) {
 	gone := w.name("ns2", "svc2")
 	delete(w.snap.Services, gone)
 	w.snap.Full, w.snap.Changed = false, map[proxierName]struct{}{gone: {}}
-	var ks *KernelState
+	var ks *kernelState
 	if saves, lists := readsOf(fake, func() { ks, _ = r.read(t.Context(), readRequest{snap: w.snap}) }); saves != 1 || lists != 0 {
 		t.Errorf("%d Saves and %d listings, want one Save of nat", saves, lists)
 	}
@@ -99,7 +99,7 @@ func TestReadFull(t *testing.T) {
 		// saveFails and noLister make Saves fail and hide ListChain;
 		// forget calls ForgetKernelState; large pretends nat is too large to save.
 		saveFails, noLister, forget, large bool
-		// want: the KernelState's provenance; saves the Saves it runs;
+		// want: the kernelState's provenance; saves the Saves it runs;
 		// listed, whether it lists the jump chains.
 		whole, standsIn, walked, fails, listed bool
 		saves                                  int
@@ -134,7 +134,7 @@ func TestReadFull(t *testing.T) {
 				r.forget.Store(true)
 				r.startSync()
 			}
-			var ks *KernelState
+			var ks *kernelState
 			var err error
 			saves, lists := readsOf(fake, func() {
 				if ks, err = r.read(t.Context(), fullRequest(w)); err == nil {

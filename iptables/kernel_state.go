@@ -5,14 +5,14 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
 
-// KernelState is what this family's tables hold, as far as a sync needs to
+// kernelState is what this family's tables hold, as far as a sync needs to
 // know: the chains kproxy writes with what they hold, the jump rules that
 // are missing, and per-service chains that may have gone stale. It is one
 // type whatever its provenance; where each part came from (iptables-save
 // of a whole table, single-chain listings, or the memory of the last
 // successful sync) is decided by the read step (kernel_read.go) and shows
 // here only as what can be compared.
-type KernelState struct {
+type kernelState struct {
 	tables map[string]*kernelTable
 	// stale are per-service nat chains the tables hold, or may still hold,
 	// that a rendering may no longer need: all those read from the kernel,
@@ -39,14 +39,14 @@ type KernelState struct {
 type kernelTable struct {
 	// listed are the chains read from the kernel in this sync (every chain
 	// of the table when whole), as the hash of their rules in
-	// iptables-save form (savedRulesHash).
+	// iptables-save form (savedRulesHashes).
 	listed map[string]uint64
 	whole  bool
 	// save is the table's iptables-save output when it was read whole.
 	save string
 	// remembered stands in for chains that were not listed: what the last
 	// successful sync wrote into them. Only per-service chains stand in
-	// unless KernelState.rememberedRules is set.
+	// unless kernelState.rememberedRules is set.
 	remembered map[string]chainState
 	// count is how many chains the table holds: exact after a whole read,
 	// otherwise at least what was listed or remembered; servicesRules, the
@@ -73,12 +73,12 @@ type kernelChain struct {
 }
 
 // table returns the named table, nil when nothing is known of it.
-func (ks *KernelState) table(name string) *kernelTable {
+func (ks *kernelState) table(name string) *kernelTable {
 	return ks.tables[name]
 }
 
 // tableFor returns the named table, adding an empty one if needed.
-func (ks *KernelState) tableFor(name string) *kernelTable {
+func (ks *kernelState) tableFor(name string) *kernelTable {
 	t := ks.tables[name]
 	if t == nil {
 		t = &kernelTable{}
@@ -88,7 +88,7 @@ func (ks *KernelState) tableFor(name string) *kernelTable {
 }
 
 // chain looks a chain up: read from the kernel first, then remembered.
-func (ks *KernelState) chain(t *kernelTable, name string) (kernelChain, bool) {
+func (ks *kernelState) chain(t *kernelTable, name string) (kernelChain, bool) {
 	if t == nil {
 		return kernelChain{}, false
 	}
@@ -110,7 +110,7 @@ func (ks *KernelState) chain(t *kernelTable, name string) (kernelChain, bool) {
 }
 
 // readWhole reports whether the named table was read whole.
-func (ks *KernelState) readWhole(name string) bool {
+func (ks *kernelState) readWhole(name string) bool {
 	t := ks.table(name)
 	return t != nil && t.whole
 }
@@ -131,7 +131,7 @@ func (t *kernelTable) chainCount(declared, services int) int {
 // known tells the rollback snapshot what the kernel holds without asking
 // it: the tables read whole, and on a partial sync the rules kproxy wrote
 // into its top-level chains.
-func (ks *KernelState) known() netfilter.Known {
+func (ks *kernelState) known() netfilter.Known {
 	known := netfilter.Known{Table: func(table string) (string, bool) {
 		if t := ks.table(table); t != nil && t.save != "" {
 			return t.save, true
@@ -146,7 +146,7 @@ func (ks *KernelState) known() netfilter.Known {
 
 // rememberedTopLevel is a top-level chain's rules as the last successful
 // sync wrote them.
-func (ks *KernelState) rememberedTopLevel(table, chain string) ([]byte, bool) {
+func (ks *kernelState) rememberedTopLevel(table, chain string) ([]byte, bool) {
 	t := ks.table(table)
 	if t == nil || netfilter.IsServiceChainName(chain) {
 		return nil, false

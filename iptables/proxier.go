@@ -22,8 +22,8 @@ type Options struct {
 
 // Proxier is the iptables Backend for one IP family. Sync is a one-way
 // pipeline of steps with their own types: decide the sync kind → read the
-// kernel (KernelState) → render (Rendering, pure) → diff (Changes) → lay
-// out (RestorePlan) → apply, whose success makes the changes the memory.
+// kernel (kernelState) → render (Rendering, pure) → diff (changes) → lay
+// out (restorePlan) → apply, whose success makes the changes the memory.
 // It is not safe for concurrent Syncs; the runner serializes them.
 type Proxier struct {
 	renderer *Renderer
@@ -130,7 +130,7 @@ func (p *Proxier) diffOptions(snap *proxier.Snapshot) diffOptions {
 
 // apply restores the plan's batches, then its blocks, and returns the bytes
 // written. The rollback snapshot learns from ks what the kernel holds.
-func (p *Proxier) apply(ctx context.Context, plan *RestorePlan, known netfilter.Known) (int, error) {
+func (p *Proxier) apply(ctx context.Context, plan *restorePlan, known netfilter.Known) (int, error) {
 	written := 0
 	for _, b := range plan.batches {
 		n, err := p.restore(ctx, []*tableText{{name: "nat", chains: b}}, known)

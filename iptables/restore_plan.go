@@ -18,10 +18,10 @@ import (
 //   - a large full sync that could not read nat restores its service
 //     chains in batches (cutServiceBatches).
 
-// RestorePlan is how a sync's changes reach the kernel: batches of
+// restorePlan is how a sync's changes reach the kernel: batches of
 // per-service nat chains restored first (only for a large full sync that
 // could not read nat), then one restore of blocks, nat last.
-type RestorePlan struct {
+type restorePlan struct {
 	batches [][]chainText
 	blocks  []*tableText
 }
@@ -36,8 +36,8 @@ type layoutOptions struct {
 
 // planRestore lays out ch, given what the kernel state says of the tables'
 // sizes and whether nat was read whole.
-func planRestore(ch *Changes, ks *KernelState, opts layoutOptions) *RestorePlan {
-	p := &RestorePlan{}
+func planRestore(ch *changes, ks *kernelState, opts layoutOptions) *restorePlan {
+	p := &restorePlan{}
 	for _, t := range ch.tables {
 		p.blocks = append(p.blocks, &tableText{name: t.name, chains: t.write, inserts: t.edits, deletes: t.deletes})
 	}
@@ -51,7 +51,7 @@ func planRestore(ch *Changes, ks *KernelState, opts layoutOptions) *RestorePlan 
 }
 
 // block returns the first block of the named table.
-func (p *RestorePlan) block(name string) *tableText {
+func (p *restorePlan) block(name string) *tableText {
 	for _, t := range p.blocks {
 		if t.name == name {
 			return t
@@ -79,7 +79,7 @@ const (
 // before the restore, so it is used only when the table holds few chains.
 // The prefix is written in place by writeTo: copying a 30 MB input to
 // insert three bytes doubled the sync's peak memory.
-func listPrefixTables(blocks []*tableText, ks *KernelState, services int) []string {
+func listPrefixTables(blocks []*tableText, ks *kernelState, services int) []string {
 	var out []string
 	for _, t := range blocks {
 		declared := len(t.chains)
@@ -96,7 +96,7 @@ func wantsListPrefix(declared, existing int) bool {
 
 // prefixTables starts the first block of each named table with "-S",
 // moving its inserts into a block of their own.
-func (p *RestorePlan) prefixTables(names []string) {
+func (p *restorePlan) prefixTables(names []string) {
 	p.moveInsertsToOwnBlock(names)
 	for _, name := range names {
 		p.block(name).listPrefix = true
@@ -109,7 +109,7 @@ func (p *RestorePlan) prefixTables(names []string) {
 // built-in chains that do not exist yet in the kernel (RULE_INSERT failed: No
 // such file or directory) in the same block. The chains to delete are still
 // flushed in the first block.
-func (p *RestorePlan) moveInsertsToOwnBlock(prefixed []string) {
+func (p *restorePlan) moveInsertsToOwnBlock(prefixed []string) {
 	for _, name := range prefixed {
 		t := p.block(name)
 		if len(t.inserts) == 0 {
@@ -154,7 +154,7 @@ const batchMaxChains = 4000
 
 // cutServiceBatches moves the per-service chains of the nat block into
 // batches when there are enough of them for two.
-func (p *RestorePlan) cutServiceBatches(limit int) {
+func (p *restorePlan) cutServiceBatches(limit int) {
 	nat := p.block("nat")
 	batches, rest := splitServiceBatches(nat.chains, limit)
 	if len(batches) < 2 {

@@ -100,7 +100,7 @@ func TestPlanRestoreLaysOutForTheKernel(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		w    *world
-		ks   *KernelState
+		ks   *kernelState
 		// want: nat's first block prefixed with "-S"; a second nat block
 		// for the inserts; service chains restored in batches.
 		prefix, ownInserts, batches bool
@@ -139,16 +139,16 @@ func TestPlanRestoreLaysOutForTheKernel(t *testing.T) {
 	}
 }
 
-// emptyTables is a KernelState of empty nat and filter tables (whole: read
+// emptyTables is a kernelState of empty nat and filter tables (whole: read
 // with iptables-save), without the jump rules.
-func emptyTables(whole bool) *KernelState {
+func emptyTables(whole bool) *kernelState {
 	return tablesOf(0, whole)
 }
 
-// tablesOf is a KernelState whose nat table holds n chains that are none
+// tablesOf is a kernelState whose nat table holds n chains that are none
 // of the rendering's.
-func tablesOf(n int, whole bool) *KernelState {
-	ks := &KernelState{tables: map[string]*kernelTable{}}
+func tablesOf(n int, whole bool) *kernelState {
+	ks := &kernelState{tables: map[string]*kernelTable{}}
 	for _, name := range []string{"nat", "filter"} {
 		ks.tables[name] = &kernelTable{listed: map[string]uint64{}, whole: whole}
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
-	p := &RestorePlan{blocks: []*tableText{
+	p := &restorePlan{blocks: []*tableText{
 		{name: "filter", chains: []chainText{{name: "KUBE-SERVICES"}}},
 		{name: "nat", chains: []chainText{{name: "KUBE-SERVICES", rules: []byte("-A KUBE-SERVICES -j RETURN\n")}, {name: "KUBE-SVC-OLD"}},
 			inserts: []string{"-I OUTPUT 1 -j KUBE-SERVICES"}, deletes: []string{"KUBE-SVC-OLD"}},
@@ -24,7 +24,7 @@ func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
 	if got != want {
 		t.Errorf("input =\n%s\nwant\n%s", got, want)
 	}
-	p = &RestorePlan{blocks: []*tableText{{name: "nat"}}}
+	p = &restorePlan{blocks: []*tableText{{name: "nat"}}}
 	p.prefixTables(nil)
 	if same := string(writeBlocks(new(bytes.Buffer), p.blocks)); same != "*nat\nCOMMIT\n" {
 		t.Errorf("input changed without prefixed tables: %q", same)
@@ -38,7 +38,7 @@ func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
 func TestInterleavedInputBuildsTheSameTables(t *testing.T) {
 	g := NewRenderer(testOptions()).Render(scaleWorld(100, 10).snap)
 	plain := bytes.Clone(g.Bytes())
-	p := &RestorePlan{}
+	p := &restorePlan{}
 	for _, t := range g.tables {
 		p.blocks = append(p.blocks, &tableText{name: t.name, chains: slices.Clone(t.chains)})
 	}
