@@ -1,7 +1,6 @@
 package iptables
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -13,11 +12,8 @@ import (
 // Tests of the read step alone: what kernelState it builds from the Fake
 // and the memory, and which reads that costs.
 
-// readerOnly hides the Fake's ListChain.
-type readerOnly struct{ f *ruleset.Fake }
-
-func (r readerOnly) Restore(ctx context.Context, d []byte) error        { return r.f.Restore(ctx, d) }
-func (r readerOnly) Save(ctx context.Context, t string) ([]byte, error) { return r.f.Save(ctx, t) }
+// readerOnly hides the Fake's ListChain: only Restorer's methods are promoted.
+type readerOnly struct{ netfilter.Restorer }
 
 // syncedReader is the read step of a proxier that synced w once.
 func syncedReader(t *testing.T, r netfilter.Restorer, w *world) (*Proxier, *kernelReader) {
@@ -30,6 +26,19 @@ func syncedReader(t *testing.T, r netfilter.Restorer, w *world) (*Proxier, *kern
 		t.Fatal(err)
 	}
 	return p, &p.kernel
+}
+
+// readerOver is the read step of a proxier that synced diffWorld into a
+// Fake, to which input then happened behind its back.
+func readerOver(t *testing.T, input string) (*ruleset.Fake, *world, *kernelReader) {
+	t.Helper()
+	fake := ruleset.NewFake(ruleset.FakeOptions{})
+	w := diffWorld()
+	_, r := syncedReader(t, fake, w)
+	if err := fake.Restore(t.Context(), []byte(input)); err != nil {
+		t.Fatal(err)
+	}
+	return fake, w, r
 }
 
 // readsOf counts the Saves and listings fn makes.
@@ -71,12 +80,7 @@ func TestReadPartialIsTheMemory(t *testing.T) {
 }
 
 func TestReadPartialSavesNatWhenAServiceWentAway(t *testing.T) {
-	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	w := diffWorld()
-	_, r := syncedReader(t, fake, w)
-	if err := fake.Restore(t.Context(), []byte("*nat\n:KUBE-SEP-LEFTOVER0000000 - [0:0]\nCOMMIT\n")); err != nil {
-		t.Fatal(err)
-	}
+	fake, w, r := readerOver(t, "*nat\n:KUBE-SEP-LEFTOVER0000000 - [0:0]\nCOMMIT\n")
 	gone := w.name("ns2", "svc2")
 	delete(w.snap.Services, gone)
 	w.snap.Full, w.snap.Changed = false, map[proxierName]struct{}{gone: {}}
@@ -173,12 +177,7 @@ func TestReadFull(t *testing.T) {
 }
 
 func TestReadFullFindsMissingJumps(t *testing.T) {
-	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	w := diffWorld()
-	_, r := syncedReader(t, fake, w)
-	if err := fake.Restore(t.Context(), []byte("*nat\n-D OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n")); err != nil {
-		t.Fatal(err)
-	}
+	fake, w, r := readerOver(t, "*nat\n-D OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n")
 	for _, saveFails := range []bool{false, true} {
 		if saveFails {
 			fake.FailSaves(errors.New("iptables-save crashed"))
