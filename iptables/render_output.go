@@ -88,12 +88,13 @@ func (g *Rendering) ServiceChains() []string {
 // Chains are ordered KUBE-NODEPORTS, KUBE-SERVICES, then by name, which is
 // the order upstream's golden tests normalize to. A sync never writes this
 // (it writes only what differs, see diff.go and restore_plan.go); goldens,
-// tests and benchmarks read it. The result is valid until the Renderer's
+// tests and benchmarks read it. It sorts a copy of the chain list, so the
+// Rendering stays as rendered. The result is valid until the Renderer's
 // next Render.
 func (g *Rendering) Bytes() []byte {
 	blocks := make([]*tableText, len(g.tables))
 	for i, t := range g.tables {
-		blocks[i] = &tableText{name: t.name, chains: t.chains}
+		blocks[i] = &tableText{name: t.name, chains: slices.Clone(t.chains)}
 	}
 	return writeBlocks(g.out, blocks)
 }

@@ -56,26 +56,23 @@ func (t *tableText) size() int {
 // writeTo writes the block: chain declarations, then the rules grouped by
 // chain (or, with the list prefix, each declaration right before its
 // rules), extra lines, deletions and COMMIT. Chains are ordered
-// KUBE-NODEPORTS, KUBE-SERVICES, then by name. The chains are not
-// reordered in place (they may be a Rendering's): an index is sorted.
+// KUBE-NODEPORTS, KUBE-SERVICES, then by name, sorted in place: a block
+// owns its chain list. (Sorting an index instead costs 6% of a full
+// render at 10k services: every chain is then read at random.)
 func (t *tableText) writeTo(b *bytes.Buffer) {
-	order := make([]int32, len(t.chains))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(i, j int32) int { return compareChains(t.chains[i].name, t.chains[j].name) })
+	slices.SortFunc(t.chains, func(a, c chainText) int { return compareChains(a.name, c.name) })
 	b.WriteByte('*')
 	b.WriteString(t.name)
 	b.WriteByte('\n')
 	if t.listPrefix {
 		b.WriteString("-S\n")
-		writeInterleaved(b, t.chains, order)
+		writeInterleaved(b, t.chains)
 	} else {
-		for _, i := range order {
-			writeChainLine(b, t.chains[i].name)
+		for _, c := range t.chains {
+			writeChainLine(b, c.name)
 		}
-		for _, i := range order {
-			b.Write(t.chains[i].rules)
+		for _, c := range t.chains {
+			b.Write(c.rules)
 		}
 	}
 	for _, l := range t.inserts {
@@ -97,16 +94,16 @@ func (t *tableText) writeTo(b *bytes.Buffer) {
 // with 110k declarations up front, each rule's chain and jump target sat
 // behind ~100 others. Measured on a 10k-service nat table into an empty
 // namespace: 16.7 s as a plain restore, 11.2-11.5 s in this order (user
-// time 10.5 → 6.1 s). order, the chains in name order, is reordered.
-func writeInterleaved(b *bytes.Buffer, chains []chainText, order []int32) {
-	slices.SortStableFunc(order, func(i, j int32) int {
-		pa, ga, ra := interleavedKey(&chains[i])
-		pc, gc, rc := interleavedKey(&chains[j])
+// time 10.5 → 6.1 s).
+func writeInterleaved(b *bytes.Buffer, chains []chainText) {
+	slices.SortStableFunc(chains, func(a, c chainText) int {
+		pa, ga, ra := interleavedKey(&a)
+		pc, gc, rc := interleavedKey(&c)
 		return cmp.Or(cmp.Compare(pa, pc), cmp.Compare(ga, gc), cmp.Compare(ra, rc))
 	})
-	for _, i := range order {
-		writeChainLine(b, chains[i].name)
-		b.Write(chains[i].rules)
+	for _, c := range chains {
+		writeChainLine(b, c.name)
+		b.Write(c.rules)
 	}
 }
 
