@@ -1,14 +1,12 @@
 package iptables
 
 import (
-	"cmp"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"runtime/debug"
-	"slices"
-	"sync/atomic"
 
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
@@ -22,46 +20,28 @@ type Options struct {
 	Render RenderOptions
 }
 
-// Proxier is the iptables Backend for one IP family. Sync is a pipeline:
-// plan (full or partial; read the kernel when needed) → render → apply (one
-// iptables-restore) → account. It is not safe for concurrent Syncs; the
-// runner serializes them.
+// Proxier is the iptables Backend for one IP family. Sync is a one-way
+// pipeline of steps with their own types: decide the sync kind → read the
+// kernel (kernelState) → render (Rendering, pure) → diff (changes) → lay
+// out (restorePlan) → apply, whose success makes the changes the memory.
+// It is not safe for concurrent Syncs; the runner serializes them.
 type Proxier struct {
-	restorer netfilter.Restorer
-	// applier is restorer behind a TableRollback: a restore that fails
-	// leaves every table as it was.
-	applier  *netfilter.TableRollback
 	renderer *Renderer
-
-	// needFull is set at start and after any failed sync.
-	needFull bool
-	// synced is set once a sync succeeded.
-	synced bool
-	// unsynced holds the per-service chains renders dropped (Rendering.removed)
-	// whose deletion has not been applied yet because their sync failed; the
-	// renderer forgets them, so the proxier must remember to delete them.
-	unsynced []string
-	// services are the service ports of the last successful sync.
-	services  map[proxier.ServicePortName]struct{}
-	lastLarge bool
-	// distrustMemory is set when a full sync based on memory failed: the
-	// next one must not rely on memory again (it may be what is wrong).
-	distrustMemory bool
-	// kernelChanged is set (from the tamper monitor's goroutine) when
-	// someone else changed the tables; the next sync consumes it.
-	kernelChanged atomic.Bool
-
-	// chains remembers every chain's rules as of the last successful sync,
-	// so unchanged chains are left out of the restore input.
-	chains chainMemory
-	seed   maphash.Seed
+	// kernel is the read step with its memory of the last successful sync.
+	kernel kernelReader
+	// applier is the Restorer behind a TableRollback: a restore that fails
+	// leaves every table as it was.
+	applier *netfilter.TableRollback
+	// out is the restore input buffer, reused across syncs.
+	out bytes.Buffer
 	// batchChains is batchMaxChains (smaller in tests).
 	batchChains int
 }
 
 var _ proxier.Backend = (*Proxier)(nil)
 
-// New returns a Proxier whose first Sync is full.
+// New returns a Proxier. Its first Sync must be full, as proxier.Runner's
+// is; a partial one is widened.
 func New(opts Options) (*Proxier, error) {
 	if opts.Restorer == nil {
 		return nil, errors.New("iptables proxier: no Restorer")
@@ -69,151 +49,106 @@ func New(opts Options) (*Proxier, error) {
 	if opts.Render.MasqueradeMark == "" {
 		return nil, errors.New("iptables proxier: no masquerade mark")
 	}
-	return &Proxier{restorer: opts.Restorer, applier: netfilter.NewTableRollback(opts.Restorer), renderer: NewRenderer(opts.Render), needFull: true,
-		chains: chainMemory{}, seed: maphash.MakeSeed(), batchChains: batchMaxChains}, nil
+	return &Proxier{renderer: NewRenderer(opts.Render), applier: netfilter.NewTableRollback(opts.Restorer),
+		kernel: kernelReader{restorer: opts.Restorer, seed: maphash.MakeSeed()}, batchChains: batchMaxChains}, nil
 }
 
 // Sync brings this family's iptables rules to snap with one Restore (several
 // only for a large full sync that could not read the nat table, see
-// apply_batches.go). On error nothing is remembered and the next sync is full.
+// restore_plan.go). On error nothing is remembered but what the kernel
+// still holds; the runner makes the next sync full. snap.Changed must list
+// every service port changed since the last successful Sync.
 func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.SyncResult, error) {
 	defer p.releaseMemory()
-	pl, err := p.plan(ctx, snap)
+	kind := p.decide(snap)
+	ks, err := p.kernel.read(ctx, readRequest{full: kind.full, snap: kind.snap, endpoints: kind.endpoints})
 	if err != nil {
-		p.failed(pl, nil)
-		return proxier.SyncResult{}, fmt.Errorf("plan iptables sync: %w", err)
+		return proxier.SyncResult{}, fmt.Errorf("read iptables state: %w", err)
 	}
-	g, err := p.render(ctx, pl)
-	if err != nil {
-		p.failed(pl, g)
-		return proxier.SyncResult{}, fmt.Errorf("render iptables sync: %w", err)
+	g := p.renderer.Render(kind.snap)
+	if err := p.kernel.readStale(ctx, ks, g); err != nil {
+		p.kernel.failed(g, ks)
+		return proxier.SyncResult{}, fmt.Errorf("read iptables state: %w", err)
 	}
-	all := tableChains(g)
-	p.skipUnchanged(pl, g)
-	prefixed := p.listPrefixTables(pl, g)
-	moveInsertsToOwnBlock(g, prefixed)
-	markListPrefix(g, prefixed)
-	batched, err := p.writeServiceBatches(ctx, pl, g, prefixed)
+	ch := diff(ks, g, p.diffOptions(kind.snap))
+	plan := planRestore(ch, ks, layoutOptions{services: len(kind.snap.Services), batchChains: p.batchChains})
+	written, err := p.apply(ctx, plan, ks.known())
 	if err != nil {
-		p.failed(pl, g)
+		p.kernel.failed(g, ks)
 		return proxier.SyncResult{}, err
 	}
-	natTablesLast(g)
-	data := g.Bytes()
-	if err := p.apply(ctx, pl, data); err != nil {
-		p.failed(pl, g)
-		return proxier.SyncResult{}, err
-	}
-	p.chains = rememberChains(p.chains, g, all, p.seed, pl.full)
-	return p.account(pl, g, batched+len(data)), nil
+	p.kernel.commit(ch, kind.snap, kind.large)
+	return proxier.SyncResult{Full: kind.full, RestoreBytes: written, Rules: g.RuleCounts()}, nil
 }
 
 // ForgetKernelState tells the proxier that someone else changed its tables
 // (the tamper monitor found a canary or a KUBE-SERVICES jump gone): the next
-// sync is full and trusts nothing remembered about the kernel, since a flush
-// without -X may have emptied chains that memory says are in place. Safe to
+// sync trusts nothing remembered about the kernel, since a flush without -X
+// may have emptied chains that memory says are in place, and is therefore
+// full even if its snapshot is not (the monitor also asks the runner for a
+// full sync; this covers a sync that took its snapshot in between). Safe to
 // call from any goroutine.
 func (p *Proxier) ForgetKernelState() {
-	p.kernelChanged.Store(true)
+	p.kernel.forget.Store(true)
 }
 
-// render produces the restore input: the rendered tables plus, on full syncs,
-// missing jump rules and canaries, and deletion of stale per-service chains.
-func (p *Proxier) render(ctx context.Context, pl *syncPlan) (*Rendering, error) {
-	g := p.renderer.Render(pl.snap)
-	if pl.full {
-		addJumpRules(g, pl)
-		addCanaries(g)
+// syncKind is the first step: how much this sync renders and reads.
+type syncKind struct {
+	// snap is the caller's snapshot, copied with Full set when the sync
+	// was widened to a full one.
+	snap      *proxier.Snapshot
+	full      bool
+	endpoints int
+	// large is upstream's large-cluster mode, decided from endpoints.
+	large bool
+}
+
+// decide makes a sync full when the snapshot is, and widens a partial one
+// when the memory cannot serve as its kernel view: none (no sync
+// succeeded yet), not trusted, or rendered in the other large-cluster mode
+// (every endpoint rule's comment changes).
+func (p *Proxier) decide(snap *proxier.Snapshot) syncKind {
+	p.kernel.startSync()
+	k := syncKind{snap: snap, endpoints: p.renderer.state.totalEndpoints(snap)}
+	k.large = k.endpoints > p.renderer.opts.LargeClusterEndpointsThreshold
+	k.full = snap.Full || !p.kernel.canDiffPartial(k.large)
+	if k.full && !snap.Full {
+		s := *snap
+		s.Full = true
+		k.snap = &s
 	}
-	if pl.lister != nil {
-		if err := findStaleChains(ctx, pl.lister, pl.nat, g.active); err != nil {
-			return g, err
+	return k
+}
+
+func (p *Proxier) diffOptions(snap *proxier.Snapshot) diffOptions {
+	family := p.renderer.opts.Family
+	if family == "" {
+		family = snap.Family
+	}
+	return diffOptions{family: family, seed: p.kernel.seed, savedForm: p.kernel.memory.savedForm}
+}
+
+// apply restores the plan's batches, then its blocks, and returns the bytes
+// written. The rollback snapshot learns from ks what the kernel holds.
+func (p *Proxier) apply(ctx context.Context, plan *restorePlan, known netfilter.Known) (int, error) {
+	written := 0
+	for _, b := range plan.batches {
+		n, err := p.restore(ctx, []*tableText{{name: "nat", chains: b}}, known)
+		if err != nil {
+			return written, err
 		}
+		written += n
 	}
-	addStaleChainDeletions(g, pl, p.unsynced)
-	return g, nil
+	n, err := p.restore(ctx, plan.blocks, known)
+	return written + n, err
 }
 
-// failed makes the next sync full, and keeps it from trusting memory again
-// when memory stood in for the kernel in this one.
-func (p *Proxier) failed(pl *syncPlan, g *Rendering) {
-	p.needFull = true
-	if g != nil {
-		p.unsynced = append(p.unsynced, g.removed...)
+func (p *Proxier) restore(ctx context.Context, blocks []*tableText, known netfilter.Known) (int, error) {
+	data := writeBlocks(&p.out, blocks)
+	if err := p.applier.RestoreKnown(ctx, data, known); err != nil {
+		return 0, fmt.Errorf("apply iptables rules (%d bytes): %w", len(data), err)
 	}
-	if pl != nil && pl.source == fromMemory {
-		p.distrustMemory = true
-	}
-}
-
-func (p *Proxier) apply(ctx context.Context, pl *syncPlan, data []byte) error {
-	if err := p.applier.RestoreKnown(ctx, data, p.known(pl)); err != nil {
-		return fmt.Errorf("apply iptables rules (%d bytes): %w", len(data), err)
-	}
-	return nil
-}
-
-// known tells the rollback snapshot what the kernel holds without asking
-// it: the tables a full sync has just saved, or on a partial sync the
-// proxier's memory of the chains it wrote.
-func (p *Proxier) known(pl *syncPlan) netfilter.Known {
-	known := netfilter.Known{Table: func(table string) (string, bool) {
-		if t := pl.savedTable(table); t != nil && t.Text != "" {
-			return t.Text, true
-		}
-		return "", false
-	}}
-	if !pl.full && p.hasMemory() {
-		known.Chain = p.rememberedChain
-	}
-	return known
-}
-
-// rememberedChain is a top-level chain's rules as the last successful sync
-// wrote them, so a partial sync's rollback snapshot needs no iptables
-// command. Only partial syncs may use it: a full sync's planning records
-// save hashes in the same memory before it applies.
-func (p *Proxier) rememberedChain(table, chain string) ([]byte, bool) {
-	if netfilter.IsServiceChainName(chain) {
-		return nil, false
-	}
-	s, ok := p.chains.get(table, chain)
-	return s.text, ok
-}
-
-// natTablesLast writes the nat blocks after filter and mangle: TableRollback
-// snapshots every table but the last, and nat is the one that grows with
-// the cluster (reading it at 10k services takes minutes).
-func natTablesLast(g *Rendering) {
-	slices.SortStableFunc(g.tables, func(a, b *tableText) int {
-		return cmp.Compare(boolRank(a.name == "nat"), boolRank(b.name == "nat"))
-	})
-}
-
-func boolRank(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// rememberServices records the service ports now in the kernel: all of them
-// after a full sync, only the changed ones' presence after a partial one.
-func (p *Proxier) rememberServices(pl *syncPlan) {
-	if pl.full || p.services == nil {
-		p.services = make(map[proxier.ServicePortName]struct{}, len(pl.snap.Services))
-		for name := range pl.snap.Services {
-			p.services[name] = struct{}{}
-		}
-		return
-	}
-	for name := range pl.snap.Changed {
-		if _, ok := pl.snap.Services[name]; ok {
-			p.services[name] = struct{}{}
-		} else {
-			delete(p.services, name)
-		}
-	}
+	return len(data), nil
 }
 
 // releaseMemory drops the tens of megabytes of buffers a large full sync
@@ -221,18 +156,11 @@ func (p *Proxier) rememberServices(pl *syncPlan) {
 // (start, hourly, after failures), and without this the process would keep
 // its peak resident set until the Go scavenger slowly returns it.
 func (p *Proxier) releaseMemory() {
-	if p.renderer.releaseLargeBuffers() {
+	released := p.renderer.releaseLargeBuffers()
+	if p.out.Cap() > keepBufferBytes {
+		p.out, released = bytes.Buffer{}, true
+	}
+	if released {
 		debug.FreeOSMemory()
 	}
-}
-
-// account remembers what is now in the kernel and reports the sync.
-func (p *Proxier) account(pl *syncPlan, g *Rendering, restoreBytes int) proxier.SyncResult {
-	p.synced = true
-	p.unsynced = nil
-	p.rememberServices(pl)
-	p.needFull = false
-	p.distrustMemory = false
-	p.lastLarge = pl.large
-	return proxier.SyncResult{Full: pl.full, RestoreBytes: restoreBytes, Rules: g.RuleCounts()}
 }

@@ -2,6 +2,7 @@ package iptables_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -114,6 +115,60 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// saveFault makes iptables-save fail when armed, as it does (minutes,
+// then SIGSEGV) on a 10k-service nat table.
+type saveFault struct {
+	*natFault
+	savesFail bool
+}
+
+func (f *saveFault) Save(ctx context.Context, table string) ([]byte, error) {
+	if f.savesFail {
+		return nil, errors.New("iptables-save: signal: segmentation fault")
+	}
+	return f.natFault.Save(ctx, table)
+}
+
+// TestKernelFailedFullSyncLeavesMemoryAsTheKernelIs: a full sync that
+// read the tables with iptables-save fails in nat; the next full sync
+// cannot Save, so it trusts the memory for per-service chains, which must
+// still be what the kernel holds: the sync succeeds and leaves the same
+// tables as a first sync of the same state.
+func TestKernelFailedFullSyncLeavesMemoryAsTheKernelIs(t *testing.T) {
+	t.Setenv("XTABLES_LOCKFILE", filepath.Join(t.TempDir(), "xtables.lock"))
+	web := svcSpec{"ns", "web", "172.30.0.10", 30010, []string{"10.180.0.1", "10.180.0.2"}}
+	shrunk := svcSpec{"ns", "web", "172.30.0.10", 30010, []string{"10.180.0.1"}}
+	api := svcSpec{"ns", "api", "172.30.0.11", 30011, []string{"10.180.0.3"}}
+	for _, backend := range []xtables.Backend{xtables.BackendNFT, xtables.BackendLegacy} {
+		t.Run(string(backend), func(t *testing.T) {
+			kerneltest.NeedTools(t, "iptables memory kernel test", "iptables-"+string(backend)+"-restore")
+			save := "iptables-" + string(backend) + "-save"
+			ctx := context.Background()
+			fresh := kernelNetns(t, "iptables memory kernel test")
+			if _, err := newProxierOn(t, kernelRunner(t, fresh, backend)).Sync(ctx, snapOf(true, nil, shrunk, api)); err != nil {
+				t.Fatal(err)
+			}
+			ns := kernelNetns(t, "iptables memory kernel test")
+			f := &saveFault{natFault: &natFault{Runner: kernelRunner(t, ns, backend)}}
+			p := newProxierOn(t, f)
+			if _, err := p.Sync(ctx, snapOf(true, nil, web, api)); err != nil {
+				t.Fatal(err)
+			}
+			f.armed = true
+			if _, err := p.Sync(ctx, snapOf(true, nil, shrunk, api)); err == nil {
+				t.Fatal("the sync succeeded although its nat block failed")
+			}
+			f.savesFail = true
+			if _, err := p.Sync(ctx, snapOf(true, nil, shrunk, api)); err != nil {
+				t.Fatalf("the full sync without iptables-save after the fault: %v", err)
+			}
+			if got, want := kerneltest.IPTablesSave(t, ns, save), kerneltest.IPTablesSave(t, fresh, save); got != want {
+				t.Errorf("%s after the retry:\n%s\nafter a first sync of the same state:\n%s", save, got, want)
+			}
+		})
 	}
 }
 

@@ -59,13 +59,13 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &inputRecorder{Fake: ruleset.NewFake(ruleset.FakeOptions{})}
-			p := newProxierOn(t, f)
-			mustSync(t, p, snapOf(true, nil, svc1, svc2))
+			r := newViaRunner(t, newProxierOn(t, f))
+			r.mustSync(t, snapOf(true, nil, svc1, svc2))
 			before := tablesOf(f.Fake)
 
 			f.FailNextBlock("nat", 1)
 			saves, lists := f.Reads()
-			_, err := p.Sync(context.Background(), tt.snap)
+			_, err := r.sync(tt.snap)
 			if err == nil {
 				t.Fatal("sync succeeded although nat failed")
 			}
@@ -84,7 +84,8 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 				t.Errorf("tables after the failed sync:\n%s\nbefore:\n%s", after, before)
 			}
 
-			res := mustSync(t, p, snapOf(false, []string{"ns2/svc2"}, svc1, noEndpoints))
+			// The runner owns the retry: the sync after a failure is full.
+			res := r.mustSync(t, snapOf(false, []string{"ns2/svc2"}, svc1, noEndpoints))
 			if !res.Full {
 				t.Error("the sync after the failure was not full")
 			}

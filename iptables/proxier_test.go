@@ -165,20 +165,21 @@ func TestPartialSyncWritesChangedAndDeletesRemoved(t *testing.T) {
 	}
 }
 
+// The runner owns the retry: the sync after a failure is full.
 func TestFailedRestoreKeepsRulesAndForcesFullSync(t *testing.T) {
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1))
+	r := newViaRunner(t, newProxier(t, fake))
+	r.mustSync(t, snapOf(true, nil, svc1))
 	before := ruleset.FormatSave(fake.Table("nat"))
 
 	fake.FailNextRestore(errors.New("injected"))
-	if _, err := p.Sync(context.Background(), snapOf(false, []string{"ns2/svc2"}, svc1, svc2)); err == nil {
+	if _, err := r.sync(snapOf(false, []string{"ns2/svc2"}, svc1, svc2)); err == nil {
 		t.Fatal("sync succeeded despite failing restore")
 	}
 	if after := ruleset.FormatSave(fake.Table("nat")); after != before {
 		t.Errorf("failed restore changed the table")
 	}
-	res := mustSync(t, p, snapOf(false, nil, svc1, svc2))
+	res := r.mustSync(t, snapOf(false, nil, svc1, svc2))
 	if !res.Full {
 		t.Errorf("sync after a failure was not full")
 	}

@@ -13,7 +13,10 @@
 // schedules syncs with bounded frequency and hands snapshots to a Backend
 // (iptables or IPVS); a failed sync requeues its changes and forces the next
 // sync to be full, so the kernel always converges and never loses working
-// rules to bad input. Objects reach the trackers through apivalidation's
+// rules to bad input. The Runner is the only owner of "the next sync must be
+// full" (first sync, after a failure, ForceFull, FullSyncInterval); its
+// snapshot source is an interface so that backend tests can drive a real
+// Runner with scripted snapshots. Objects reach the trackers through apivalidation's
 // per-kind handlers (NewHandlers), which drop what kube-apiserver would
 // refuse (one log line per object, whatever the number of families; an
 // invalid update keeps the last valid version). The conversion

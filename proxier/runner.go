@@ -19,9 +19,21 @@ type SyncObserver interface {
 	Synced(ctx context.Context, snap *Snapshot, res SyncResult, elapsed time.Duration, err error)
 }
 
+// SnapshotSource is what a Runner syncs from: the Tracker, or in tests a
+// scripted source.
+type SnapshotSource interface {
+	Family() v1.IPFamily
+	// Initialized reports whether the sources have listed everything once.
+	Initialized() bool
+	// Snapshot returns the state with the changes since the last successful sync.
+	Snapshot() *Snapshot
+	// Requeue puts a failed sync's changes back for the next snapshot.
+	Requeue(snap *Snapshot)
+}
+
 // RunnerOptions configures a Runner.
 type RunnerOptions struct {
-	Tracker *Tracker
+	Tracker SnapshotSource
 	Backend Backend
 	// MinInterval is the least time between two syncs (minSyncPeriod).
 	MinInterval time.Duration
@@ -38,6 +50,9 @@ type RunnerOptions struct {
 // Runner is a bounded-frequency sync loop for one IP family: triggers
 // coalesce, syncs are at least MinInterval apart, a failure is retried after
 // RetryInterval with a full sync, and nothing runs before the tracker is initialized.
+// It is the one owner of "the next sync must be full": the first sync, every
+// sync after a failed one, after ForceFull and after FullSyncInterval get a
+// full snapshot, and backends rely on that rather than tracking it again.
 type Runner struct {
 	opts    RunnerOptions
 	trigger chan struct{}

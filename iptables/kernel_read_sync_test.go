@@ -194,3 +194,32 @@ func TestChainsDroppedByAFailedSyncAreDeletedLater(t *testing.T) {
 		t.Errorf("live chains deleted")
 	}
 }
+
+// TestFailedFullSyncLeavesMemoryAsTheKernelIs: a full sync that reads
+// nat whole compares it with the rendering; when its restore then fails,
+// the memory must still describe the kernel as it is. (It once learned the
+// failed rendering's rules, so that the next full sync, without a working
+// Save, skipped a service chain the kernel held differently and failed
+// deleting the endpoint chain that chain still jumped to.)
+func TestFailedFullSyncLeavesMemoryAsTheKernelIs(t *testing.T) {
+	shrunk := svc1
+	shrunk.endpoints = []string{"10.180.0.1"}
+	fresh := ruleset.NewFake(ruleset.FakeOptions{})
+	mustSync(t, newProxier(t, fresh), snapOf(true, nil, shrunk, svc2))
+
+	fake := ruleset.NewFake(ruleset.FakeOptions{})
+	p := newProxier(t, fake)
+	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	fake.FailNextRestore(errors.New("injected"))
+	if _, err := p.Sync(context.Background(), snapOf(true, nil, shrunk, svc2)); err == nil {
+		t.Fatal("injected failure not reported")
+	}
+	fake.FailSaves(errSaveCrashed)
+	mustSync(t, p, snapOf(true, nil, shrunk, svc2))
+	if hasChain(fake, "nat", sep2) {
+		t.Errorf("endpoint chain %s of the removed endpoint survived", sep2)
+	}
+	if got, want := saveAll(fake), saveAll(fresh); got != want {
+		t.Errorf("tables differ from a first sync of the same state:\n%s\nwant:\n%s", got, want)
+	}
+}
