@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -63,11 +62,11 @@ func runProxy(ctx context.Context, cfg *config.Config, h host, out io.Writer) er
 		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
 	}
 	if cfg.Cleanup {
-		// As upstream: --cleanup removes what iptables and IPVS modes left, whatever the mode.
-		backend := selectIPTablesBackend(ctx, cfg, logger)
-		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
+		// As upstream: --cleanup removes what every mode left, whatever the mode.
+		return removeLeftovers(ctx, leftoverModes(cfg.Mode, true), newModeCleaners(ctx, cfg, logger))
 	}
 	if !cfg.DryRun {
+		removeOtherModesLeftovers(ctx, cfg.Mode, newModeCleaners(ctx, cfg, logger), logger)
 		if err := applyHostSettings(cfg, h, logger); err != nil {
 			return err
 		}
