@@ -17,7 +17,8 @@
 //     upstream checks it: nft 1.0.1 or later, kernel 5.13 or later unless
 //     KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK is set. It is a pure
 //     function of a Host (tested with fake versions); ReadHost fills one
-//     from this machine.
+//     from this machine, and CheckHost does both (the call nftables mode
+//     makes at start).
 //
 // Why this shape: knftables is the library upstream's nftables mode uses
 // and whose Fake the tests use; what it lacks for kproxy's rules (bounded

@@ -23,7 +23,8 @@ const fakeNFT = `#!/bin/sh
 case "$*" in
 --version)
 	[ "$FAKE_NFT_VERSION" = hang ] && exec sleep 60
-	echo "nftables v1.0.6 (Lester Gooch #5)" ;;
+	echo "${FAKE_NFT_VERSION:-nftables v1.0.6 (Lester Gooch #5)}"
+	echo "  cli:		editline" ;;
 "--check -f -")
 	cat >/dev/null ;;
 "-f -")
@@ -158,4 +159,30 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCheckHost reads the (fake) nft's version and this machine's kernel
+// release; the kernel check is skipped through getenv, so the result does
+// not depend on the machine's kernel (CheckPrerequisites' tests cover it).
+func TestCheckHost(t *testing.T) {
+	skipKernel := func(k string) string { return map[string]string{nft.SkipKernelCheckEnv: "1"}[k] }
+	withFakeNFT(t, "", "")
+	if err := nft.CheckHost(context.Background(), 5*time.Second, skipKernel); err != nil {
+		t.Errorf("nft 1.0.6: %v", err)
+	}
+	h, err := nft.ReadHost(context.Background(), 5*time.Second, skipKernel)
+	if err != nil || h.NFTVersion != "nftables v1.0.6 (Lester Gooch #5)" || !h.SkipKernelCheck || h.KernelRelease == "" {
+		t.Errorf("ReadHost = %+v, %v; want the first line of nft --version, the skip set, the kernel release", h, err)
+	}
+	if h, _ := nft.ReadHost(context.Background(), 5*time.Second, func(string) string { return "" }); h.SkipKernelCheck {
+		t.Error("ReadHost without the variable set skips the kernel check")
+	}
+	withFakeNFT(t, "nftables v0.9.8 (E.D.S.)", "")
+	if err := nft.CheckHost(context.Background(), 5*time.Second, skipKernel); err == nil || !strings.Contains(err.Error(), "requires nft 1.0.1") {
+		t.Errorf("nft 0.9.8: %v, want the nft version error", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if err := nft.CheckHost(context.Background(), 5*time.Second, skipKernel); !errors.Is(err, nft.ErrNotInstalled) {
+		t.Errorf("no nft: %v, want ErrNotInstalled", err)
+	}
 }

@@ -117,3 +117,13 @@ func ReadHost(ctx context.Context, timeout time.Duration, getenv func(string) st
 	return Host{KernelRelease: unix.ByteSliceToString(uts.Release[:]), NFTVersion: version,
 		SkipKernelCheck: getenv(SkipKernelCheckEnv) != ""}, nil
 }
+
+// CheckHost is ReadHost then CheckPrerequisites: the one call nftables
+// mode makes at start (getenv is os.Getenv outside tests).
+func CheckHost(ctx context.Context, timeout time.Duration, getenv func(string) string) error {
+	h, err := ReadHost(ctx, timeout, getenv)
+	if err != nil {
+		return fmt.Errorf("nftables mode: %w", err)
+	}
+	return CheckPrerequisites(h)
+}
