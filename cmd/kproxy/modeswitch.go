@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"sync"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/kube-proxy/config/v1alpha1"
 
@@ -46,10 +48,31 @@ type modeCleaners map[v1alpha1.ProxyMode]func(context.Context) error
 func newModeCleaners(ctx context.Context, cfg *config.Config, logger klog.Logger) modeCleaners {
 	backend := sync.OnceValue(func() xtables.Backend { return selectIPTablesBackend(ctx, cfg, logger) })
 	return modeCleaners{
-		config.ModeIPTables: func(ctx context.Context) error { return cleanupIPTables(ctx, cfg, backend(), logger) },
+		config.ModeIPTables: func(ctx context.Context) error {
+			if missing := missingIPTables(cfg, backend()); missing != "" {
+				logger.Info("iptables not found: no iptables-mode rules to remove", "binary", missing)
+				return nil
+			}
+			return cleanupIPTables(ctx, cfg, backend(), logger)
+		},
 		config.ModeIPVS:     func(ctx context.Context) error { return cleanupIPVS(ctx, cfg, backend(), logger) },
 		config.ModeNFTables: func(ctx context.Context) error { return cleanupNFTables(ctx, cfg, logger) },
 	}
+}
+
+// missingIPTables names the IPv4 iptables-save binary the backend runs
+// when it is not installed ("" when it is): without it no iptables-mode
+// rules can be read or removed, which (as for nft) is not a failure, e.g.
+// on a node that runs nftables mode without iptables.
+func missingIPTables(cfg *config.Config, backend xtables.Backend) string {
+	r, err := xtables.New(xtablesOptions(cfg, backend, v1.IPv4Protocol))
+	if err != nil {
+		return "" // an invalid option: let the cleanup report it
+	}
+	if _, err := exec.LookPath(r.Binary() + "-save"); err != nil {
+		return r.Binary() + "-save"
+	}
+	return ""
 }
 
 // removeLeftovers runs the cleaners of modes in order, going on after a

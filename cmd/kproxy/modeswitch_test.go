@@ -134,3 +134,20 @@ func TestNFTablesCleanupWithoutNFT(t *testing.T) {
 		t.Errorf("want exactly one line saying nft is missing, got:\n%s", strings.Join(logs.lines, "\n"))
 	}
 }
+
+// TestIPTablesCleanupWithoutIPTables: a node without iptables (nftables
+// mode needs none) has no iptables-mode rules: one line, no error.
+func TestIPTablesCleanupWithoutIPTables(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, backend := range []string{config.IPTablesBackendNFT, config.IPTablesBackendLegacy} {
+		var logs logLines
+		cfg := &config.Config{CommandTimeout: time.Second, IPTablesBackend: backend}
+		clean := newModeCleaners(context.Background(), cfg, logs.logger())[iptablesMode]
+		if err := clean(context.Background()); err != nil {
+			t.Fatalf("backend %s: cleanup without iptables: %v", backend, err)
+		}
+		if !logs.find("iptables not found: no iptables-mode rules to remove", "iptables-"+backend+"-save") {
+			t.Errorf("backend %s: want a line naming the missing binary, got:\n%s", backend, strings.Join(logs.lines, "\n"))
+		}
+	}
+}
