@@ -99,7 +99,7 @@ func (e *env) runKproxyToEnd(args ...string) string {
 // upstream does, and keeps every other table.
 func TestStartRemovesNFTablesModeTables(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{Mode: "iptables"})
 	w := e.w
 	e.addNFTablesModeTables()
 	svc := service("web", "10.96.0.10")
@@ -121,7 +121,7 @@ func TestStartRemovesNFTablesModeTables(t *testing.T) {
 // tables) and nothing of other programs or kubelet.
 func TestCleanupFlagRemovesEveryMode(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{Mode: "iptables"})
 	w := e.w
 	kerneltest.NeedTools(t, "cleanup test", "ipset")
 	svc := service("web", "10.96.0.10", withNodePort(30080))
