@@ -6,20 +6,23 @@ import (
 	"fmt"
 	"os/exec"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/kube-proxy/config/v1alpha1"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/nft"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
-// Switching proxy modes on a node, as upstream's platformCleanup: before
-// its first sync, kproxy removes what the modes it does not run left
-// behind, and --cleanup removes what every mode left.
+// Switching proxy modes on a node, as upstream's platformCleanup: kproxy
+// removes what the modes it does not run left behind (after its own first
+// sync, see leftoverRemover; with --init-only at once), and --cleanup
+// removes what every mode left.
 
 // leftoverModes returns whose leftovers to remove, in order. With
 // cleanupAndExit (--cleanup): every mode's. Otherwise, starting in mode:
@@ -92,7 +95,7 @@ func removeLeftovers(ctx context.Context, modes []v1alpha1.ProxyMode, cleaners m
 	return errors.Join(errs...)
 }
 
-// removeOtherModesLeftovers is the start-up cleanup before the first sync.
+// removeOtherModesLeftovers is the start-up cleanup of the other modes.
 // Like upstream's it is best effort: a failure is logged and kproxy goes on
 // (the mode it runs does not depend on the other modes' rules being gone).
 func removeOtherModesLeftovers(ctx context.Context, mode v1alpha1.ProxyMode, cleaners modeCleaners, logger klog.Logger) {
@@ -127,4 +130,57 @@ func cleanupNFTables(ctx context.Context, cfg *config.Config, logger klog.Logger
 		return fmt.Errorf("clean up nftables rules: %w", err)
 	}
 	return nil
+}
+
+// leftoverRemover runs the start-up cleanup of the other modes once every
+// family has synced successfully, not before as upstream does: until the
+// new mode's rules are in place the old mode's keep carrying traffic (both
+// can be loaded at once; the first DNAT a connection meets wins), so a
+// switch under traffic loses no new connection. It is a SyncObserver of
+// every family's Runner; the cleanup runs in its own goroutine so that a
+// large iptables cleanup does not hold back the next sync.
+type leftoverRemover struct {
+	mu      sync.Mutex
+	pending map[v1.IPFamily]bool
+	remove  func()
+	done    chan struct{}
+}
+
+func newLeftoverRemover(families []v1.IPFamily, remove func()) *leftoverRemover {
+	r := &leftoverRemover{pending: map[v1.IPFamily]bool{}, remove: remove, done: make(chan struct{})}
+	for _, f := range families {
+		r.pending[f] = true
+	}
+	return r
+}
+
+// Queued is not needed: only finished syncs count.
+func (r *leftoverRemover) Queued(v1.IPFamily) {}
+
+// Synced notes a family's first successful sync and starts the cleanup
+// after the last one.
+func (r *leftoverRemover) Synced(_ context.Context, snap *proxier.Snapshot, _ proxier.SyncResult, _ time.Duration, err error) {
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.pending[snap.Family] {
+		return
+	}
+	delete(r.pending, snap.Family)
+	if len(r.pending) == 0 {
+		go func() {
+			defer close(r.done)
+			r.remove()
+		}()
+	}
+}
+
+// wait blocks until the cleanup has run (for --once) or ctx ends.
+func (r *leftoverRemover) wait(ctx context.Context) {
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	}
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/kube-proxy/config/v1alpha1"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/proxier"
 )
 
 const (
@@ -149,5 +152,33 @@ func TestIPTablesCleanupWithoutIPTables(t *testing.T) {
 		if !logs.find("iptables not found: no iptables-mode rules to remove", "iptables-"+backend+"-save") {
 			t.Errorf("backend %s: want a line naming the missing binary, got:\n%s", backend, strings.Join(logs.lines, "\n"))
 		}
+	}
+}
+
+// TestLeftoversRemovedAfterEveryFamilySynced: the other modes' rules stay
+// until every family's first successful sync (so they carry traffic until
+// the new mode's are in place), then go exactly once.
+func TestLeftoversRemovedAfterEveryFamilySynced(t *testing.T) {
+	var runs atomic.Int32
+	r := newLeftoverRemover([]v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol}, func() { runs.Add(1) })
+	synced := func(fam v1.IPFamily, err error) {
+		r.Synced(context.Background(), &proxier.Snapshot{Family: fam}, proxier.SyncResult{}, 0, err)
+	}
+	synced(v1.IPv4Protocol, nil)
+	synced(v1.IPv6Protocol, errors.New("restore failed"))
+	synced(v1.IPv4Protocol, nil)
+	select {
+	case <-r.done:
+		t.Fatal("cleanup ran before the IPv6 family's first successful sync")
+	case <-time.After(50 * time.Millisecond):
+	}
+	synced(v1.IPv6Protocol, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r.wait(ctx)
+	synced(v1.IPv6Protocol, nil)
+	synced(v1.IPv4Protocol, nil)
+	if n := runs.Load(); n != 1 {
+		t.Errorf("cleanup ran %d times, want once", n)
 	}
 }
