@@ -154,7 +154,7 @@ func (r *kernelReader) expectedNatChains(req readRequest) int {
 	if n := r.memory.chainCount("nat"); n > 0 && r.trusted() {
 		return n
 	}
-	return 2*len(req.snap.Services) + req.endpoints
+	return 2*req.snap.Len() + req.endpoints
 }
 
 // readSaves reads nat and filter whole.

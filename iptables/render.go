@@ -166,7 +166,7 @@ type segment struct {
 
 func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	total := r.state.totalEndpoints(snap)
-	r.state.reserveOwners(2*len(snap.Services) + total)
+	r.state.reserveOwners(2*snap.Len() + total)
 	run := &renderRun{opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
 		state: &r.state, top: &r.top}
 	family := r.opts.Family
@@ -188,7 +188,7 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	r.svcBuf.Reset()
 	run.svc.buf = &r.svcBuf
 	if snap.Full {
-		run.svcBuf.Grow(500*len(snap.Services) + 350*total)
+		run.svcBuf.Grow(500*snap.Len() + 350*total)
 	}
 	return run
 }
