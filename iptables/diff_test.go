@@ -37,7 +37,7 @@ func testDiffOptions() diffOptions {
 // a successful sync of it (rules: a partial sync's view).
 func remembering(g *Rendering, o diffOptions, rules bool) *kernelState {
 	ks := &kernelState{tables: map[string]*kernelTable{}, rememberedRules: rules}
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		chains := map[string]chainState{}
 		for i := range t.chains {
 			c := &t.chains[i]
@@ -217,7 +217,7 @@ func TestDiffLeavesTheRenderingAsItWas(t *testing.T) {
 	g := NewRenderer(testOptions()).Render(scaleWorld(t, 50, 3).Snapshot())
 	before := bytes.Clone(g.Bytes())
 	var names []string
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		for _, c := range t.chains {
 			names = append(names, t.name+"/"+c.name)
 		}
@@ -226,7 +226,7 @@ func TestDiffLeavesTheRenderingAsItWas(t *testing.T) {
 	plan := planRestore(diff(ks, g, o), ks, layoutOptions{services: 50, batchChains: 10})
 	writeBlocks(new(bytes.Buffer), plan.blocks)
 	var after []string
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		for _, c := range t.chains {
 			after = append(after, t.name+"/"+c.name)
 		}

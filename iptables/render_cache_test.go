@@ -173,7 +173,7 @@ func samePartial(partial, full *Rendering) error {
 
 func chainsOf(g *Rendering) map[string]string {
 	out := map[string]string{}
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		for _, c := range t.chains {
 			out[t.name+"/"+c.name] = string(c.rules)
 		}

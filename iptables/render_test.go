@@ -191,3 +191,32 @@ func TestRenderIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderingUsedAfterTheNextRenderPanics: a Rendering shares its
+// Renderer's buffers and chain map, which the next Render rewrites; using
+// it after that must fail loudly rather than read the newer rules.
+func TestRenderingUsedAfterTheNextRenderPanics(t *testing.T) {
+	w := multiServiceWorld(t)
+	r := NewRenderer(testOptions())
+	old := r.Render(w.Snapshot())
+	cur := r.Render(w.Full())
+	uses := map[string]func(){
+		"Bytes":         func() { old.Bytes() },
+		"RuleCounts":    func() { old.RuleCounts() },
+		"ServiceChains": func() { old.ServiceChains() },
+		"diff":          func() { diff(&kernelState{tables: map[string]*kernelTable{}}, old, testDiffOptions()) },
+	}
+	for name, use := range uses {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("a Rendering was used after the next Render without a panic")
+				}
+			}()
+			use()
+		})
+	}
+	if len(cur.Bytes()) == 0 || len(NewRenderer(testOptions()).Render(w.Full()).ServiceChains()) == 0 {
+		t.Error("the current renderings are empty")
+	}
+}

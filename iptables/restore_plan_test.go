@@ -65,7 +65,7 @@ func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
 			if c.name == netfilter.MarkMasqChain && i != 0 {
 				t.Errorf("KUBE-MARK-MASQ in batch %d, want the first", i)
 			}
-			if owner, ok := g.active[c.name]; ok {
+			if owner, ok := g.view().active[c.name]; ok {
 				if j, dup := seen[owner.str]; dup && j != i {
 					t.Errorf("service %s split across batches %d and %d", owner.str, j, i)
 				}
@@ -77,7 +77,7 @@ func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
 		t.Errorf("batches cover %d services in %d batches, want 5 in several", len(seen), len(batches))
 	}
 	for _, c := range rest {
-		if _, ok := g.active[c.name]; ok {
+		if _, ok := g.view().active[c.name]; ok {
 			t.Errorf("active service chain %s left out of the batches", c.name)
 		}
 	}

@@ -39,7 +39,7 @@ func TestInterleavedInputBuildsTheSameTables(t *testing.T) {
 	g := NewRenderer(testOptions()).Render(scaleWorld(t, 100, 10).Snapshot())
 	plain := bytes.Clone(g.Bytes())
 	p := &restorePlan{}
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		p.blocks = append(p.blocks, &tableText{name: t.name, chains: slices.Clone(t.chains)})
 	}
 	p.prefixTables([]string{"nat"})
