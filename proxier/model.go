@@ -230,8 +230,9 @@ type Snapshot struct {
 
 // sharedModel is a Tracker's published model, shared by its snapshots.
 // gen counts Tracker.Snapshot calls; a snapshot taken at another
-// generation is stale. It is atomic so that a snapshot misused from
-// another goroutine is reported rather than racing.
+// generation is stale. It is atomic so that the check itself never races;
+// it cannot make reading the maps during a Tracker.Snapshot safe, only
+// likely to be reported.
 type sharedModel struct {
 	services  map[ServicePortName]*ServicePort
 	endpoints map[ServicePortName]*EndpointSet
