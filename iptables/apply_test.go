@@ -30,9 +30,8 @@ func (r *restoreLog) Restore(ctx context.Context, data []byte) error {
 }
 
 func TestApplyRestoresBatchesBeforeTheRest(t *testing.T) {
-	w := scaleWorld(20, 3)
 	ks := tablesOf(1000, false)
-	plan := planRestore(diff(ks, NewRenderer(testOptions()).Render(w.snap), testDiffOptions()), ks,
+	plan := planRestore(diff(ks, NewRenderer(testOptions()).Render(scaleWorld(t, 20, 3).Snapshot()), testDiffOptions()), ks,
 		layoutOptions{services: 20, batchChains: 30})
 	if len(plan.batches) < 2 {
 		t.Fatalf("%d batches; the test needs several", len(plan.batches))
@@ -65,8 +64,8 @@ func TestApplyRestoresBatchesBeforeTheRest(t *testing.T) {
 
 func TestMemoryIsWhatTheLastSuccessfulSyncLeft(t *testing.T) {
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	w := diffWorld()
-	p, r := syncedReader(t, fake, w)
+	w := diffWorld(t)
+	p, r, _ := syncedReader(t, fake, w)
 	remembered := func(table string) []string { return slices.Sorted(maps.Keys(r.memory.tables[table])) }
 	var declared []string
 	for _, c := range fake.Table("nat").Chains {
@@ -81,33 +80,31 @@ func TestMemoryIsWhatTheLastSuccessfulSyncLeft(t *testing.T) {
 
 	// A failed partial sync that drops svc2 teaches the memory nothing but
 	// the chains still to delete.
-	gone := w.name("ns2", "svc2")
-	svc2 := p.renderer.state.port(gone).chains.Cluster
-	delete(w.snap.Services, gone)
-	w.snap.Full, w.snap.Changed = false, map[proxierName]struct{}{gone: {}}
+	svc2Chain := p.renderer.state.port(spn("ns2", "svc2")).chains.Cluster
+	snap := w.Delete(svc2()).Snapshot()
 	before := maps.Clone(r.memory.tables["nat"])
 	fake.FailNextRestore(errors.New("injected"))
-	if _, err := p.Sync(t.Context(), w.snap); err == nil {
+	if _, err := p.Sync(t.Context(), snap); err == nil {
 		t.Fatal("injected failure not reported")
 	}
 	same := maps.EqualFunc(before, r.memory.tables["nat"], func(a, b chainState) bool {
 		return a.rendered == b.rendered && a.saved == b.saved && bytes.Equal(a.text, b.text)
 	})
-	if !same || !containsName(r.orphans, svc2) {
+	if !same || !containsName(r.orphans, svc2Chain) {
 		t.Errorf("after a failed sync: memory unchanged %v, orphans %v", same, r.orphans)
 	}
 
 	// The retry deletes them and the memory forgets them.
-	if _, err := p.Sync(t.Context(), w.snap); err != nil {
+	if _, err := p.Sync(t.Context(), snap); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := r.memory.tables["nat"][svc2]; ok || hasChainIn(fake, svc2) || len(r.orphans) != 0 {
-		t.Errorf("after the retry: %s remembered %v, in the kernel %v; orphans %v", svc2, ok, hasChainIn(fake, svc2), r.orphans)
+	if _, ok := r.memory.tables["nat"][svc2Chain]; ok || hasChainIn(fake, svc2Chain) || len(r.orphans) != 0 {
+		t.Errorf("after the retry: %s remembered %v, in the kernel %v; orphans %v", svc2Chain, ok, hasChainIn(fake, svc2Chain), r.orphans)
 	}
 
 	// It learned the chains the partial sync rewrote (KUBE-SERVICES lost
 	// svc2's rules): the same sync again writes none.
-	if _, err := p.Sync(t.Context(), w.snap); err != nil {
+	if _, err := p.Sync(t.Context(), snap); err != nil {
 		t.Fatal(err)
 	}
 	if in := fake.LastRestore(); bytes.Contains(in, []byte("\n:")) {

@@ -1,142 +1,58 @@
 package iptables
 
 import (
+	"fmt"
 	"net/netip"
+	"testing"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	discovery "k8s.io/api/discovery/v1"
 
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
-// Test builders: svc("ns1", "svc1", clusterIP("172.30.0.41"), withNodePort(3001))
-// and eps(ep("10.180.0.1", 80), ...).
+// Test fixtures: Services and endpoints are API objects made by proxiertest
+// (pt.Service("ns1", "svc1", pt.ClusterIP("172.30.0.41"), pt.NodePort(3001))),
+// and snapshots come from a pt.World, so what a renderer test sees is what
+// the tracker makes of them in production. The default port is upstream's
+// "p80" (TCP 80), which the chain names below are hashed from.
 
-type svcOpt func(*proxier.ServicePort)
+// newWorld is an IPv4 world on node pt.NodeName with node IP 192.168.0.2, as testOptions assume.
+func newWorld(t testing.TB) *pt.World { return pt.NewWorld(t, pt.WorldOptions{}) }
 
-func svc(ns, name string, opts ...svcOpt) *proxier.ServicePort {
-	sp := &proxier.ServicePort{
-		Name:     proxier.ServicePortName{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}, Port: "p80", Protocol: v1.ProtocolTCP},
-		Port:     80,
-		Protocol: v1.ProtocolTCP,
+// local places an endpoint on the world's node.
+func local() pt.EndpointOption { return pt.OnNode(pt.NodeName) }
+
+// spn is the ServicePortName of a Service's "p80" TCP port.
+func spn(ns, svc string) proxier.ServicePortName { return pt.Name(ns, svc, "p80") }
+
+// scaleWorld is n NodePort services (scaleService) with k endpoints each
+// (scaleEndpoints), applied but not yet snapshotted.
+func scaleWorld(t testing.TB, n, k int) *pt.World {
+	w := newWorld(t)
+	for i := range n {
+		w.ApplyService(scaleService(i), scaleEndpoints(i, k)...)
 	}
-	for _, o := range opts {
-		o(sp)
-	}
-	return sp
-}
-
-func clusterIP(ip string) svcOpt {
-	return func(sp *proxier.ServicePort) { sp.ClusterIP = netip.MustParseAddr(ip) }
-}
-
-func withPortName(name string) svcOpt { return func(sp *proxier.ServicePort) { sp.Name.Port = name } }
-
-func withProtocol(p v1.Protocol) svcOpt {
-	return func(sp *proxier.ServicePort) { sp.Protocol, sp.Name.Protocol = p, p }
-}
-
-func withNodePort(n int32) svcOpt { return func(sp *proxier.ServicePort) { sp.NodePort = n } }
-
-func withExternalIPs(ips ...string) svcOpt {
-	return func(sp *proxier.ServicePort) { sp.ExternalIPs = addrs(ips...) }
-}
-
-func withLB(ips ...string) svcOpt {
-	return func(sp *proxier.ServicePort) { sp.LoadBalancerVIPs = addrs(ips...) }
-}
-
-func withSourceRanges(cidrs ...string) svcOpt {
-	return func(sp *proxier.ServicePort) {
-		for _, c := range cidrs {
-			sp.LoadBalancerSourceRanges = append(sp.LoadBalancerSourceRanges, netip.MustParsePrefix(c))
-		}
-	}
-}
-
-func withHealthCheckNodePort(n int32) svcOpt {
-	return func(sp *proxier.ServicePort) { sp.HealthCheckNodePort = n }
-}
-
-func withETPLocal() svcOpt { return func(sp *proxier.ServicePort) { sp.ExternalPolicyLocal = true } }
-func withITPLocal() svcOpt { return func(sp *proxier.ServicePort) { sp.InternalPolicyLocal = true } }
-
-func withAffinity(seconds int32) svcOpt {
-	return func(sp *proxier.ServicePort) { sp.AffinityTimeoutSeconds = seconds }
-}
-
-func addrs(ips ...string) []netip.Addr {
-	out := make([]netip.Addr, len(ips))
-	for i, ip := range ips {
-		out[i] = netip.MustParseAddr(ip)
-	}
-	return out
-}
-
-type epOpt func(*proxier.Endpoint)
-
-func ep(ip string, port int32, opts ...epOpt) proxier.Endpoint {
-	e := proxier.Endpoint{IP: netip.MustParseAddr(ip), Port: port, Ready: true, Serving: true}
-	for _, o := range opts {
-		o(&e)
-	}
-	return e
-}
-
-func local() epOpt { return func(e *proxier.Endpoint) { e.IsLocal = true } }
-
-func terminatingServing() epOpt {
-	return func(e *proxier.Endpoint) { e.Ready, e.Serving, e.Terminating = false, true, true }
-}
-
-// eps categorizes endpoints the simple way the tracker does without topology:
-// Cluster = ready (else serving-terminating), Local = local ready (else local
-// serving-terminating).
-func eps(all ...proxier.Endpoint) *proxier.EndpointSet {
-	s := &proxier.EndpointSet{All: all}
-	pick := func(localOnly bool) []proxier.Endpoint {
-		var ready, term []proxier.Endpoint
-		for _, e := range all {
-			if localOnly && !e.IsLocal {
-				continue
-			}
-			if e.Ready {
-				ready = append(ready, e)
-			} else if e.Serving && e.Terminating {
-				term = append(term, e)
-			}
-		}
-		if len(ready) > 0 {
-			return ready
-		}
-		return term
-	}
-	s.Cluster, s.Local = pick(false), pick(true)
-	s.HasAny = len(s.Cluster) > 0
-	return s
-}
-
-// world builds a snapshot from service/endpoint pairs.
-type world struct{ snap *proxier.Snapshot }
-
-func newWorld() *world {
-	return &world{snap: &proxier.Snapshot{
-		Family:    v1.IPv4Protocol,
-		Services:  map[proxier.ServicePortName]*proxier.ServicePort{},
-		Endpoints: map[proxier.ServicePortName]*proxier.EndpointSet{},
-		Changed:   map[proxier.ServicePortName]struct{}{},
-		Full:      true,
-	}}
-}
-
-func (w *world) add(sp *proxier.ServicePort, set *proxier.EndpointSet) *world {
-	w.snap.Services[sp.Name] = sp
-	if set != nil {
-		w.snap.Endpoints[sp.Name] = set
-	}
-	w.snap.Changed[sp.Name] = struct{}{}
 	return w
+}
+
+// scaleService is Service ns<i%100>/svc<i>: ClusterIP 172.30.x.y, port "p80"
+// 80 → 8080 and a node port.
+func scaleService(i int) *v1.Service {
+	ip := netip.AddrFrom4([4]byte{172, 30, byte(i >> 8), byte(i)})
+	return pt.Service(fmt.Sprintf("ns%d", i%100), fmt.Sprintf("svc%d", i), pt.ClusterIP(ip.String()),
+		pt.PortTo("p80", v1.ProtocolTCP, 80, 8080), pt.NodePort(int32(30000+i%2000)))
+}
+
+// scaleEndpoints are k ready endpoints of scaleService(i).
+func scaleEndpoints(i, k int) []discovery.Endpoint {
+	eps := make([]discovery.Endpoint, k)
+	for j := range k {
+		eps[j] = pt.Endpoint(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), byte(j + 1)}).String())
+	}
+	return eps
 }
 
 // testOptions are upstream's fake proxier settings (section 9.10).
@@ -149,18 +65,10 @@ func testOptions() RenderOptions {
 	}
 }
 
-type proxierName = proxier.ServicePortName
-
-func (w *world) name(ns, name string) proxier.ServicePortName {
-	for n := range w.snap.Services {
-		if n.Namespace == ns && n.Name == name {
-			return n
-		}
+func addrs(ips ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ips))
+	for i, ip := range ips {
+		out[i] = netip.MustParseAddr(ip)
 	}
-	panic("no service " + ns + "/" + name)
+	return out
 }
-
-type (
-	endpointAlias    = proxier.Endpoint
-	endpointSetAlias = proxier.EndpointSet
-)

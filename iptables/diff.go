@@ -64,11 +64,12 @@ type diffOptions struct {
 // diff compares the rendering with the kernel state. A full rendering also
 // declares the canaries and inserts the jump rules the kernel lacks.
 func diff(ks *kernelState, g *Rendering, opts diffOptions) *changes {
-	ch := &changes{full: g.full}
-	for _, t := range g.tables {
+	b := g.view()
+	ch := &changes{full: b.full}
+	for _, t := range b.tables {
 		ch.tables = append(ch.tables, &tableChanges{name: t.name, rendered: t.chains})
 	}
-	if g.full {
+	if b.full {
 		addMissingJumps(ch, g, ks)
 		addCanaries(ch, g)
 	}
@@ -124,9 +125,10 @@ func addCanaries(ch *changes, g *Rendering) {
 // services can drop chains, so a partial sync never walks all chains), and
 // the kernel state's stale ones the rendering does not use.
 func addStaleDeletions(ch *changes, g *Rendering, ks *kernelState) {
-	stale := slices.Clone(g.removed)
+	b := g.view()
+	stale := slices.Clone(b.removed)
 	for _, c := range ks.stale {
-		if _, ok := g.active[c]; !ok {
+		if _, ok := b.active[c]; !ok {
 			stale = append(stale, c)
 		}
 	}

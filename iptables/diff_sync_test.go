@@ -28,6 +28,7 @@ func saveAll(f *ruleset.Fake) string {
 }
 
 func TestRestartOverExistingRulesWritesOnlyWhatDiffers(t *testing.T) {
+	w := newWorld(t)
 	for _, tc := range []struct {
 		name string
 		// tamper changes the kernel between the two processes.
@@ -42,14 +43,14 @@ func TestRestartOverExistingRulesWritesOnlyWhatDiffers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := ruleset.NewFake(ruleset.FakeOptions{})
-			mustSync(t, newProxier(t, fake), snapOf(true, nil, svc1, svc2))
+			mustSync(t, newProxier(t, fake), w.full(svc1, svc2))
 			want := saveAll(fake)
 			if tc.tamper != "" {
 				if err := fake.Restore(context.Background(), []byte(tc.tamper)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			res := mustSync(t, newProxier(t, fake), snapOf(true, nil, svc1, svc2))
+			res := mustSync(t, newProxier(t, fake), w.full(svc1, svc2))
 			in := fake.LastRestore()
 			if !res.Full {
 				t.Errorf("restart sync not full")
@@ -71,14 +72,15 @@ func TestRestartOverExistingRulesWritesOnlyWhatDiffers(t *testing.T) {
 }
 
 func TestPartialSyncLeavesOutUnchangedChains(t *testing.T) {
+	w := newWorld(t)
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	mustSync(t, p, w.full(svc1, svc2))
 
 	// One endpoint fewer: the service's chains change, KUBE-SERVICES does not.
 	shrunk := svc1
 	shrunk.endpoints = []string{"10.180.0.1"}
-	mustSync(t, p, snapOf(false, []string{"ns1/svc1"}, shrunk, svc2))
+	mustSync(t, p, w.next(shrunk, svc2))
 	in := fake.LastRestore()
 	if declares(in, "nat", "KUBE-SERVICES") || declares(in, "filter", "KUBE-SERVICES") {
 		t.Errorf("unchanged KUBE-SERVICES rewritten:\n%s", in)
@@ -94,7 +96,7 @@ func TestPartialSyncLeavesOutUnchangedChains(t *testing.T) {
 	}
 
 	// Removing a service changes KUBE-SERVICES, which is then written whole.
-	mustSync(t, p, snapOf(false, []string{"ns2/svc2"}, shrunk))
+	mustSync(t, p, w.next(shrunk))
 	in = fake.LastRestore()
 	if !declares(in, "nat", "KUBE-SERVICES") {
 		t.Errorf("changed KUBE-SERVICES not written:\n%s", in)
@@ -104,7 +106,7 @@ func TestPartialSyncLeavesOutUnchangedChains(t *testing.T) {
 	}
 
 	// A full sync in the same process with nothing changed writes no nat chain.
-	mustSync(t, p, snapOf(true, nil, shrunk))
+	mustSync(t, p, w.full(shrunk))
 	if in := string(fake.LastRestore()); strings.Contains(in, "*nat\n:") {
 		t.Errorf("no-op full sync declared nat chains:\n%s", in)
 	}
@@ -121,15 +123,16 @@ func manyServices(n int) []svcSpec {
 }
 
 func TestPartialSyncEditsLongTopLevelChainsRuleByRule(t *testing.T) {
+	w := newWorld(t)
 	all := manyServices(100)
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, all...))
+	mustSync(t, p, w.full(all...))
 
 	// s010 goes away, s100 arrives: one deletion and one insertion in KUBE-SERVICES.
 	next := append(append([]svcSpec(nil), all[:10]...), all[11:]...)
 	next = append(next, svcSpec{"ns", "s100", "172.30.2.1", 0, []string{"10.180.2.1"}})
-	mustSync(t, p, snapOf(false, []string{"ns/s010", "ns/s100"}, next...))
+	mustSync(t, p, w.next(next...))
 	in := string(fake.LastRestore())
 	if declares([]byte(in), "nat", "KUBE-SERVICES") {
 		t.Errorf("KUBE-SERVICES rewritten instead of edited:\n%s", in)
@@ -140,7 +143,7 @@ func TestPartialSyncEditsLongTopLevelChainsRuleByRule(t *testing.T) {
 
 	// The edited table equals what a full sync of the same state writes.
 	fresh := ruleset.NewFake(ruleset.FakeOptions{})
-	mustSync(t, newProxier(t, fresh), snapOf(true, nil, next...))
+	mustSync(t, newProxier(t, fresh), w.full(next...))
 	if got, want := saveAll(fake), saveAll(fresh); got != want {
 		t.Errorf("edited tables differ from a full sync's:\n%s\nwant:\n%s", got, want)
 	}

@@ -12,18 +12,22 @@ import (
 
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // Tests of the diff step alone: a Rendering and a hand-built kernelState
 // in, changes out.
 
 // diffWorld is two services: svc1 (ClusterIP and NodePort, two endpoints)
-// and svc2 (one endpoint).
-func diffWorld() *world {
-	return newWorld().
-		add(svc("ns1", "svc1", clusterIP("172.30.0.41"), withNodePort(3001)), eps(ep("10.180.0.1", 80), ep("10.180.0.2", 80))).
-		add(svc("ns2", "svc2", clusterIP("172.30.0.42")), eps(ep("10.180.0.3", 80)))
+// and svc2 (one endpoint, see svc2).
+func diffWorld(t testing.TB) *pt.World {
+	return newWorld(t).
+		ApplyService(pt.Service("ns1", "svc1", pt.ClusterIP("172.30.0.41"), pt.NodePort(3001)), pt.Endpoint("10.180.0.1"), pt.Endpoint("10.180.0.2")).
+		ApplyService(svc2(), pt.Endpoint("10.180.0.3"))
 }
+
+// svc2 is diffWorld's ns2/svc2 Service.
+func svc2() *v1.Service { return pt.Service("ns2", "svc2", pt.ClusterIP("172.30.0.42")) }
 
 func testDiffOptions() diffOptions {
 	return diffOptions{family: v1.IPv4Protocol, seed: maphash.MakeSeed()}
@@ -33,7 +37,7 @@ func testDiffOptions() diffOptions {
 // a successful sync of it (rules: a partial sync's view).
 func remembering(g *Rendering, o diffOptions, rules bool) *kernelState {
 	ks := &kernelState{tables: map[string]*kernelTable{}, rememberedRules: rules}
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		chains := map[string]chainState{}
 		for i := range t.chains {
 			c := &t.chains[i]
@@ -66,18 +70,16 @@ func writtenNames(t *tableChanges) []string {
 
 func TestDiffAgainstMemoryWritesOnlyWhatChanged(t *testing.T) {
 	o := testDiffOptions()
-	w := diffWorld()
+	w := diffWorld(t)
 	r := NewRenderer(testOptions())
-	ks := remembering(r.Render(w.snap), o, true)
+	ks := remembering(r.Render(w.Snapshot()), o, true)
 
 	// svc2 gains an endpoint: its KUBE-SVC chain and the new KUBE-SEP change;
 	// KUBE-SERVICES does not.
-	w.add(svc("ns2", "svc2", clusterIP("172.30.0.42")), eps(ep("10.180.0.3", 80), ep("10.180.0.4", 80)))
-	w.snap.Full = false
-	w.snap.Changed = map[proxierName]struct{}{w.name("ns2", "svc2"): {}}
-	g := r.Render(w.snap)
+	w.ApplyService(svc2(), pt.Endpoint("10.180.0.3"), pt.Endpoint("10.180.0.4"))
+	g := r.Render(w.Snapshot())
 	ch := diff(ks, g, o)
-	chains := r.state.port(w.name("ns2", "svc2")).chains
+	chains := r.state.port(spn("ns2", "svc2")).chains
 	nat := ch.table("nat")
 	got := writtenNames(nat)
 	if len(got) != 2 || !slices.Contains(got, chains.Cluster) || !strings.HasPrefix(got[0], "KUBE-SEP-") {
@@ -94,7 +96,7 @@ func TestDiffAgainstMemoryWritesOnlyWhatChanged(t *testing.T) {
 func TestDiffAgainstATableReadBackComparesSavedForms(t *testing.T) {
 	o := testDiffOptions()
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	g := NewRenderer(testOptions()).Render(diffWorld().snap)
+	g := NewRenderer(testOptions()).Render(diffWorld(t).Snapshot())
 	if err := fake.Restore(t.Context(), g.Bytes()); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func isRenderedOtherThan(g *Rendering, but string) func(string) bool {
 
 func TestFullDiffAddsMissingJumpsAndCanaries(t *testing.T) {
 	o := testDiffOptions()
-	g := NewRenderer(testOptions()).Render(diffWorld().snap)
+	g := NewRenderer(testOptions()).Render(diffWorld(t).Snapshot())
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	// The nat jumps and canary are in place, the filter ones are not;
 	// kubelet's KUBE-FIREWALL exists.
@@ -163,21 +165,18 @@ func TestFullDiffAddsMissingJumpsAndCanaries(t *testing.T) {
 
 func TestDiffDeletesStaleChainsNotActive(t *testing.T) {
 	o := testDiffOptions()
-	w := diffWorld()
+	w := diffWorld(t)
 	r := NewRenderer(testOptions())
-	ks := remembering(r.Render(w.snap), o, true)
-	svc2 := r.state.port(w.name("ns2", "svc2")).chains.Cluster
-	svc1 := r.state.port(w.name("ns1", "svc1")).chains.Cluster
-	gone := w.name("ns2", "svc2")
-	delete(w.snap.Services, gone)
-	w.snap.Full = false
-	w.snap.Changed = map[proxierName]struct{}{gone: {}}
+	ks := remembering(r.Render(w.Snapshot()), o, true)
+	svc2Chain := r.state.port(spn("ns2", "svc2")).chains.Cluster
+	svc1 := r.state.port(spn("ns1", "svc1")).chains.Cluster
+	w.Delete(svc2())
 	// The kernel state also knows a leftover chain, and names an active one.
 	ks.stale = []string{"KUBE-SVC-LEFTOVER0000000", svc1}
-	ch := diff(ks, r.Render(w.snap), o)
+	ch := diff(ks, r.Render(w.Snapshot()), o)
 	nat := ch.table("nat")
-	if !slices.Contains(nat.deletes, svc2) || !slices.Contains(nat.deletes, "KUBE-SVC-LEFTOVER0000000") {
-		t.Errorf("deletes %v, want %s and the leftover", nat.deletes, svc2)
+	if !slices.Contains(nat.deletes, svc2Chain) || !slices.Contains(nat.deletes, "KUBE-SVC-LEFTOVER0000000") {
+		t.Errorf("deletes %v, want %s and the leftover", nat.deletes, svc2Chain)
 	}
 	if slices.Contains(nat.deletes, svc1) || !slices.IsSorted(nat.deletes) {
 		t.Errorf("deletes %v: active %s deleted, or not sorted", nat.deletes, svc1)
@@ -191,17 +190,15 @@ func TestDiffDeletesStaleChainsNotActive(t *testing.T) {
 
 func TestDiffEditsLongTopLevelChainsKnownByRule(t *testing.T) {
 	o := testDiffOptions()
-	w := newWorld()
+	w := newWorld(t)
 	for i := range 80 {
-		w.add(svc("ns", fmt.Sprintf("s%02d", i), clusterIP(fmt.Sprintf("172.30.1.%d", i+1))), eps(ep(fmt.Sprintf("10.1.0.%d", i+1), 80)))
+		w.ApplyService(pt.Service("ns", fmt.Sprintf("s%02d", i), pt.ClusterIP(fmt.Sprintf("172.30.1.%d", i+1))), pt.Endpoint(fmt.Sprintf("10.1.0.%d", i+1)))
 	}
 	r := NewRenderer(testOptions())
-	g := r.Render(w.snap)
+	g := r.Render(w.Snapshot())
 	partial, full := remembering(g, o, true), remembering(g, o, false)
-	w.add(svc("ns", "s99", clusterIP("172.30.2.1")), eps(ep("10.2.0.1", 80)))
-	w.snap.Full = false
-	w.snap.Changed = map[proxierName]struct{}{w.name("ns", "s99"): {}}
-	g = r.Render(w.snap)
+	w.ApplyService(pt.Service("ns", "s99", pt.ClusterIP("172.30.2.1")), pt.Endpoint("10.2.0.1"))
+	g = r.Render(w.Snapshot())
 
 	nat := diff(partial, g, o).table("nat")
 	if slices.Contains(writtenNames(nat), netfilter.ServicesChain) || len(nat.edits) != 1 || !strings.HasPrefix(nat.edits[0], "-I KUBE-SERVICES ") {
@@ -217,10 +214,10 @@ func TestDiffEditsLongTopLevelChainsKnownByRule(t *testing.T) {
 // diff, the restore plan and writing the input do not change it.
 func TestDiffLeavesTheRenderingAsItWas(t *testing.T) {
 	o := testDiffOptions()
-	g := NewRenderer(testOptions()).Render(scaleWorld(50, 3).snap)
+	g := NewRenderer(testOptions()).Render(scaleWorld(t, 50, 3).Snapshot())
 	before := bytes.Clone(g.Bytes())
 	var names []string
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		for _, c := range t.chains {
 			names = append(names, t.name+"/"+c.name)
 		}
@@ -229,7 +226,7 @@ func TestDiffLeavesTheRenderingAsItWas(t *testing.T) {
 	plan := planRestore(diff(ks, g, o), ks, layoutOptions{services: 50, batchChains: 10})
 	writeBlocks(new(bytes.Buffer), plan.blocks)
 	var after []string
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		for _, c := range t.chains {
 			after = append(after, t.name+"/"+c.name)
 		}

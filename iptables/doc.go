@@ -16,6 +16,12 @@
 //     svcPortName and Rendering.Bytes lays chains out KUBE-NODEPORTS,
 //     KUBE-SERVICES, then by name, which is how upstream's golden tests
 //     normalize its (map-ordered) output, so goldens compare byte for byte.
+//     A Rendering belongs to its Renderer (its rule bytes are slices of
+//     the Renderer's reused buffers, its active chains the Renderer's map):
+//     it is valid until that Renderer's next Render, and its contents are
+//     reachable only through a check that panics after it (a counter
+//     compare), as the snapshot it was rendered from is valid only until
+//     the Tracker's next Snapshot (proxier.Snapshot).
 //   - Proxier (a proxier.Backend) runs each sync as a one-way pipeline of
 //     steps with their own types; no step edits an earlier step's output:
 //     1. decide (syncKind): full when the snapshot is. "The next sync must

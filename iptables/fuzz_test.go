@@ -103,11 +103,11 @@ func checkComments(t *testing.T, fam v1.IPFamily, fake *ruleset.Fake, table stri
 func TestFuzzBaselineIsProgrammed(t *testing.T) {
 	svc, slice := objectfuzz.Seeds()[0].Objects()
 	for i, snap := range objectfuzz.Snapshots(svc, slice, true) {
-		if len(snap.Services) != 1 {
-			t.Fatalf("%s: %d service ports, want 1", families[i], len(snap.Services))
+		if snap.Len() != 1 {
+			t.Fatalf("%s: %d service ports, want 1", families[i], snap.Len())
 		}
-		for _, eps := range snap.Endpoints {
-			if i == 0 && len(eps.All) != 2 {
+		for name := range snap.All() {
+			if eps := snap.Endpoints(name); i == 0 && len(eps.All) != 2 {
 				t.Errorf("IPv4 endpoints %v, want 2", eps.All)
 			}
 		}

@@ -18,29 +18,27 @@ func (discardRestorer) Save(context.Context, string) ([]byte, error) {
 func (discardRestorer) ListChain(context.Context, string, string) ([]byte, error) { return nil, nil }
 
 func BenchmarkSyncPartial10kServicesOneChanged(b *testing.B) {
-	w := scaleWorld(10000, 10)
+	w := scaleWorld(b, 10000, 10)
 	p, err := New(Options{Restorer: discardRestorer{}, Render: testOptions()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := p.Sync(ctx, w.snap); err != nil {
+	if _, err := p.Sync(ctx, w.Snapshot()); err != nil {
 		b.Fatal(err)
 	}
-	snap := *w.snap
-	snap.Full = false
-	snap.Changed = map[proxierName]struct{}{w.name("ns1", "svc1"): {}}
+	snap := w.ApplyService(scaleService(1), scaleEndpoints(1, 9)...).Snapshot()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := p.Sync(ctx, &snap); err != nil {
+		if _, err := p.Sync(ctx, snap); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkSyncFull10kServicesIntoEmptyTables(b *testing.B) {
-	w := scaleWorld(10000, 10)
+	snap := scaleWorld(b, 10000, 10).Snapshot()
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -48,7 +46,7 @@ func BenchmarkSyncFull10kServicesIntoEmptyTables(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := p.Sync(ctx, w.snap); err != nil {
+		if _, err := p.Sync(ctx, snap); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -130,14 +130,14 @@ func (m *memory) updateTable(t *tableChanges) {
 // after a full sync, only the changed ones' presence after a partial one.
 func (m *memory) rememberServices(snap *proxier.Snapshot, full bool) {
 	if full || m.services == nil {
-		m.services = make(map[proxier.ServicePortName]struct{}, len(snap.Services))
-		for name := range snap.Services {
+		m.services = make(map[proxier.ServicePortName]struct{}, snap.Len())
+		for name := range snap.All() {
 			m.services[name] = struct{}{}
 		}
 		return
 	}
 	for name := range snap.Changed {
-		if _, ok := snap.Services[name]; ok {
+		if _, ok := snap.Service(name); ok {
 			m.services[name] = struct{}{}
 		} else {
 			delete(m.services, name)
@@ -151,7 +151,7 @@ func (m *memory) rememberServices(snap *proxier.Snapshot, full bool) {
 // service port gone since then without walking all of them.
 func (m *memory) removedService(snap *proxier.Snapshot) bool {
 	for name := range snap.Changed {
-		if _, ok := snap.Services[name]; ok {
+		if _, ok := snap.Service(name); ok {
 			continue
 		}
 		if _, ok := m.services[name]; ok {

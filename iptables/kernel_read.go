@@ -154,7 +154,7 @@ func (r *kernelReader) expectedNatChains(req readRequest) int {
 	if n := r.memory.chainCount("nat"); n > 0 && r.trusted() {
 		return n
 	}
-	return 2*len(req.snap.Services) + req.endpoints
+	return 2*req.snap.Len() + req.endpoints
 }
 
 // readSaves reads nat and filter whole.
@@ -220,7 +220,7 @@ func (r *kernelReader) readStale(ctx context.Context, ks *kernelState, g *Render
 	if nat == nil {
 		return nil
 	}
-	if err := findStaleChains(ctx, ks.lister, nat, g.active); err != nil {
+	if err := findStaleChains(ctx, ks.lister, nat, g.view().active); err != nil {
 		return err
 	}
 	ks.unwalked, ks.lister = nil, nil
@@ -249,7 +249,7 @@ func (r *kernelReader) addRead(ks *kernelState, name string, saved *ruleset.Save
 // the chains the render dropped are still in the kernel, and a memory that
 // stood in for the kernel may be what is wrong.
 func (r *kernelReader) failed(g *Rendering, ks *kernelState) {
-	r.orphans = append(r.orphans, g.removed...)
+	r.orphans = append(r.orphans, g.view().removed...)
 	if ks.memoryStandsIn {
 		r.distrust = true
 	}

@@ -40,6 +40,7 @@ func builtinJumpsOnce(t *testing.T, f *ruleset.Fake) {
 // running proxier falls back to memory, a restarted one to chain listings.
 // Either way the tables end as a sync with a working Save leaves them.
 func TestFullSyncWithoutSave(t *testing.T) {
+	w := newWorld(t)
 	gone := svcSpec{"ns3", "gone", "172.30.0.43", 3003, []string{"10.180.0.7", "10.180.0.8"}}
 	for _, tc := range []struct {
 		name string
@@ -64,10 +65,10 @@ func TestFullSyncWithoutSave(t *testing.T) {
 				r = saveOnly{fake}
 			}
 			p := newProxierFor(t, r)
-			mustSync(t, p, snapOf(true, nil, svc1, svc2, gone))
-			mustSync(t, p, snapOf(true, nil, svc1, svc2))
+			mustSync(t, p, w.full(svc1, svc2, gone))
+			mustSync(t, p, w.full(svc1, svc2))
 			want := saveAll(fake)
-			mustSync(t, p, snapOf(true, nil, svc1, svc2, gone))
+			mustSync(t, p, w.full(svc1, svc2, gone))
 			if tc.flush {
 				flushAll(t, fake)
 			}
@@ -75,7 +76,7 @@ func TestFullSyncWithoutSave(t *testing.T) {
 				p = newProxierFor(t, r)
 			}
 			fake.FailSaves(errSaveCrashed)
-			res := mustSync(t, p, snapOf(true, nil, svc1, svc2))
+			res := mustSync(t, p, w.full(svc1, svc2))
 			if !res.Full {
 				t.Errorf("sync not full")
 			}
@@ -101,10 +102,11 @@ func TestFullSyncWithoutSave(t *testing.T) {
 // TestRestartWithoutSaveOrListerFails keeps the old contract when the kernel
 // cannot be read at all: the sync fails rather than duplicating jump rules.
 func TestRestartWithoutSaveOrListerFails(t *testing.T) {
+	w := newWorld(t)
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	fake.FailSaves(errSaveCrashed)
 	p := newProxierFor(t, saveOnly{fake})
-	if _, err := p.Sync(context.Background(), snapOf(true, nil, svc1)); !errors.Is(err, errSaveCrashed) {
+	if _, err := p.Sync(context.Background(), w.full(svc1)); !errors.Is(err, errSaveCrashed) {
 		t.Fatalf("sync error = %v, want the Save error", err)
 	}
 	if fake.RestoreCount() != 0 {
@@ -115,9 +117,10 @@ func TestRestartWithoutSaveOrListerFails(t *testing.T) {
 // TestFailedMemorySyncDistrustsMemory: when a memory-based full sync fails,
 // the next one relists instead of repeating the same input.
 func TestFailedMemorySyncDistrustsMemory(t *testing.T) {
+	w := newWorld(t)
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	mustSync(t, p, w.full(svc1, svc2))
 	want := saveAll(fake)
 	// Lose a chain behind the proxier's back without touching the canary.
 	if err := fake.Restore(context.Background(), []byte("*nat\n:"+sep1+" - [0:0]\nCOMMIT\n")); err != nil {
@@ -125,10 +128,10 @@ func TestFailedMemorySyncDistrustsMemory(t *testing.T) {
 	}
 	fake.FailSaves(errSaveCrashed)
 	fake.FailNextRestore(errors.New("injected"))
-	if _, err := p.Sync(context.Background(), snapOf(true, nil, svc1, svc2)); err == nil {
+	if _, err := p.Sync(context.Background(), w.full(svc1, svc2)); err == nil {
 		t.Fatal("injected failure not reported")
 	}
-	mustSync(t, p, snapOf(false, nil, svc1, svc2))
+	mustSync(t, p, w.next(svc1, svc2))
 	if !declares(fake.LastRestore(), "nat", sep1) {
 		t.Errorf("retry after a failed memory-based sync trusted memory again")
 	}
@@ -178,15 +181,16 @@ var _ proxier.Backend = (*iptables.Proxier)(nil)
 // removed service's chains once; when that sync fails, the retry (full,
 // without a Save) must still delete them.
 func TestChainsDroppedByAFailedSyncAreDeletedLater(t *testing.T) {
+	w := newWorld(t)
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	mustSync(t, p, w.full(svc1, svc2))
 	fake.FailNextRestore(errors.New("injected"))
-	if _, err := p.Sync(context.Background(), snapOf(false, []string{"ns2/svc2"}, svc1)); err == nil {
+	if _, err := p.Sync(context.Background(), w.next(svc1)); err == nil {
 		t.Fatal("injected failure not reported")
 	}
 	fake.FailSaves(errSaveCrashed)
-	mustSync(t, p, snapOf(false, nil, svc1))
+	mustSync(t, p, w.next(svc1))
 	if hasChain(fake, "nat", svc2Chain) {
 		t.Errorf("chain of a service removed during a failed sync survived the retry")
 	}
@@ -202,20 +206,21 @@ func TestChainsDroppedByAFailedSyncAreDeletedLater(t *testing.T) {
 // Save, skipped a service chain the kernel held differently and failed
 // deleting the endpoint chain that chain still jumped to.)
 func TestFailedFullSyncLeavesMemoryAsTheKernelIs(t *testing.T) {
+	w := newWorld(t)
 	shrunk := svc1
 	shrunk.endpoints = []string{"10.180.0.1"}
 	fresh := ruleset.NewFake(ruleset.FakeOptions{})
-	mustSync(t, newProxier(t, fresh), snapOf(true, nil, shrunk, svc2))
+	mustSync(t, newProxier(t, fresh), w.full(shrunk, svc2))
 
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	mustSync(t, p, w.full(svc1, svc2))
 	fake.FailNextRestore(errors.New("injected"))
-	if _, err := p.Sync(context.Background(), snapOf(true, nil, shrunk, svc2)); err == nil {
+	if _, err := p.Sync(context.Background(), w.full(shrunk, svc2)); err == nil {
 		t.Fatal("injected failure not reported")
 	}
 	fake.FailSaves(errSaveCrashed)
-	mustSync(t, p, snapOf(true, nil, shrunk, svc2))
+	mustSync(t, p, w.full(shrunk, svc2))
 	if hasChain(fake, "nat", sep2) {
 		t.Errorf("endpoint chain %s of the removed endpoint survived", sep2)
 	}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // Tests of the read step alone: what kernelState it builds from the Fake
@@ -15,30 +17,32 @@ import (
 // readerOnly hides the Fake's ListChain: only Restorer's methods are promoted.
 type readerOnly struct{ netfilter.Restorer }
 
-// syncedReader is the read step of a proxier that synced w once.
-func syncedReader(t *testing.T, r netfilter.Restorer, w *world) (*Proxier, *kernelReader) {
+// syncedReader is the read step of a proxier that synced w's next
+// snapshot, which it returns too.
+func syncedReader(t *testing.T, r netfilter.Restorer, w *pt.World) (*Proxier, *kernelReader, *proxier.Snapshot) {
 	t.Helper()
 	p, err := New(Options{Restorer: r, Render: testOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Sync(t.Context(), w.snap); err != nil {
+	snap := w.Snapshot()
+	if _, err := p.Sync(t.Context(), snap); err != nil {
 		t.Fatal(err)
 	}
-	return p, &p.kernel
+	return p, &p.kernel, snap
 }
 
 // readerOver is the read step of a proxier that synced diffWorld into a
 // Fake, to which input then happened behind its back.
-func readerOver(t *testing.T, input string) (*ruleset.Fake, *world, *kernelReader) {
+func readerOver(t *testing.T, input string) (*ruleset.Fake, *pt.World, *proxier.Snapshot, *kernelReader) {
 	t.Helper()
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	w := diffWorld()
-	_, r := syncedReader(t, fake, w)
+	w := diffWorld(t)
+	_, r, snap := syncedReader(t, fake, w)
 	if err := fake.Restore(t.Context(), []byte(input)); err != nil {
 		t.Fatal(err)
 	}
-	return fake, w, r
+	return fake, w, snap, r
 }
 
 // readsOf counts the Saves and listings fn makes.
@@ -49,18 +53,18 @@ func readsOf(f *ruleset.Fake, fn func()) (saves, lists int) {
 	return s1 - s0, l1 - l0
 }
 
-func fullRequest(w *world) readRequest {
-	return readRequest{full: true, snap: w.snap, endpoints: 3}
+func fullRequest(snap *proxier.Snapshot) readRequest {
+	return readRequest{full: true, snap: snap, endpoints: 3}
 }
 
 func TestReadPartialIsTheMemory(t *testing.T) {
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	w := diffWorld()
-	p, r := syncedReader(t, fake, w)
-	svc1 := p.renderer.state.port(w.name("ns1", "svc1")).chains.Cluster
-	w.snap.Full = false
+	w := diffWorld(t)
+	p, r, _ := syncedReader(t, fake, w)
+	svc1 := p.renderer.state.port(spn("ns1", "svc1")).chains.Cluster
+	next := w.Snapshot() // partial, nothing changed
 	var ks *kernelState
-	if saves, lists := readsOf(fake, func() { ks, _ = r.read(t.Context(), readRequest{snap: w.snap}) }); saves+lists != 0 {
+	if saves, lists := readsOf(fake, func() { ks, _ = r.read(t.Context(), readRequest{snap: next}) }); saves+lists != 0 {
 		t.Errorf("a partial read ran %d Saves and %d listings", saves, lists)
 	}
 	nat := ks.table("nat")
@@ -80,12 +84,10 @@ func TestReadPartialIsTheMemory(t *testing.T) {
 }
 
 func TestReadPartialSavesNatWhenAServiceWentAway(t *testing.T) {
-	fake, w, r := readerOver(t, "*nat\n:KUBE-SEP-LEFTOVER0000000 - [0:0]\nCOMMIT\n")
-	gone := w.name("ns2", "svc2")
-	delete(w.snap.Services, gone)
-	w.snap.Full, w.snap.Changed = false, map[proxierName]struct{}{gone: {}}
+	fake, w, _, r := readerOver(t, "*nat\n:KUBE-SEP-LEFTOVER0000000 - [0:0]\nCOMMIT\n")
+	next := w.Delete(svc2()).Snapshot()
 	var ks *kernelState
-	if saves, lists := readsOf(fake, func() { ks, _ = r.read(t.Context(), readRequest{snap: w.snap}) }); saves != 1 || lists != 0 {
+	if saves, lists := readsOf(fake, func() { ks, _ = r.read(t.Context(), readRequest{snap: next}) }); saves != 1 || lists != 0 {
 		t.Errorf("%d Saves and %d listings, want one Save of nat", saves, lists)
 	}
 	if !containsName(ks.stale, "KUBE-SEP-LEFTOVER0000000") {
@@ -121,8 +123,7 @@ func TestReadFull(t *testing.T) {
 			if tc.noLister {
 				rs = readerOnly{fake}
 			}
-			w := diffWorld()
-			_, r := syncedReader(t, rs, w)
+			_, r, snap := syncedReader(t, rs, diffWorld(t))
 			if err := fake.Restore(t.Context(), []byte(leftover)); err != nil {
 				t.Fatal(err)
 			}
@@ -141,8 +142,8 @@ func TestReadFull(t *testing.T) {
 			var ks *kernelState
 			var err error
 			saves, lists := readsOf(fake, func() {
-				if ks, err = r.read(t.Context(), fullRequest(w)); err == nil {
-					err = r.readStale(t.Context(), ks, NewRenderer(testOptions()).Render(w.snap))
+				if ks, err = r.read(t.Context(), fullRequest(snap)); err == nil {
+					err = r.readStale(t.Context(), ks, NewRenderer(testOptions()).Render(snap))
 				}
 			})
 			wantLists := 0
@@ -177,12 +178,12 @@ func TestReadFull(t *testing.T) {
 }
 
 func TestReadFullFindsMissingJumps(t *testing.T) {
-	fake, w, r := readerOver(t, "*nat\n-D OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n")
+	fake, _, snap, r := readerOver(t, "*nat\n-D OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\nCOMMIT\n")
 	for _, saveFails := range []bool{false, true} {
 		if saveFails {
 			fake.FailSaves(errors.New("iptables-save crashed"))
 		}
-		ks, err := r.read(t.Context(), fullRequest(w))
+		ks, err := r.read(t.Context(), fullRequest(snap))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,7 +71,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 		return proxier.SyncResult{}, fmt.Errorf("read iptables state: %w", err)
 	}
 	ch := diff(ks, g, p.diffOptions(kind.snap))
-	plan := planRestore(ch, ks, layoutOptions{services: len(kind.snap.Services), batchChains: p.batchChains})
+	plan := planRestore(ch, ks, layoutOptions{services: kind.snap.Len(), batchChains: p.batchChains})
 	written, err := p.apply(ctx, plan, ks.known())
 	if err != nil {
 		p.kernel.failed(g, ks)

@@ -11,12 +11,12 @@ import (
 	"unicode/utf8"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -73,10 +73,10 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 	apiGone := svcSpec{"ns", "api", "172.30.0.11", 30011, nil}
 	syncs := []struct {
 		name string
-		snap *proxier.Snapshot
+		full bool
 	}{
-		{"partial", snapOf(false, []string{"ns/api"}, web, apiGone)},
-		{"full", snapOf(true, nil, web, apiGone)},
+		{"partial", false},
+		{"full", true},
 	}
 	for _, backend := range []xtables.Backend{xtables.BackendNFT, xtables.BackendLegacy} {
 		for _, sync := range syncs {
@@ -90,13 +90,16 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 				}
 				f := &natFault{Runner: r}
 				p := newProxierOn(t, f)
-				if _, err := p.Sync(context.Background(), snapOf(true, nil, web, api)); err != nil {
+				w := newWorld(t)
+				if _, err := p.Sync(context.Background(), w.next(web, api)); err != nil {
 					t.Fatal(err)
 				}
 				before := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save")
 
 				f.armed = true
-				if _, err := p.Sync(context.Background(), sync.snap); err == nil {
+				snap := w.next(web, apiGone)
+				snap.Full = sync.full
+				if _, err := p.Sync(context.Background(), snap); err == nil {
 					t.Fatal("the sync succeeded although its nat block failed")
 				}
 				if !strings.Contains(f.failed, "*filter\n") || !strings.Contains(f.failed, `"ns/api:p80 has no endpoints"`) {
@@ -106,7 +109,7 @@ func TestKernelFailedSyncRollsBackEveryTable(t *testing.T) {
 					t.Errorf("iptables-%s-save after the failed sync:\n%s\nbefore:\n%s", backend, after, before)
 				}
 
-				if _, err := p.Sync(context.Background(), sync.snap); err != nil {
+				if _, err := p.Sync(context.Background(), snap); err != nil {
 					t.Fatalf("the sync after the fault: %v", err)
 				}
 				if got := kerneltest.IPTablesSave(t, ns, "iptables-"+string(backend)+"-save"); !strings.Contains(got, `"ns/api:p80 has no endpoints"`) ||
@@ -138,6 +141,7 @@ func (f *saveFault) Save(ctx context.Context, table string) ([]byte, error) {
 // still be what the kernel holds: the sync succeeds and leaves the same
 // tables as a first sync of the same state.
 func TestKernelFailedFullSyncLeavesMemoryAsTheKernelIs(t *testing.T) {
+	w := newWorld(t)
 	t.Setenv("XTABLES_LOCKFILE", filepath.Join(t.TempDir(), "xtables.lock"))
 	web := svcSpec{"ns", "web", "172.30.0.10", 30010, []string{"10.180.0.1", "10.180.0.2"}}
 	shrunk := svcSpec{"ns", "web", "172.30.0.10", 30010, []string{"10.180.0.1"}}
@@ -148,21 +152,21 @@ func TestKernelFailedFullSyncLeavesMemoryAsTheKernelIs(t *testing.T) {
 			save := "iptables-" + string(backend) + "-save"
 			ctx := context.Background()
 			fresh := kernelNetns(t, "iptables memory kernel test")
-			if _, err := newProxierOn(t, kernelRunner(t, fresh, backend)).Sync(ctx, snapOf(true, nil, shrunk, api)); err != nil {
+			if _, err := newProxierOn(t, kernelRunner(t, fresh, backend)).Sync(ctx, w.full(shrunk, api)); err != nil {
 				t.Fatal(err)
 			}
 			ns := kernelNetns(t, "iptables memory kernel test")
 			f := &saveFault{natFault: &natFault{Runner: kernelRunner(t, ns, backend)}}
 			p := newProxierOn(t, f)
-			if _, err := p.Sync(ctx, snapOf(true, nil, web, api)); err != nil {
+			if _, err := p.Sync(ctx, w.full(web, api)); err != nil {
 				t.Fatal(err)
 			}
 			f.armed = true
-			if _, err := p.Sync(ctx, snapOf(true, nil, shrunk, api)); err == nil {
+			if _, err := p.Sync(ctx, w.full(shrunk, api)); err == nil {
 				t.Fatal("the sync succeeded although its nat block failed")
 			}
 			f.savesFail = true
-			if _, err := p.Sync(ctx, snapOf(true, nil, shrunk, api)); err != nil {
+			if _, err := p.Sync(ctx, w.full(shrunk, api)); err != nil {
 				t.Fatalf("the full sync without iptables-save after the fault: %v", err)
 			}
 			if got, want := kerneltest.IPTablesSave(t, ns, save), kerneltest.IPTablesSave(t, fresh, save); got != want {
@@ -192,7 +196,7 @@ var hostileNames = []hostileName{
 // must read back as iptables.CommentText of what was written.
 func TestKernelHostileServiceNames(t *testing.T) {
 	r := kernelRunner(t, kernelNetns(t, "hostile names kernel test"), "")
-	snap, want := hostileSnapshot()
+	snap, want := hostileSnapshot(t)
 	first, err := newProxierOn(t, r).Sync(context.Background(), snap)
 	if err != nil {
 		t.Fatalf("iptables-restore refused the hostile names: %v", err)
@@ -245,28 +249,29 @@ func TestKernelHostileServiceNames(t *testing.T) {
 
 // hostileSnapshot is a full snapshot with one service port per hostile
 // name (namespace "kpx"+name, name and port name the hostile name), with
-// endpoints, a NodePort and a firewalled LB IP; want holds CommentText of
-// every comment the renderer may write for them.
-func hostileSnapshot() (*proxier.Snapshot, map[string]bool) {
-	snap := &proxier.Snapshot{Family: v1.IPv4Protocol, Full: true,
-		Services: map[proxier.ServicePortName]*proxier.ServicePort{}, Endpoints: map[proxier.ServicePortName]*proxier.EndpointSet{},
-		Changed: map[proxier.ServicePortName]struct{}{}}
+// endpoints, a NodePort and a firewalled LB IP, from Services that skip
+// validation; want holds CommentText of every comment the renderer may
+// write for them. (The empty name has no endpoints: no slice can name it.)
+func hostileSnapshot(t *testing.T) (*proxier.Snapshot, map[string]bool) {
+	w := pt.NewWorld(t, pt.WorldOptions{Unvalidated: true})
 	want := map[string]bool{}
 	for i, h := range hostileNames {
-		n := proxier.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "kpx" + h.name, Name: h.name},
-			Port: h.name, Protocol: v1.ProtocolTCP}
-		ep := proxier.Endpoint{IP: netip.AddrFrom4([4]byte{10, 180, byte(i), 1}), Port: 80, Ready: true, Serving: true}
-		snap.Services[n] = &proxier.ServicePort{Name: n, ClusterIP: netip.AddrFrom4([4]byte{172, 30, 0, byte(i + 1)}),
-			Port: 80, Protocol: v1.ProtocolTCP, NodePort: int32(30000 + i),
-			LoadBalancerVIPs:         []netip.Addr{netip.AddrFrom4([4]byte{1, 2, 3, byte(i + 1)})},
-			LoadBalancerSourceRanges: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}
-		snap.Endpoints[n] = &proxier.EndpointSet{All: []proxier.Endpoint{ep}, Cluster: []proxier.Endpoint{ep}, HasAny: true}
-		str := n.String()
-		for _, parts := range [][]string{{str}, {str, " cluster IP"}, {str, " loadbalancer IP"}, {str, " -> ", ep.String()},
+		ip := netip.AddrFrom4([4]byte{10, 180, byte(i), 1})
+		w.ApplyService(pt.Service("kpx"+h.name, h.name, pt.ClusterIP(netip.AddrFrom4([4]byte{172, 30, 0, byte(i + 1)}).String()),
+			pt.Port(h.name, v1.ProtocolTCP, 80), pt.NodePort(int32(30000+i)),
+			pt.LoadBalancer(netip.AddrFrom4([4]byte{1, 2, 3, byte(i + 1)}).String()), pt.SourceRanges("203.0.113.0/24")),
+			pt.Endpoint(ip.String()))
+		str := pt.Name("kpx"+h.name, h.name, h.name).String()
+		ep := netip.AddrPortFrom(ip, 80).String()
+		for _, parts := range [][]string{{str}, {str, " cluster IP"}, {str, " loadbalancer IP"}, {str, " -> ", ep}, {str, " has no endpoints"},
 			{"masquerade traffic for ", str, " external destinations"}, {str, " traffic not accepted by ", iptables.ServiceChainNames(str, v1.ProtocolTCP).Firewall},
 			{"other traffic to ", str, " will be dropped by KUBE-PROXY-FIREWALL"}} {
 			want[iptables.CommentText(parts...)] = true
 		}
+	}
+	snap := w.Snapshot()
+	if snap.Len() != len(hostileNames) {
+		t.Fatalf("%d service ports for %d hostile names", snap.Len(), len(hostileNames))
 	}
 	return snap, want
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/kproxy/kproxy/iptables"
-	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
@@ -48,24 +47,29 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 	noEndpoints.endpoints = nil
 	tests := []struct {
 		name string
-		snap *proxier.Snapshot
-		// reads says whether the sync may read the kernel: a partial sync's
-		// snapshot comes from the proxier's memory of what it wrote.
-		reads bool
+		// full makes the failing sync full (ForceFull); reads says whether
+		// it may read the kernel: a partial sync's view of the kernel is
+		// the proxier's memory of what it wrote.
+		full, reads bool
 	}{
-		{name: "partial sync", snap: snapOf(false, []string{"ns2/svc2"}, svc1, noEndpoints)},
-		{name: "full sync", snap: snapOf(true, nil, svc1, noEndpoints), reads: true},
+		{name: "partial sync"},
+		{name: "full sync", full: true, reads: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &inputRecorder{Fake: ruleset.NewFake(ruleset.FakeOptions{})}
-			r := newViaRunner(t, newProxierOn(t, f))
-			r.mustSync(t, snapOf(true, nil, svc1, svc2))
+			w := newWorld(t).set(svc1, svc2)
+			r := newViaRunner(t, newProxierOn(t, f), w)
+			r.mustSync(t)
 			before := tablesOf(f.Fake)
 
 			f.FailNextBlock("nat", 1)
 			saves, lists := f.Reads()
-			_, err := r.sync(tt.snap)
+			w.set(svc1, noEndpoints)
+			if tt.full {
+				r.runner.ForceFull()
+			}
+			_, err := r.sync()
 			if err == nil {
 				t.Fatal("sync succeeded although nat failed")
 			}
@@ -85,7 +89,7 @@ func TestSyncFailingInNATLeavesEveryTableAsItWas(t *testing.T) {
 			}
 
 			// The runner owns the retry: the sync after a failure is full.
-			res := r.mustSync(t, snapOf(false, []string{"ns2/svc2"}, svc1, noEndpoints))
+			res := r.mustSync(t)
 			if !res.Full {
 				t.Error("the sync after the failure was not full")
 			}

@@ -3,59 +3,84 @@ package iptables_test
 import (
 	"context"
 	"errors"
-	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	discovery "k8s.io/api/discovery/v1"
 
 	"github.com/kproxy/kproxy/iptables"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // Sync pipeline tests against the in-memory ruleset.Fake, which rejects what
 // iptables-restore would reject (jumps to missing chains, deleting referenced chains).
 
-func portName(ns, name string) proxier.ServicePortName {
-	return proxier.ServicePortName{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}, Port: "p80", Protocol: v1.ProtocolTCP}
-}
-
-// snapOf builds a snapshot; each service gets a ClusterIP and NodePort and
-// the listed endpoint IPs (port 80, ready).
+// svcSpec is Service ns/name: a cluster IP, a node port unless 0, one port
+// "p80" (TCP 80) and an EndpointSlice with ready endpoints at these IPs.
 type svcSpec struct {
 	ns, name, clusterIP string
 	nodePort            int32
 	endpoints           []string
 }
 
-func snapOf(full bool, changed []string, specs ...svcSpec) *proxier.Snapshot {
-	s := &proxier.Snapshot{Family: v1.IPv4Protocol, Full: full,
-		Services:  map[proxier.ServicePortName]*proxier.ServicePort{},
-		Endpoints: map[proxier.ServicePortName]*proxier.EndpointSet{},
-		Changed:   map[proxier.ServicePortName]struct{}{},
+func (s svcSpec) objects() (*v1.Service, *discovery.EndpointSlice) {
+	opts := []pt.ServiceOption{pt.ClusterIP(s.clusterIP)}
+	if s.nodePort != 0 {
+		opts = append(opts, pt.NodePort(s.nodePort))
 	}
-	for _, sp := range specs {
-		n := portName(sp.ns, sp.name)
-		s.Services[n] = &proxier.ServicePort{Name: n, ClusterIP: netip.MustParseAddr(sp.clusterIP), Port: 80,
-			Protocol: v1.ProtocolTCP, NodePort: sp.nodePort}
-		set := &proxier.EndpointSet{}
-		for _, ip := range sp.endpoints {
-			e := proxier.Endpoint{IP: netip.MustParseAddr(ip), Port: 80, Ready: true, Serving: true}
-			set.All = append(set.All, e)
-			set.Cluster = append(set.Cluster, e)
-		}
-		set.HasAny = len(set.Cluster) > 0
-		s.Endpoints[n] = set
+	svc := pt.Service(s.ns, s.name, opts...)
+	eps := make([]discovery.Endpoint, len(s.endpoints))
+	for i, ip := range s.endpoints {
+		eps[i] = pt.Endpoint(ip)
 	}
-	for _, c := range changed {
-		ns, name, _ := strings.Cut(c, "/")
-		s.Changed[portName(ns, name)] = struct{}{}
-	}
-	return s
+	return svc, pt.SliceFor(svc, eps...)
 }
+
+// world is the proxiertest.World a test syncs from, holding svcSpecs.
+type world struct {
+	*pt.World
+	live map[string]svcSpec
+}
+
+func newWorld(t *testing.T) *world {
+	return &world{World: pt.NewWorld(t, pt.WorldOptions{}), live: map[string]svcSpec{}}
+}
+
+// set makes the world hold exactly specs: it applies those that are new or
+// differ and deletes the others, as the API server's events would.
+func (w *world) set(specs ...svcSpec) *world {
+	keep := map[string]bool{}
+	for _, s := range specs {
+		key := s.ns + "/" + s.name
+		keep[key] = true
+		if old, ok := w.live[key]; !ok || !reflect.DeepEqual(old, s) {
+			svc, slice := s.objects()
+			w.Apply(svc, slice)
+			w.live[key] = s
+		}
+	}
+	for key, s := range w.live {
+		if !keep[key] {
+			svc, slice := s.objects()
+			w.Delete(svc, slice)
+			delete(w.live, key)
+		}
+	}
+	return w
+}
+
+// next sets specs and returns the next snapshot: full the first time, then
+// partial, naming what changed, as the Tracker's.
+func (w *world) next(specs ...svcSpec) *proxier.Snapshot { return w.set(specs...).Snapshot() }
+
+// full sets specs and returns the next snapshot marked full (as the Runner
+// marks it after a failure, on ForceFull or hourly).
+func (w *world) full(specs ...svcSpec) *proxier.Snapshot { return w.set(specs...).Full() }
 
 var (
 	svc1 = svcSpec{"ns1", "svc1", "172.30.0.41", 3001, []string{"10.180.0.1", "10.180.0.2"}}
@@ -99,7 +124,9 @@ func jumpCount(f *ruleset.Fake, table, from, target string) int {
 func TestSyncFirstIsFullAndInstallsJumpsOnce(t *testing.T) {
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	res := mustSync(t, p, snapOf(false, nil, svc1))
+	w := newWorld(t).set(svc1)
+	w.Snapshot() // the first, full snapshot: p gets a partial one first
+	res := mustSync(t, p, w.next(svc1))
 	if !res.Full {
 		t.Errorf("first sync not full")
 	}
@@ -107,7 +134,7 @@ func TestSyncFirstIsFullAndInstallsJumpsOnce(t *testing.T) {
 		t.Errorf("RestoreBytes %d, input %d bytes", res.RestoreBytes, len(fake.LastRestore()))
 	}
 	for range 2 {
-		res = mustSync(t, p, snapOf(true, nil, svc1))
+		res = mustSync(t, p, w.full(svc1))
 	}
 	for _, j := range []struct{ table, from, to string }{
 		{"nat", "PREROUTING", "KUBE-SERVICES"}, {"nat", "OUTPUT", "KUBE-SERVICES"}, {"nat", "POSTROUTING", "KUBE-POSTROUTING"},
@@ -135,12 +162,13 @@ func TestSyncFirstIsFullAndInstallsJumpsOnce(t *testing.T) {
 func TestPartialSyncWritesChangedAndDeletesRemoved(t *testing.T) {
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	w := newWorld(t)
+	mustSync(t, p, w.next(svc1, svc2))
 
 	// svc1 loses an endpoint, svc2 goes away.
 	shrunk := svc1
 	shrunk.endpoints = []string{"10.180.0.1"}
-	res := mustSync(t, p, snapOf(false, []string{"ns1/svc1", "ns2/svc2"}, shrunk))
+	res := mustSync(t, p, w.next(shrunk))
 	if res.Full {
 		t.Errorf("second sync was full")
 	}
@@ -156,7 +184,7 @@ func TestPartialSyncWritesChangedAndDeletesRemoved(t *testing.T) {
 	}
 
 	// An unchanged service's chains are not in the input but stay in the table.
-	mustSync(t, p, snapOf(false, []string{"ns2/svc2"}, shrunk, svc2))
+	mustSync(t, p, w.next(shrunk, svc2))
 	if in := string(fake.LastRestore()); strings.Contains(in, ":"+svc1Chain) {
 		t.Errorf("unchanged service rewritten:\n%s", in)
 	}
@@ -168,18 +196,20 @@ func TestPartialSyncWritesChangedAndDeletesRemoved(t *testing.T) {
 // The runner owns the retry: the sync after a failure is full.
 func TestFailedRestoreKeepsRulesAndForcesFullSync(t *testing.T) {
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
-	r := newViaRunner(t, newProxier(t, fake))
-	r.mustSync(t, snapOf(true, nil, svc1))
+	w := newWorld(t).set(svc1)
+	r := newViaRunner(t, newProxier(t, fake), w)
+	r.mustSync(t)
 	before := ruleset.FormatSave(fake.Table("nat"))
 
 	fake.FailNextRestore(errors.New("injected"))
-	if _, err := r.sync(snapOf(false, []string{"ns2/svc2"}, svc1, svc2)); err == nil {
+	w.set(svc1, svc2)
+	if _, err := r.sync(); err == nil {
 		t.Fatal("sync succeeded despite failing restore")
 	}
 	if after := ruleset.FormatSave(fake.Table("nat")); after != before {
 		t.Errorf("failed restore changed the table")
 	}
-	res := r.mustSync(t, snapOf(false, nil, svc1, svc2))
+	res := r.mustSync(t)
 	if !res.Full {
 		t.Errorf("sync after a failure was not full")
 	}
@@ -197,7 +227,7 @@ func TestFullSyncDeletesLeftoverChainsAndKeepsForeignRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(false, nil, svc1))
+	mustSync(t, p, newWorld(t).next(svc1))
 	if hasChain(fake, "nat", "KUBE-SVC-LEFTOVER0000000") || hasChain(fake, "nat", "KUBE-SEP-LEFTOVER0000000") {
 		t.Errorf("leftover service chains not deleted")
 	}
@@ -216,7 +246,7 @@ func TestCleanupRemovesOursOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newProxier(t, fake)
-	mustSync(t, p, snapOf(true, nil, svc1, svc2))
+	mustSync(t, p, newWorld(t).next(svc1, svc2))
 	if _, err := netfilter.CleanupIPTablesMode(context.Background(), fake); err != nil {
 		t.Fatalf("cleanup: %v", err)
 	}

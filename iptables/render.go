@@ -60,6 +60,8 @@ type Renderer struct {
 	top         [topChains]chainBuf
 	// state caches chain names and per-service chains across renders.
 	state serviceState
+	// gen counts renders: a Rendering is valid while it is the latest.
+	gen uint64
 }
 
 // NewRenderer returns a renderer for one IP family.
@@ -95,8 +97,10 @@ func Render(snap *proxier.Snapshot, opts RenderOptions) *Rendering {
 // still counted and reported active). The output is deterministic: chains
 // are declared and filled in upstream's test order (KUBE-NODEPORTS,
 // KUBE-SERVICES, then by name) and services are visited by svcPortName.
-// The Rendering shares the Renderer's buffers: it is valid until the next Render.
+// The Rendering shares the Renderer's buffers: it is valid until the next
+// Render, and using it later panics.
 func (r *Renderer) Render(snap *proxier.Snapshot) *Rendering {
+	r.gen++
 	run := newRenderRun(r, snap)
 	for _, n := range r.state.sortedNames(snap) {
 		run.service(n)
@@ -108,6 +112,7 @@ func (r *Renderer) Render(snap *proxier.Snapshot) *Rendering {
 
 // renderRun is the state of one Render call.
 type renderRun struct {
+	owner *Renderer
 	opts  *RenderOptions
 	probs *probabilities
 	snap  *proxier.Snapshot
@@ -166,8 +171,8 @@ type segment struct {
 
 func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	total := r.state.totalEndpoints(snap)
-	r.state.reserveOwners(2*len(snap.Services) + total)
-	run := &renderRun{opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
+	r.state.reserveOwners(2*snap.Len() + total)
+	run := &renderRun{owner: r, opts: &r.opts, probs: &r.probs, snap: snap, svcBuf: &r.svcBuf, out: &r.out,
 		state: &r.state, top: &r.top}
 	family := r.opts.Family
 	if family == "" {
@@ -188,7 +193,7 @@ func newRenderRun(r *Renderer, snap *proxier.Snapshot) *renderRun {
 	r.svcBuf.Reset()
 	run.svc.buf = &r.svcBuf
 	if snap.Full {
-		run.svcBuf.Grow(500*len(snap.Services) + 350*total)
+		run.svcBuf.Grow(500*snap.Len() + 350*total)
 	}
 	return run
 }

@@ -84,7 +84,7 @@ func (s *serviceState) sortedNames(snap *proxier.Snapshot) []serviceName {
 
 func (s *serviceState) membershipChanged(snap *proxier.Snapshot) bool {
 	for n := range snap.Changed {
-		_, in := snap.Services[n]
+		_, in := snap.Service(n)
 		ps := s.ports[n]
 		if in != (ps != nil && ps.ordered) {
 			return true
@@ -96,8 +96,8 @@ func (s *serviceState) membershipChanged(snap *proxier.Snapshot) bool {
 // sortedServiceNames orders service ports by svcPortName text, then protocol,
 // the order upstream's golden tests sort rules in.
 func sortedServiceNames(snap *proxier.Snapshot, state *serviceState) []serviceName {
-	names := make([]serviceName, 0, len(snap.Services))
-	for n := range snap.Services {
+	names := make([]serviceName, 0, snap.Len())
+	for n := range snap.All() {
 		ps := state.port(n)
 		names = append(names, serviceName{name: n, str: ps.str, port: ps})
 	}
@@ -114,9 +114,9 @@ func sortedServiceNames(snap *proxier.Snapshot, state *serviceState) []serviceNa
 // service ports. A partial render adjusts the last total by its changed ports.
 func (s *serviceState) totalEndpoints(snap *proxier.Snapshot) int {
 	if snap.Full || !s.totalKnown {
-		s.reservePorts(len(snap.Services))
+		s.reservePorts(snap.Len())
 		total := 0
-		for n := range snap.Services {
+		for n := range snap.All() {
 			c := endpointCount(snap, n)
 			s.port(n).epCount = c
 			total += c
@@ -126,7 +126,7 @@ func (s *serviceState) totalEndpoints(snap *proxier.Snapshot) int {
 	}
 	for n := range snap.Changed {
 		c := 0
-		if _, ok := snap.Services[n]; ok {
+		if _, ok := snap.Service(n); ok {
 			c = endpointCount(snap, n)
 		}
 		ps := s.ports[n]
@@ -143,7 +143,7 @@ func (s *serviceState) totalEndpoints(snap *proxier.Snapshot) int {
 }
 
 func endpointCount(snap *proxier.Snapshot, n proxier.ServicePortName) int {
-	if eps := snap.Endpoints[n]; eps != nil {
+	if eps := snap.Endpoints(n); eps != nil {
 		return len(eps.All)
 	}
 	return 0

@@ -8,9 +8,11 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // TestPartialRendersMatchFullRenders drives one Renderer through random
@@ -24,115 +26,117 @@ func TestPartialRendersMatchFullRenders(t *testing.T) {
 			opts := testOptions()
 			opts.LargeClusterEndpointsThreshold = threshold
 			rng := rand.New(rand.NewPCG(7, uint64(threshold)))
-			w := newWorld()
-			for i := range 30 {
-				w.add(randomService(rng, i), randomEndpoints(rng, i))
+			m := &churn{w: newWorld(t), rng: rng}
+			for range 30 {
+				m.add()
 			}
 			r := NewRenderer(opts)
-			r.Render(w.snap)
-			next := 30
+			r.Render(m.w.Snapshot())
 			for step := range 300 {
-				snap := mutate(rng, w, &next)
+				for range 1 + rng.IntN(3) {
+					m.mutate()
+				}
+				snap := m.w.Snapshot()
+				if snap.Len() != len(m.live) {
+					t.Fatalf("step %d: %d service ports for %d Services (one port each): a random Service was invalid", step, snap.Len(), len(m.live))
+				}
+				changed := changedNames(snap)
 				partial := r.Render(snap)
-				full := NewRenderer(opts).Render(fullCopy(snap))
+				full := NewRenderer(opts).Render(m.w.Full())
 				if err := samePartial(partial, full); err != nil {
-					t.Fatalf("step %d (changed %v): %v", step, changedNames(snap), err)
+					t.Fatalf("step %d (changed %v): %v", step, changed, err)
 				}
 			}
 		})
 	}
 }
 
-// mutate applies 1-3 random changes to w and returns a partial snapshot naming them.
-func mutate(rng *rand.Rand, w *world, next *int) *proxier.Snapshot {
-	w.snap.Full = false
-	w.snap.Changed = map[proxier.ServicePortName]struct{}{}
-	for range 1 + rng.IntN(3) {
-		names := serviceNames(w.snap)
-		switch op := rng.IntN(10); {
-		case op < 2 || len(names) < 5: // add
-			w.add(randomService(rng, *next), randomEndpoints(rng, *next))
-			*next++
-		case op < 4: // remove
-			n := names[rng.IntN(len(names))]
-			delete(w.snap.Services, n)
-			delete(w.snap.Endpoints, n)
-			w.snap.Changed[n] = struct{}{}
-		case op < 6: // edit the service, keep its name
-			n := names[rng.IntN(len(names))]
-			sp := randomService(rng, rng.IntN(1000))
-			sp.Name, sp.Protocol, sp.ClusterIP = n, n.Protocol, w.snap.Services[n].ClusterIP
-			w.snap.Services[n] = sp
-			w.snap.Changed[n] = struct{}{}
-		default: // churn endpoints
-			n := names[rng.IntN(len(names))]
-			w.snap.Endpoints[n] = randomEndpoints(rng, rng.IntN(1000))
-			w.snap.Changed[n] = struct{}{}
-		}
-	}
-	return w.snap
+// churn adds, removes and edits random Services of a world, and churns
+// their endpoints.
+type churn struct {
+	w    *pt.World
+	rng  *rand.Rand
+	live []*v1.Service // in the order added
+	next int
 }
 
-func randomService(rng *rand.Rand, i int) *proxier.ServicePort {
-	var opts []svcOpt
-	ip := fmt.Sprintf("172.30.%d.%d", i/250, i%250+1)
-	opts = append(opts, clusterIP(ip))
-	if rng.IntN(4) == 0 {
-		opts = append(opts, withProtocol(v1.ProtocolUDP))
+func (c *churn) add() {
+	s := randomService(c.rng, c.next, fmt.Sprintf("ns%d", c.next%7), fmt.Sprintf("svc%d", c.next), fmt.Sprintf("172.30.%d.%d", c.next/250, c.next%250+1))
+	c.w.ApplyService(s, randomEndpoints(c.rng, c.next)...)
+	c.live = append(c.live, s)
+	c.next++
+}
+
+// mutate makes one random change.
+func (c *churn) mutate() {
+	op := c.rng.IntN(10)
+	if op < 2 || len(c.live) < 5 {
+		c.add()
+		return
 	}
+	i := c.rng.IntN(len(c.live))
+	s := c.live[i]
+	switch {
+	case op < 4: // remove
+		c.w.Delete(s)
+		c.live = slices.Delete(c.live, i, i+1)
+	case op < 6: // edit the Service, keep its name and cluster IP
+		c.live[i] = randomService(c.rng, c.rng.IntN(1000), s.Namespace, s.Name, s.Spec.ClusterIP)
+		c.w.Apply(c.live[i])
+	default: // churn endpoints
+		c.w.Apply(pt.SliceFor(s, randomEndpoints(c.rng, c.rng.IntN(1000))...))
+	}
+}
+
+// randomService is a valid Service with one port "p80" (80 → 8080) and
+// random features; i picks its node ports and external addresses.
+func randomService(rng *rand.Rand, i int, ns, name, clusterIP string) *v1.Service {
+	proto := v1.ProtocolTCP
+	if rng.IntN(4) == 0 {
+		proto = v1.ProtocolUDP
+	}
+	opts := []pt.ServiceOption{pt.ClusterIP(clusterIP), pt.PortTo("p80", proto, 80, 8080)}
+	accessible, lb := false, false
 	if rng.IntN(2) == 0 {
-		opts = append(opts, withNodePort(int32(30000+i%2000)))
+		opts, accessible = append(opts, pt.NodePort(int32(30000+i%2000))), true
 	}
 	if rng.IntN(4) == 0 {
-		opts = append(opts, withExternalIPs(fmt.Sprintf("192.168.99.%d", i%250+1)))
+		opts, accessible = append(opts, pt.ExternalIPs(fmt.Sprintf("192.168.99.%d", i%250+1))), true
 	}
 	if rng.IntN(4) == 0 {
-		opts = append(opts, withLB(fmt.Sprintf("5.6.%d.%d", i/250, i%250+1)))
+		opts, accessible, lb = append(opts, pt.LoadBalancer(fmt.Sprintf("5.6.%d.%d", i/250, i%250+1))), true, true
 		if rng.IntN(2) == 0 {
-			opts = append(opts, withSourceRanges("203.0.113.0/25"))
+			opts = append(opts, pt.SourceRanges("203.0.113.0/25"))
 		}
 	}
-	if rng.IntN(4) == 0 {
-		opts = append(opts, withETPLocal(), withHealthCheckNodePort(int32(31000+i%1000)))
+	if rng.IntN(4) == 0 && accessible {
+		opts = append(opts, pt.ExternalLocal())
+		if lb {
+			opts = append(opts, pt.HealthCheckNodePort(int32(31000+i%1000)))
+		}
 	}
 	if rng.IntN(5) == 0 {
-		opts = append(opts, withITPLocal())
+		opts = append(opts, pt.InternalLocal())
 	}
 	if rng.IntN(5) == 0 {
-		opts = append(opts, withAffinity(10800))
+		opts = append(opts, pt.Affinity(10800))
 	}
-	return svc(fmt.Sprintf("ns%d", i%7), fmt.Sprintf("svc%d", i), opts...)
+	return pt.Service(ns, name, opts...)
 }
 
-func randomEndpoints(rng *rand.Rand, i int) *proxier.EndpointSet {
-	var all []proxier.Endpoint
+func randomEndpoints(rng *rand.Rand, i int) []discovery.Endpoint {
+	var all []discovery.Endpoint
 	for j := range rng.IntN(5) {
-		var o []epOpt
+		var o []pt.EndpointOption
 		if rng.IntN(3) == 0 {
 			o = append(o, local())
 		}
 		if rng.IntN(5) == 0 {
-			o = append(o, terminatingServing())
+			o = append(o, pt.Terminating(true))
 		}
-		all = append(all, ep(fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j+1), 8080, o...))
+		all = append(all, pt.Endpoint(fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j+1), o...))
 	}
-	return eps(all...)
-}
-
-func serviceNames(s *proxier.Snapshot) []proxier.ServicePortName {
-	var out []proxier.ServicePortName
-	for n := range s.Services {
-		out = append(out, n)
-	}
-	// Map order is random; sort so the rng alone decides the sequence.
-	slices.SortFunc(out, func(a, b proxier.ServicePortName) int { return strings.Compare(a.String(), b.String()) })
-	return out
-}
-
-func fullCopy(s *proxier.Snapshot) *proxier.Snapshot {
-	c := *s
-	c.Full = true
-	return &c
+	return all
 }
 
 func changedNames(s *proxier.Snapshot) []string {
@@ -169,7 +173,7 @@ func samePartial(partial, full *Rendering) error {
 
 func chainsOf(g *Rendering) map[string]string {
 	out := map[string]string{}
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		for _, c := range t.chains {
 			out[t.name+"/"+c.name] = string(c.rules)
 		}

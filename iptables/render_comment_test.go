@@ -6,7 +6,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // hostileNames are names no validated object has, used to prove that the
@@ -46,19 +49,23 @@ func TestCommentText(t *testing.T) {
 func TestHostileNamesStayInTheirComments(t *testing.T) {
 	for _, name := range hostileNames {
 		t.Run(strings.ToValidUTF8(name[:min(len(name), 20)], "?"), func(t *testing.T) {
-			w := newWorld().add(
-				svc("ns1", name, clusterIP("172.30.0.41"), withPortName(name), withNodePort(3001), withLB("1.2.3.4"),
-					withSourceRanges("10.0.0.0/8"), withExternalIPs("192.168.99.1")),
-				eps(ep("10.180.0.1", 80), ep("10.180.0.2", 80)),
-			).add(svc("ns1", name+"-none", clusterIP("172.30.0.42"), withPortName(name), withNodePort(3002)), nil)
-			input := Render(w.snap, testOptions()).Bytes()
+			w := pt.NewWorld(t, pt.WorldOptions{Unvalidated: true})
+			w.ApplyService(pt.Service("ns1", name, pt.ClusterIP("172.30.0.41"), pt.Port(name, v1.ProtocolTCP, 80), pt.NodePort(3001),
+				pt.LoadBalancer("1.2.3.4"), pt.SourceRanges("10.0.0.0/8"), pt.ExternalIPs("192.168.99.1")),
+				pt.Endpoint("10.180.0.1"), pt.Endpoint("10.180.0.2"))
+			w.Apply(pt.Service("ns1", name+"-none", pt.ClusterIP("172.30.0.42"), pt.Port(name, v1.ProtocolTCP, 80), pt.NodePort(3002)))
+			snap := w.Snapshot()
+			if snap.Len() != 2 {
+				t.Fatalf("%d service ports, want both Services'", snap.Len())
+			}
+			input := Render(snap, testOptions()).Bytes()
 			f := ruleset.NewFake(ruleset.FakeOptions{})
 			if err := f.Restore(context.Background(), input); err != nil {
 				t.Fatalf("Fake refused the input: %v\n%s", err, input)
 			}
 			checkOnlyKubeChains(t, f)
 			wantComments := map[string]bool{}
-			for n := range w.snap.Services {
+			for n := range snap.All() {
 				str := n.String()
 				for _, suffix := range []string{"", " cluster IP", " external IP", " loadbalancer IP", " has no endpoints",
 					" -> 10.180.0.1:80", " -> 10.180.0.2:80"} {

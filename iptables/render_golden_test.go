@@ -4,7 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // goldenA is rule set (a) of the reference, upstream's iptables-restore input
@@ -72,13 +75,11 @@ func TestRenderGoldenNodePort(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld().add(
-				svc("ns1", "svc1", clusterIP("172.30.0.41"), withNodePort(3001)),
-				eps(ep("10.180.0.1", 80), ep("10.180.0.2", 80)),
-			)
+			w := newWorld(t).ApplyService(pt.Service("ns1", "svc1", pt.ClusterIP("172.30.0.41"), pt.NodePort(3001)),
+				pt.Endpoint("10.180.0.1"), pt.Endpoint("10.180.0.2"))
 			opts := testOptions()
 			opts.LocalhostNodePorts = tc.localhostPort
-			got := string(Render(w.snap, opts).Bytes())
+			got := string(Render(w.Snapshot(), opts).Bytes())
 			// The one intended difference: kproxy quotes every comment,
 			// upstream writes single-word ones bare. The kernel stores the
 			// same text either way.
@@ -151,24 +152,28 @@ const goldenBNAT = `-A KUBE-SERVICES -m comment --comment "ns2/svc2:p80 external
 -A KUBE-SVC-4SW47YFZTEDKD3PK -m comment --comment "ns4/svc4:p80 -> 10.180.0.5:80" -j KUBE-SEP-C6EBXVWJJZMIWKLZ`
 
 // multiServiceWorld is the service set of upstream's multi-service test.
-func multiServiceWorld() *world {
-	return newWorld().
-		add(svc("ns1", "svc1", clusterIP("172.30.0.41")), eps(ep("10.180.0.1", 80))).
-		add(svc("ns2", "svc2", clusterIP("172.30.0.42"), withNodePort(3001), withExternalIPs("192.168.99.22"),
-			withLB("1.2.3.4"), withETPLocal(), withHealthCheckNodePort(30000)), eps(ep("10.180.0.2", 80))).
-		add(svc("ns3", "svc3", clusterIP("172.30.0.43"), withNodePort(3003)), eps(ep("10.180.0.3", 80))).
-		add(svc("ns4", "svc4", clusterIP("172.30.0.44"), withExternalIPs("192.168.99.33")),
-			eps(ep("10.180.0.4", 80), ep("10.180.0.5", 80, local()))).
-		add(svc("ns5", "svc5", clusterIP("172.30.0.45"), withNodePort(3002), withLB("5.6.7.8"),
-			withSourceRanges("203.0.113.0/25"), withETPLocal(), withHealthCheckNodePort(30001)),
-			eps(ep("10.180.0.3", 80, local()))).
-		add(svc("ns6", "svc6", clusterIP("172.30.0.46")), nil)
+func multiServiceWorld(t testing.TB) *pt.World {
+	return newWorld(t).
+		ApplyService(pt.Service("ns1", "svc1", pt.ClusterIP("172.30.0.41")), pt.Endpoint("10.180.0.1")).
+		ApplyService(pt.Service("ns2", "svc2", pt.ClusterIP("172.30.0.42"), pt.NodePort(3001), pt.ExternalIPs("192.168.99.22"),
+			pt.LoadBalancer("1.2.3.4"), pt.ExternalLocal(), pt.HealthCheckNodePort(30000)), pt.Endpoint("10.180.0.2")).
+		ApplyService(pt.Service("ns3", "svc3", pt.ClusterIP("172.30.0.43"), pt.NodePort(3003)), pt.Endpoint("10.180.0.3")).
+		ApplyService(svc4(), pt.Endpoint("10.180.0.4"), pt.Endpoint("10.180.0.5", local())).
+		ApplyService(pt.Service("ns5", "svc5", pt.ClusterIP("172.30.0.45"), pt.NodePort(3002), pt.LoadBalancer("5.6.7.8"),
+			pt.SourceRanges("203.0.113.0/25"), pt.ExternalLocal(), pt.HealthCheckNodePort(30001)),
+			pt.Endpoint("10.180.0.3", local())).
+		Apply(pt.Service("ns6", "svc6", pt.ClusterIP("172.30.0.46")))
+}
+
+// svc4 is multiServiceWorld's ns4/svc4 Service.
+func svc4() *v1.Service {
+	return pt.Service("ns4", "svc4", pt.ClusterIP("172.30.0.44"), pt.ExternalIPs("192.168.99.33"))
 }
 
 func TestRenderGoldenMultipleServicesExcerpt(t *testing.T) {
 	opts := testOptions()
 	opts.LocalhostNodePorts = true
-	out := string(Render(multiServiceWorld().snap, opts).Bytes())
+	out := string(Render(multiServiceWorld(t).Snapshot(), opts).Bytes())
 	filter, nat, _ := strings.Cut(out, "*nat\n")
 	assertSubsequence(t, "filter", filter, goldenBFilter)
 	assertSubsequence(t, "nat", nat, goldenBNAT)

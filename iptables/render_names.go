@@ -126,7 +126,7 @@ func (s *serviceState) forgetRemoved(snap *proxier.Snapshot, removed []string) [
 		return removed
 	}
 	for n, ps := range s.ports {
-		if _, ok := snap.Services[n]; ok {
+		if _, ok := snap.Service(n); ok {
 			continue
 		}
 		for _, c := range ps.owned {

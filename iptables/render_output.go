@@ -2,6 +2,7 @@ package iptables
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"slices"
 )
@@ -11,7 +12,20 @@ import (
 // know about them. It is output only: no step after Render changes it (the
 // sync's diff copies what it writes, see diff.go), and it knows nothing of
 // the kernel.
+//
+// It belongs to the Renderer that made it: its rule bytes are slices of the
+// Renderer's buffers and its active chains the Renderer's map, which the
+// next Render rewrites. So it is valid until that Render, and every use of
+// its contents goes through view, which panics after it (a compare, no
+// allocation) instead of reading the next render's rules.
 type Rendering struct {
+	owner *Renderer
+	gen   uint64
+	body  rendered
+}
+
+// rendered is a Rendering's contents, reached only through Rendering.view.
+type rendered struct {
 	tables []*renderedTable
 	out    *bytes.Buffer
 	// active holds every per-service nat chain the snapshot needs, rewritten
@@ -51,7 +65,7 @@ func (r *renderRun) finish() *Rendering {
 		filterChains = append(filterChains, f.firewall)
 	}
 	natChains := []*chainBuf{n.services, n.nodePorts, n.postrouting, n.markMasq}
-	out := &Rendering{active: r.state.owner, removed: r.removed, out: r.out, full: r.snap.Full}
+	out := &rendered{active: r.state.owner, removed: r.removed, out: r.out, full: r.snap.Full}
 	filter := &renderedTable{name: "filter"}
 	for _, c := range filterChains {
 		filter.chains = append(filter.chains, chainText{name: c.name, rules: c.buf.Bytes()})
@@ -68,19 +82,29 @@ func (r *renderRun) finish() *Rendering {
 	}
 	out.natRules += r.svc.lines
 	out.tables = []*renderedTable{filter, nat}
-	return out
+	return &Rendering{owner: r.owner, gen: r.owner.gen, body: *out}
+}
+
+// view returns the rendering's contents; it panics when the Renderer has
+// rendered again since.
+func (g *Rendering) view() *rendered {
+	if g.gen != g.owner.gen {
+		panic(fmt.Sprintf("iptables: Rendering %d used after its Renderer's next Render (%d)", g.gen, g.owner.gen))
+	}
+	return &g.body
 }
 
 // RuleCounts returns the number of rules per table after applying this
 // rendering, including rules of per-service chains a partial sync left in place.
 func (g *Rendering) RuleCounts() map[string]int {
-	return map[string]int{"filter": g.filterRules, "nat": g.natRules}
+	b := g.view()
+	return map[string]int{"filter": b.filterRules, "nat": b.natRules}
 }
 
 // ServiceChains returns the sorted names of all per-service nat chains
 // (KUBE-SVC/SVL/EXT/FW/SEP) the snapshot needs.
 func (g *Rendering) ServiceChains() []string {
-	return slices.Sorted(maps.Keys(g.active))
+	return slices.Sorted(maps.Keys(g.view().active))
 }
 
 // Bytes is the rendering as one plain iptables-restore input: each table
@@ -89,19 +113,20 @@ func (g *Rendering) ServiceChains() []string {
 // the order upstream's golden tests normalize to. A sync never writes this
 // (it writes only what differs, see diff.go and restore_plan.go); goldens,
 // tests and benchmarks read it. It sorts a copy of the chain list, so the
-// Rendering stays as rendered. The result is valid until the Renderer's
-// next Render.
+// Rendering stays as rendered. The result is the Renderer's output buffer:
+// valid until its next Render, like the Rendering.
 func (g *Rendering) Bytes() []byte {
-	blocks := make([]*tableText, len(g.tables))
-	for i, t := range g.tables {
+	b := g.view()
+	blocks := make([]*tableText, len(b.tables))
+	for i, t := range b.tables {
 		blocks[i] = &tableText{name: t.name, chains: slices.Clone(t.chains)}
 	}
-	return writeBlocks(g.out, blocks)
+	return writeBlocks(b.out, blocks)
 }
 
 // table returns the named rendered table, nil if the rendering has none.
 func (g *Rendering) table(name string) *renderedTable {
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		if t.name == name {
 			return t
 		}

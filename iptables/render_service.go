@@ -30,8 +30,8 @@ type servicePlan struct {
 var emptyEndpoints proxier.EndpointSet
 
 func (r *renderRun) planService(n serviceName) servicePlan {
-	sp := r.snap.Services[n.name]
-	eps := r.snap.Endpoints[n.name]
+	sp, _ := r.snap.Service(n.name)
+	eps := r.snap.Endpoints(n.name)
 	if eps == nil {
 		eps = &emptyEndpoints
 	}

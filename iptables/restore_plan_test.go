@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/ruleset"
 )
@@ -15,22 +16,22 @@ import (
 // (the Fake rejects jumps to missing chains), and ends with the same tables
 // as a sync that could read the kernel.
 func TestRestartWithoutSaveRestoresInBatches(t *testing.T) {
-	w := scaleWorld(30, 3)
+	snap := scaleWorld(t, 30, 3).Snapshot()
 	fake := ruleset.NewFake(ruleset.FakeOptions{})
 	first := newBatchProxier(t, fake)
-	if _, err := first.Sync(context.Background(), w.snap); err != nil {
+	if _, err := first.Sync(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
 	want := ruleset.FormatSave(fake.Table("nat")) + ruleset.FormatSave(fake.Table("filter"))
 	// Damage one service chain's content so the restart has something to repair.
-	svc1 := first.renderer.state.port(w.name("ns1", "svc1")).chains.Cluster
+	svc1 := first.renderer.state.port(spn("ns1", "svc1")).chains.Cluster
 	if err := fake.Restore(context.Background(), []byte("*nat\n-F "+svc1+"\nCOMMIT\n")); err != nil {
 		t.Fatal(err)
 	}
 	fake.FailSaves(errors.New("iptables-save crashed"))
 	restarted := newBatchProxier(t, fake)
 	before := fake.RestoreCount()
-	if _, err := restarted.Sync(context.Background(), w.snap); err != nil {
+	if _, err := restarted.Sync(context.Background(), snap); err != nil {
 		t.Fatal(err)
 	}
 	// 30 services × (SVC + EXT + 3 SEP) = 150 chains in batches of ~40, plus the final restore.
@@ -54,9 +55,8 @@ func newBatchProxier(t *testing.T, r netfilter.Restorer) *Proxier {
 }
 
 func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
-	w := scaleWorld(5, 2)
 	r := NewRenderer(testOptions())
-	g := r.Render(w.snap)
+	g := r.Render(scaleWorld(t, 5, 2).Snapshot())
 	chains := append(slices.Clone(g.table("nat").chains), chainText{name: "KUBE-SVC-STALE"})
 	batches, rest := splitServiceBatches(chains, 4)
 	seen := map[string]int{}
@@ -65,7 +65,7 @@ func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
 			if c.name == netfilter.MarkMasqChain && i != 0 {
 				t.Errorf("KUBE-MARK-MASQ in batch %d, want the first", i)
 			}
-			if owner, ok := g.active[c.name]; ok {
+			if owner, ok := g.view().active[c.name]; ok {
 				if j, dup := seen[owner.str]; dup && j != i {
 					t.Errorf("service %s split across batches %d and %d", owner.str, j, i)
 				}
@@ -77,7 +77,7 @@ func TestSplitServiceBatchesKeepsServicesWhole(t *testing.T) {
 		t.Errorf("batches cover %d services in %d batches, want 5 in several", len(seen), len(batches))
 	}
 	for _, c := range rest {
-		if _, ok := g.active[c.name]; ok {
+		if _, ok := g.view().active[c.name]; ok {
 			t.Errorf("active service chain %s left out of the batches", c.name)
 		}
 	}
@@ -96,25 +96,25 @@ func containsChain(cs []chainText, name string) bool {
 }
 
 func TestPlanRestoreLaysOutForTheKernel(t *testing.T) {
-	big := scaleWorld(300, 3) // 1200 service chains
+	big := scaleWorld(t, 300, 3).Snapshot() // 1200 service chains
 	for _, tc := range []struct {
 		name string
-		w    *world
+		snap *proxier.Snapshot
 		ks   *kernelState
 		// want: nat's first block prefixed with "-S"; a second nat block
 		// for the inserts; service chains restored in batches.
 		prefix, ownInserts, batches bool
 	}{
-		{name: "small full sync", w: diffWorld(), ks: emptyTables(true)},
-		{name: "large full sync into empty tables read whole", w: big, ks: emptyTables(true), prefix: true, ownInserts: true},
-		{name: "large full sync into empty listed tables", w: big, ks: emptyTables(false), prefix: true, ownInserts: true},
-		{name: "large full sync over a big table read whole", w: big, ks: tablesOf(1200, true)},
-		{name: "large full sync over a big listed table", w: big, ks: tablesOf(1200, false), batches: true},
+		{name: "small full sync", snap: diffWorld(t).Snapshot(), ks: emptyTables(true)},
+		{name: "large full sync into empty tables read whole", snap: big, ks: emptyTables(true), prefix: true, ownInserts: true},
+		{name: "large full sync into empty listed tables", snap: big, ks: emptyTables(false), prefix: true, ownInserts: true},
+		{name: "large full sync over a big table read whole", snap: big, ks: tablesOf(1200, true)},
+		{name: "large full sync over a big listed table", snap: big, ks: tablesOf(1200, false), batches: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testDiffOptions()
-			ch := diff(tc.ks, NewRenderer(testOptions()).Render(tc.w.snap), o)
-			p := planRestore(ch, tc.ks, layoutOptions{services: len(tc.w.snap.Services), batchChains: 400})
+			ch := diff(tc.ks, NewRenderer(testOptions()).Render(tc.snap), o)
+			p := planRestore(ch, tc.ks, layoutOptions{services: tc.snap.Len(), batchChains: 400})
 			var nats []*tableText
 			for i, b := range p.blocks {
 				if b.name == "nat" {

@@ -36,10 +36,10 @@ func TestListPrefixGoesIntoFirstBlockAndInsertsIntoTheirOwn(t *testing.T) {
 // chain's declaration right before its rules) to the Fake, which, like
 // iptables-restore, rejects a jump to a chain not declared yet.
 func TestInterleavedInputBuildsTheSameTables(t *testing.T) {
-	g := NewRenderer(testOptions()).Render(scaleWorld(100, 10).snap)
+	g := NewRenderer(testOptions()).Render(scaleWorld(t, 100, 10).Snapshot())
 	plain := bytes.Clone(g.Bytes())
 	p := &restorePlan{}
-	for _, t := range g.tables {
+	for _, t := range g.view().tables {
 		p.blocks = append(p.blocks, &tableText{name: t.name, chains: slices.Clone(t.chains)})
 	}
 	p.prefixTables([]string{"nat"})

@@ -60,11 +60,12 @@ func tablesOf(f *ruleset.Fake) string {
 }
 
 func TestCheckTamperingNamesWhatWasRemoved(t *testing.T) {
+	w := newWorld(t)
 	for _, tt := range tamperings() {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			fake := ruleset.NewFake(ruleset.FakeOptions{})
-			mustSync(t, newProxier(t, fake), snapOf(true, nil, svc1, svc2))
+			mustSync(t, newProxier(t, fake), w.full(svc1, svc2))
 			if tt.input != "" {
 				if err := fake.Restore(ctx, []byte(tt.input)); err != nil {
 					t.Fatalf("tamper: %v", err)
@@ -87,6 +88,7 @@ func TestCheckTamperingNamesWhatWasRemoved(t *testing.T) {
 // listings: memory says every service chain is in place, which after a
 // "-F" is a lie, so ForgetKernelState must make it list and rewrite.
 func TestTamperedTablesAreRewrittenWhole(t *testing.T) {
+	w := newWorld(t)
 	for _, saveFails := range []bool{false, true} {
 		for _, tt := range tamperings()[1:] {
 			name := tt.name
@@ -97,8 +99,10 @@ func TestTamperedTablesAreRewrittenWhole(t *testing.T) {
 				ctx := context.Background()
 				fake := ruleset.NewFake(ruleset.FakeOptions{})
 				p := newProxier(t, fake)
-				mustSync(t, p, snapOf(true, nil, svc1, svc2))
-				mustSync(t, p, snapOf(false, []string{"ns2/svc2"}, svc1, svc2)) // memory of a partial sync too
+				mustSync(t, p, w.full(svc1, svc2))
+				svc2b := svc2
+				svc2b.endpoints = []string{"10.180.0.3", "10.180.0.4"}
+				mustSync(t, p, w.next(svc1, svc2b)) // memory of a partial sync too
 				want := tablesOf(fake)
 				if err := fake.Restore(ctx, []byte(tt.input)); err != nil {
 					t.Fatalf("tamper: %v", err)
@@ -107,7 +111,7 @@ func TestTamperedTablesAreRewrittenWhole(t *testing.T) {
 					fake.FailSaves(errors.New("iptables-save: killed"))
 				}
 				p.ForgetKernelState()
-				if res := mustSync(t, p, snapOf(false, nil, svc1, svc2)); !res.Full {
+				if res := mustSync(t, p, w.next(svc1, svc2b)); !res.Full {
 					t.Error("the sync after ForgetKernelState was partial")
 				}
 				fake.FailSaves(nil)

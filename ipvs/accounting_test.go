@@ -13,6 +13,7 @@ import (
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/ipvs/addresses"
 	"github.com/kproxy/kproxy/proxier/metrics"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 func value(t *testing.T, m prometheus.Metric) float64 {
@@ -53,7 +54,7 @@ func TestFailuresAreCountedByTheSeamThatFailed(t *testing.T) {
 			m := metrics.New()
 			nw := newNetfilterWorld(t, func(o *ipvs.Options) { o.Metrics = m })
 			tc.fail(nw)
-			_, err := nw.p.Sync(context.Background(), snapshot(e(svc("a", "172.30.0.1", withEndpoints("10.244.1.1:8080")))))
+			_, err := nw.p.Sync(context.Background(), nw.next(e(svc("a", "172.30.0.1"), ep("10.244.1.1"))))
 			var se *ipvs.SeamError
 			if !errors.As(err, &se) || se.Seam != tc.seam {
 				t.Fatalf("Sync error = %v, want one at seam %s", err, tc.seam)
@@ -81,8 +82,8 @@ func TestFailuresAreCountedByTheSeamThatFailed(t *testing.T) {
 func TestSuccessfulSyncReportsWhatIsProgrammed(t *testing.T) {
 	m := metrics.New()
 	nw := newNetfilterWorld(t, func(o *ipvs.Options) { o.Metrics = m })
-	a := e(svc("a", "172.30.0.1", withNodePort(30080), withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))
-	res := nw.sync(snapshot(a))
+	a := e(svc("a", "172.30.0.1", pt.NodePort(30080), pt.ExternalIPs("203.0.113.1")), ep("10.244.1.1"))
+	res := nw.sync(nw.next(a))
 	written := map[string]int{}
 	table := ""
 	for l := range strings.Lines(nw.ipt.last) {
@@ -97,8 +98,8 @@ func TestSuccessfulSyncReportsWhatIsProgrammed(t *testing.T) {
 	if len(res.Rules) != 2 || nat == 0 || filter == 0 || res.Rules["nat"] != nat || res.Rules["filter"] != filter {
 		t.Errorf("Rules = %v, want nat %d and filter %d, nothing else", res.Rules, nat, filter)
 	}
-	b := e(svc("b", "172.30.0.2", withEndpoints("10.244.1.2:8080")))
-	res = nw.sync(partial(snapshot(a, b), "b"))
+	b := e(svc("b", "172.30.0.2"), ep("10.244.1.2"))
+	res = nw.sync(nw.next(a, b))
 	if res.Rules["nat"] != nat || res.Rules["filter"] != filter {
 		t.Errorf("partial sync: Rules = %v, want the rules still in place (nat %d, filter %d)", res.Rules, nat, filter)
 	}

@@ -3,32 +3,111 @@ package ipvs_test
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	discovery "k8s.io/api/discovery/v1"
 
 	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
-type svcOpt func(*proxier.ServicePort, *proxier.EndpointSet)
+// Test fixtures: Services and endpoints are API objects made by proxiertest,
+// and snapshots come from a pt.World (through validation and the real
+// Tracker), so endpoint categorization is production's.
 
-// svc builds a TCP port 80 service port with a ClusterIP and its endpoints.
-func svc(name, clusterIP string, opts ...svcOpt) (*proxier.ServicePort, *proxier.EndpointSet) {
-	sp := &proxier.ServicePort{
-		Name:      proxier.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}, Port: "p", Protocol: v1.ProtocolTCP},
-		ClusterIP: addr(clusterIP), Port: 80, Protocol: v1.ProtocolTCP,
+// svc is Service ns/<name> with this cluster IP and one port "p", TCP 80 →
+// 8080, which options about "the port" (pt.NodePort) change; a pt.PortTo
+// option adds a second one.
+func svc(name, clusterIP string, opts ...pt.ServiceOption) *v1.Service {
+	return svcPort(name, clusterIP, v1.ProtocolTCP, 80, 8080, opts...)
+}
+
+// svcPort is svc with another protocol and port numbers.
+func svcPort(name, clusterIP string, proto v1.Protocol, port, target int32, opts ...pt.ServiceOption) *v1.Service {
+	return pt.Service("ns", name, append([]pt.ServiceOption{pt.ClusterIP(clusterIP), pt.PortTo("p", proto, port, target)}, opts...)...)
+}
+
+// ep is a ready endpoint (on no node); local() puts it on this node.
+func ep(ip string, opts ...pt.EndpointOption) discovery.Endpoint { return pt.Endpoint(ip, opts...) }
+
+func local() pt.EndpointOption { return pt.OnNode(pt.NodeName) }
+
+// lbLocal makes a Service a LoadBalancer with this VIP, externalTrafficPolicy
+// Local and health-check node port hc (the API server allocates one).
+func lbLocal(vip string, hc int32) pt.ServiceOption {
+	return func(s *v1.Service) {
+		for _, o := range []pt.ServiceOption{pt.LoadBalancer(vip), pt.ExternalLocal(), pt.HealthCheckNodePort(hc)} {
+			o(s)
+		}
 	}
-	set := &proxier.EndpointSet{}
-	for _, o := range opts {
-		o(sp, set)
+}
+
+// entry is a Service and the endpoints of its one EndpointSlice.
+type entry struct {
+	svc *v1.Service
+	eps []discovery.Endpoint
+}
+
+func e(s *v1.Service, eps ...discovery.Endpoint) entry { return entry{s, eps} }
+
+// model is the World a test syncs from, holding entries.
+type model struct {
+	*pt.World
+	live map[string]entry
+}
+
+// newModel returns an empty world of family (IPv4 when empty) on node
+// nodeIP (fd00::10 for IPv6).
+func newModel(t testing.TB, family v1.IPFamily) *model {
+	ips := []string{nodeIP}
+	if family == v1.IPv6Protocol {
+		ips = []string{"fd00::10"}
 	}
-	return sp, set
+	return &model{World: pt.NewWorld(t, pt.WorldOptions{Family: family, NodeIPs: ips}), live: map[string]entry{}}
+}
+
+// set makes the world hold exactly entries: it applies those that are new
+// or differ and deletes the others, as the API server's events would.
+func (m *model) set(entries ...entry) *model {
+	keep := map[string]bool{}
+	for _, en := range entries {
+		keep[en.svc.Name] = true
+		if old, ok := m.live[en.svc.Name]; !ok || !reflect.DeepEqual(old, en) {
+			m.ApplyService(en.svc, en.eps...)
+			m.live[en.svc.Name] = en
+		}
+	}
+	for name, en := range m.live {
+		if !keep[name] {
+			m.Delete(en.svc, pt.SliceFor(en.svc))
+			delete(m.live, name)
+		}
+	}
+	return m
+}
+
+// next sets entries and returns the next snapshot: full the first time,
+// then partial, naming what changed, as the Tracker's.
+func (m *model) next(entries ...entry) *proxier.Snapshot { return m.set(entries...).Snapshot() }
+
+// full sets entries and returns the next snapshot marked full.
+func (m *model) full(entries ...entry) *proxier.Snapshot { return m.set(entries...).Full() }
+
+// snapshot is the full snapshot of a new world holding entries, of the
+// first one's family.
+func snapshot(t testing.TB, entries ...entry) *proxier.Snapshot {
+	family := v1.IPv4Protocol
+	if len(entries) > 0 && strings.Contains(entries[0].svc.Spec.ClusterIP, ":") {
+		family = v1.IPv6Protocol
+	}
+	return newModel(t, family).next(entries...)
 }
 
 func addr(s string) netip.Addr {
@@ -46,106 +125,8 @@ func addrs(ss ...string) []netip.Addr {
 	return out
 }
 
-func withProtocol(p v1.Protocol) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.Protocol, sp.Name.Protocol = p, p }
-}
-
-func withPort(port int32) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.Port = port }
-}
-
-func withNodePort(port int32) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.NodePort = port }
-}
-
-func withExternalIPs(ips ...string) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.ExternalIPs = addrs(ips...) }
-}
-
-func withLB(ips ...string) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.LoadBalancerVIPs = addrs(ips...) }
-}
-
-func withETPLocal() svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.ExternalPolicyLocal = true }
-}
-
-func withITPLocal() svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.InternalPolicyLocal = true }
-}
-
-func withAffinity(seconds int32) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.AffinityTimeoutSeconds = seconds }
-}
-
-// withEndpoints adds ready endpoints "ip:port"; a "local:" prefix marks
-// local ones. Cluster and Local are filled as proxier's categorization
-// does (Cluster only when the port uses cluster endpoints): apply it last.
-func withEndpoints(eps ...string) svcOpt {
-	return func(sp *proxier.ServicePort, set *proxier.EndpointSet) {
-		for _, e := range eps {
-			local := strings.HasPrefix(e, "local:")
-			ap := netip.MustParseAddrPort(strings.TrimPrefix(e, "local:"))
-			ep := proxier.Endpoint{IP: ap.Addr(), Port: int32(ap.Port()), Ready: true, Serving: true, IsLocal: local}
-			set.All = append(set.All, ep)
-			set.HasAny = true
-			if sp.UsesClusterEndpoints() {
-				set.Cluster = append(set.Cluster, ep)
-			}
-			if local && sp.UsesLocalEndpoints() {
-				set.Local = append(set.Local, ep)
-			}
-		}
-	}
-}
-
-type entry struct {
-	sp  *proxier.ServicePort
-	eps *proxier.EndpointSet
-}
-
-func e(sp *proxier.ServicePort, eps *proxier.EndpointSet) entry { return entry{sp, eps} }
-
-// snapshot builds a full IPv4 snapshot (family from the first ClusterIP).
-func snapshot(entries ...entry) *proxier.Snapshot {
-	s := &proxier.Snapshot{Family: v1.IPv4Protocol, Full: true,
-		Services: map[proxier.ServicePortName]*proxier.ServicePort{}, Endpoints: map[proxier.ServicePortName]*proxier.EndpointSet{},
-		Changed: map[proxier.ServicePortName]struct{}{}}
-	for i, en := range entries {
-		if i == 0 && en.sp.ClusterIP.Is6() {
-			s.Family = v1.IPv6Protocol
-		}
-		s.Services[en.sp.Name] = en.sp
-		s.Endpoints[en.sp.Name] = en.eps
-		s.Changed[en.sp.Name] = struct{}{}
-	}
-	return s
-}
-
-// partial returns a copy of s that is not full and reports the TCP ports
-// "p" of the named services as changed.
-func partial(s *proxier.Snapshot, names ...string) *proxier.Snapshot {
-	var ports []proxier.ServicePortName
-	for _, n := range names {
-		ports = append(ports, portName(n))
-	}
-	return partialPorts(s, ports...)
-}
-
-// partialPorts returns a copy of s that is not full and reports ports as changed.
-func partialPorts(s *proxier.Snapshot, ports ...proxier.ServicePortName) *proxier.Snapshot {
-	c := *s
-	c.Full = false
-	c.Changed = map[proxier.ServicePortName]struct{}{}
-	for _, n := range ports {
-		c.Changed[n] = struct{}{}
-	}
-	return &c
-}
-
-func portName(name string) proxier.ServicePortName {
-	return proxier.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "ns", Name: name}, Port: "p", Protocol: v1.ProtocolTCP}
-}
+// portName is the ServicePortName of port "p" (TCP) of Service ns/<name>.
+func portName(name string) proxier.ServicePortName { return pt.Name("ns", name, "p") }
 
 // renderServers prints virtual servers in ipvsadm-like lines, for comparisons.
 func renderServers(servers []vs.DesiredServer) []string {

@@ -14,6 +14,7 @@ import (
 	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 const ipvsNAT = `*nat
@@ -110,7 +111,7 @@ func TestCleanupRemovesOwnedVirtualServersDeviceAndSets(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) {
 		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: &countingRestorer{}, Rules: rules.Options{MasqueradeMark: mark}}
 	})
-	w.sync(snapshot(e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("10.244.0.2:8080")))))
+	w.sync(w.next(e(svc("a", "172.30.0.1", pt.NodePort(30080)), ep("10.244.0.2"))))
 	foreign := []vs.VirtualServer{
 		{ServiceKey: vs.ServiceKey{Addr: addr(nodeIP), Port: 80, Protocol: vs.TCP}, Scheduler: "rr"},          // node IP, not a NodePort
 		{ServiceKey: vs.ServiceKey{Addr: addr("198.51.100.7"), Port: 443, Protocol: vs.TCP}, Scheduler: "rr"}, // keepalived VIP
@@ -161,7 +162,7 @@ func TestCleanupRemovesOwnedVirtualServersDeviceAndSets(t *testing.T) {
 
 func TestCleanupAllFlushesEveryVirtualServer(t *testing.T) {
 	w := newWorld(t)
-	w.sync(snapshot(e(svc("a", "172.30.0.1", withEndpoints("10.244.0.2:8080")))))
+	w.sync(w.next(e(svc("a", "172.30.0.1"), ep("10.244.0.2"))))
 	if err := w.h.NewVirtualServer(vs.VirtualServer{ServiceKey: vs.ServiceKey{Addr: addr("198.51.100.7"), Port: 443, Protocol: vs.TCP}, Scheduler: "rr"}); err != nil {
 		t.Fatal(err)
 	}

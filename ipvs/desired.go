@@ -45,15 +45,15 @@ type BuildOptions struct {
 func BuildDesired(snap *proxier.Snapshot, opts BuildOptions) *Desired {
 	want6 := snap.Family == v1.IPv6Protocol
 	bind := map[netip.Addr]struct{}{}
-	for _, sp := range snap.Services {
+	for _, sp := range snap.All() {
 		for _, a := range portBindAddrs(sp, opts.LocalAddresses, want6) {
 			bind[a] = struct{}{}
 		}
 	}
 	only := opts.Only
 	if only == nil {
-		only = make(map[proxier.ServicePortName]struct{}, len(snap.Services))
-		for name := range snap.Services {
+		only = make(map[proxier.ServicePortName]struct{}, snap.Len())
+		for name := range snap.All() {
 			only[name] = struct{}{}
 		}
 	}
@@ -72,8 +72,8 @@ func desiredServers(snap *proxier.Snapshot, names map[proxier.ServicePortName]st
 	out := make(map[proxier.ServicePortName][]vs.DesiredServer, len(names))
 	for name := range names {
 		var servers []vs.DesiredServer
-		if sp, ok := snap.Services[name]; ok {
-			servers = serversFor(sp, snap.Endpoints[name], want6, opts)
+		if sp, ok := snap.Service(name); ok {
+			servers = serversFor(sp, snap.Endpoints(name), want6, opts)
 		}
 		out[name] = servers
 	}

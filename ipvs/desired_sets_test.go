@@ -1,7 +1,6 @@
 package ipvs_test
 
 import (
-	"net/netip"
 	"slices"
 	"testing"
 
@@ -11,24 +10,8 @@ import (
 	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
-
-func withSourceRanges(cidrs ...string) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) {
-		for _, c := range cidrs {
-			sp.LoadBalancerSourceRanges = append(sp.LoadBalancerSourceRanges, netip.MustParsePrefix(c))
-		}
-	}
-}
-
-// withInvalidSourceRanges marks a loadBalancerSourceRanges entry that did not parse.
-func withInvalidSourceRanges() svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.LoadBalancerSourceRangesInvalid = true }
-}
-
-func withHealthCheckNodePort(port int32) svcOpt {
-	return func(sp *proxier.ServicePort, _ *proxier.EndpointSet) { sp.HealthCheckNodePort = port }
-}
 
 // nonEmptySets renders DesiredSets as "SET member" lines for comparison.
 func nonEmptySets(d *ipvs.DesiredSets) []string {
@@ -42,6 +25,14 @@ func nonEmptySets(d *ipvs.DesiredSets) []string {
 	return out
 }
 
+// withoutNodeIPs is snap as if the node's addresses were unknown.
+func withoutNodeIPs(snap *proxier.Snapshot) *proxier.Snapshot {
+	snap.Node.IPs = nil
+	return snap
+}
+
+// TestBuildDesiredSetsMembership holds the cases no golden case
+// (cmd/kproxy/testdata/golden, ipvs.dry-run) shows.
 func TestBuildDesiredSetsMembership(t *testing.T) {
 	node := ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP, "10.0.0.5")}
 	tests := []struct {
@@ -51,62 +42,36 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 		want   []string
 		access []rules.LBNoNodeAccess
 	}{{
-		name: "ClusterIP only; remote endpoints are no hairpin",
-		snap: snapshot(e(svc("a", "172.30.0.1", withEndpoints("10.1.0.1:8080")))),
-		opts: node,
-		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80"},
-	}, {
-		name: "local endpoints go to KUBE-LOOP-BACK",
-		snap: snapshot(e(svc("a", "172.30.0.1", withProtocol(v1.ProtocolUDP), withPort(53),
-			withEndpoints("local:10.1.0.1:5353", "10.2.0.1:5353")))),
-		opts: node,
-		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,udp:53", "KUBE-LOOP-BACK 10.1.0.1,udp:5353,10.1.0.1"},
-	}, {
 		name: "external IPs: cluster policy masquerades, local policy does not",
-		snap: snapshot(
-			e(svc("a", "172.30.0.1", withExternalIPs("203.0.113.1"))),
-			e(svc("b", "172.30.0.2", withExternalIPs("203.0.113.2"), withETPLocal()))),
+		snap: snapshot(t,
+			e(svc("a", "172.30.0.1", pt.ExternalIPs("203.0.113.1"))),
+			e(svc("b", "172.30.0.2", pt.ExternalIPs("203.0.113.2"), pt.ExternalLocal()))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-CLUSTER-IP 172.30.0.2,tcp:80",
 			"KUBE-EXTERNAL-IP 203.0.113.1,tcp:80", "KUBE-EXTERNAL-IP-LOCAL 203.0.113.2,tcp:80"},
 	}, {
 		name: "TCP and UDP NodePorts use the bitmap sets, ETP=Local also the LOCAL ones",
-		snap: snapshot(
-			e(svc("a", "172.30.0.1", withNodePort(30080))),
-			e(svc("b", "172.30.0.2", withProtocol(v1.ProtocolUDP), withNodePort(30053), withETPLocal(), withHealthCheckNodePort(31000)))),
+		snap: snapshot(t,
+			e(svc("a", "172.30.0.1", pt.NodePort(30080))),
+			e(svcPort("b", "172.30.0.2", v1.ProtocolUDP, 80, 8080, pt.NodePort(30053), pt.ExternalLocal()))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-CLUSTER-IP 172.30.0.2,udp:80",
-			"KUBE-HEALTH-CHECK-NODE-PORT 31000", "KUBE-NODE-PORT-LOCAL-UDP 30053",
+			"KUBE-NODE-PORT-LOCAL-UDP 30053",
 			"KUBE-NODE-PORT-TCP 30080", "KUBE-NODE-PORT-UDP 30053"},
 	}, {
 		name: "SCTP NodePorts are one hash entry per node IP",
-		snap: snapshot(e(svc("a", "172.30.0.1", withProtocol(v1.ProtocolSCTP), withNodePort(30132), withETPLocal()))),
+		snap: snapshot(t, e(svcPort("a", "172.30.0.1", v1.ProtocolSCTP, 80, 8080, pt.NodePort(30132), pt.ExternalLocal()))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,sctp:80",
 			"KUBE-NODE-PORT-LOCAL-SCTP-HASH 10.0.0.5,sctp:30132", "KUBE-NODE-PORT-LOCAL-SCTP-HASH 192.168.1.10,sctp:30132",
 			"KUBE-NODE-PORT-SCTP-HASH 10.0.0.5,sctp:30132", "KUBE-NODE-PORT-SCTP-HASH 192.168.1.10,sctp:30132"},
 	}, {
 		name: "no node IP: NodePorts are left out, as upstream",
-		snap: snapshot(e(svc("a", "172.30.0.1", withNodePort(30080)))),
+		snap: withoutNodeIPs(snapshot(t, e(svc("a", "172.30.0.1", pt.NodePort(30080))))),
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80"},
 	}, {
-		name: "LB with ETP=Local",
-		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withETPLocal()))),
-		opts: node,
-		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
-			"KUBE-LOAD-BALANCER-LOCAL 198.51.100.7,tcp:80"},
-	}, {
-		name: "source ranges including the node allow the VIP as source",
-		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("192.168.1.0/24", "203.0.113.9/32")))),
-		opts: node,
-		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
-			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",
-			"KUBE-LOAD-BALANCER-SOURCE-CIDR 198.51.100.7,tcp:80,192.168.1.0/24",
-			"KUBE-LOAD-BALANCER-SOURCE-CIDR 198.51.100.7,tcp:80,203.0.113.9",
-			"KUBE-LOAD-BALANCER-SOURCE-IP 198.51.100.7,tcp:80,198.51.100.7"},
-	}, {
 		name: "source ranges without the node block the node (KUBE-IPVS-OUT-FILTER)",
-		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24")))),
+		snap: snapshot(t, e(svc("a", "172.30.0.1", pt.LoadBalancer("198.51.100.7"), pt.SourceRanges("203.0.113.0/24")))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",
@@ -114,29 +79,19 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 		access: []rules.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
 	}, {
 		name: "only unparseable source ranges: VIP firewalled, no source allowed, node blocked (fail closed)",
-		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withInvalidSourceRanges()))),
+		snap: snapshot(t, e(svc("a", "172.30.0.1", pt.LoadBalancer("198.51.100.7"), pt.SourceRanges("not-a-cidr")))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80"},
 		access: []rules.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
 	}, {
 		name: "valid and unparseable source ranges: only the valid one allowed",
-		snap: snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24"), withInvalidSourceRanges()))),
+		snap: snapshot(t, e(svc("a", "172.30.0.1", pt.LoadBalancer("198.51.100.7"), pt.SourceRanges("203.0.113.0/24", "not-a-cidr")))),
 		opts: node,
 		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-LOAD-BALANCER 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-FW 198.51.100.7,tcp:80",
 			"KUBE-LOAD-BALANCER-SOURCE-CIDR 198.51.100.7,tcp:80,203.0.113.0/24"},
 		access: []rules.LBNoNodeAccess{{VIP: addr("198.51.100.7"), Protocol: "tcp", Port: 80}},
-	}, {
-		name: "KUBE-IPVS-IPS holds the bound addresses",
-		snap: snapshot(e(svc("a", "172.30.0.1"))),
-		opts: ipvs.SetMemberOptions{Bound: addrs("172.30.0.1", "203.0.113.1")},
-		want: []string{"KUBE-CLUSTER-IP 172.30.0.1,tcp:80", "KUBE-IPVS-IPS 172.30.0.1", "KUBE-IPVS-IPS 203.0.113.1"},
-	}, {
-		name: "IPv6 entries, keyed by the upstream name",
-		snap: snapshot(e(svc("a", "fd00:30::1", withNodePort(30080), withEndpoints("local:[fd00:1::1]:8080")))),
-		opts: ipvs.SetMemberOptions{NodePortIPs: addrs("fd00::10")},
-		want: []string{"KUBE-CLUSTER-IP fd00:30::1,tcp:80", "KUBE-LOOP-BACK fd00:1::1,tcp:8080,fd00:1::1", "KUBE-NODE-PORT-TCP 30080"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,7 +118,7 @@ func TestBuildDesiredSetsMembership(t *testing.T) {
 }
 
 func TestBuildDesiredSetsNodeIPDefaultsToSnapshot(t *testing.T) {
-	snap := snapshot(e(svc("a", "172.30.0.1", withLB("198.51.100.7"), withSourceRanges("192.168.1.0/24"))))
+	snap := snapshot(t, e(svc("a", "172.30.0.1", pt.LoadBalancer("198.51.100.7"), pt.SourceRanges("192.168.1.0/24"))))
 	snap.Node.IPs = addrs("fd00::1", nodeIP)
 	d := ipvs.BuildDesiredSets(snap, ipvs.SetMemberOptions{})
 	if len(d.NoAccess) != 0 || d.Empty(ipset.LoadBalancerSourceIP) {

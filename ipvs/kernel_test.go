@@ -11,6 +11,7 @@ import (
 	"github.com/kproxy/kproxy/ipvs/addresses"
 	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -72,7 +73,7 @@ func (ns *kernelNS) world(mods ...func(*ipvs.Options)) (*world, *vs.KernelHandle
 		ns.t.Fatal(err)
 	}
 	ns.t.Cleanup(am.Close)
-	w := &world{t: ns.t, clock: &fakeClock{}}
+	w := &world{t: ns.t, clock: &fakeClock{}, m: newModel(ns.t, v1.IPv4Protocol)}
 	w.opts = ipvs.Options{Handle: h, Addresses: am, NodePorts: netfilter.NodePortMatch{All: true}, Now: w.clock.Now}
 	for _, m := range mods {
 		m(&w.opts)
@@ -83,9 +84,9 @@ func (ns *kernelNS) world(mods ...func(*ipvs.Options)) (*world, *vs.KernelHandle
 
 func kernelSnapshot() []entry {
 	return []entry{
-		e(svc("web", "10.96.0.1", withAffinity(600), withNodePort(30080), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))),
-		e(svc("dns", "10.96.0.10", withProtocol(v1.ProtocolUDP), withPort(53), withEndpoints("10.244.1.3:53"))),
-		e(svc("sctp", "10.96.0.11", withProtocol(v1.ProtocolSCTP), withPort(9999), withEndpoints("10.244.1.4:9999"))),
+		e(svc("web", "10.96.0.1", pt.Affinity(600), pt.NodePort(30080)), ep("10.244.1.1"), ep("10.244.1.2")),
+		e(svcPort("dns", "10.96.0.10", v1.ProtocolUDP, 53, 53), ep("10.244.1.3")),
+		e(svcPort("sctp", "10.96.0.11", v1.ProtocolSCTP, 9999, 9999), ep("10.244.1.4")),
 	}
 }
 
@@ -97,11 +98,11 @@ func TestKernelSyncMatchesFake(t *testing.T) {
 	ns.exec("ipvsadm", "-A", "-t", "10.0.0.99:80", "-s", "rr")  // foreign
 	ns.exec("ipvsadm", "-A", "-t", nodeIP+":30999", "-s", "rr") // stale NodePort
 	kw, kh := ns.world()
-	kw.sync(snapshot(kernelSnapshot()...))
+	kw.sync(kw.next(kernelSnapshot()...))
 
 	fw := newWorld(t)
 	must(t, fw.h.NewVirtualServer(vs.VirtualServer{ServiceKey: vsKey(vs.TCP, "10.0.0.99", 80), Scheduler: "rr"}))
-	fw.sync(snapshot(kernelSnapshot()...))
+	fw.sync(fw.next(kernelSnapshot()...))
 	got, err := kernelState(kh)
 	if err != nil {
 		t.Fatal(err)
@@ -132,10 +133,11 @@ func TestKernelPartialSyncAndRestart(t *testing.T) {
 	ns := newKernelNS(t)
 	w, kh := ns.world()
 	entries := kernelSnapshot()
-	w.sync(snapshot(entries...))
+	w.sync(w.next(entries...))
 
-	web := e(svc("web", "10.96.0.1", withAffinity(600), withNodePort(30080), withEndpoints("10.244.1.1:8080")))
-	w.sync(partialPorts(snapshot(web, entries[2]), web.sp.Name, entries[1].sp.Name))
+	// web loses an endpoint, dns goes away.
+	web := e(svc("web", "10.96.0.1", pt.Affinity(600), pt.NodePort(30080)), ep("10.244.1.1"))
+	w.sync(w.next(web, entries[2]))
 	got, err := kernelState(kh)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +153,7 @@ func TestKernelPartialSyncAndRestart(t *testing.T) {
 
 	ns.exec("ipvsadm", "-e", "-t", "10.96.0.1:80", "-r", "10.244.1.1:8080", "-m", "-w", "0")
 	w.restart()
-	w.sync(partialPorts(snapshot(web, entries[2]), web.sp.Name))
+	w.sync(w.next(web, entries[2])) // partial, but the new Proxier has no memory: it plans it full
 	if adm := ns.ipvsadm(); !slices.Contains(adm, "-> 10.244.1.1:8080 Masq 1 0 0") {
 		t.Errorf("weight-0 destination not restored after restart:\n%s", strings.Join(adm, "\n"))
 	}
@@ -162,7 +164,7 @@ func TestKernelPartialSyncAndRestart(t *testing.T) {
 func TestKernelSchedulerFlagsRoundTrip(t *testing.T) {
 	ns := newKernelNS(t)
 	w, _ := ns.world(func(o *ipvs.Options) { o.Scheduler = "mh" })
-	snap := snapshot(e(svc("web", "10.96.0.1", withEndpoints("10.244.1.1:8080"))))
+	snap := w.next(e(svc("web", "10.96.0.1"), ep("10.244.1.1")))
 	w.sync(snap)
 	if adm := ns.ipvsadm(); !slices.Contains(adm, "TCP 10.96.0.1:80 mh (mh-port)") {
 		t.Errorf("ipvsadm -Ln lacks the mh virtual server with mh-port:\n%s", strings.Join(adm, "\n"))

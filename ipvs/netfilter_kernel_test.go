@@ -17,6 +17,7 @@ import (
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // TestKernelIPSetAndRules syncs the ipsets with the real ipset and loads
@@ -39,15 +40,17 @@ func TestKernelIPSetAndRules(t *testing.T) {
 	applier := rules.NewApplier(runner)
 	node := ipvs.SetMemberOptions{NodeIP: addr(nodeIP), NodePortIPs: addrs(nodeIP), Bound: addrs("172.30.0.1", "172.30.0.2")}
 	opts := rules.Options{MasqueradeMark: mark, LocalDetector: clusterCIDRDetector(), RandomFully: true}
-	rich := snapshot(
-		e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.1.0.1:8080"), withHealthCheckNodePort(31000), withETPLocal())),
-		e(svc("b", "172.30.0.2", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24", "192.168.1.0/24"))),
-		e(svc("c", "172.30.0.3", withLB("198.51.100.8"), withSourceRanges("203.0.113.0/24"))),
-		e(svc("d", "172.30.0.4", withProtocol(v1.ProtocolSCTP), withNodePort(30132), withExternalIPs("203.0.113.1"))),
-		e(svc("f", "172.30.0.5", withProtocol(v1.ProtocolUDP), withNodePort(30053), withExternalIPs("203.0.113.2"), withETPLocal())))
-	small := snapshot(e(svc("b", "172.30.0.2")))
+	rich := []entry{
+		e(svc("a", "172.30.0.1", pt.NodePort(30080), lbLocal("198.51.100.9", 31000)), ep("10.1.0.1", local())),
+		e(svc("b", "172.30.0.2", pt.LoadBalancer("198.51.100.7"), pt.SourceRanges("203.0.113.0/24", "192.168.1.0/24"))),
+		e(svc("c", "172.30.0.3", pt.LoadBalancer("198.51.100.8"), pt.SourceRanges("203.0.113.0/24"))),
+		e(svcPort("d", "172.30.0.4", v1.ProtocolSCTP, 80, 8080, pt.NodePort(30132), pt.ExternalIPs("203.0.113.1"))),
+		e(svcPort("f", "172.30.0.5", v1.ProtocolUDP, 80, 8080, pt.NodePort(30053), pt.ExternalIPs("203.0.113.2"), pt.ExternalLocal())),
+	}
+	// Two worlds, so that each snapshot stays valid.
+	richSnap, small := snapshot(t, rich...), snapshot(t, e(svc("b", "172.30.0.2")))
 
-	for i, snap := range []*proxier.Snapshot{rich, small, rich} {
+	for i, snap := range []*proxier.Snapshot{richSnap, small, richSnap} {
 		want := ipvs.BuildDesiredSets(snap, node)
 		if _, _, err := syncer.Sync(ctx, want.Members, i == 0); err != nil {
 			t.Fatalf("sync %d: %v", i, err)
@@ -69,10 +72,12 @@ func TestKernelIPSetAndRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lb := e(svc("b", "172.30.0.2", withLB("198.51.100.7"), withSourceRanges("203.0.113.0/24"), withEndpoints("local:10.1.0.7:8080")))
-		all := slices.Collect(maps.Keys(rich.Services)) // d and f are SCTP and UDP ports
-		steps := []*proxier.Snapshot{rich, partialPorts(snapshot(lb), all...), partialPorts(rich, all...)}
-		for i, snap := range steps {
+		lb := e(svc("b", "172.30.0.2", pt.LoadBalancer("198.51.100.7"), pt.SourceRanges("203.0.113.0/24")), ep("10.1.0.7", local()))
+		// From rich to lb alone and back: partial syncs changing every
+		// port (d and f are SCTP and UDP ones).
+		m := newModel(t, v1.IPv4Protocol)
+		for i, state := range [][]entry{rich, {lb}, rich} {
+			snap := m.next(state...)
 			if _, err := p.Sync(ctx, snap); err != nil {
 				t.Fatalf("sync %d: %v", i, err)
 			}

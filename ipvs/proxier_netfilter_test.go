@@ -11,6 +11,7 @@ import (
 	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/ipvs/vs"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 func TestProxierSyncsSetsAndRules(t *testing.T) {
@@ -19,7 +20,7 @@ func TestProxierSyncsSetsAndRules(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) {
 		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: rec, Rules: rules.Options{MasqueradeMark: mark}}
 	})
-	w.sync(snapshot(e(svc("a", "172.30.0.1", withNodePort(30080), withExternalIPs("203.0.113.1")))))
+	w.sync(w.next(e(svc("a", "172.30.0.1", pt.NodePort(30080), pt.ExternalIPs("203.0.113.1")))))
 	assertMembers(t, sets, "KUBE-CLUSTER-IP", "172.30.0.1,tcp:80")
 	assertMembers(t, sets, "KUBE-EXTERNAL-IP", "203.0.113.1,tcp:80")
 	assertMembers(t, sets, "KUBE-NODE-PORT-TCP", "30080")
@@ -30,10 +31,10 @@ func TestProxierSyncsSetsAndRules(t *testing.T) {
 
 	// A failing ipset step fails the sync; the Runner's next sync, full, repairs.
 	sets.FailRestore = errors.New("ipset: boom")
-	if _, err := w.p.Sync(context.Background(), partial(snapshot(e(svc("b", "172.30.0.2"))), "a", "b")); err == nil {
+	if _, err := w.p.Sync(context.Background(), w.next(e(svc("b", "172.30.0.2")))); err == nil {
 		t.Fatal("Sync succeeded although ipset restore failed")
 	}
-	w.sync(snapshot(e(svc("b", "172.30.0.2"))))
+	w.sync(w.full(e(svc("b", "172.30.0.2"))))
 	assertMembers(t, sets, "KUBE-CLUSTER-IP", "172.30.0.2,tcp:80")
 	assertMembers(t, sets, "KUBE-NODE-PORT-TCP")
 	wantStrings(t, "kernel", w.state(), []string{"TCP/172.30.0.2:80 rr"})

@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/ipvs/ipset"
 	"github.com/kproxy/kproxy/ipvs/rules"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // countingRestorer is a netfilter.Restorer and ChainLister that keeps every
@@ -136,9 +139,9 @@ func (nw *netfilterWorld) assertSetsMatch(snap *proxier.Snapshot) {
 
 func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
 	nw := newNetfilterWorld(t)
-	a := e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.0.0.1:8080", "10.0.1.1:8080")))
-	b := e(svc("b", "172.30.0.2", withEndpoints("10.0.1.2:8080")))
-	if c := nw.syncCounting(snapshot(a, b)); c.iptSaves != 2 || c.iptWrites != 1 || c.ipsetLists != 1 {
+	a := e(svc("a", "172.30.0.1", pt.NodePort(30080)), ep("10.0.0.1", local()), ep("10.0.1.1"))
+	b := e(svc("b", "172.30.0.2"), ep("10.0.1.2"))
+	if c := nw.syncCounting(nw.next(a, b)); c.iptSaves != 2 || c.iptWrites != 1 || c.ipsetLists != 1 {
 		t.Fatalf("full sync: %+v, want 2 saves, 1 restore, 1 ipset listing", c)
 	}
 	if nw.ipt.canaries != 1 {
@@ -146,9 +149,9 @@ func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
 	}
 
 	// A remote endpoint of b changes: only IPVS changes.
-	b = e(svc("b", "172.30.0.2", withEndpoints("10.0.1.3:8080")))
-	snap := snapshot(a, b)
-	if c := nw.syncCounting(partial(snap, "b")); c.iptSaves != 0 || c.iptWrites != 0 || c.ipsetLists != 0 || len(c.ipsetScripts) != 0 {
+	b = e(svc("b", "172.30.0.2"), ep("10.0.1.3"))
+	snap := nw.next(a, b)
+	if c := nw.syncCounting(snap); c.iptSaves != 0 || c.iptWrites != 0 || c.ipsetLists != 0 || len(c.ipsetScripts) != 0 {
 		t.Errorf("partial sync of a remote endpoint change: %+v, want no ipset or iptables command", c)
 	}
 	if got := nw.state(); !slices.Contains(got, "TCP/172.30.0.2:80 rr -> 10.0.1.3:8080 w1") {
@@ -157,9 +160,9 @@ func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
 	nw.assertSetsMatch(snap)
 
 	// A local endpoint of a moves: KUBE-LOOP-BACK changes, the rules do not.
-	a = e(svc("a", "172.30.0.1", withNodePort(30080), withEndpoints("local:10.0.0.9:8080", "10.0.1.1:8080")))
-	snap = snapshot(a, b)
-	c := nw.syncCounting(partial(snap, "a"))
+	a = e(svc("a", "172.30.0.1", pt.NodePort(30080)), ep("10.0.0.9", local()), ep("10.0.1.1"))
+	snap = nw.next(a, b)
+	c := nw.syncCounting(snap)
 	wantScript := "del KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\nadd KUBE-LOOP-BACK 10.0.0.9,tcp:8080,10.0.0.9\n"
 	if c.iptSaves != 0 || c.iptWrites != 0 || c.ipsetLists != 0 || !slices.Equal(c.ipsetScripts, []string{wantScript}) {
 		t.Errorf("partial sync of a local endpoint change: %+v, want only the ipset script %q", c, wantScript)
@@ -174,15 +177,15 @@ func TestPartialSyncRunsNoIPTablesCommandWhenRulesAreUnchanged(t *testing.T) {
 func TestFullSyncsCarryTheCanaries(t *testing.T) {
 	nw := newNetfilterWorld(t)
 	a := e(svc("a", "172.30.0.1"))
-	if c := nw.syncCounting(snapshot(a)); c.iptWrites != 1 || nw.ipt.canaries != 1 {
+	if c := nw.syncCounting(nw.next(a)); c.iptWrites != 1 || nw.ipt.canaries != 1 {
 		t.Fatalf("full sync: %d restores, %d with the canaries; want 1 and 1", c.iptWrites, nw.ipt.canaries)
 	}
-	lb := e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("10.0.1.5:8080")))
-	if c := nw.syncCounting(partial(snapshot(a, lb), "lb")); c.iptWrites != 1 || nw.ipt.canaries != 1 {
+	lb := e(svc("lb", "172.30.0.5", pt.LoadBalancer("198.51.100.5")), ep("10.0.1.5"))
+	if c := nw.syncCounting(nw.next(a, lb)); c.iptWrites != 1 || nw.ipt.canaries != 1 {
 		t.Errorf("partial sync rewriting the rules: %d restores, canaries written %d times in all; want 1 and still 1",
 			c.iptWrites, nw.ipt.canaries)
 	}
-	if c := nw.syncCounting(snapshot(a, lb)); c.iptWrites != 1 || nw.ipt.canaries != 2 {
+	if c := nw.syncCounting(nw.full(a, lb)); c.iptWrites != 1 || nw.ipt.canaries != 2 {
 		t.Errorf("second full sync: %d restores, canaries written %d times in all; want 1 and 2", c.iptWrites, nw.ipt.canaries)
 	}
 }
@@ -190,17 +193,17 @@ func TestFullSyncsCarryTheCanaries(t *testing.T) {
 func TestPartialSyncRewritesRulesWhenASetStartsOrStopsBeingEmpty(t *testing.T) {
 	nw := newNetfilterWorld(t)
 	a := e(svc("a", "172.30.0.1"))
-	nw.sync(snapshot(a))
-	lb := e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("10.0.1.5:8080")))
-	snap := snapshot(a, lb)
-	c := nw.syncCounting(partial(snap, "lb"))
+	nw.sync(nw.next(a))
+	lb := e(svc("lb", "172.30.0.5", pt.LoadBalancer("198.51.100.5")), ep("10.0.1.5"))
+	snap := nw.next(a, lb)
+	c := nw.syncCounting(snap)
 	if c.iptSaves != 2 || c.iptWrites != 1 || !strings.Contains(nw.ipt.last, "--match-set KUBE-LOAD-BALANCER dst,dst -j KUBE-LOAD-BALANCER") {
 		t.Errorf("first load balancer: %+v, rules:\n%s\nwant the jump rules checked and KUBE-LOAD-BALANCER matched", c, nw.ipt.last)
 	}
 	nw.assertSetsMatch(snap)
 
-	snap = snapshot(a)
-	c = nw.syncCounting(partial(snap, "lb"))
+	snap = nw.next(a)
+	c = nw.syncCounting(snap)
 	if c.iptWrites != 1 || strings.Contains(nw.ipt.last, "-j KUBE-LOAD-BALANCER") || c.ipsetLists != 0 {
 		t.Errorf("last load balancer deleted: %+v, rules:\n%s\nwant the rules rewritten without it", c, nw.ipt.last)
 	}
@@ -208,42 +211,46 @@ func TestPartialSyncRewritesRulesWhenASetStartsOrStopsBeingEmpty(t *testing.T) {
 }
 
 func TestPartialSyncIPSetDeltas(t *testing.T) {
+	aOpts := []pt.ServiceOption{pt.NodePort(30080), lbLocal("198.51.100.1", 31000), pt.ExternalIPs("203.0.113.1")}
 	base := []entry{
-		e(svc("a", "172.30.0.1", withNodePort(30080), withHealthCheckNodePort(31000), withExternalIPs("203.0.113.1"),
-			withEndpoints("local:10.0.0.1:8080", "10.0.1.1:8080"))),
-		e(svc("b", "172.30.0.2", withEndpoints("local:10.0.0.2:8080"))),
+		e(svc("a", "172.30.0.1", aOpts...), ep("10.0.0.1", local()), ep("10.0.1.1")),
+		e(svc("b", "172.30.0.2"), ep("10.0.0.2", local())),
 	}
-	// a2 is a second port of Service a, sharing its health check node port.
-	a2 := e(svc("a", "172.30.0.1", withPort(81), withNodePort(30081), withHealthCheckNodePort(31000)))
-	a2.sp.Name.Port = "q"
+	// aTwoPorts is Service a with a second port "q", sharing its addresses
+	// and health check node port.
+	aTwoPorts := e(svc("a", "172.30.0.1", append(slices.Clone(aOpts), pt.PortTo("q", v1.ProtocolTCP, 81, 8080), pt.NodePort(30081))...),
+		base[0].eps...)
 	tests := []struct {
-		name    string
-		start   []entry
-		next    []entry
-		changed []proxier.ServicePortName
-		want    string
+		name        string
+		start, next []entry
+		want        string
 	}{
-		{"service deleted", base, base[1:], []proxier.ServicePortName{portName("a")},
-			"del KUBE-CLUSTER-IP 172.30.0.1,tcp:80\ndel KUBE-EXTERNAL-IP 203.0.113.1,tcp:80\n" +
-				"del KUBE-HEALTH-CHECK-NODE-PORT 31000\ndel KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\n" +
-				"del KUBE-NODE-PORT-TCP 30080\ndel KUBE-IPVS-IPS 172.30.0.1\ndel KUBE-IPVS-IPS 203.0.113.1\n"},
-		{"local endpoint removed", base, []entry{base[0], e(svc("b", "172.30.0.2"))}, []proxier.ServicePortName{portName("b")},
+		{"service deleted", base, base[1:],
+			"del KUBE-CLUSTER-IP 172.30.0.1,tcp:80\ndel KUBE-EXTERNAL-IP-LOCAL 203.0.113.1,tcp:80\n" +
+				"del KUBE-HEALTH-CHECK-NODE-PORT 31000\ndel KUBE-LOAD-BALANCER 198.51.100.1,tcp:80\n" +
+				"del KUBE-LOAD-BALANCER-LOCAL 198.51.100.1,tcp:80\ndel KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\n" +
+				"del KUBE-NODE-PORT-LOCAL-TCP 30080\ndel KUBE-NODE-PORT-TCP 30080\n" +
+				"del KUBE-IPVS-IPS 172.30.0.1\ndel KUBE-IPVS-IPS 198.51.100.1\ndel KUBE-IPVS-IPS 203.0.113.1\n"},
+		{"local endpoint removed", base, []entry{base[0], e(svc("b", "172.30.0.2"))},
 			"del KUBE-LOOP-BACK 10.0.0.2,tcp:8080,10.0.0.2\n"},
-		{"remote endpoint removed", base, []entry{e(svc("a", "172.30.0.1", withNodePort(30080), withHealthCheckNodePort(31000),
-			withExternalIPs("203.0.113.1"), withEndpoints("local:10.0.0.1:8080"))), base[1]}, []proxier.ServicePortName{portName("a")}, ""},
-		{"service added", base[1:], base, []proxier.ServicePortName{portName("a")},
-			"add KUBE-CLUSTER-IP 172.30.0.1,tcp:80\nadd KUBE-EXTERNAL-IP 203.0.113.1,tcp:80\n" +
-				"add KUBE-HEALTH-CHECK-NODE-PORT 31000\nadd KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\n" +
-				"add KUBE-NODE-PORT-TCP 30080\nadd KUBE-IPVS-IPS 172.30.0.1\nadd KUBE-IPVS-IPS 203.0.113.1\n"},
-		{"port deleted, shared members stay", append(slices.Clone(base), a2), base, []proxier.ServicePortName{a2.sp.Name},
-			"del KUBE-CLUSTER-IP 172.30.0.1,tcp:81\ndel KUBE-NODE-PORT-TCP 30081\n"},
+		{"remote endpoint removed", base, []entry{e(base[0].svc, ep("10.0.0.1", local())), base[1]}, ""},
+		{"service added", base[1:], base,
+			"add KUBE-CLUSTER-IP 172.30.0.1,tcp:80\nadd KUBE-EXTERNAL-IP-LOCAL 203.0.113.1,tcp:80\n" +
+				"add KUBE-HEALTH-CHECK-NODE-PORT 31000\nadd KUBE-LOAD-BALANCER 198.51.100.1,tcp:80\n" +
+				"add KUBE-LOAD-BALANCER-LOCAL 198.51.100.1,tcp:80\nadd KUBE-LOOP-BACK 10.0.0.1,tcp:8080,10.0.0.1\n" +
+				"add KUBE-NODE-PORT-LOCAL-TCP 30080\nadd KUBE-NODE-PORT-TCP 30080\n" +
+				"add KUBE-IPVS-IPS 172.30.0.1\nadd KUBE-IPVS-IPS 198.51.100.1\nadd KUBE-IPVS-IPS 203.0.113.1\n"},
+		{"port deleted, shared members stay", []entry{aTwoPorts, base[1]}, base,
+			"del KUBE-CLUSTER-IP 172.30.0.1,tcp:81\ndel KUBE-EXTERNAL-IP-LOCAL 203.0.113.1,tcp:81\n" +
+				"del KUBE-LOAD-BALANCER 198.51.100.1,tcp:81\ndel KUBE-LOAD-BALANCER-LOCAL 198.51.100.1,tcp:81\n" +
+				"del KUBE-NODE-PORT-LOCAL-TCP 30081\ndel KUBE-NODE-PORT-TCP 30081\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			nw := newNetfilterWorld(t)
-			nw.sync(snapshot(tc.start...))
-			snap := snapshot(tc.next...)
-			c := nw.syncCounting(partialPorts(snap, tc.changed...))
+			nw.sync(nw.next(tc.start...))
+			snap := nw.next(tc.next...)
+			c := nw.syncCounting(snap)
 			var want []string
 			if tc.want != "" {
 				want = []string{tc.want}
@@ -267,8 +274,8 @@ func TestFailedPartialSyncIsFollowedByAFullReconcile(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			nw := newNetfilterWorld(t)
-			a := e(svc("a", "172.30.0.1", withEndpoints("local:10.0.0.1:8080")))
-			nw.sync(snapshot(a))
+			a := e(svc("a", "172.30.0.1"), ep("10.0.0.1", local()))
+			nw.sync(nw.next(a))
 			// Someone adds a member behind kproxy's back: only a full sync sees it.
 			stray := &ipset.Batch{}
 			stray.Add("KUBE-CLUSTER-IP", "172.30.9.9,tcp:80")
@@ -276,14 +283,13 @@ func TestFailedPartialSyncIsFollowedByAFullReconcile(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			lb := e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("local:10.0.0.5:8080")))
-			snap := snapshot(a, lb)
+			lb := e(svc("lb", "172.30.0.5", pt.LoadBalancer("198.51.100.5")), ep("10.0.0.5", local()))
 			tc.fail(nw)
-			if _, err := nw.p.Sync(context.Background(), partial(snap, "lb")); err == nil {
+			if _, err := nw.p.Sync(context.Background(), nw.next(a, lb)); err == nil {
 				t.Fatal("Sync succeeded although a netfilter command failed")
 			}
-			snap2 := snapshot(a, e(svc("lb", "172.30.0.5", withLB("198.51.100.5"), withEndpoints("local:10.0.0.6:8080"))))
-			c := nw.syncCounting(partial(snap2, "lb"))
+			snap2 := nw.next(a, e(svc("lb", "172.30.0.5", pt.LoadBalancer("198.51.100.5")), ep("10.0.0.6", local())))
+			c := nw.syncCounting(snap2)
 			if c.ipsetLists != 1 || c.iptSaves != 2 || c.iptWrites != 1 {
 				t.Errorf("sync after the failure: %+v, want the sets listed, the tables read, the rules written", c)
 			}
@@ -302,31 +308,18 @@ func TestRandomPartialSyncsMatchFullState(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	nw := newNetfilterWorld(t)
 	services := map[string]entry{}
-	snapOf := func() *proxier.Snapshot {
-		var es []entry
-		for _, en := range services {
-			es = append(es, en)
-		}
-		s := snapshot(es...)
-		if len(es) == 0 {
-			s.Family = v1.IPv4Protocol
-		}
-		return s
-	}
-	nw.sync(snapOf())
+	nw.sync(nw.next())
 	for step := range 60 {
-		var changed []string
 		for range 1 + rng.IntN(3) {
 			name := fmt.Sprintf("s%d", rng.IntN(6))
-			changed = append(changed, name)
 			if rng.IntN(4) == 0 {
 				delete(services, name)
 				continue
 			}
 			services[name] = randomService(rng, name)
 		}
-		snap := snapOf()
-		nw.sync(partial(snap, changed...))
+		snap := nw.next(slices.Collect(maps.Values(services))...)
+		nw.sync(snap)
 		nw.assertSetsMatch(snap)
 		assertServersFromClaimants(t, step, nw.state(), snap)
 	}
@@ -358,30 +351,36 @@ func assertServersFromClaimants(t *testing.T, step int, got []string, snap *prox
 	}
 }
 
-// randomService is a service with a random mix of the features that fill sets.
+// randomService is a valid Service with a random mix of the features
+// that fill sets.
 func randomService(rng *rand.Rand, name string) entry {
 	n := name[1] - '0'
-	var opts []svcOpt
+	var opts []pt.ServiceOption
+	accessible, lb := false, false
 	if rng.IntN(2) == 0 {
-		opts = append(opts, withNodePort(30000+int32(n)))
+		opts, accessible = append(opts, pt.NodePort(30000+int32(n))), true
 	}
 	if rng.IntN(3) == 0 {
-		opts = append(opts, withExternalIPs("203.0.113.1")) // shared: contested virtual servers
+		opts, accessible = append(opts, pt.ExternalIPs("203.0.113.1")), true // shared: contested virtual servers
 	}
 	if rng.IntN(3) == 0 {
-		opts = append(opts, withLB(fmt.Sprintf("198.51.100.%d", n)), withSourceRanges("10.0.0.0/8"))
+		opts = append(opts, pt.LoadBalancer(fmt.Sprintf("198.51.100.%d", n)), pt.SourceRanges("10.0.0.0/8"))
+		accessible, lb = true, true
 	}
-	if rng.IntN(3) == 0 {
-		opts = append(opts, withETPLocal(), withHealthCheckNodePort(31000))
-	}
-	var eps []string
-	for range rng.IntN(3) {
-		ep := fmt.Sprintf("10.0.%d.%d:8080", rng.IntN(2), 1+rng.IntN(3)) // repeats across services
-		if rng.IntN(2) == 0 {
-			ep = "local:" + ep
+	if rng.IntN(3) == 0 && accessible {
+		opts = append(opts, pt.ExternalLocal())
+		if lb {
+			opts = append(opts, pt.HealthCheckNodePort(31000))
 		}
-		eps = append(eps, ep)
 	}
-	opts = append(opts, withEndpoints(eps...))
-	return e(svc(name, fmt.Sprintf("172.30.0.%d", n+1), opts...))
+	var eps []discovery.Endpoint
+	for range rng.IntN(3) {
+		ip := fmt.Sprintf("10.0.%d.%d", rng.IntN(2), 1+rng.IntN(3)) // repeats across services
+		if rng.IntN(2) == 0 {
+			eps = append(eps, ep(ip, local()))
+		} else {
+			eps = append(eps, ep(ip))
+		}
+	}
+	return e(svc(name, fmt.Sprintf("172.30.0.%d", n+1), opts...), eps...)
 }

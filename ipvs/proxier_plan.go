@@ -85,8 +85,8 @@ func (p *Proxier) plan(snap *proxier.Snapshot) (*syncPlan, error) {
 			return nil, err
 		}
 		pl.mem = newMemory()
-		only = make(map[proxier.ServicePortName]struct{}, len(snap.Services))
-		for name := range snap.Services {
+		only = make(map[proxier.ServicePortName]struct{}, snap.Len())
+		for name := range snap.All() {
 			only[name] = struct{}{}
 		}
 	}
@@ -104,7 +104,7 @@ func (p *Proxier) plan(snap *proxier.Snapshot) (*syncPlan, error) {
 func (p *Proxier) planBind(pl *syncPlan, snap *proxier.Snapshot, names map[proxier.ServicePortName]struct{}) {
 	for name := range names {
 		var next []netip.Addr
-		if sp, ok := snap.Services[name]; ok {
+		if sp, ok := snap.Service(name); ok {
 			next = portBindAddrs(sp, pl.local, p.want6)
 		}
 		prev, _ := pl.mem.bindOf.get(name)
@@ -178,7 +178,7 @@ func orphanClaimants(pl *syncPlan, snap *proxier.Snapshot, only map[proxier.Serv
 		claimants, _ := pl.mem.contested.get(k)
 		for _, n := range claimants {
 			_, changed := only[n]
-			if _, exists := snap.Services[n]; exists && !changed && !slices.Contains(out, n) {
+			if _, exists := snap.Service(n); exists && !changed && !slices.Contains(out, n) {
 				out = append(out, n)
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/kproxy/kproxy/ipvs"
 	"github.com/kproxy/kproxy/ipvs/addresses"
 	"github.com/kproxy/kproxy/ipvs/ipset"
@@ -18,6 +20,7 @@ import (
 	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 type fakeClock struct {
@@ -44,6 +47,8 @@ type world struct {
 	clock *fakeClock
 	opts  ipvs.Options
 	p     *ipvs.Proxier
+	// m is the IPv4 model the proxier syncs from.
+	m *model
 }
 
 const nodeIP = "192.168.1.10"
@@ -51,7 +56,7 @@ const nodeIP = "192.168.1.10"
 func newWorld(t *testing.T, mods ...func(*ipvs.Options)) *world {
 	t.Helper()
 	w := &world{t: t, h: vs.NewFake(vs.FakeOptions{}), a: addresses.NewFake(addrs("127.0.0.1", nodeIP)...),
-		clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}}
+		clock: &fakeClock{now: time.Unix(1_800_000_000, 0)}, m: newModel(t, v1.IPv4Protocol)}
 	w.opts = ipvs.Options{Handle: w.h, Addresses: w.a, NodePorts: netfilter.NodePortMatch{All: true},
 		TerminationTimeout: 10 * time.Minute, Now: w.clock.Now}
 	for _, m := range mods {
@@ -78,6 +83,11 @@ func (w *world) sync(snap *proxier.Snapshot) proxier.SyncResult {
 	}
 	return res
 }
+
+// next sets the model to entries and returns its next snapshot (full the
+// first time, then partial); full returns it marked full.
+func (w *world) next(entries ...entry) *proxier.Snapshot { return w.m.next(entries...) }
+func (w *world) full(entries ...entry) *proxier.Snapshot { return w.m.full(entries...) }
 
 func (w *world) state() []string {
 	w.t.Helper()
@@ -124,7 +134,7 @@ func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
 		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "fd00::1", 30999))),  // other family
 		w.h.NewVirtualServer(rr(vsKey(vs.TCP, "10.96.0.1", 80))),   // desired, exists without destinations
 	)
-	res := w.sync(snapshot(e(svc("a", "10.96.0.1", withNodePort(30080), withEndpoints("10.244.1.1:8080")))))
+	res := w.sync(w.next(e(svc("a", "10.96.0.1", pt.NodePort(30080)), ep("10.244.1.1"))))
 	wantStrings(t, "kernel", w.state(), []string{
 		"TCP/10.0.0.99:80 rr",
 		"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1",
@@ -144,7 +154,7 @@ func TestSyncFullCreatesAndDeletesOnlyOwned(t *testing.T) {
 
 func TestSyncFullFixesDrift(t *testing.T) {
 	w := newWorld(t)
-	snap := snapshot(e(svc("a", "10.96.0.1", withAffinity(300), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))))
+	snap := w.next(e(svc("a", "10.96.0.1", pt.Affinity(300)), ep("10.244.1.1"), ep("10.244.1.2")))
 	w.sync(snap)
 	k := vsKey(vs.TCP, "10.96.0.1", 80)
 	must(t, w.h.UpdateVirtualServer(vs.VirtualServer{ServiceKey: k, Scheduler: "wrr"}),
@@ -162,25 +172,24 @@ func TestSyncFullFixesDrift(t *testing.T) {
 func manyServices(n int) []entry {
 	var out []entry
 	for i := 1; i <= n; i++ {
-		out = append(out, e(svc(fmt.Sprintf("s%02d", i), netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}).String(),
-			withEndpoints(netip.AddrFrom4([4]byte{10, 244, 0, byte(i)}).String()+":8080"))))
+		out = append(out, e(svc(fmt.Sprintf("s%02d", i), netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}).String()),
+			ep(netip.AddrFrom4([4]byte{10, 244, 0, byte(i)}).String())))
 	}
-	return append(out, e(svc("np", "10.96.1.1", withNodePort(30080), withEndpoints("10.244.1.1:8080"))))
+	return append(out, e(svc("np", "10.96.1.1", pt.NodePort(30080)), ep("10.244.1.1")))
 }
 
 func TestPartialSyncTouchesOnlyChangedService(t *testing.T) {
 	w := newWorld(t)
 	entries := manyServices(40)
-	w.sync(snapshot(entries...))
+	w.sync(w.next(entries...))
 	before := w.state()
 
 	// One more endpoint for the NodePort service.
 	np := entries[len(entries)-1]
-	np2, eps2 := svc("np", "10.96.1.1", withNodePort(30080), withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))
-	snap := snapshot(append(entries[:len(entries)-1:len(entries)-1], e(np2, eps2))...)
+	snap := w.next(append(entries[:len(entries)-1:len(entries)-1], e(np.svc, ep("10.244.1.1"), ep("10.244.1.2")))...)
 	w.h.ResetCalls()
 	addrCalls := w.a.Calls()
-	res := w.sync(partial(snap, np.sp.Name.Name))
+	res := w.sync(snap)
 	if res.Full {
 		t.Errorf("partial sync reported Full")
 	}
@@ -216,34 +225,34 @@ func mapsEqual(a, b map[string]int) bool {
 }
 
 func TestPartialSyncRemovesAndMovesServers(t *testing.T) {
-	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
-	b := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.2:8080")))
+	a := e(svc("a", "10.96.0.1"), ep("10.244.1.1"))
+	b := e(svc("b", "10.96.0.2", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.2"))
 	tests := []struct {
 		name      string
-		next      *proxier.Snapshot
+		next      []entry
 		want      []string
 		wantBound []string
 	}{{
 		name:      "deleted service",
-		next:      partial(snapshot(a), "b"),
+		next:      []entry{a},
 		want:      []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"},
 		wantBound: []string{"10.96.0.1"},
 	}, {
 		name:      "new ClusterIP and no external IP",
-		next:      partial(snapshot(a, e(svc("b", "10.96.0.3", withEndpoints("10.244.1.2:8080")))), "b"),
+		next:      []entry{a, e(svc("b", "10.96.0.3"), ep("10.244.1.2"))},
 		want:      []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/10.96.0.3:80 rr -> 10.244.1.2:8080 w1"},
 		wantBound: []string{"10.96.0.1", "10.96.0.3"},
 	}, {
 		name:      "external IP taken over by another changed service",
-		next:      partial(snapshot(e(svc("a", "10.96.0.1", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))), "a", "b"),
+		next:      []entry{e(svc("a", "10.96.0.1", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.1"))},
 		want:      []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/203.0.113.1:80 rr -> 10.244.1.1:8080 w1"},
 		wantBound: []string{"10.96.0.1", "203.0.113.1"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.sync(snapshot(a, b))
-			w.sync(tt.next)
+			w.sync(w.next(a, b))
+			w.sync(w.next(tt.next...))
 			wantStrings(t, "kernel", w.state(), tt.want)
 			wantStrings(t, "kube-ipvs0", w.bound(), tt.wantBound)
 		})
@@ -252,11 +261,11 @@ func TestPartialSyncRemovesAndMovesServers(t *testing.T) {
 
 func TestSharedVirtualServerGoesToFirstServiceAndStays(t *testing.T) {
 	w := newWorld(t)
-	a := e(svc("a", "10.96.0.1", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))
-	b := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.2:8080")))
-	w.sync(snapshot(a, b))
-	b2 := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.3:8080")))
-	w.sync(partial(snapshot(a, b2), "b"))
+	a := e(svc("a", "10.96.0.1", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.1"))
+	b := e(svc("b", "10.96.0.2", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.2"))
+	w.sync(w.next(a, b))
+	b2 := e(svc("b", "10.96.0.2", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.3"))
+	w.sync(w.next(a, b2))
 	wantStrings(t, "kernel", w.state(), []string{
 		"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1",
 		"TCP/10.96.0.2:80 rr -> 10.244.1.3:8080 w1",
@@ -266,10 +275,10 @@ func TestSharedVirtualServerGoesToFirstServiceAndStays(t *testing.T) {
 
 func TestSharedVirtualServerIsTakenOverWhenItsOwnerGoes(t *testing.T) {
 	w := newWorld(t)
-	a := e(svc("a", "10.96.0.1", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.1:8080")))
-	b := e(svc("b", "10.96.0.2", withExternalIPs("203.0.113.1"), withEndpoints("10.244.1.2:8080")))
-	w.sync(snapshot(a, b))
-	w.sync(partial(snapshot(b), "a"))
+	a := e(svc("a", "10.96.0.1", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.1"))
+	b := e(svc("b", "10.96.0.2", pt.ExternalIPs("203.0.113.1")), ep("10.244.1.2"))
+	w.sync(w.next(a, b))
+	w.sync(w.next(b))
 	wantStrings(t, "kernel", w.state(), []string{
 		"TCP/10.96.0.2:80 rr -> 10.244.1.2:8080 w1",
 		"TCP/203.0.113.1:80 rr -> 10.244.1.2:8080 w1",
@@ -279,11 +288,12 @@ func TestSharedVirtualServerIsTakenOverWhenItsOwnerGoes(t *testing.T) {
 
 func TestSyncHealsPartialAfterExternalDeletion(t *testing.T) {
 	w := newWorld(t)
-	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
-	w.sync(snapshot(a))
+	a := e(svc("a", "10.96.0.1"), ep("10.244.1.1"))
+	w.sync(w.next(a))
 	must(t, w.h.DelVirtualServer(vsKey(vs.TCP, "10.96.0.1", 80)))
-	w.sync(partial(snapshot(a), "a"))
-	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1"})
+	// a partial sync of a (one endpoint more) recreates its virtual server
+	w.sync(w.next(e(a.svc, ep("10.244.1.1"), ep("10.244.1.2"))))
+	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1 -> 10.244.1.2:8080 w1"})
 }
 
 // TestPartialSnapshotWithoutMemoryIsPlannedFull: whether a sync is full is
@@ -293,20 +303,20 @@ func TestSyncHealsPartialAfterExternalDeletion(t *testing.T) {
 func TestPartialSnapshotWithoutMemoryIsPlannedFull(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) { o.Scheduler = "no-such-scheduler" })
 	a := e(svc("a", "10.96.0.1"))
-	if _, err := w.p.Sync(context.Background(), snapshot(a)); !errors.Is(err, syscall.ENOENT) {
+	if _, err := w.p.Sync(context.Background(), w.next(a)); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("Sync error = %v, want ENOENT from the unknown scheduler", err)
 	}
 	w.opts.Scheduler = "rr"
 	w.restart()
 	w.h.ResetCalls()
-	if res := w.sync(partial(snapshot(a), "a")); !res.Full {
+	if res := w.sync(w.next(a)); !res.Full {
 		t.Errorf("first sync of a new Proxier: result %+v, want Full", res)
 	}
 	if w.h.Calls()["ListVirtualServers"] != 1 {
 		t.Errorf("the first sync did not list the kernel table: calls %v", w.h.Calls())
 	}
 	w.h.ResetCalls()
-	if res := w.sync(partial(snapshot(a), "a")); res.Full || w.h.Calls()["ListVirtualServers"] != 0 {
+	if res := w.sync(w.next(a)); res.Full || w.h.Calls()["ListVirtualServers"] != 0 {
 		t.Errorf("second partial sync: result %+v, calls %v; want partial, no listing", res, w.h.Calls())
 	}
 }
@@ -320,17 +330,17 @@ func TestFailedPartialSyncKeepsTheLastSuccessfulMemory(t *testing.T) {
 	w := newWorld(t, func(o *ipvs.Options) {
 		o.Netfilter = &ipvs.NetfilterOptions{IPSet: sets, Restorer: &countingRestorer{}, Rules: rules.Options{MasqueradeMark: mark}}
 	})
-	a := e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))
-	b := e(svc("b", "10.96.0.2", withEndpoints("10.244.1.2:8080")))
-	w.sync(snapshot(a))
+	a := e(svc("a", "10.96.0.1"), ep("10.244.1.1"))
+	b := e(svc("b", "10.96.0.2"), ep("10.244.1.2"))
+	w.sync(w.next(a))
 	sets.FailRestore = errors.New("ipset: boom")
-	if _, err := w.p.Sync(context.Background(), partial(snapshot(a, b), "b")); err == nil {
+	if _, err := w.p.Sync(context.Background(), w.next(a, b)); err == nil {
 		t.Fatal("Sync succeeded although ipset restore failed")
 	}
 	if c := w.p.Counts(); c != (ipvs.Counts{VirtualServers: 1, BoundAddresses: 1}) {
 		t.Errorf("Counts after the failed sync = %+v, want the last successful sync's (1, 1)", c)
 	}
-	res := w.sync(snapshot(a, b)) // the Runner's next sync after a failure is full
+	res := w.sync(w.full(a, b)) // the Runner's next sync after a failure is full
 	wantStrings(t, "kernel", w.state(), []string{"TCP/10.96.0.1:80 rr -> 10.244.1.1:8080 w1", "TCP/10.96.0.2:80 rr -> 10.244.1.2:8080 w1"})
 	if !res.Full || w.p.Counts() != (ipvs.Counts{VirtualServers: 2, BoundAddresses: 2}) {
 		t.Errorf("full sync after the failure: %+v, counts %+v", res, w.p.Counts())

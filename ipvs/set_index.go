@@ -42,9 +42,9 @@ func newSetIndex(snap *proxier.Snapshot, nodeIP netip.Addr, nodePortIPs []netip.
 		family = v1.IPv4Protocol
 	}
 	x := &setIndex{family: family, nodeIP: nodeIP, nodePortIPs: slices.Clone(nodePortIPs),
-		ports: make(map[proxier.ServicePortName]portSets, len(snap.Services)), refs: newRefCount[ipset.Member](),
+		ports: make(map[proxier.ServicePortName]portSets, snap.Len()), refs: newRefCount[ipset.Member](),
 		sizes: map[string]int{}, noAccessPorts: map[proxier.ServicePortName]struct{}{}}
-	for name := range snap.Services {
+	for name := range snap.All() {
 		x.update(snap, name)
 	}
 	x.settle()
@@ -54,8 +54,8 @@ func newSetIndex(snap *proxier.Snapshot, nodeIP netip.Addr, nodePortIPs []netip.
 // update recomputes one port's share from snap (a port snap lacks has none).
 func (x *setIndex) update(snap *proxier.Snapshot, name proxier.ServicePortName) {
 	var next portSets
-	if sp, ok := snap.Services[name]; ok {
-		next = portSetMembers(sp, snap.Endpoints[name], x.nodeIP, x.nodePortIPs)
+	if sp, ok := snap.Service(name); ok {
+		next = portSetMembers(sp, snap.Endpoints(name), x.nodeIP, x.nodePortIPs)
 	}
 	prev := x.ports[name]
 	for _, m := range prev.members {

@@ -22,8 +22,8 @@ func TestGracefulTermination(t *testing.T) {
 		setup bool
 	}
 	k := vsKey(vs.TCP, "10.96.0.1", 80)
-	two := snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080", "10.244.1.2:8080"))))
-	one := snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080"))))
+	two := e(svc("a", "10.96.0.1"), ep("10.244.1.1"), ep("10.244.1.2"))
+	one := e(svc("a", "10.96.0.1"), ep("10.244.1.1"))
 	conns := func(n int) step {
 		return step{setup: true, do: func(w *world) { must(w.t, w.h.SetConnections(k, dest("10.244.1.2", 8080, 0).DestKey, n, 0)) }}
 	}
@@ -42,7 +42,7 @@ func TestGracefulTermination(t *testing.T) {
 		name: "TCP with connections drains at weight 0 until they end",
 		steps: []step{
 			conns(2),
-			{do: func(w *world) { w.sync(partial(one, "a")) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.sync(w.next(one)) }, want: []string{draining}, wantQueued: 1},
 			{do: process, want: []string{draining}, wantQueued: 1},
 			conns(0),
 			{do: process, want: []string{gone}},
@@ -51,29 +51,29 @@ func TestGracefulTermination(t *testing.T) {
 		name: "TCP with connections is deleted after the timeout",
 		steps: []step{
 			conns(1),
-			{do: func(w *world) { w.sync(one) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.sync(w.full(one)) }, want: []string{draining}, wantQueued: 1},
 			{do: func(w *world) { w.clock.Advance(9 * time.Minute); process(w) }, want: []string{draining}, wantQueued: 1},
 			{do: func(w *world) { w.clock.Advance(time.Minute); process(w) }, want: []string{gone}},
 		},
 	}, {
 		name: "TCP without connections goes at once",
 		steps: []step{
-			{do: func(w *world) { w.sync(partial(one, "a")) }, want: []string{gone}},
+			{do: func(w *world) { w.sync(w.next(one)) }, want: []string{gone}},
 		},
 	}, {
 		name: "a destination that comes back is restored to weight 1",
 		steps: []step{
 			conns(1),
-			{do: func(w *world) { w.sync(partial(one, "a")) }, want: []string{draining}, wantQueued: 1},
-			{do: func(w *world) { w.sync(partial(two, "a")) }, want: []string{both}},
+			{do: func(w *world) { w.sync(w.next(one)) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.sync(w.next(two)) }, want: []string{both}},
 			{do: func(w *world) { w.clock.Advance(time.Hour); process(w) }, want: []string{both}},
 		},
 	}, {
 		name: "a restart requeues undesired weight-0 destinations",
 		steps: []step{
 			conns(1),
-			{do: func(w *world) { w.sync(one) }, want: []string{draining}, wantQueued: 1},
-			{do: func(w *world) { w.restart(); w.sync(one) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.sync(w.full(one)) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.restart(); w.sync(w.full(one)) }, want: []string{draining}, wantQueued: 1},
 			conns(0),
 			{do: process, want: []string{gone}},
 		},
@@ -81,22 +81,22 @@ func TestGracefulTermination(t *testing.T) {
 		name: "a restart restores desired weight-0 destinations",
 		steps: []step{
 			conns(1),
-			{do: func(w *world) { w.sync(one) }, want: []string{draining}, wantQueued: 1},
-			{do: func(w *world) { w.restart(); w.sync(two) }, want: []string{both}},
+			{do: func(w *world) { w.sync(w.full(one)) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.restart(); w.sync(w.full(two)) }, want: []string{both}},
 		},
 	}, {
 		name: "deleting the service deletes draining destinations with it",
 		steps: []step{
 			conns(1),
-			{do: func(w *world) { w.sync(one) }, want: []string{draining}, wantQueued: 1},
-			{do: func(w *world) { w.sync(partial(snapshot(), "a")) }, want: nil},
+			{do: func(w *world) { w.sync(w.full(one)) }, want: []string{draining}, wantQueued: 1},
+			{do: func(w *world) { w.sync(w.next()) }, want: nil},
 			{do: process, want: nil},
 		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t)
-			w.sync(two)
+			w.sync(w.next(two))
 			for i, s := range tt.steps {
 				s.do(w)
 				if s.setup {
@@ -124,9 +124,9 @@ func TestUDPAndSCTPDestinationsGoAtOnce(t *testing.T) {
 		t.Run(string(proto), func(t *testing.T) {
 			w := newWorld(t)
 			p, _ := vs.ProtocolFor(proto)
-			w.sync(snapshot(e(svc("a", "10.96.0.1", withProtocol(proto), withEndpoints("10.244.1.1:53", "10.244.1.2:53")))))
+			w.sync(w.next(e(svcPort("a", "10.96.0.1", proto, 80, 53), ep("10.244.1.1"), ep("10.244.1.2"))))
 			must(t, w.h.SetConnections(vsKey(p, "10.96.0.1", 80), dest("10.244.1.2", 53, 0).DestKey, 3, 3))
-			w.sync(snapshot(e(svc("a", "10.96.0.1", withProtocol(proto), withEndpoints("10.244.1.1:53")))))
+			w.sync(w.next(e(svcPort("a", "10.96.0.1", proto, 80, 53), ep("10.244.1.1"))))
 			wantStrings(t, "kernel", w.state(), []string{p.String() + "/10.96.0.1:80 rr -> 10.244.1.1:53 w1"})
 			if n := queued(w.p); n != 0 {
 				t.Errorf("%d destinations draining, want 0", n)
@@ -138,9 +138,9 @@ func TestUDPAndSCTPDestinationsGoAtOnce(t *testing.T) {
 func TestRunTerminationProcessesOnEachTick(t *testing.T) {
 	w := newWorld(t)
 	k := vsKey(vs.TCP, "10.96.0.1", 80)
-	w.sync(snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080", "10.244.1.2:8080")))))
+	w.sync(w.next(e(svc("a", "10.96.0.1"), ep("10.244.1.1"), ep("10.244.1.2"))))
 	must(t, w.h.SetConnections(k, dest("10.244.1.2", 8080, 0).DestKey, 1, 0))
-	w.sync(snapshot(e(svc("a", "10.96.0.1", withEndpoints("10.244.1.1:8080")))))
+	w.sync(w.next(e(svc("a", "10.96.0.1"), ep("10.244.1.1"))))
 	must(t, w.h.SetConnections(k, dest("10.244.1.2", 8080, 0).DestKey, 0, 0))
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -19,8 +19,9 @@ type SyncObserver interface {
 	Synced(ctx context.Context, snap *Snapshot, res SyncResult, elapsed time.Duration, err error)
 }
 
-// SnapshotSource is what a Runner syncs from: the Tracker, or in tests a
-// scripted source.
+// SnapshotSource is what a Runner syncs from: the Tracker (only a Tracker
+// makes snapshots with service ports; tests use a proxiertest.World's), or
+// in tests a source of empty snapshots.
 type SnapshotSource interface {
 	Family() v1.IPFamily
 	// Initialized reports whether the sources have listed everything once.
@@ -182,7 +183,7 @@ func (r *Runner) SyncOnce(ctx context.Context) error {
 	}
 	if l := r.opts.Logger.V(2); l.Enabled() {
 		l.Info("Synced rules", "mode", r.opts.Mode, "ipFamily", snap.Family, "full", res.Full,
-			"services", len(snap.Services), "changed", len(snap.Changed), "changedServices", changedNames(snap, loggedChanges),
+			"services", snap.Len(), "changed", len(snap.Changed), "changedServices", changedNames(snap, loggedChanges),
 			"restoreBytes", res.RestoreBytes, "elapsed", elapsed)
 	}
 	return nil

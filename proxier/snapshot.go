@@ -6,11 +6,11 @@ import (
 )
 
 // Snapshot converts every Service changed since the last call, and returns
-// the full model with the set of service ports that changed. Its Services
-// and Endpoints maps are shared with later snapshots, which update them in
-// place (at 10k services rebuilding them cost ~20 ms per sync): a snapshot
-// is valid until the next call, as the Runner uses it. Changes of a
-// snapshot whose sync failed must be handed back with Requeue.
+// the full model with the set of service ports that changed. The model is
+// shared with later snapshots, which update it in place (at 10k services
+// rebuilding it cost ~20 ms per sync): a snapshot is valid until the next
+// call, as the Runner uses it, and its accessors panic after that. Changes
+// of a snapshot whose sync failed must be handed back with Requeue.
 func (t *Tracker) Snapshot() *Snapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -26,6 +26,7 @@ func (t *Tracker) Snapshot() *Snapshot {
 	stale := t.stale
 	t.stale = map[ServicePortName][]Endpoint{}
 	t.initPublished()
+	t.published.gen.Add(1) // earlier snapshots are stale from here on
 	for name := range dirty {
 		next := t.convert(name, &node)
 		old := t.state[name]
@@ -41,21 +42,21 @@ func (t *Tracker) Snapshot() *Snapshot {
 	snap := &Snapshot{
 		Family:         t.opts.Family,
 		Node:           node,
-		Services:       t.published.services,
-		Endpoints:      t.published.endpoints,
 		Changed:        changed,
 		StaleEndpoints: stale,
 		TriggerTimes:   t.triggers,
+		model:          t.published,
+		gen:            t.published.gen.Load(),
 	}
 	t.triggers = nil
 	return snap
 }
 
-// initPublished creates the shared maps on the first Snapshot.
+// initPublished creates the shared model on the first Snapshot.
 func (t *Tracker) initPublished() {
-	if t.published.services == nil {
-		t.published.services = make(map[ServicePortName]*ServicePort, len(t.services))
-		t.published.endpoints = make(map[ServicePortName]*EndpointSet, len(t.services))
+	if t.published == nil {
+		t.published = &sharedModel{services: make(map[ServicePortName]*ServicePort, len(t.services)),
+			endpoints: make(map[ServicePortName]*EndpointSet, len(t.services))}
 	}
 }
 

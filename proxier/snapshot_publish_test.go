@@ -60,12 +60,11 @@ func TestSnapshotMapsMatchAFreshTracker(t *testing.T) {
 		fresh.OnServicesSynced()
 		fresh.OnEndpointSlicesSynced()
 		want := fresh.Snapshot()
-		if len(got.Services) != len(want.Services) || len(got.Endpoints) != len(want.Endpoints) {
-			t.Fatalf("step %d: %d services / %d endpoint sets, want %d / %d", step,
-				len(got.Services), len(got.Endpoints), len(want.Services), len(want.Endpoints))
+		if got.Len() != want.Len() {
+			t.Fatalf("step %d: %d service ports, want %d", step, got.Len(), want.Len())
 		}
-		for n, sp := range want.Services {
-			if g := got.Services[n]; g == nil || !g.Equal(sp) || !got.Endpoints[n].Equal(want.Endpoints[n]) {
+		for n, sp := range want.All() {
+			if g, _ := got.Service(n); g == nil || !g.Equal(sp) || !got.Endpoints(n).Equal(want.Endpoints(n)) {
 				t.Fatalf("step %d: %s differs from a fresh tracker's", step, n)
 			}
 		}
@@ -76,4 +75,42 @@ func clusterIPOf(name string) string {
 	var n int
 	fmt.Sscanf(name, "s%d", &n)
 	return fmt.Sprintf("172.30.0.%d", n+1)
+}
+
+// TestSnapshotUsedAfterTheNextPanics: the model a snapshot shows is updated
+// in place by the next Tracker.Snapshot, so reading an older snapshot's
+// service ports must fail loudly rather than show the newer state.
+func TestSnapshotUsedAfterTheNextPanics(t *testing.T) {
+	tr := newTestTracker()
+	tr.OnServiceAdd(svc("ns", "s0", clusterIPOf("s0")))
+	old := tr.Snapshot()
+	if old.Len() != 1 {
+		t.Fatalf("first snapshot has %d service ports, want 1", old.Len())
+	}
+	seq := old.All()
+	cur := tr.Snapshot()
+	uses := map[string]func(){
+		"Len":         func() { old.Len() },
+		"Service":     func() { old.Service(spn("ns", "s0", "p80")) },
+		"Endpoints":   func() { old.Endpoints(spn("ns", "s0", "p80")) },
+		"SortedNames": func() { old.SortedNames() },
+		"All":         func() { old.All() },
+		"All, made before the next Snapshot": func() {
+			for range seq {
+			}
+		},
+	}
+	for name, use := range uses {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("a stale snapshot was read without a panic")
+				}
+			}()
+			use()
+		})
+	}
+	if cur.Len() != 1 || (&Snapshot{}).Len() != 0 {
+		t.Errorf("current snapshot: %d service ports; zero Snapshot: %d; want 1 and 0", cur.Len(), (&Snapshot{}).Len())
+	}
 }

@@ -50,12 +50,9 @@ type Tracker struct {
 
 	// state is the model as of the last Snapshot.
 	state map[types.NamespacedName]*serviceState
-	// published are the Services and Endpoints maps snapshots share: each
-	// Snapshot updates them for the changed Services only.
-	published struct {
-		services  map[ServicePortName]*ServicePort
-		endpoints map[ServicePortName]*EndpointSet
-	}
+	// published is the model snapshots share: each Snapshot updates it for
+	// the changed Services only and moves it to a new generation.
+	published   *sharedModel
 	stale       map[ServicePortName][]Endpoint
 	pendingFull map[ServicePortName]struct{}
 }

@@ -32,15 +32,15 @@ func TestTrackerMergesSlicesAndReportsChanges(t *testing.T) {
 	if _, ok := snap.Changed[name]; !ok || len(snap.Changed) != 1 {
 		t.Fatalf("changed = %v", snap.Changed)
 	}
-	got := epStrings(snap.Endpoints[name].All)
+	got := epStrings(snap.Endpoints(name).All)
 	if want := []string{"10.180.0.1:80", "10.180.0.2:80", "10.180.0.3:80"}; !slices.Equal(got, want) {
 		t.Fatalf("endpoints %v, want %v", got, want)
 	}
 
 	// An update that changes nothing yields an empty change set.
 	tr.OnEndpointSliceUpdate(nil, slice("ns1", "svc1", "b", 80, ep("10.180.0.3"), ep("10.180.0.1")))
-	if snap := tr.Snapshot(); len(snap.Changed) != 0 || len(snap.Services) != 1 {
-		t.Fatalf("no-op update: changed=%v services=%d", snap.Changed, len(snap.Services))
+	if snap := tr.Snapshot(); len(snap.Changed) != 0 || snap.Len() != 1 {
+		t.Fatalf("no-op update: changed=%v services=%d", snap.Changed, snap.Len())
 	}
 
 	tr.OnEndpointSliceDelete(slice("ns1", "svc1", "b", 80))
@@ -48,14 +48,14 @@ func TestTrackerMergesSlicesAndReportsChanges(t *testing.T) {
 	if _, ok := snap.Changed[name]; !ok {
 		t.Fatal("slice deletion must mark the service changed")
 	}
-	if got := epStrings(snap.Endpoints[name].All); !slices.Equal(got, []string{"10.180.0.1:80", "10.180.0.2:80"}) {
+	if got := epStrings(snap.Endpoints(name).All); !slices.Equal(got, []string{"10.180.0.1:80", "10.180.0.2:80"}) {
 		t.Fatalf("after delete: %v", got)
 	}
 
 	tr.OnServiceDelete(svc("ns1", "svc1", "172.30.0.41"))
 	snap = tr.Snapshot()
-	if _, ok := snap.Changed[name]; !ok || len(snap.Services) != 0 {
-		t.Fatalf("service deletion: changed=%v services=%d", snap.Changed, len(snap.Services))
+	if _, ok := snap.Changed[name]; !ok || snap.Len() != 0 {
+		t.Fatalf("service deletion: changed=%v services=%d", snap.Changed, snap.Len())
 	}
 }
 
@@ -68,10 +68,10 @@ func TestTrackerSkipsInvalidObjectsKeepsValid(t *testing.T) {
 	noPort := slice("ns", "good", "noport", 0, ep("10.1.0.2"))
 	tr.OnEndpointSliceAdd(noPort)
 	snap := tr.Snapshot()
-	if len(snap.Services) != 1 {
-		t.Fatalf("want only the valid service, got %d", len(snap.Services))
+	if snap.Len() != 1 {
+		t.Fatalf("want only the valid service, got %d", snap.Len())
 	}
-	if got := epStrings(snap.Endpoints[spn("ns", "good", "p80")].All); !slices.Equal(got, []string{"10.1.0.1:80"}) {
+	if got := epStrings(snap.Endpoints(spn("ns", "good", "p80")).All); !slices.Equal(got, []string{"10.1.0.1:80"}) {
 		t.Fatalf("endpoints %v", got)
 	}
 }
@@ -86,7 +86,7 @@ func TestTrackerIgnoresOtherFamilyAndUnlabelledSlices(t *testing.T) {
 	orphan.Labels = nil
 	tr.OnEndpointSliceAdd(orphan)
 	snap := tr.Snapshot()
-	if n := len(snap.Endpoints[spn("ns", "s", "p80")].All); n != 0 {
+	if n := len(snap.Endpoints(spn("ns", "s", "p80")).All); n != 0 {
 		t.Fatalf("want no endpoints, got %d", n)
 	}
 }
@@ -96,7 +96,7 @@ func TestTrackerDuplicateEndpointPrefersNonTerminating(t *testing.T) {
 	tr.OnServiceAdd(svc("ns", "s", "10.0.0.1"))
 	tr.OnEndpointSliceAdd(slice("ns", "s", "a", 80, ep("10.1.0.1", terminating(true))))
 	tr.OnEndpointSliceAdd(slice("ns", "s", "b", 80, ep("10.1.0.1")))
-	set := tr.Snapshot().Endpoints[spn("ns", "s", "p80")]
+	set := tr.Snapshot().Endpoints(spn("ns", "s", "p80"))
 	if len(set.All) != 1 || !set.All[0].Ready {
 		t.Fatalf("want the ready copy, got %+v", set.All)
 	}
@@ -139,12 +139,12 @@ func TestTrackerNodeZoneChangeRecategorizes(t *testing.T) {
 	tr.OnEndpointSliceAdd(slice("ns", "s", "a", 80, ep("10.1.0.1", zoneHints("a")), ep("10.1.0.2", zoneHints("b"))))
 	tr.OnNodeSet(node("node-a", "a"))
 	snap := tr.Snapshot()
-	if got := epStrings(snap.Endpoints[spn("ns", "s", "p80")].Cluster); !slices.Equal(got, []string{"10.1.0.1:80"}) {
+	if got := epStrings(snap.Endpoints(spn("ns", "s", "p80")).Cluster); !slices.Equal(got, []string{"10.1.0.1:80"}) {
 		t.Fatalf("zone a: %v", got)
 	}
 	tr.OnNodeSet(node("node-a", "b"))
 	snap = tr.Snapshot()
-	if got := epStrings(snap.Endpoints[spn("ns", "s", "p80")].Cluster); !slices.Equal(got, []string{"10.1.0.2:80"}) {
+	if got := epStrings(snap.Endpoints(spn("ns", "s", "p80")).Cluster); !slices.Equal(got, []string{"10.1.0.2:80"}) {
 		t.Fatalf("zone b: %v", got)
 	}
 	if len(snap.Changed) != 1 {
@@ -156,6 +156,9 @@ func node(name, zone string) *v1.Node {
 	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelTopologyZone: zone}}}
 }
 
+// TestCategorizeEndpoints holds the categorization cases no golden case
+// (cmd/kproxy/testdata/golden) shows: ready over terminating, not-ready
+// endpoints, the Local policies and zone hints are traced there.
 func TestCategorizeEndpoints(t *testing.T) {
 	local := func(ip string, opts ...epOpt) discovery.Endpoint { return ep(ip, append(opts, onNode("node-a"))...) }
 	remote := func(ip string, opts ...epOpt) discovery.Endpoint { return ep(ip, append(opts, onNode("node-b"))...) }
@@ -166,29 +169,12 @@ func TestCategorizeEndpoints(t *testing.T) {
 		cluster, localEp []string
 		hasAny           bool
 	}{
-		{name: "ready only", svc: svc("ns", "s", "10.0.0.1"),
-			eps:     []discovery.Endpoint{remote("10.1.0.1"), remote("10.1.0.2", notReady())},
-			cluster: []string{"10.1.0.1:80"}, hasAny: true},
 		{name: "terminating fallback when none ready", svc: svc("ns", "s", "10.0.0.1"),
 			eps:     []discovery.Endpoint{remote("10.1.0.1", terminating(true)), remote("10.1.0.2", terminating(false))},
 			cluster: []string{"10.1.0.1:80"}, hasAny: true},
-		{name: "no usable endpoints", svc: svc("ns", "s", "10.0.0.1"),
-			eps: []discovery.Endpoint{remote("10.1.0.2", terminating(false)), remote("10.1.0.3", notReady())}},
-		{name: "ITP local uses only local", svc: svc("ns", "s", "10.0.0.1", withITPLocal()),
-			eps:     []discovery.Endpoint{local("10.1.0.1"), remote("10.1.0.2")},
-			localEp: []string{"10.1.0.1:80"}, hasAny: true},
-		{name: "ETP local nodeport uses both", svc: svc("ns", "s", "10.0.0.1", withNodePort(30000), withETPLocal()),
-			eps:     []discovery.Endpoint{local("10.1.0.1"), remote("10.1.0.2")},
-			cluster: []string{"10.1.0.1:80", "10.1.0.2:80"}, localEp: []string{"10.1.0.1:80"}, hasAny: true},
 		{name: "local terminating fallback", svc: svc("ns", "s", "10.0.0.1", withITPLocal()),
 			eps:     []discovery.Endpoint{local("10.1.0.1", terminating(true)), remote("10.1.0.2")},
 			localEp: []string{"10.1.0.1:80"}, hasAny: true},
-		{name: "zone hints for this zone", svc: svc("ns", "s", "10.0.0.1"),
-			eps:     []discovery.Endpoint{remote("10.1.0.1", zoneHints("a")), remote("10.1.0.2", zoneHints("b"))},
-			cluster: []string{"10.1.0.1:80"}, hasAny: true},
-		{name: "partial hints ignored", svc: svc("ns", "s", "10.0.0.1"),
-			eps:     []discovery.Endpoint{remote("10.1.0.1", zoneHints("a")), remote("10.1.0.2")},
-			cluster: []string{"10.1.0.1:80", "10.1.0.2:80"}, hasAny: true},
 		{name: "hints for other zones only ignored", svc: svc("ns", "s", "10.0.0.1"),
 			eps:     []discovery.Endpoint{remote("10.1.0.1", zoneHints("c")), remote("10.1.0.2", zoneHints("b"))},
 			cluster: []string{"10.1.0.1:80", "10.1.0.2:80"}, hasAny: true},
@@ -199,7 +185,7 @@ func TestCategorizeEndpoints(t *testing.T) {
 			tr.OnNodeSet(node("node-a", "a"))
 			tr.OnServiceAdd(tt.svc)
 			tr.OnEndpointSliceAdd(slice("ns", "s", "x", 80, tt.eps...))
-			set := tr.Snapshot().Endpoints[spn("ns", "s", "p80")]
+			set := tr.Snapshot().Endpoints(spn("ns", "s", "p80"))
 			if got := epStrings(set.Cluster); !slices.Equal(got, tt.cluster) && !(len(got) == 0 && len(tt.cluster) == 0) {
 				t.Errorf("cluster %v, want %v", got, tt.cluster)
 			}
@@ -216,12 +202,16 @@ func TestCategorizeEndpoints(t *testing.T) {
 type fakeBackend struct {
 	fail  int
 	snaps []*Snapshot
+	// lens are the snaps' service port counts, read during Sync (a
+	// snapshot is not valid after the next one).
+	lens []int
 	// during, when set, runs inside each Sync (e.g. a ForceFull racing it).
 	during func()
 }
 
 func (b *fakeBackend) Sync(_ context.Context, s *Snapshot) (SyncResult, error) {
 	b.snaps = append(b.snaps, s)
+	b.lens = append(b.lens, s.Len())
 	if b.during != nil {
 		b.during()
 	}
@@ -331,7 +321,7 @@ func TestRunnerWaitsForInitialSyncAndCoalesces(t *testing.T) {
 	if len(be.snaps) == 0 {
 		t.Fatal("runner never synced after initialization")
 	}
-	if !be.snaps[0].Full || len(be.snaps[0].Services) != 1 {
+	if !be.snaps[0].Full || be.lens[0] != 1 {
 		t.Fatalf("first sync must be full with the listed service: %+v", be.snaps[0])
 	}
 }

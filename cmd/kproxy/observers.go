@@ -65,8 +65,8 @@ func (o healthObserver) Synced(_ context.Context, snap *proxier.Snapshot, res pr
 
 // noLocalEndpoints counts services whose Local policy finds no local endpoint while others exist.
 func noLocalEndpoints(snap *proxier.Snapshot) (internal, external int) {
-	for name, sp := range snap.Services {
-		eps := snap.Endpoints[name]
+	for name, sp := range snap.All() {
+		eps := snap.Endpoints(name)
 		if eps == nil || !eps.HasAny || len(eps.Local) > 0 {
 			continue
 		}
@@ -94,12 +94,12 @@ func (o serviceHealthObserver) Synced(_ context.Context, snap *proxier.Snapshot,
 	}
 	ports := map[types.NamespacedName]int32{}
 	counts := map[types.NamespacedName]int{}
-	for name, sp := range snap.Services {
+	for name, sp := range snap.All() {
 		if sp.HealthCheckNodePort == 0 {
 			continue
 		}
 		ports[name.NamespacedName] = sp.HealthCheckNodePort
-		if eps := snap.Endpoints[name]; eps != nil {
+		if eps := snap.Endpoints(name); eps != nil {
 			counts[name.NamespacedName] = eps.LocalReadyCount()
 		}
 	}

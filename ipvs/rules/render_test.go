@@ -120,7 +120,9 @@ func lineDiff(got, want string) string {
 }
 
 // TestRenderVariants checks the rules that depend on options, family
-// and on which sets are empty.
+// and on which sets are empty, where no golden case's ipvs.dry-run does
+// (masquerade-all and loadbalancer-source-ranges-unparseable hold the
+// masqueradeAll rule and the fail-closed firewall).
 func TestRenderVariants(t *testing.T) {
 	clusterOnly := filled(v1.IPv4Protocol, []string{ipset.ClusterIP})
 	lb := []string{ipset.ClusterIP, ipset.LoadBalancer, ipset.LoadBalancerFW}
@@ -131,10 +133,6 @@ func TestRenderVariants(t *testing.T) {
 		want      []string // nat and filter lines that must be present
 		forbidden []string // substrings that must not appear
 	}{{
-		name: "masqueradeAll",
-		sets: clusterOnly, opts: rules.Options{MasqueradeMark: mark, MasqueradeAll: true, LocalDetector: clusterCIDRDetector()},
-		want: []string{`-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ`},
-	}, {
 		name: "no local detector masquerades VIP-sourced traffic",
 		sets: clusterOnly, opts: rules.Options{MasqueradeMark: mark},
 		want:      []string{`-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP src,dst -j KUBE-MARK-MASQ`},
@@ -156,16 +154,6 @@ func TestRenderVariants(t *testing.T) {
 		opts:      rules.Options{MasqueradeMark: mark},
 		want:      []string{`-A KUBE-SOURCE-RANGES-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port + source IP for packet filter purpose" -m set --match-set KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src -j RETURN`},
 		forbidden: []string{"-A KUBE-IPVS-OUT-FILTER", "KUBE-LOAD-BALANCER-LOCAL"},
-	}, {
-		name: "only unparseable source ranges: the VIP goes to the firewall, which drops, and the node is blocked",
-		sets: filled(v1.IPv4Protocol, lb, "198.51.100.7"),
-		opts: rules.Options{MasqueradeMark: mark},
-		want: []string{
-			`-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL`,
-			"-A KUBE-SOURCE-RANGES-FIREWALL -j DROP",
-			"-A KUBE-IPVS-OUT-FILTER -s 198.51.100.7 -m ipvs --vaddr 198.51.100.7 --vproto tcp --vport 80 -j DROP",
-		},
-		forbidden: []string{"KUBE-LOAD-BALANCER-SOURCE-CIDR dst,dst,src", "KUBE-LOAD-BALANCER-SOURCE-IP dst,dst,src"},
 	}, {
 		name: "IPv6 uses ::1 and the KUBE-6- names",
 		sets: filled(v1.IPv6Protocol, append(lb, ipset.LoadBalancerSourceNet), "fd00:51::7"),

@@ -97,8 +97,8 @@ func BenchmarkInitialList10kServices10Endpoints(b *testing.B) {
 				}
 				services.Synced()
 				endpoints.Synced()
-				if snap := tr.Snapshot(); len(snap.Services) != len(svcs) {
-					b.Fatalf("%d service ports", len(snap.Services))
+				if snap := tr.Snapshot(); snap.Len() != len(svcs) {
+					b.Fatalf("%d service ports", snap.Len())
 				}
 			}
 		})

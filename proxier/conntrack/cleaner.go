@@ -161,11 +161,11 @@ type staleFilter struct {
 
 func newStaleFilter(snap *proxier.Snapshot, ipv6 bool) *staleFilter {
 	f := &staleFilter{byFrontend: map[frontend]backends{}, byNodePort: map[uint16]backends{}}
-	for name, sp := range snap.Services {
+	for name, sp := range snap.All() {
 		if sp.Protocol != v1.ProtocolUDP {
 			continue
 		}
-		serving := servingBackends(snap.Endpoints[name])
+		serving := servingBackends(snap.Endpoints(name))
 		port := uint16(sp.Port)
 		addrs := append([]netip.Addr{sp.ClusterIP}, sp.LoadBalancerVIPs...)
 		addrs = append(addrs, sp.ExternalIPs...)

@@ -11,12 +11,13 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	discovery "k8s.io/api/discovery/v1"
 
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/metrics"
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
 // fakeHandle is a conntrack table in memory. Like the kernel path of
@@ -63,105 +64,70 @@ func udp(client, origDst, replySrc string) *netlink.ConntrackFlow {
 	return flow(unix.IPPROTO_UDP, client, origDst, replySrc)
 }
 
-type svcOpt func(*proxier.ServicePort)
-
-func withNodePort(p int32) svcOpt { return func(s *proxier.ServicePort) { s.NodePort = p } }
-func withExternalIP(a string) svcOpt {
-	return func(s *proxier.ServicePort) { s.ExternalIPs = append(s.ExternalIPs, netip.MustParseAddr(a)) }
+// svc is Service ns/name with one port "p", UDP unless opts say otherwise,
+// whose endpoints listen on 5353.
+func svc(name, clusterIP string, port int32, opts ...pt.ServiceOption) *v1.Service {
+	return svcTo(name, clusterIP, port, 5353, opts...)
 }
-func withLBVIP(a string) svcOpt {
-	return func(s *proxier.ServicePort) { s.LoadBalancerVIPs = append(s.LoadBalancerVIPs, netip.MustParseAddr(a)) }
+
+func svcTo(name, clusterIP string, port, target int32, opts ...pt.ServiceOption) *v1.Service {
+	return pt.Service("ns", name, append([]pt.ServiceOption{pt.ClusterIP(clusterIP), pt.PortTo("p", v1.ProtocolUDP, port, target)}, opts...)...)
 }
-func withProtocol(p v1.Protocol) svcOpt { return func(s *proxier.ServicePort) { s.Protocol = p } }
 
-type epOpt func(*proxier.Endpoint)
-
-func notReady(e *proxier.Endpoint)           { e.Ready, e.Serving = false, false }
-func servingTerminating(e *proxier.Endpoint) { e.Ready, e.Serving, e.Terminating = false, true, true }
-
-func ep(addrPort string, opts ...epOpt) proxier.Endpoint {
-	ap := netip.MustParseAddrPort(addrPort)
-	e := proxier.Endpoint{IP: ap.Addr(), Port: int32(ap.Port()), Ready: true, Serving: true}
-	for _, o := range opts {
-		o(&e)
+// snapshot is the first (full) snapshot of a world holding svc (when not
+// nil) and, when eps are given, its EndpointSlice.
+func snapshot(t testing.TB, family v1.IPFamily, svc *v1.Service, eps ...discovery.Endpoint) *proxier.Snapshot {
+	w := pt.NewWorld(t, pt.WorldOptions{Family: family})
+	if svc != nil {
+		w.Apply(svc)
 	}
-	return e
-}
-
-type svcDef struct {
-	name      string
-	clusterIP string
-	port      int32
-	opts      []svcOpt
-	endpoints []proxier.Endpoint
-}
-
-func svc(name, clusterIP string, port int32, opts ...svcOpt) svcDef {
-	return svcDef{name: name, clusterIP: clusterIP, port: port, opts: opts}
-}
-
-func (d svcDef) with(eps ...proxier.Endpoint) svcDef { d.endpoints = eps; return d }
-
-func snapshot(family v1.IPFamily, defs ...svcDef) *proxier.Snapshot {
-	snap := &proxier.Snapshot{
-		Family:    family,
-		Services:  map[proxier.ServicePortName]*proxier.ServicePort{},
-		Endpoints: map[proxier.ServicePortName]*proxier.EndpointSet{},
+	if len(eps) > 0 {
+		w.Apply(pt.SliceFor(svc, eps...))
 	}
-	for _, d := range defs {
-		name := proxier.ServicePortName{NamespacedName: types.NamespacedName{Namespace: "ns", Name: d.name}, Port: "p", Protocol: v1.ProtocolUDP}
-		sp := &proxier.ServicePort{Name: name, ClusterIP: netip.MustParseAddr(d.clusterIP), Port: d.port, Protocol: v1.ProtocolUDP}
-		for _, o := range d.opts {
-			o(sp)
-		}
-		name.Protocol = sp.Protocol
-		sp.Name = name
-		snap.Services[name] = sp
-		snap.Endpoints[name] = &proxier.EndpointSet{All: d.endpoints}
-	}
-	return snap
+	return w.Snapshot()
 }
 
 func TestCleanIPv4(t *testing.T) {
 	const client = "10.244.1.9:40000"
-	dns := svc("dns", "10.96.0.10", 53, withNodePort(30053), withExternalIP("192.0.2.10"), withLBVIP("198.51.100.10"))
+	lb := []pt.ServiceOption{pt.NodePort(30053), pt.ExternalIPs("192.0.2.10"), pt.LoadBalancer("198.51.100.10")}
+	dns := svc("dns", "10.96.0.10", 53, lb...)
 	tests := []struct {
 		name   string
 		snap   *proxier.Snapshot
 		flow   *netlink.ConntrackFlow
 		delete bool
 	}{
-		{"cluster IP to current endpoint kept", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5353"))),
+		{"cluster IP to current endpoint kept", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.5")),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), false},
-		{"cluster IP to removed endpoint deleted", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.6:5353"))),
+		{"cluster IP to removed endpoint deleted", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.6")),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), true},
-		{"endpoint port changed deleted", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5354"))),
+		{"endpoint port changed deleted", snapshot(t, v1.IPv4Protocol, svcTo("dns", "10.96.0.10", 53, 5354, lb...), pt.Endpoint("10.244.0.5")),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), true},
-		{"entry never DNATed deleted once endpoints exist", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5353"))),
+		{"entry never DNATed deleted once endpoints exist", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.5")),
 			udp(client, "10.96.0.10:53", "10.96.0.10:53"), true},
-		{"zero endpoints deleted", snapshot(v1.IPv4Protocol, dns),
+		{"zero endpoints deleted", snapshot(t, v1.IPv4Protocol, dns),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), true},
-		{"only not-serving endpoint deleted", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5353", notReady))),
+		{"only not-serving endpoint deleted", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.5", pt.NotReady())),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), true},
-		{"serving terminating endpoint kept", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5353", servingTerminating))),
+		{"serving terminating endpoint kept", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.5", pt.Terminating(true))),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), false},
-		{"external IP stale deleted", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.6:5353"))),
+		{"external IP stale deleted", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.6")),
 			udp(client, "192.0.2.10:53", "10.244.0.5:5353"), true},
-		{"external IP current kept", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5353"))),
+		{"external IP current kept", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.5")),
 			udp(client, "192.0.2.10:53", "10.244.0.5:5353"), false},
-		{"LB VIP stale deleted", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.6:5353"))),
+		{"LB VIP stale deleted", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.6")),
 			udp(client, "198.51.100.10:53", "10.244.0.5:5353"), true},
-		{"NodePort stale deleted", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.6:5353"))),
+		{"NodePort stale deleted", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.6")),
 			udp("203.0.113.7:1234", "172.18.0.2:30053", "10.244.0.5:5353"), true},
-		{"NodePort current kept", snapshot(v1.IPv4Protocol, dns.with(ep("10.244.0.5:5353"))),
+		{"NodePort current kept", snapshot(t, v1.IPv4Protocol, dns, pt.Endpoint("10.244.0.5")),
 			udp("203.0.113.7:1234", "172.18.0.2:30053", "10.244.0.5:5353"), false},
-		{"other port on cluster IP kept", snapshot(v1.IPv4Protocol, dns),
+		{"other port on cluster IP kept", snapshot(t, v1.IPv4Protocol, dns),
 			udp(client, "10.96.0.10:54", "10.244.0.5:5353"), false},
-		{"TCP flow to UDP frontend kept", snapshot(v1.IPv4Protocol, dns),
+		{"TCP flow to UDP frontend kept", snapshot(t, v1.IPv4Protocol, dns),
 			flow(unix.IPPROTO_TCP, client, "10.96.0.10:53", "10.244.0.5:5353"), false},
-		{"TCP service ignored", snapshot(v1.IPv4Protocol, svc("web", "10.96.0.20", 53, withProtocol(v1.ProtocolTCP))),
+		{"TCP service ignored", snapshot(t, v1.IPv4Protocol, pt.Service("ns", "web", pt.ClusterIP("10.96.0.20"), pt.PortTo("p", v1.ProtocolTCP, 53, 5353))),
 			udp(client, "10.96.0.20:53", "10.244.0.5:5353"), false},
-		{"service absent from snapshot kept", snapshot(v1.IPv4Protocol),
+		{"service absent from snapshot kept", snapshot(t, v1.IPv4Protocol, nil),
 			udp(client, "10.96.0.10:53", "10.244.0.5:5353"), false},
 	}
 	for _, tt := range tests {
@@ -187,7 +153,7 @@ func TestCleanIPv4(t *testing.T) {
 }
 
 func TestCleanIPv6(t *testing.T) {
-	snap := snapshot(v1.IPv6Protocol, svc("dns", "fd00:96::a", 53, withNodePort(30053)).with(ep("[fd00:244::5]:5353")))
+	snap := snapshot(t, v1.IPv6Protocol, svc("dns", "fd00:96::a", 53, pt.NodePort(30053)), pt.Endpoint("fd00:244::5"))
 	h := &fakeHandle{flows: []*netlink.ConntrackFlow{
 		udp("[fd00:244:1::9]:40000", "[fd00:96::a]:53", "[fd00:244::5]:5353"),  // current
 		udp("[fd00:244:1::9]:40001", "[fd00:96::a]:53", "[fd00:244::6]:5353"),  // stale
@@ -212,13 +178,13 @@ func TestCleanBatchesAndSkips(t *testing.T) {
 	}
 	h := &fakeHandle{flows: flows}
 	c, _ := NewCleaner(Options{Family: v1.IPv4Protocol, Handle: h})
-	n, err := c.Clean(snapshot(v1.IPv4Protocol, svc("dns", "10.96.0.10", 53)))
+	n, err := c.Clean(snapshot(t, v1.IPv4Protocol, svc("dns", "10.96.0.10", 53)))
 	if err != nil || n != 50 || h.dumps != 1 {
 		t.Errorf("Clean = %d, %v with %d dumps; want 50, nil, 1 dump", n, err, h.dumps)
 	}
 	// No UDP service: no dump at all.
 	h.dumps = 0
-	if n, err := c.Clean(snapshot(v1.IPv4Protocol, svc("web", "10.96.0.20", 80, withProtocol(v1.ProtocolTCP)))); err != nil || n != 0 || h.dumps != 0 {
+	if n, err := c.Clean(snapshot(t, v1.IPv4Protocol, pt.Service("ns", "web", pt.ClusterIP("10.96.0.20")))); err != nil || n != 0 || h.dumps != 0 {
 		t.Errorf("Clean without UDP services = %d, %v with %d dumps; want 0, nil, 0", n, err, h.dumps)
 	}
 }
@@ -234,7 +200,7 @@ func TestCleanErrorsAndMetrics(t *testing.T) {
 		failErr: netlink.ErrDumpInterrupted,
 	}
 	c, _ := NewCleaner(Options{Family: v1.IPv4Protocol, Handle: h, Metrics: m})
-	n, err := c.Clean(snapshot(v1.IPv4Protocol, svc("dns", "10.96.0.10", 53)))
+	n, err := c.Clean(snapshot(t, v1.IPv4Protocol, svc("dns", "10.96.0.10", 53)))
 	if n != 1 || !errors.Is(err, netlink.ErrDumpInterrupted) {
 		t.Errorf("Clean = %d, %v; want 1 and a wrapped ErrDumpInterrupted", n, err)
 	}
@@ -250,7 +216,7 @@ func TestCleanErrorsAndMetrics(t *testing.T) {
 		t.Errorf("duration samples = %d, want 1", out.GetHistogram().GetSampleCount())
 	}
 
-	if _, err := c.Clean(snapshot(v1.IPv6Protocol)); err == nil {
+	if _, err := c.Clean(snapshot(t, v1.IPv6Protocol, nil)); err == nil {
 		t.Error("Clean accepted a snapshot of the other family")
 	}
 	if _, err := NewCleaner(Options{Family: "IPv5", Handle: h}); err == nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 
+	pt "github.com/kproxy/kproxy/proxier/proxiertest"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
@@ -129,11 +130,9 @@ func TestCleanKernel(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	snap := snapshot(v1.IPv4Protocol,
-		svc("dns-a", "10.96.0.10", 53, withNodePort(30053)).with(ep("10.244.0.7:5353")),
-		svc("dns-b", "10.96.0.11", 53).with(ep("10.244.0.6:5353")),
-		svc("dns-c", "10.96.0.12", 53),
-	)
+	a, b := svc("dns-a", "10.96.0.10", 53, pt.NodePort(30053)), svc("dns-b", "10.96.0.11", 53)
+	snap := pt.NewWorld(t, pt.WorldOptions{}).Apply(a, pt.SliceFor(a, pt.Endpoint("10.244.0.7")),
+		b, pt.SliceFor(b, pt.Endpoint("10.244.0.6")), svc("dns-c", "10.96.0.12", 53)).Snapshot()
 	c, err := NewCleaner(Options{Family: v1.IPv4Protocol, Handle: h})
 	if err != nil {
 		t.Fatal(err)

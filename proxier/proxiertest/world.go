@@ -118,6 +118,13 @@ func (w *World) Apply(objs ...runtime.Object) *World {
 	return w
 }
 
+// ApplyService applies svc and its EndpointSlice holding eps (SliceFor),
+// the usual pair of a backend test; with no eps the slice is empty.
+func (w *World) ApplyService(svc *v1.Service, eps ...discovery.Endpoint) *World {
+	w.tb.Helper()
+	return w.Apply(svc, SliceFor(svc, eps...))
+}
+
 // Delete removes objects applied before.
 func (w *World) Delete(objs ...runtime.Object) *World {
 	w.tb.Helper()
@@ -154,7 +161,8 @@ func (w *World) key(o runtime.Object) string {
 
 // Snapshot returns what a Runner would hand a backend now: the changes since
 // the previous Snapshot, full the first time. Like the Tracker's, it is
-// valid until the next call.
+// valid until the next call (its accessors panic after that), so a test
+// that wants a partial snapshot applies a change and calls Snapshot again.
 func (w *World) Snapshot() *proxier.Snapshot {
 	s := w.tracker.Snapshot()
 	s.Full = !w.synced

@@ -19,10 +19,10 @@ func TestWorldGoesThroughValidationAndTheTracker(t *testing.T) {
 		t.Error("first snapshot is not full")
 	}
 	name := pt.Name("ns", "web", "p80")
-	if len(snap.Services) != 1 || snap.Services[name] == nil {
+	if _, ok := snap.Service(name); snap.Len() != 1 || !ok {
 		t.Fatalf("services = %v, want only %v (the invalid one is dropped by validation)", snap.SortedNames(), name)
 	}
-	eps := snap.Endpoints[name]
+	eps := snap.Endpoints(name)
 	if len(eps.Cluster) != 2 || len(eps.Local) != 1 || eps.Local[0].IP.String() != "10.1.0.1" {
 		t.Errorf("endpoints cluster=%v local=%v, want 2 cluster and the one on %s as local", eps.Cluster, eps.Local, pt.NodeName)
 	}
@@ -32,12 +32,12 @@ func TestWorldGoesThroughValidationAndTheTracker(t *testing.T) {
 	if snap.Full {
 		t.Error("second snapshot is full")
 	}
-	if _, ok := snap.Changed[name]; !ok || len(snap.Endpoints[name].Local) != 0 {
-		t.Errorf("after the update: changed=%v local=%v, want web changed with no local endpoint", snap.Changed, snap.Endpoints[name].Local)
+	if _, ok := snap.Changed[name]; !ok || len(snap.Endpoints(name).Local) != 0 {
+		t.Errorf("after the update: changed=%v local=%v, want web changed with no local endpoint", snap.Changed, snap.Endpoints(name).Local)
 	}
 
 	w.Delete(web)
-	if snap = w.Snapshot(); len(snap.Services) != 0 {
+	if snap = w.Snapshot(); snap.Len() != 0 {
 		t.Errorf("after delete: services %v", snap.SortedNames())
 	}
 }
@@ -45,7 +45,7 @@ func TestWorldGoesThroughValidationAndTheTracker(t *testing.T) {
 func TestUnvalidatedWorldPassesInvalidObjects(t *testing.T) {
 	w := pt.NewWorld(t, pt.WorldOptions{Unvalidated: true, Family: v1.IPv6Protocol})
 	w.Apply(pt.Service("ns", "bad", pt.ClusterIP("fd00::10"), pt.Port(`p"80`, v1.ProtocolTCP, 80)))
-	if snap := w.Snapshot(); len(snap.Services) != 1 {
+	if snap := w.Snapshot(); snap.Len() != 1 {
 		t.Errorf("services = %v, want the unvalidated one", snap.SortedNames())
 	}
 }

@@ -49,11 +49,12 @@ func TestWorldSnapshotHasEveryServiceAndEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := w.NewTracker().Snapshot()
-	if len(snap.Services) != 300 || snap.Family != v1.IPv4Protocol {
-		t.Fatalf("snapshot has %d services of %s, want 300 IPv4", len(snap.Services), snap.Family)
+	if snap.Len() != 300 || snap.Family != v1.IPv4Protocol {
+		t.Fatalf("snapshot has %d services of %s, want 300 IPv4", snap.Len(), snap.Family)
 	}
 	seen := map[string]bool{}
-	for name, eps := range snap.Endpoints {
+	for name := range snap.All() {
+		eps := snap.Endpoints(name)
 		if len(eps.Cluster) != 10 {
 			t.Fatalf("%s has %d cluster endpoints, want 10", name, len(eps.Cluster))
 		}
@@ -83,7 +84,7 @@ func TestChangeEndpointAndDeleteProducePartialChanges(t *testing.T) {
 		t.Errorf("slice delete: %d service ports changed, want 1", len(snap.Changed))
 	}
 	for n := range snap.Changed {
-		if eps := snap.Endpoints[n]; eps != nil && eps.HasAny {
+		if eps := snap.Endpoints(n); eps != nil && eps.HasAny {
 			t.Errorf("%s still has endpoints after its slice was deleted", n)
 		}
 	}

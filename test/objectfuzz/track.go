@@ -46,7 +46,7 @@ func UnprogrammedValidService(svc *v1.Service, snaps []*proxier.Snapshot) v1.IPF
 	}
 	for i, fam := range Families {
 		for _, s := range svc.Spec.ClusterIPs {
-			if a, err := apivalidation.ParseAddr(s); err == nil && proxier.FamilyOf(a) == fam && len(snaps[i].Services) == 0 {
+			if a, err := apivalidation.ParseAddr(s); err == nil && proxier.FamilyOf(a) == fam && snaps[i].Len() == 0 {
 				return fam
 			}
 		}
