@@ -13,12 +13,15 @@ import (
 // chains before the elements pointing at them, flushes of chains before
 // the deletion of the sets their rules named.
 type changes struct {
-	addSets    []affinitySet
-	writeChain []chain
-	flushChain []string
-	deleteSets []string
-	elemDelete []elemOp
-	elemAdd    []elemOp
+	// recreateSets are affinity sets whose timeout changed: deleted once
+	// the chains naming them are flushed, then added again.
+	recreateSets []string
+	addSets      []affinitySet
+	writeChain   []chain
+	flushChain   []string
+	deleteSets   []string
+	elemDelete   []elemOp
+	elemAdd      []elemOp
 }
 
 // elemOp is one element written or deleted.
@@ -59,15 +62,17 @@ func planPartial(ctx *renderContext, m *mirror, snap *proxier.Snapshot) *partial
 		}
 		old := m.services[name]
 		p.services[name] = next
-		p.diffChains(m, old, next)
-		p.diffSets(old, next)
+		recreated := p.diffSets(old, next)
+		p.diffChains(m, old, next, recreated)
 		p.touchElements(m, name, old, next)
 	}
 	p.elementOps(m)
 	return p
 }
 
-func (p *partialPlan) diffChains(m *mirror, old, next *rendered) {
+// diffChains rewrites next's chains that differ from old's (all of them
+// when an affinity set they name is re-created) and flushes old's others.
+func (p *partialPlan) diffChains(m *mirror, old, next *rendered, rewriteAll bool) {
 	oldChains := map[string]*chain{}
 	if old != nil {
 		for i := range old.chains {
@@ -80,7 +85,7 @@ func (p *partialPlan) diffChains(m *mirror, old, next *rendered) {
 			if _, stale := m.stale[c.name]; stale {
 				p.revived = append(p.revived, c.name)
 			}
-			if o := oldChains[c.name]; o != nil && slices.Equal(o.rules, c.rules) {
+			if o := oldChains[c.name]; o != nil && !rewriteAll && slices.Equal(o.rules, c.rules) {
 				delete(oldChains, c.name)
 				continue
 			}
@@ -96,7 +101,10 @@ func (p *partialPlan) diffChains(m *mirror, old, next *rendered) {
 	p.flushChain = append(p.flushChain, gone...)
 }
 
-func (p *partialPlan) diffSets(old, next *rendered) {
+// diffSets adds next's new affinity sets, re-creates those whose timeout
+// changed (nft keeps an existing set's timeout) and deletes old's others.
+// It reports whether a set is re-created.
+func (p *partialPlan) diffSets(old, next *rendered) (recreated bool) {
 	oldSets := map[string]int32{}
 	if old != nil {
 		for _, s := range old.sets {
@@ -105,7 +113,12 @@ func (p *partialPlan) diffSets(old, next *rendered) {
 	}
 	if next != nil {
 		for _, s := range next.sets {
-			if t, ok := oldSets[s.name]; !ok || t != s.timeout {
+			t, ok := oldSets[s.name]
+			if ok && t != s.timeout {
+				p.recreateSets = append(p.recreateSets, s.name)
+				recreated = true
+			}
+			if !ok || t != s.timeout {
 				p.addSets = append(p.addSets, s)
 			}
 			delete(oldSets, s.name)
@@ -115,6 +128,7 @@ func (p *partialPlan) diffSets(old, next *rendered) {
 		p.deleteSets = append(p.deleteSets, name)
 	}
 	slices.Sort(p.deleteSets)
+	return recreated
 }
 
 // touchElements replaces name's contributions (old) by its new ones.

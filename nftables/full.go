@@ -20,7 +20,7 @@ type kernelObjects struct {
 // returns it with the changes that write all of it. Service chains and
 // affinity sets in the kernel that nothing renders any more are flushed
 // (the chains, deleted a sync later) or deleted (the sets).
-func planFull(ctx *renderContext, snap *proxier.Snapshot, kernel kernelObjects, now time.Time) (*mirror, changes) {
+func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel kernelObjects, now time.Time) (*mirror, changes) {
 	next := newMirror()
 	forEachService(snap, func(name proxier.ServicePortName, sp *proxier.ServicePort, eps *proxier.EndpointSet) {
 		next.addService(name, render(ctx, name, sp, eps))
@@ -44,6 +44,7 @@ func planFull(ctx *renderContext, snap *proxier.Snapshot, kernel kernelObjects, 
 			sets[s.name] = true
 		}
 	}
+	ch.recreateSets = changedTimeouts(prev, ch.addSets)
 	ch.elemAdd = allElements(next)
 	for _, c := range sortedUnique(kernel.chains) {
 		if IsServiceChainName(c) && !chains[c] {
@@ -98,4 +99,23 @@ func sortedUnique(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+// changedTimeouts are the sets of want whose timeout differs from the one
+// prev (this process's last successful sync) wrote. After a restart the
+// kernel's timeouts are trusted.
+func changedTimeouts(prev *mirror, want []affinitySet) []string {
+	had := map[string]int32{}
+	for _, r := range prev.services {
+		for _, s := range r.sets {
+			had[s.name] = s.timeout
+		}
+	}
+	var out []string
+	for _, s := range want {
+		if t, ok := had[s.name]; ok && t != s.timeout {
+			out = append(out, s.name)
+		}
+	}
+	return out
 }

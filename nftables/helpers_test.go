@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
@@ -150,4 +152,23 @@ func assertTable(t *testing.T, want, got string) {
 	if nw != ng {
 		t.Errorf("table differs:\n%s\n(order-only differences if empty)\nfull:\n%s", lineDiff(nw, ng), got)
 	}
+}
+
+type netfilterDetector = netfilter.LocalDetector
+
+func localDetectorFor(fam v1.IPFamily) netfilter.LocalDetector {
+	c := "10.0.0.0/8"
+	if fam == v1.IPv6Protocol {
+		c = "fd00:10::/64"
+	}
+	return netfilter.LocalDetector{IfLocal: []string{"-s", c}, IfNotLocal: []string{"!", "-s", c}}
+}
+
+func counterValue(t *testing.T, c *prometheus.CounterVec, labels ...string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.WithLabelValues(labels...).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -139,7 +139,7 @@ func transactionBytes(tx *knftables.Transaction) int { return len(tx.String()) }
 
 func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) (*knftables.Transaction, func()) {
 	now := p.now()
-	next, ch := planFull(&p.ctx, snap, p.listKernelObjects(ctx), now)
+	next, ch := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), now)
 	tx := p.nft.NewTransaction()
 	writeSkeleton(tx, &p.table, !p.baseRecreated)
 	flushContainers(tx)
