@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
+	nftcmd "github.com/kproxy/kproxy/proxier/netfilter/nft"
 	. "github.com/kproxy/kproxy/proxier/proxiertest"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
@@ -43,7 +44,7 @@ func nftInNetns(t *testing.T, real, ns string) knftables.Interface {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	nft, err := knftables.New(knftables.IPv4Family, TableName)
+	nft, err := nftcmd.Open(context.Background(), nftcmd.Options{Family: knftables.IPv4Family, Table: TableName, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatalf("knftables.New in %s: %v", ns, err)
 	}
@@ -119,7 +120,7 @@ func TestKernelSyncsMatchTheFake(t *testing.T) {
 	e := newTestEnv(t, v1.IPv4Protocol) // the Fake side
 	kp, err := New(Options{NFT: real, MasqueradeMark: "0x4000", LocalDetector: localDetector4(),
 		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs,
-		Now: e.clock.now, CommandTimeout: 30 * time.Second})
+		Now: e.clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}

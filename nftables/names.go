@@ -7,13 +7,15 @@ import (
 	"strings"
 
 	"github.com/kproxy/kproxy/proxier"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Table names: kproxy owns "table ip kube-proxy" and "table ip6 kube-proxy",
 // upstream's names, so the two replace each other without cleanup.
 const (
-	// TableName is the name of the table in both families.
-	TableName = "kube-proxy"
+	// TableName is the name of the table in both families (the cleanup's
+	// netfilter.NFTablesTable).
+	TableName = netfilter.NFTablesTable
 	// TableFamilyIPv4 and TableFamilyIPv6 are the nft families of the IPv4 and IPv6 tables.
 	TableFamilyIPv4 = "ip"
 	TableFamilyIPv6 = "ip6"

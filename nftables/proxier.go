@@ -19,7 +19,8 @@ import (
 // Options configure a Proxier.
 type Options struct {
 	// NFT runs transactions on this family's "kube-proxy" table (required):
-	// knftables.New(knftables.IPv4Family, TableName) or a knftables.Fake.
+	// proxier/netfilter/nft.Open (which bounds every nft command) or a
+	// knftables.Fake.
 	NFT knftables.Interface
 	// Family is the IP family of the table (IPv4 when empty).
 	Family v1.IPFamily
@@ -42,9 +43,6 @@ type Options struct {
 	ServiceCIDRs []netip.Prefix
 	// Metrics, when set, receives the nftables failure counters.
 	Metrics *metrics.Metrics
-	// CommandTimeout bounds each nft command (0: none); a transaction gets
-	// 5 s more per MB of input, as kproxy's iptables restores do.
-	CommandTimeout time.Duration
 	// Now is the clock for stale chain deletion (time.Now when nil).
 	Now func() time.Time
 }
@@ -61,7 +59,6 @@ type Proxier struct {
 	ctx     renderContext
 	metrics *metrics.Metrics
 	now     func() time.Time
-	timeout time.Duration
 	mirror  *mirror
 	// synced is false until the first successful full sync; baseRecreated
 	// once the base chains were re-created by this process.
@@ -87,8 +84,7 @@ func New(opts Options) (*Proxier, error) {
 	}
 	fam := familyOf(opts.Family)
 	ifLocal, ifNotLocal, _ := opts.LocalDetector.NFT()
-	p := &Proxier{nft: opts.NFT, family: opts.Family, metrics: opts.Metrics, now: opts.Now, timeout: opts.CommandTimeout,
-		mirror: newMirror(),
+	p := &Proxier{nft: opts.NFT, family: opts.Family, metrics: opts.Metrics, now: opts.Now, mirror: newMirror(),
 		table: tableConfig{fam: fam, masqueradeAll: opts.MasqueradeAll, masqMark: opts.MasqueradeMark,
 			ifNotLocal: ifNotLocal, nodePortAll: opts.NodePortsAll, nodePortIPs: slices.Clone(opts.NodePortIPs),
 			serviceCIDRs: familyPrefixes(opts.ServiceCIDRs, opts.Family)},
@@ -124,7 +120,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	}
 	size := transactionBytes(tx)
 	if tx.NumOperations() > 0 {
-		if err := p.run(ctx, tx, size); err != nil {
+		if err := p.nft.Run(ctx, tx); err != nil {
 			p.countFailure(p.metricsSyncFailures())
 			return proxier.SyncResult{}, fmt.Errorf("nftables %s sync transaction: %w", syncKind(full), err)
 		}
@@ -166,8 +162,6 @@ func (p *Proxier) planPartialSync(snap *proxier.Snapshot) (*knftables.Transactio
 // (restart over an existing table, recovery); a missing table holds
 // nothing, a failed listing falls back to what the mirror knows.
 func (p *Proxier) listKernelObjects(ctx context.Context) kernelObjects {
-	ctx, cancel := p.bounded(ctx, 0)
-	defer cancel()
 	chains, err := p.nft.List(ctx, "chains")
 	if err != nil && !knftables.IsNotFound(err) {
 		return p.mirror.knownObjects()
@@ -199,23 +193,9 @@ func (p *Proxier) deleteStaleChains(ctx context.Context) error {
 		tx.Delete(&knftables.Chain{Name: name})
 		delete(p.mirror.stale, name)
 	}
-	if err := p.run(ctx, tx, 0); err != nil {
+	if err := p.nft.Run(ctx, tx); err != nil {
 		p.countFailure(p.metricsCleanupFailures())
 		return fmt.Errorf("delete stale nftables chains: %w", err)
 	}
 	return nil
-}
-
-// run runs tx within the command timeout.
-func (p *Proxier) run(ctx context.Context, tx *knftables.Transaction, size int) error {
-	ctx, cancel := p.bounded(ctx, size)
-	defer cancel()
-	return p.nft.Run(ctx, tx)
-}
-
-func (p *Proxier) bounded(ctx context.Context, size int) (context.Context, context.CancelFunc) {
-	if p.timeout <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, p.timeout+time.Duration(size>>20)*5*time.Second)
 }

@@ -25,7 +25,7 @@ import (
 // ip6tables works here (upstream runs dual stack whenever the host can).
 func detectFamilies(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) []v1.IPFamily {
 	if cfg.Mode == config.ModeNFTables {
-		return nftablesFamilies(cfg, logger)
+		return nftablesFamilies(ctx, cfg, logger)
 	}
 	fams := []v1.IPFamily{v1.IPv4Protocol}
 	if cfg.DryRun {

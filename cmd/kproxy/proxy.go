@@ -110,6 +110,9 @@ func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logge
 	if !cfg.DryRun && cfg.Mode != config.ModeNFTables {
 		p.iptablesBackend = selectIPTablesBackend(ctx, cfg, logger)
 	}
+	if err := checkNFTablesHost(ctx, cfg); err != nil {
+		return nil, err
+	}
 	families := detectFamilies(ctx, cfg, p.iptablesBackend, logger)
 	if !cfg.DryRun {
 		p.leftovers = newLeftoverRemover(families, func() {
