@@ -9,7 +9,6 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/knftables"
 
-	"github.com/kproxy/kproxy/proxier"
 	. "github.com/kproxy/kproxy/proxier/proxiertest"
 )
 
@@ -106,5 +105,3 @@ func BenchmarkPartialOneEndpoint10k(b *testing.B) {
 		})
 	}
 }
-
-var _ = proxier.SyncResult{}

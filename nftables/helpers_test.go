@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/proxier"
@@ -172,3 +173,8 @@ func counterValue(t *testing.T, c *prometheus.CounterVec, labels ...string) floa
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Endpoint_ is an EndpointSlice endpoint (proxiertest.Endpoint's result).
+type Endpoint_ = discovery.Endpoint
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

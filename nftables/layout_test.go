@@ -158,11 +158,113 @@ func TestOverallLayoutMatchesUpstream(t *testing.T) {
 	assertTable(t, baseRulesIPv4+overallIPv4, e.nft.Dump())
 }
 
+// overallIPv6 is upstream's TestOverallNFTablesRulesIPv6 expectation.
+const overallIPv6 = `
+add chain ip6 kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80
+add rule ip6 kube-proxy service-ULMVA6XW-ns1/svc1/tcp/p80 meta l4proto tcp dnat to [fd00:10:180::1]:80
+
+add element ip6 kube-proxy cluster-ips { fd00:172:30::41 }
+add element ip6 kube-proxy service-ips { fd00:172:30::41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80 }
+add element ip6 kube-proxy hairpin-connections { fd00:10:180::1 . fd00:10:180::1 . tcp . 80 }
+
+add chain ip6 kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80
+add rule ip6 kube-proxy service-42NFTM6N-ns2/svc2/tcp/p80 meta l4proto tcp dnat to [fd00:10:180::2]:80
+add chain ip6 kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80
+add rule ip6 kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 ip6 saddr fd00:10::/64 goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit pod traffic"
+add rule ip6 kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local mark set mark or 0x4000 comment "masquerade local traffic"
+add rule ip6 kube-proxy external-42NFTM6N-ns2/svc2/tcp/p80 fib saddr type local goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit local traffic"
+
+add element ip6 kube-proxy cluster-ips { fd00:172:30::42 }
+add element ip6 kube-proxy service-ips { fd00:172:30::42 . tcp . 80 : goto service-42NFTM6N-ns2/svc2/tcp/p80 }
+add element ip6 kube-proxy service-ips { 2001:db8:99::22 . tcp . 80 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
+add element ip6 kube-proxy service-ips { 5555::1 . tcp . 80 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
+add element ip6 kube-proxy service-nodeports { tcp . 3001 : goto external-42NFTM6N-ns2/svc2/tcp/p80 }
+
+add element ip6 kube-proxy no-endpoint-nodeports { tcp . 3001 comment "ns2/svc2:p80" : drop }
+add element ip6 kube-proxy no-endpoint-services { 5555::1 . tcp . 80 comment "ns2/svc2:p80" : drop }
+add element ip6 kube-proxy no-endpoint-services { 2001:db8:99::22 . tcp . 80 comment "ns2/svc2:p80" : drop }
+
+add chain ip6 kube-proxy service-4AT6LBPK-ns3/svc3/tcp/p80
+add rule ip6 kube-proxy service-4AT6LBPK-ns3/svc3/tcp/p80 meta l4proto tcp dnat to [fd00:10:180::3]:80
+add chain ip6 kube-proxy external-4AT6LBPK-ns3/svc3/tcp/p80
+add rule ip6 kube-proxy external-4AT6LBPK-ns3/svc3/tcp/p80 mark set mark or 0x4000 comment "masquerade"
+add rule ip6 kube-proxy external-4AT6LBPK-ns3/svc3/tcp/p80 goto service-4AT6LBPK-ns3/svc3/tcp/p80
+
+add element ip6 kube-proxy cluster-ips { fd00:172:30::43 }
+add element ip6 kube-proxy service-ips { fd00:172:30::43 . tcp . 80 : goto service-4AT6LBPK-ns3/svc3/tcp/p80 }
+add element ip6 kube-proxy service-nodeports { tcp . 3003 : goto external-4AT6LBPK-ns3/svc3/tcp/p80 }
+add element ip6 kube-proxy hairpin-connections { fd00:10:180::3 . fd00:10:180::3 . tcp . 80 }
+
+add chain ip6 kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80
+add rule ip6 kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 meta l4proto tcp dnat ip6 addr . port to numgen random mod 2 map { 0 : fd00:10:180::4 . 80 , 1 : fd00:10:180::5 . 80 }
+add chain ip6 kube-proxy external-LAUZTJTB-ns4/svc4/tcp/p80
+add rule ip6 kube-proxy external-LAUZTJTB-ns4/svc4/tcp/p80 mark set mark or 0x4000 comment "masquerade"
+add rule ip6 kube-proxy external-LAUZTJTB-ns4/svc4/tcp/p80 goto service-LAUZTJTB-ns4/svc4/tcp/p80
+
+add element ip6 kube-proxy cluster-ips { fd00:172:30::44 }
+add element ip6 kube-proxy service-ips { fd00:172:30::44 . tcp . 80 : goto service-LAUZTJTB-ns4/svc4/tcp/p80 }
+add element ip6 kube-proxy service-ips { 2001:db8:99::33 . tcp . 80 : goto external-LAUZTJTB-ns4/svc4/tcp/p80 }
+add element ip6 kube-proxy hairpin-connections { fd00:10:180::5 . fd00:10:180::5 . tcp . 80 }
+
+add set ip6 kube-proxy affinity-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80 { type ipv6_addr ; flags dynamic,timeout ; timeout 10800s ; }
+add chain ip6 kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80
+add rule ip6 kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80 ip6 saddr @affinity-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80 goto endpoint-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80
+add rule ip6 kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80 numgen random mod 1 vmap { 0 : goto endpoint-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80 }
+add chain ip6 kube-proxy external-HVFWP5L3-ns5/svc5/tcp/p80
+add rule ip6 kube-proxy external-HVFWP5L3-ns5/svc5/tcp/p80 mark set mark or 0x4000 comment "masquerade"
+add rule ip6 kube-proxy external-HVFWP5L3-ns5/svc5/tcp/p80 goto service-HVFWP5L3-ns5/svc5/tcp/p80
+
+add chain ip6 kube-proxy endpoint-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80
+add rule ip6 kube-proxy endpoint-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80 update @affinity-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80 { ip6 saddr }
+add rule ip6 kube-proxy endpoint-5HFFSBBM-ns5/svc5/tcp/p80__fd00.10.180..3/80 meta l4proto tcp dnat to [fd00:10:180::3]:80
+
+add chain ip6 kube-proxy firewall-HVFWP5L3-ns5/svc5/tcp/p80
+add rule ip6 kube-proxy firewall-HVFWP5L3-ns5/svc5/tcp/p80 ip6 saddr != { 2001:db8:203::/64 } drop
+
+add element ip6 kube-proxy cluster-ips { fd00:172:30::45 }
+add element ip6 kube-proxy service-ips { fd00:172:30::45 . tcp . 80 : goto service-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip6 kube-proxy service-ips { 5555::2 . tcp . 80 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip6 kube-proxy service-nodeports { tcp . 3002 : goto external-HVFWP5L3-ns5/svc5/tcp/p80 }
+add element ip6 kube-proxy firewall-ips { 5555::2 . tcp . 80 : goto firewall-HVFWP5L3-ns5/svc5/tcp/p80 }
+
+add element ip6 kube-proxy cluster-ips { fd00:172:30::46 }
+add element ip6 kube-proxy no-endpoint-services { fd00:172:30::46 . tcp . 80 comment "ns6/svc6:p80" : goto reject-chain }
+
+`
+
+func applyOverallIPv6(w *World) {
+	svc1 := Service("ns1", "svc1", ClusterIP("fd00:172:30::41"))
+	svc2 := Service("ns2", "svc2", ClusterIP("fd00:172:30::42"), Port("p80", v1.ProtocolTCP, 80), NodePort(3001),
+		LoadBalancer("5555::1"), ExternalIPs("2001:db8:99::22"), ExternalLocal(), HealthCheckNodePort(30000))
+	svc3 := Service("ns3", "svc3", ClusterIP("fd00:172:30::43"), Port("p80", v1.ProtocolTCP, 80), NodePort(3003))
+	svc4 := Service("ns4", "svc4", ClusterIP("fd00:172:30::44"), ExternalIPs("2001:db8:99::33"))
+	svc5 := Service("ns5", "svc5", ClusterIP("fd00:172:30::45"), Port("p80", v1.ProtocolTCP, 80), NodePort(3002),
+		LoadBalancer("5555::2"), SourceRanges("2001:db8:203::/64"), Affinity(10800))
+	svc6 := Service("ns6", "svc6", ClusterIP("fd00:172:30::46"))
+	w.Apply(svc1, svc2, svc3, svc4, svc5, svc6,
+		SliceFor(svc1, Endpoint("fd00:10:180::1", OnNode(testNodeName))),
+		SliceFor(svc2, Endpoint("fd00:10:180::2", OnNode("other-node"))),
+		SliceFor(svc3, Endpoint("fd00:10:180::3", OnNode(testNodeName))),
+		SliceFor(svc4, Endpoint("fd00:10:180::4", OnNode("other-node")), Endpoint("fd00:10:180::5", OnNode(testNodeName))),
+		SliceFor(svc5, Endpoint("fd00:10:180::3", OnNode(testNodeName))))
+}
+
+func TestOverallLayoutIPv6MatchesUpstream(t *testing.T) {
+	e := newTestEnv(t, v1.IPv6Protocol)
+	applyOverallIPv6(e.world)
+	e.sync()
+	assertTable(t, baseRulesIPv6()+overallIPv6, e.nft.Dump())
+}
+
+// baseRulesIPv6 is upstream's baseRulesV6: baseRules in IPv6 words.
+func baseRulesIPv6() string {
+	return strings.NewReplacer("ip kube-proxy", "ip6 kube-proxy", "ipv4_addr", "ipv6_addr", "ip daddr", "ip6 daddr",
+		"ip saddr", "ip6 saddr", "172.30.0.0/16", "fd00:10:96::/112", "10.0.0.0/8", "fd00:10::/64",
+		"192.168.0.2", testNodeIPv6).Replace(baseRulesIPv4)
+}
+
 func TestEmptyLayoutIPv6MatchesUpstream(t *testing.T) {
 	e := newTestEnv(t, v1.IPv6Protocol)
 	e.sync()
-	want := strings.NewReplacer("ip kube-proxy", "ip6 kube-proxy", "ipv4_addr", "ipv6_addr", "ip daddr", "ip6 daddr",
-		"ip saddr", "ip6 saddr", "172.30.0.0/16", "fd00:10:96::/112", "10.0.0.0/8", "fd00:10::/64",
-		"192.168.0.2", testNodeIPv6).Replace(baseRulesIPv4)
-	assertTable(t, want, e.nft.Dump())
+	assertTable(t, baseRulesIPv6(), e.nft.Dump())
 }

@@ -21,6 +21,3 @@ func lookupService(snap *proxier.Snapshot, name proxier.ServicePortName) (*proxi
 	}
 	return sp, snap.Endpoints[name]
 }
-
-// serviceCount is the number of service ports of snap.
-func serviceCount(snap *proxier.Snapshot) int { return len(snap.Services) }
