@@ -25,7 +25,7 @@ func TestKernelTiming10k(t *testing.T) {
 		n = v
 	}
 	ns := kerneltest.Netns(t, "kpx-nftb-")
-	nftInNetns(t, nftBinary(t), ns)
+	nftInNetns(t, nftBinary(t), ns, knftables.IPv4Family)
 	real, err := nftcmd.Open(context.Background(), nftcmd.Options{Family: knftables.IPv4Family, Table: TableName,
 		Timeout: 5 * time.Minute})
 	if err != nil {

@@ -36,7 +36,7 @@ func nftBinary(t *testing.T) string {
 
 // nftInNetns returns a knftables.Interface whose nft runs inside network
 // namespace ns: a wrapper script named nft, first in PATH for this test.
-func nftInNetns(t *testing.T, real, ns string) knftables.Interface {
+func nftInNetns(t *testing.T, real, ns string, fam knftables.Family) knftables.Interface {
 	t.Helper()
 	dir := t.TempDir()
 	script := "#!/bin/sh\nexec ip netns exec " + ns + " " + real + " \"$@\"\n"
@@ -44,7 +44,7 @@ func nftInNetns(t *testing.T, real, ns string) knftables.Interface {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	nft, err := nftcmd.Open(context.Background(), nftcmd.Options{Family: knftables.IPv4Family, Table: TableName, Timeout: 30 * time.Second})
+	nft, err := nftcmd.Open(context.Background(), nftcmd.Options{Family: fam, Table: TableName, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatalf("knftables.New in %s: %v", ns, err)
 	}
@@ -53,11 +53,11 @@ func nftInNetns(t *testing.T, real, ns string) knftables.Interface {
 
 var elementsRE = regexp.MustCompile(`elements = \{([^}]*)\}`)
 
-// listTable is `nft list table ip kube-proxy` in ns with the elements of
+// listTable is `nft list table <family> kube-proxy` in ns with the elements of
 // every set and map sorted (the kernel lists hash sets in its own order).
-func listTable(t *testing.T, nft, ns string) string {
+func listTable(t *testing.T, nft, ns, family string) string {
 	t.Helper()
-	out := kerneltest.NetnsExec(t, ns, nft, "list", "table", "ip", TableName)
+	out := kerneltest.NetnsExec(t, ns, nft, "list", "table", family, TableName)
 	out = elementsRE.ReplaceAllStringFunc(out, func(m string) string {
 		body := elementsRE.FindStringSubmatch(m)[1]
 		var items []string
@@ -97,9 +97,9 @@ func sortBlocks(listing string) string {
 
 // loadDump writes the Fake's view (its Dump, nft commands) into a fresh
 // table in ns.
-func loadDump(t *testing.T, nft, ns, dump string) {
+func loadDump(t *testing.T, nft, ns, family, dump string) {
 	t.Helper()
-	_ = exec.Command("ip", "netns", "exec", ns, nft, "delete", "table", "ip", TableName).Run()
+	_ = exec.Command("ip", "netns", "exec", ns, nft, "delete", "table", family, TableName).Run()
 	cmd := exec.Command("ip", "netns", "exec", ns, nft, "-f", "-")
 	cmd.Stdin = strings.NewReader(dump)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -107,43 +107,76 @@ func loadDump(t *testing.T, nft, ns, dump string) {
 	}
 }
 
+// kernelStep is one change of TestKernelSyncsMatchTheFake's world.
+type kernelStep struct {
+	name   string
+	change func(w *World)
+}
+
+// kernelSteps are the changes for one family: upstream's overall services,
+// then an endpoint added, a service deleted, a service's endpoints gone, an
+// affinity timeout changed, and a sync that deletes the stale chains.
+func kernelSteps(fam v1.IPFamily) []kernelStep {
+	ip := func(v4, v6 string) string {
+		if fam == v1.IPv6Protocol {
+			return v6
+		}
+		return v4
+	}
+	apply := applyOverallIPv4
+	if fam == v1.IPv6Protocol {
+		apply = applyOverallIPv6
+	}
+	return []kernelStep{
+		{"full", apply},
+		{"endpoint added", func(w *World) {
+			svc4 := Service("ns4", "svc4", ClusterIP(ip("172.30.0.44", "fd00:172:30::44")))
+			w.Apply(SliceFor(svc4, Endpoint(ip("10.180.0.4", "fd00:10:180::4"), OnNode("other-node")),
+				Endpoint(ip("10.180.0.5", "fd00:10:180::5"), OnNode(testNodeName)),
+				Endpoint(ip("10.180.0.6", "fd00:10:180::6"), OnNode(testNodeName))))
+		}},
+		{"service deleted", func(w *World) { w.Delete(Service("ns1", "svc1")) }},
+		{"endpoints gone", func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
+		{"affinity timeout changed", func(w *World) {
+			w.Apply(Service("ns5", "svc5", ClusterIP(ip("172.30.0.45", "fd00:172:30::45")), Port("p80", v1.ProtocolTCP, 80),
+				NodePort(3002), LoadBalancer(ip("5.6.7.8", "5555::2")), SourceRanges(ip("203.0.113.0/25", "2001:db8:203::/64")),
+				Affinity(600)))
+		}},
+		{"stale chains deleted", func(w *World) {}},
+	}
+}
+
 // TestKernelSyncsMatchTheFake applies a full sync and partial syncs with
 // the real nft in a namespace, and after each compares `nft list table`
 // with the same listing of the Fake's view (its dump loaded into a second
 // namespace): the kernel holds exactly what the Fake, and the mirror,
-// believe.
+// believe. At the end the kernel also equals one full sync of the final
+// state by a fresh Proxier.
 func TestKernelSyncsMatchTheFake(t *testing.T) {
+	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		t.Run(string(fam), func(t *testing.T) { runKernelSyncs(t, fam) })
+	}
+}
+
+func runKernelSyncs(t *testing.T, fam v1.IPFamily) {
 	nsReal := kerneltest.Netns(t, "kpx-nft-")
 	nsView := kerneltest.Netns(t, "kpx-nftv-")
 	nft := nftBinary(t)
-	real := nftInNetns(t, nft, nsReal)
-	e := newTestEnv(t, v1.IPv4Protocol) // the Fake side
-	kp, err := New(Options{NFT: real, MasqueradeMark: "0x4000", LocalDetector: localDetector4(),
+	e := newTestEnv(t, fam) // the Fake side
+	kf := knftables.IPv4Family
+	if fam == v1.IPv6Protocol {
+		kf = knftables.IPv6Family
+	}
+	real := nftInNetns(t, nft, nsReal, kf)
+	kp, err := New(Options{NFT: real, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),
 		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs,
 		Now: e.clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	steps := []struct {
-		name   string
-		change func(w *World)
-	}{
-		{"full", applyOverallIPv4},
-		{"endpoint added", func(w *World) {
-			svc4 := Service("ns4", "svc4", ClusterIP("172.30.0.44"), ExternalIPs("192.168.99.33"))
-			w.Apply(SliceFor(svc4, Endpoint("10.180.0.4", OnNode("other-node")),
-				Endpoint("10.180.0.5", OnNode(testNodeName)), Endpoint("10.180.0.6", OnNode(testNodeName))))
-		}},
-		{"service deleted", func(w *World) { w.Delete(Service("ns1", "svc1")) }},
-		{"endpoints gone", func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
-		{"affinity timeout changed", func(w *World) {
-			w.Apply(Service("ns5", "svc5", ClusterIP("172.30.0.45"), Port("p80", v1.ProtocolTCP, 80), NodePort(3002),
-				LoadBalancer("5.6.7.8"), SourceRanges("203.0.113.0/25"), Affinity(600)))
-		}},
-		{"stale chains deleted", func(w *World) {}},
-	}
 	ctx := context.Background()
-	for _, st := range steps {
+	nfam := e.p.table.fam.ip
+	for _, st := range kernelSteps(fam) {
 		st.change(e.world)
 		e.clock.advance(700 * time.Millisecond)
 		snap := e.world.Snapshot()
@@ -153,8 +186,8 @@ func TestKernelSyncsMatchTheFake(t *testing.T) {
 		if _, err := e.p.Sync(ctx, snap); err != nil {
 			t.Fatalf("%s: fake: %v", st.name, err)
 		}
-		loadDump(t, nft, nsView, e.nft.Dump())
-		got, want := listTable(t, nft, nsReal), listTable(t, nft, nsView)
+		loadDump(t, nft, nsView, nfam, e.nft.Dump())
+		got, want := listTable(t, nft, nsReal, nfam), listTable(t, nft, nsView, nfam)
 		if !strings.Contains(got, "chain services") || !strings.Contains(want, "chain services") {
 			t.Fatalf("%s: a listing lacks the table:\nkernel:\n%s\nview:\n%s", st.name, got, want)
 		}
@@ -162,18 +195,16 @@ func TestKernelSyncsMatchTheFake(t *testing.T) {
 			t.Fatalf("%s: kernel table differs from the Fake's view:\n%s", st.name, lineDiff(want, got))
 		}
 	}
-	// After the stale chains' deletion the kernel also equals one full sync
-	// of the final state by a fresh Proxier.
-	fresh := knftables.NewFake(knftables.IPv4Family, TableName)
-	p2, _ := New(Options{NFT: fresh, MasqueradeMark: "0x4000", LocalDetector: localDetector4(),
+	fresh := knftables.NewFake(kf, TableName)
+	p2, _ := New(Options{NFT: fresh, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),
 		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs})
 	snap := e.world.Snapshot()
 	snap.Full = true
 	if _, err := p2.Sync(ctx, snap); err != nil {
 		t.Fatal(err)
 	}
-	loadDump(t, nft, nsView, fresh.Dump())
-	if got, want := listTable(t, nft, nsReal), listTable(t, nft, nsView); got != want {
+	loadDump(t, nft, nsView, nfam, fresh.Dump())
+	if got, want := listTable(t, nft, nsReal, nfam), listTable(t, nft, nsView, nfam); got != want {
 		t.Fatalf("kernel table after partial syncs differs from one full sync:\n%s", lineDiff(want, got))
 	}
 	if out := kerneltest.NetnsExec(t, nsReal, nft, "list", "chains"); strings.Contains(out, "ns1/svc1") || !strings.Contains(out, "ns4/svc4") {
