@@ -214,3 +214,30 @@ func assertSameAsFullSync(t *testing.T, e *testEnv) {
 }
 
 func localDetector4() (d netfilterDetector) { return localDetectorFor(v1.IPv4Protocol) }
+
+// A failed stale-chain deletion is counted and makes the sync full; the
+// full sync's listing finds the chain again and retires it later.
+func TestFailedStaleDeletionMakesTheSyncFull(t *testing.T) {
+	m := metrics.New()
+	e := newTestEnv(t, v1.IPv4Protocol, func(o *Options) { o.Metrics = m })
+	applyOverallIPv4(e.world)
+	e.sync()
+	const chain = "service-ULMVA6XW-ns1/svc1/tcp/p80"
+	e.world.Delete(Service("ns1", "svc1"))
+	e.sync()
+	e.clock.advance(2 * time.Second)
+	e.nft.fail = 1 // the deletion transaction
+	res := e.sync()
+	if !res.Full || counterValue(t, m.NFTablesCleanupFailuresTotal, "IPv4") != 1 ||
+		counterValue(t, m.NFTablesSyncFailuresTotal, "IPv4") != 0 {
+		t.Fatalf("result %+v; want a full sync and one cleanup failure", res)
+	}
+	if !strings.Contains(e.nft.last(), "flush chain ip kube-proxy "+chain) {
+		t.Errorf("full sync did not re-flush the stale chain it listed")
+	}
+	e.clock.advance(2 * time.Second)
+	e.sync()
+	if e.nft.Table.Chains[chain] != nil {
+		t.Errorf("stale chain never deleted")
+	}
+}
