@@ -9,7 +9,9 @@
 // objects and the two replace each other.
 //
 // Contract: a Proxier is a proxier.Backend for one IP family over a
-// knftables.Interface. Every Sync is one nft transaction (atomic):
+// knftables.Interface (proxier/netfilter/nft.Open, which bounds every nft
+// command, in production; knftables' Fake in tests and --dry-run). Every
+// Sync is one nft transaction (atomic):
 //
 //   - full (snapshot Full, or the first sync): the table, base chains and
 //     fixed chains re-created and refilled, every set and map flushed and
@@ -30,9 +32,19 @@
 // wrapped error (counted in kubeproxy_sync_proxy_rules_nftables_sync_failures_total);
 // the runner retries with a full snapshot.
 //
+// An affinity set whose timeout changes is deleted and re-created (after
+// the chains naming it are flushed, in the same transaction), so the result
+// does not depend on whether the kernel updates a set's timeout in place;
+// that endpoint's affinity entries start over.
+//
 // Where two service ports contribute the same element key with different
 // values (e.g. one external IP and port on two Services), the smaller
 // service port name wins, deterministically (upstream: map order).
+//
+// Upstream drops traffic to unallocated addresses of the cluster's
+// ServiceCIDRs; Options.ServiceCIDRs carries them, but nothing feeds it yet
+// (kproxy does not watch ServiceCIDR objects), so that rule is left out as
+// upstream leaves it out when it knows none.
 //
 // Differences from upstream kept on purpose: a loadBalancerSourceRanges
 // entry that cannot be parsed fails closed as in kproxy's other modes (with
