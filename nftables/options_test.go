@@ -1,6 +1,8 @@
 package nftables
 
 import (
+	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -114,5 +116,33 @@ func TestServiceVariants(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Service CIDRs learnt later are written by the next full sync, as upstream.
+func TestSetServiceCIDRs(t *testing.T) {
+	e := newTestEnv(t, v1.IPv4Protocol, func(o *Options) { o.ServiceCIDRs = nil })
+	applyOverallIPv4(e.world)
+	e.sync()
+	const rule = `add rule ip kube-proxy cluster-ips-check ip daddr { 10.96.0.0/12,10.100.0.0/16 } drop comment "Drop traffic to unallocated ClusterIPs"`
+	cidrs := []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("fd00::/108"),
+		netip.MustParsePrefix("10.100.0.0/16")}
+	if !e.p.SetServiceCIDRs(cidrs) || e.p.SetServiceCIDRs(cidrs) {
+		t.Fatal("SetServiceCIDRs: want changed once, then unchanged")
+	}
+	if e.p.SetServiceCIDRs(cidrs[1:2]) != true {
+		t.Fatal("dropping this family's CIDRs is a change")
+	}
+	e.p.SetServiceCIDRs(cidrs)
+	e.world.Apply(SliceFor(Service("ns6", "svc6"), Endpoint("10.180.0.9")))
+	e.sync()
+	if strings.Contains(e.nft.Dump(), "unallocated") {
+		t.Fatal("a partial sync rewrote the fixed chains")
+	}
+	if _, err := e.p.Sync(context.Background(), e.world.Full()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.nft.Dump(), rule) {
+		t.Errorf("full sync lacks %q", rule)
 	}
 }

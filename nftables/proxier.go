@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -39,7 +40,8 @@ type Options struct {
 	// NodeIP is the node's primary IP of this family (LB source ranges that
 	// hold it also allow the LB IPs as sources).
 	NodeIP netip.Addr
-	// ServiceCIDRs, when set, get traffic to their unallocated addresses dropped.
+	// ServiceCIDRs, when set, get traffic to their unallocated addresses
+	// dropped (SetServiceCIDRs replaces them later).
 	ServiceCIDRs []netip.Prefix
 	// Metrics, when set, receives the nftables failure counters.
 	Metrics *metrics.Metrics
@@ -64,6 +66,11 @@ type Proxier struct {
 	// once the base chains were re-created by this process.
 	synced        bool
 	baseRecreated bool
+
+	// cidrMu guards serviceCIDRs, set from the ServiceCIDR watch while a
+	// sync may run; a full sync copies them into table.
+	cidrMu       sync.Mutex
+	serviceCIDRs []netip.Prefix
 }
 
 var _ proxier.Backend = (*Proxier)(nil)
@@ -89,6 +96,7 @@ func New(opts Options) (*Proxier, error) {
 			ifNotLocal: ifNotLocal, nodePortAll: opts.NodePortsAll, nodePortIPs: slices.Clone(opts.NodePortIPs),
 			serviceCIDRs: familyPrefixes(opts.ServiceCIDRs, opts.Family)},
 	}
+	p.serviceCIDRs = p.table.serviceCIDRs
 	p.ctx = renderContext{fam: fam, masqRule: p.table.masqRule(), ifLocal: ifLocal, nodeIP: opts.NodeIP}
 	return p, nil
 }
@@ -139,7 +147,25 @@ func syncKind(full bool) string {
 // transactionBytes is the size of the nft -f input tx stands for.
 func transactionBytes(tx *knftables.Transaction) int { return len(tx.String()) }
 
+// SetServiceCIDRs replaces the cluster's service CIDRs (both families; this
+// Proxier keeps its own). Like upstream, they are written by the next full
+// sync; it reports whether this family's changed, so the caller can ask
+// for one.
+func (p *Proxier) SetServiceCIDRs(cidrs []netip.Prefix) bool {
+	mine := familyPrefixes(cidrs, p.family)
+	p.cidrMu.Lock()
+	defer p.cidrMu.Unlock()
+	if slices.Equal(mine, p.serviceCIDRs) {
+		return false
+	}
+	p.serviceCIDRs = mine
+	return true
+}
+
 func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) (*knftables.Transaction, func()) {
+	p.cidrMu.Lock()
+	p.table.serviceCIDRs = p.serviceCIDRs
+	p.cidrMu.Unlock()
 	now := p.now()
 	next, ch := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), now)
 	tx := p.nft.NewTransaction()

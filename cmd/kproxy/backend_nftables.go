@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 
 	v1 "k8s.io/api/core/v1"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/nftables"
 	"github.com/kproxy/kproxy/proxier/netfilter/nft"
 )
@@ -89,4 +91,35 @@ type printingNFT struct {
 func (n *printingNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
 	fmt.Fprintf(n.out, "# kproxy --dry-run: %s nft -f input\n%s", n.family, tx.String())
 	return n.Fake.Run(ctx, tx)
+}
+
+// serviceCIDRSetter is a backend that uses the cluster's service CIDRs
+// (nftables mode's drop rule for unallocated ClusterIPs).
+type serviceCIDRSetter interface {
+	SetServiceCIDRs([]netip.Prefix) bool
+}
+
+// watchServiceCIDRs feeds the ServiceCIDR objects' ranges to the nftables
+// backends, as upstream's nftables mode watches them, and asks for a full
+// sync when a family's ranges change (upstream waits for the next one).
+// Only against an API server; with --manifests there are none.
+func (p *proxy) watchServiceCIDRs(ctx context.Context) {
+	if p.client == nil || p.cfg.Mode != config.ModeNFTables {
+		return
+	}
+	logger := p.logger.WithName("servicecidrs")
+	err := informers.RunServiceCIDRs(ctx, informers.ServiceCIDRsOptions{
+		Client: p.client, ResyncPeriod: p.cfg.ConfigSyncPeriod, Logger: logger,
+		OnChange: func(cidrs []netip.Prefix) {
+			logger.V(2).Info("Service CIDRs changed", "cidrs", cidrs)
+			for _, fp := range p.families {
+				if s, ok := fp.backend.(serviceCIDRSetter); ok && s.SetServiceCIDRs(cidrs) {
+					fp.runner.ForceFull()
+				}
+			}
+		},
+	})
+	if err != nil {
+		logger.Error(err, "Not watching ServiceCIDRs; no drop rule for unallocated ClusterIPs")
+	}
 }

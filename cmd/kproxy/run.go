@@ -33,6 +33,7 @@ func (p *proxy) run(ctx context.Context) error {
 		go p.monitorTampering(ctx, fp)
 	}
 	go func() { errs <- p.runSource(ctx) }()
+	go p.watchServiceCIDRs(ctx)
 	select {
 	case <-ctx.Done():
 		p.logger.Info("Shutting down; rules stay in place for the next start")
