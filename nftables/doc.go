@@ -41,10 +41,9 @@
 // values (e.g. one external IP and port on two Services), the smaller
 // service port name wins, deterministically (upstream: map order).
 //
-// Upstream drops traffic to unallocated addresses of the cluster's
-// ServiceCIDRs; Options.ServiceCIDRs carries them, but nothing feeds it yet
-// (kproxy does not watch ServiceCIDR objects), so that rule is left out as
-// upstream leaves it out when it knows none.
+// Traffic to unallocated addresses of the cluster's ServiceCIDRs is
+// dropped: Options.ServiceCIDRs, then SetServiceCIDRs (cmd feeds it from
+// the ServiceCIDR objects), written by the next full sync as upstream does.
 //
 // Differences from upstream kept on purpose: a loadBalancerSourceRanges
 // entry that cannot be parsed fails closed as in kproxy's other modes (with
