@@ -27,7 +27,10 @@
 //     whatever the server did. Tombstones (cache.DeletedFinalStateUnknown)
 //     are unwrapped; objects of unexpected types are logged and dropped.
 //     NewClient builds the clientset from --kubeconfig/--master or the
-//     in-cluster environment.
+//     in-cluster environment. RunServiceCIDRs watches ServiceCIDR objects
+//     beside it for nftables mode (their ranges, not a handler kind:
+//     nothing waits for their listing, so an API server without them does
+//     not hold up the proxy).
 //   - RunManifests reads the same kinds from YAML/JSON files (the offline
 //     --manifests mode used by the demo, dry runs and most tests), applies
 //     the same selection, and polls for changes, delivering Add/Update/

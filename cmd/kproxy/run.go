@@ -9,6 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
@@ -32,6 +33,7 @@ func (p *proxy) run(ctx context.Context) error {
 		go p.monitorTampering(ctx, fp)
 	}
 	go func() { errs <- p.runSource(ctx) }()
+	go p.watchServiceCIDRs(ctx)
 	select {
 	case <-ctx.Done():
 		p.logger.Info("Shutting down; rules stay in place for the next start")
@@ -135,6 +137,12 @@ func (p *proxy) waitInitialized(ctx context.Context, srcErr <-chan error) error 
 // Both modes write the canaries on full syncs and jump to KUBE-SERVICES.
 func (p *proxy) monitorTampering(ctx context.Context, fp *familyProxy) {
 	logger := p.logger.WithValues("ipFamily", fp.family)
+	if p.cfg.Mode == config.ModeNFTables {
+		// As upstream's nftables mode: no canary; a transaction that finds
+		// the table changed under it fails and the retry is a full sync.
+		logger.V(2).Info("No tamper monitor in nftables mode; the hourly full sync rewrites the table")
+		return
+	}
 	lister, ok := fp.restorer.(netfilter.ChainLister)
 	if !ok {
 		logger.Info("Tamper detection is off: this iptables runner cannot list single chains")

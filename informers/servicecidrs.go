@@ -1,0 +1,107 @@
+package informers
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+)
+
+// ServiceCIDRsOptions configure RunServiceCIDRs.
+type ServiceCIDRsOptions struct {
+	// Client talks to the API server.
+	Client kubernetes.Interface
+	// ResyncPeriod is the informer's resync period (0: none).
+	ResyncPeriod time.Duration
+	// OnChange receives the cluster's service CIDRs (every ServiceCIDR
+	// object's spec.cidrs, both families, sorted, without duplicates)
+	// whenever they change. Calls never overlap.
+	OnChange func([]netip.Prefix)
+	// Logger receives V(4) events and unparseable CIDRs. The zero value discards.
+	Logger klog.Logger
+}
+
+// RunServiceCIDRs watches networking.k8s.io/v1 ServiceCIDR objects until ctx
+// ends, as upstream's ServiceCIDRConfig does for nftables mode (which drops
+// traffic to unallocated addresses of these ranges). It is separate from
+// RunCluster: ServiceCIDRs carry no service-proxy label, and an API server
+// without the resource (before 1.33) must not hold up the proxy, so nothing
+// waits for this informer's initial listing.
+func RunServiceCIDRs(ctx context.Context, opts ServiceCIDRsOptions) error {
+	if opts.Client == nil || opts.OnChange == nil {
+		return errors.New("service CIDR source: Client and OnChange are required")
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
+		informers.WithTransform(stripManagedFields))
+	inf := factory.Networking().V1().ServiceCIDRs().Informer()
+	w := &serviceCIDRWatcher{store: inf.GetStore(), opts: opts}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { w.changed() },
+		UpdateFunc: func(any, any) { w.changed() },
+		DeleteFunc: func(any) { w.changed() },
+	}); err != nil {
+		return err
+	}
+	factory.StartWithContext(ctx)
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+// serviceCIDRWatcher recomputes the CIDR list from the informer's store on
+// each event (the informer calls one handler at a time).
+type serviceCIDRWatcher struct {
+	store cache.Store
+	opts  ServiceCIDRsOptions
+	last  []netip.Prefix
+	sent  bool
+}
+
+func (w *serviceCIDRWatcher) changed() {
+	var out []netip.Prefix
+	for _, obj := range w.store.List() {
+		sc, ok := obj.(*networkingv1.ServiceCIDR)
+		if !ok {
+			continue
+		}
+		out = append(out, ParseServiceCIDRs(sc, w.opts.Logger)...)
+	}
+	out = sortPrefixes(out)
+	if w.sent && slices.Equal(out, w.last) {
+		return
+	}
+	w.last, w.sent = out, true
+	w.opts.OnChange(slices.Clone(out))
+}
+
+// ParseServiceCIDRs returns a ServiceCIDR's valid, masked spec.cidrs; an
+// unparseable one is logged and skipped (the API server validates them).
+func ParseServiceCIDRs(sc *networkingv1.ServiceCIDR, logger klog.Logger) []netip.Prefix {
+	var out []netip.Prefix
+	for _, c := range sc.Spec.CIDRs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			logger.Info("Ignoring an invalid ServiceCIDR range", "serviceCIDR", klog.KObj(sc), "cidr", c)
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
+	slices.SortFunc(ps, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(ps)
+}
