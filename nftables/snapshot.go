@@ -8,16 +8,16 @@ import (
 
 // forEachService calls fn for every service port of snap.
 func forEachService(snap *proxier.Snapshot, fn func(proxier.ServicePortName, *proxier.ServicePort, *proxier.EndpointSet)) {
-	for name, sp := range snap.Services {
-		fn(name, sp, snap.Endpoints[name])
+	for name, sp := range snap.All() {
+		fn(name, sp, snap.Endpoints(name))
 	}
 }
 
 // lookupService returns a service port of snap and its endpoints (nil, nil when gone).
 func lookupService(snap *proxier.Snapshot, name proxier.ServicePortName) (*proxier.ServicePort, *proxier.EndpointSet) {
-	sp := snap.Services[name]
-	if sp == nil {
+	sp, ok := snap.Service(name)
+	if !ok {
 		return nil, nil
 	}
-	return sp, snap.Endpoints[name]
+	return sp, snap.Endpoints(name)
 }
