@@ -9,6 +9,7 @@ have iptables-restore || need+=(iptables)
 have conntrack || need+=(conntrack)
 have ipset || need+=(ipset)
 have ip || need+=(iproute2)
+have nft || need+=(nftables)
 have curl || need+=(curl)
 have make || need+=(make)
 
