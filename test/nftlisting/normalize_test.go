@@ -170,3 +170,30 @@ func TestNormalizeEmptyListing(t *testing.T) {
 		t.Errorf("Normalize(\"\") = %q", got)
 	}
 }
+
+// Two runs of upstream kube-proxy v1.37.2 (nftables mode) on the same
+// objects, captured by test/e2e's TestClusterNFTUpstreamScenario with
+// KPROXY_E2E_NFT_DUMP: the kernel lists their chains and elements in
+// different orders, and normalization makes them equal.
+func TestNormalizeUpstreamRuns(t *testing.T) {
+	run1, run2 := readSample(t, "upstream-run1.nft"), readSample(t, "upstream-run2.nft")
+	if run1 == run2 {
+		t.Fatal("samples are identical; the test needs two differently ordered listings")
+	}
+	got1, got2 := mustNormalize(t, run1), mustNormalize(t, run2)
+	if got1 != got2 {
+		t.Errorf("two upstream runs differ after normalization:\n%s\n---\n%s", got1, got2)
+	}
+	for _, want := range []string{
+		"table ip kube-proxy {\n", "table ip6 kube-proxy {\n",
+		"\t\telements = {\n\t\t\t10.96.0.1,\n\t\t\t10.96.0.10,\n",
+		"\t\t\t10.244.1.11 . 10.244.1.11 . tcp . 8080,\n",
+	} {
+		if !strings.Contains(got1, want) {
+			t.Errorf("normalized upstream listing lacks %q:\n%s", want, got1)
+		}
+	}
+	if n, m := strings.Count(got1, "\tchain "), strings.Count(run1, "\tchain "); n != m {
+		t.Errorf("normalized listing has %d chains, the raw one %d", n, m)
+	}
+}
