@@ -1,0 +1,296 @@
+package peerbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kproxy/kproxy/test/cluster"
+)
+
+// Peer is one proxy binary to measure.
+type Peer struct {
+	Name string // "upstream", "kproxy"
+	Bin  string
+}
+
+// Options configures Run.
+type Options struct {
+	Services, Endpoints int
+	Rounds              int
+	// Changes is the number of endpoint changes timed per round and peer.
+	Changes int
+	Peers   []Peer
+	// Timeout bounds each wait for a proxy (full sync, restart, one change).
+	Timeout time.Duration
+	// Binaries of the control plane; zero means cluster.ResolveBinaries.
+	Binaries cluster.Binaries
+	// WorkDir receives the configuration and the proxies' logs.
+	WorkDir string
+	// Progress, when set, is called with each sample as it is taken.
+	Progress func(Sample)
+	// Log, when set, is called with progress lines (object creation, ...).
+	Log func(format string, args ...any)
+}
+
+// Sample is one round of one peer.
+type Sample struct {
+	Peer  string
+	Round int
+	// Full is proxy start → service-ips holds every service; FullOwn the
+	// proxy's own first full IPv4 sync (its metric).
+	Full, FullOwn time.Duration
+	// Endpoint are the round's API write → address in the chain times;
+	// EndpointOwn the proxy's mean partial IPv4 sync over them.
+	Endpoint    []time.Duration
+	EndpointOwn time.Duration
+	// Restart is the second start → a completed sync with every service.
+	Restart time.Duration
+	// RSSTree is the peak RSS of the proxy and its children over the
+	// round; RSSMain the main process's VmHWM; Children whether any child ran.
+	RSSTree, RSSMain int64
+	Children         bool
+	Err              error
+}
+
+// Run starts the control plane, creates the objects and measures every
+// peer Rounds times. It returns the samples taken so far with an error.
+func Run(ctx context.Context, opts Options) ([]Sample, error) {
+	opts = withDefaults(opts)
+	c, err := cluster.Start(ctx, cluster.Options{Binaries: opts.Binaries, LogDir: filepath.Join(opts.WorkDir, "cluster")})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cfg := *c.Config
+	cfg.QPS, cfg.Burst = 2000, 4000
+	client, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	start := time.Now()
+	if err := createObjects(ctx, client, opts.Services, opts.Endpoints); err != nil {
+		return nil, err
+	}
+	opts.Log("created %d services × %d endpoints in %v", opts.Services, opts.Endpoints, time.Since(start).Round(time.Millisecond))
+	confPath := filepath.Join(opts.WorkDir, "config.conf")
+	if err := os.WriteFile(confPath, configFile(c.Kubeconfig), 0o600); err != nil {
+		return nil, err
+	}
+	r := &runner{opts: opts, c: c, client: client, conf: confPath}
+	var samples []Sample
+	for round := range opts.Rounds {
+		for _, peer := range opts.Peers {
+			s := r.round(ctx, peer, round)
+			opts.Progress(s)
+			samples = append(samples, s)
+			if ctx.Err() != nil {
+				return samples, ctx.Err()
+			}
+		}
+	}
+	return samples, nil
+}
+
+func withDefaults(opts Options) Options {
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Minute
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(Sample) {}
+	}
+	if opts.Log == nil {
+		opts.Log = func(string, ...any) {}
+	}
+	return opts
+}
+
+// configFile is the configuration every peer runs with: nftables mode,
+// the deployed settings (minSyncPeriod 1s, syncPeriod 30s), the admin
+// kubeconfig, conntrack sysctls left alone (not settable in a namespace).
+func configFile(kubeconfig string) []byte {
+	return fmt.Appendf(nil, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+hostnameOverride: %s
+bindAddress: 0.0.0.0
+healthzBindAddress: 0.0.0.0:10256
+metricsBindAddress: 127.0.0.1:10249
+clusterCIDR: 10.244.0.0/16
+clientConnection:
+  kubeconfig: %s
+  qps: 50
+  burst: 100
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+nftables:
+  minSyncPeriod: 1s
+  syncPeriod: 30s
+`, NodeName, kubeconfig)
+}
+
+// runner holds what every round shares.
+type runner struct {
+	opts    Options
+	c       *cluster.Cluster
+	client  kubernetes.Interface
+	conf    string
+	changes int // endpoint changes written so far (each gets a new address)
+}
+
+// round measures one peer in a fresh namespace.
+func (r *runner) round(ctx context.Context, peer Peer, round int) Sample {
+	s := Sample{Peer: peer.Name, Round: round}
+	ns, err := nodeNamespace(ctx, peer.Name)
+	if ns != "" {
+		defer deleteNamespace(ns)
+	}
+	if err == nil {
+		err = r.c.ServeAPIIn(ns)
+	}
+	if err != nil {
+		s.Err = err
+		return s
+	}
+	logPath := filepath.Join(r.opts.WorkDir, fmt.Sprintf("%s-round%d.log", peer.Name, round+1))
+	s.Err = r.measure(ctx, &s, ns, peer.Bin, logPath)
+	return s
+}
+
+func (r *runner) measure(ctx context.Context, s *Sample, ns, bin, logPath string) error {
+	p, err := startProxy(ns, bin, logPath, "--config", r.conf, "-v", "2")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		p.stop(30 * time.Second)
+		tree, main, children := p.rss.Peak()
+		s.RSSTree, s.RSSMain, s.Children = max(s.RSSTree, tree), max(s.RSSMain, main), s.Children || children
+	}()
+	if s.Full, s.FullOwn, err = r.waitFull(ctx, p); err != nil {
+		return fmt.Errorf("full sync: %w", err)
+	}
+	if s.Endpoint, s.EndpointOwn, err = r.endpointChanges(ctx, p); err != nil {
+		return fmt.Errorf("endpoint change: %w", err)
+	}
+	p.stop(30 * time.Second)
+	tree, main, children := p.rss.Peak()
+	s.RSSTree, s.RSSMain, s.Children = tree, main, children
+	if p, err = startProxy(ns, bin, logPath, "--config", r.conf, "-v", "2"); err != nil {
+		return err
+	}
+	if s.Restart, err = r.waitRestart(ctx, p); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// poll calls fn until it reports done, fails, the proxy exits, or Timeout.
+func (r *runner) poll(ctx context.Context, p *proxyProcess, every time.Duration, fn func() (bool, error)) error {
+	deadline := time.Now().Add(r.opts.Timeout)
+	var last error
+	for {
+		if err := p.exited(); err != nil {
+			return err
+		}
+		done, err := fn()
+		if done && err == nil {
+			return nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done within %v (last error: %v)", r.opts.Timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// waitFull waits until the table holds every service after p started.
+func (r *runner) waitFull(ctx context.Context, p *proxyProcess) (time.Duration, time.Duration, error) {
+	var took time.Duration
+	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
+		n, err := countServices(ctx, p.ns)
+		took = time.Since(p.start)
+		return n >= r.opts.Services, err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	m, err := scrape(ctx, p.ns)
+	if err != nil {
+		return took, 0, err
+	}
+	own, _ := m.histogram(metricFull).meanSince(histogram{})
+	return took, own, nil
+}
+
+// endpointChanges times Changes endpoint changes, each written after the
+// previous one was seen plus minSyncPeriod, and returns the times and the
+// proxy's mean partial sync (its general sync metric when it has no
+// partial one).
+func (r *runner) endpointChanges(ctx context.Context, p *proxyProcess) ([]time.Duration, time.Duration, error) {
+	before, err := scrape(ctx, p.ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	var took []time.Duration
+	seen := time.Now()
+	for k := range r.opts.Changes {
+		i := (r.changes*7919 + k) % r.opts.Services
+		addr := changedIP(r.changes)
+		r.changes++
+		time.Sleep(time.Until(seen.Add(1100 * time.Millisecond))) // pacing under minSyncPeriod is the experiment's input
+		sent, err := changeEndpoint(ctx, r.client, i, addr)
+		if err != nil {
+			return took, 0, err
+		}
+		if err := r.poll(ctx, p, time.Millisecond, func() (bool, error) {
+			return chainHas(ctx, p.ns, ServiceChain(i), addr)
+		}); err != nil {
+			return took, 0, fmt.Errorf("%s in %s: %w", addr, ServiceChain(i), err)
+		}
+		seen = time.Now()
+		took = append(took, seen.Sub(sent))
+	}
+	after, err := scrape(ctx, p.ns)
+	if err != nil {
+		return took, 0, err
+	}
+	own, n := after.histogram(metricPartial).meanSince(before.histogram(metricPartial))
+	if n == 0 {
+		own, _ = after.histogram(metricSync).meanSince(before.histogram(metricSync))
+	}
+	return took, own, nil
+}
+
+// waitRestart waits until the restarted proxy has completed a sync and the
+// table holds every service.
+func (r *runner) waitRestart(ctx context.Context, p *proxyProcess) (time.Duration, error) {
+	var took time.Duration
+	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
+		m, err := scrape(ctx, p.ns)
+		if err != nil {
+			return false, err
+		}
+		last, ok := m.lastSync()
+		if !ok || last.Before(p.start) {
+			return false, errors.New("no sync since the restart")
+		}
+		took = time.Since(p.start)
+		n, err := countServices(ctx, p.ns)
+		return n >= r.opts.Services, err
+	})
+	return took, err
+}
