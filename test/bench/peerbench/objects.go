@@ -39,10 +39,12 @@ func endpointIP(i, j, perService int) string {
 	return netip.AddrFrom4([4]byte{10, 128 + byte(n>>16&0x7f), byte(n >> 8), byte(n)}).String()
 }
 
-// changedIP is the address change k writes (10.64.0.0/10, never an initial one).
+// changedIP is the address change k writes: in 10.200.0.0/13, never an
+// initial one, and inside endpointRange so that the first-packet scenario's
+// pod server answers for it too.
 func changedIP(k int) string {
 	n := uint32(k) + 1
-	return netip.AddrFrom4([4]byte{10, 64 + byte(n>>16&0x3f), byte(n >> 8), byte(n)}).String()
+	return netip.AddrFrom4([4]byte{10, 200 + byte(n>>16&0x7), byte(n >> 8), byte(n)}).String()
 }
 
 // ServiceChain is upstream's nftables chain for the benchmark's service i

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -17,6 +18,7 @@ type Summary struct {
 	EndpointP99          time.Duration
 	EndpointMax          time.Duration
 	EndpointOwn, Restart time.Duration
+	FirstConn, LastConn  time.Duration
 	RSSTree, RSSMain     int64 // peak over rounds
 	Children             bool
 }
@@ -57,6 +59,8 @@ func fillSummary(sum *Summary, ok []Sample) {
 	sum.FullOwn = median(ok, func(s Sample) time.Duration { return s.FullOwn })
 	sum.EndpointOwn = median(ok, func(s Sample) time.Duration { return s.EndpointOwn })
 	sum.Restart = median(ok, func(s Sample) time.Duration { return s.Restart })
+	sum.FirstConn = median(ok, func(s Sample) time.Duration { return s.FirstConn })
+	sum.LastConn = median(ok, func(s Sample) time.Duration { return s.LastConn })
 	if len(changes) > 0 {
 		sum.Endpoint = changes[len(changes)/2]
 		sum.EndpointP99 = changes[(99*len(changes)+99)/100-1]
@@ -74,8 +78,26 @@ func median(xs []Sample, f func(Sample) time.Duration) time.Duration {
 	return vs[len(vs)/2]
 }
 
-// Write prints the summaries as a table with one column per peer and,
-// with two peers, a column of second ÷ first.
+// ratioPairs are the (kproxy, upstream) columns of the same mode: a peer
+// named "kproxy…" and one named "upstream…" with the same suffix.
+func ratioPairs(sums []Summary) [][2]int {
+	var pairs [][2]int
+	for i, k := range sums {
+		suffix, ok := strings.CutPrefix(k.Peer, "kproxy")
+		if !ok {
+			continue
+		}
+		for j, u := range sums {
+			if u.Peer == "upstream"+suffix {
+				pairs = append(pairs, [2]int{i, j})
+			}
+		}
+	}
+	return pairs
+}
+
+// Write prints the summaries as a table with one column per peer and a
+// column of kproxy ÷ upstream per mode measured for both.
 func Write(w io.Writer, title string, sums []Summary) error {
 	fmt.Fprintln(w, title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -83,8 +105,9 @@ func Write(w io.Writer, title string, sums []Summary) error {
 	for _, s := range sums {
 		header += s.Peer + "\t"
 	}
-	if len(sums) == 2 {
-		header += sums[1].Peer + " ÷ " + sums[0].Peer + "\t"
+	pairs := ratioPairs(sums)
+	for _, p := range pairs {
+		header += sums[p[0]].Peer + " ÷ " + sums[p[1]].Peer + "\t"
 	}
 	fmt.Fprintln(tw, header)
 	rows := []struct {
@@ -100,6 +123,8 @@ func Write(w io.Writer, title string, sums []Summary) error {
 		{"endpoint: max", ms(func(s Summary) time.Duration { return s.EndpointMax }), "ms"},
 		{"endpoint: proxy's own partial sync", ms(func(s Summary) time.Duration { return s.EndpointOwn }), "ms"},
 		{"restart: start → synced, all services", secs(func(s Summary) time.Duration { return s.Restart }), "s"},
+		{"first packet: connect to first service", ms(func(s Summary) time.Duration { return s.FirstConn }), "ms"},
+		{"first packet: connect to last service", ms(func(s Summary) time.Duration { return s.LastConn }), "ms"},
 		{"peak RSS, proxy + children", func(s Summary) float64 { return float64(s.RSSTree) / (1 << 20) }, "MB"},
 		{"peak RSS, main process (VmHWM)", func(s Summary) float64 { return float64(s.RSSMain) / (1 << 20) }, "MB"},
 	}
@@ -112,8 +137,11 @@ func Write(w io.Writer, title string, sums []Summary) error {
 			}
 			line += "\t"
 		}
-		if len(sums) == 2 && row.unit != "n" {
-			line += ratio(row.f(sums[1]), row.f(sums[0])) + "\t"
+		for _, p := range pairs {
+			if row.unit != "n" {
+				line += ratio(row.f(sums[p[0]]), row.f(sums[p[1]]))
+			}
+			line += "\t"
 		}
 		fmt.Fprintln(tw, line)
 	}
@@ -128,18 +156,25 @@ func ms(f func(Summary) time.Duration) func(Summary) float64 {
 	return func(s Summary) float64 { return float64(f(s)) / float64(time.Millisecond) }
 }
 
+// format prints v; 0 (a scenario the peer did not run) is "–".
 func format(v float64, unit string) string {
+	if v == 0 && unit != "n" {
+		return "–"
+	}
 	switch unit {
 	case "n", "MB":
 		return fmt.Sprintf("%.0f", v)
 	case "ms":
+		if v < 10 {
+			return fmt.Sprintf("%.3f", v)
+		}
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
 }
 
 func ratio(a, b float64) string {
-	if b == 0 {
+	if a == 0 || b == 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f ×", a/b)

@@ -32,10 +32,21 @@ func TestSummarizeTakesMediansPerPeer(t *testing.T) {
 	if err := Write(&b, "title", sums); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"kproxy ÷ upstream", "0.25 ×", "1 (1)"} {
+	for _, want := range []string{"kproxy ÷ upstream", "0.25 ×", "1 (1)", "–"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+func TestRatioPairsMatchModes(t *testing.T) {
+	sums := []Summary{{Peer: "upstream"}, {Peer: "kproxy"}, {Peer: "upstream-iptables"}, {Peer: "kproxy-iptables"}}
+	got := ratioPairs(sums)
+	if len(got) != 2 || got[0] != [2]int{1, 0} || got[1] != [2]int{3, 2} {
+		t.Errorf("ratioPairs = %v", got)
+	}
+	if got := ratioPairs(sums[:1]); len(got) != 0 {
+		t.Errorf("ratioPairs(upstream only) = %v", got)
 	}
 }
 
@@ -65,7 +76,7 @@ func TestAddresses(t *testing.T) {
 	if got := endpointIP(29999, 9, 10); got != "10.132.147.224" {
 		t.Errorf("endpointIP(29999,9) = %s", got)
 	}
-	if got := changedIP(255); got != "10.64.1.0" {
+	if got := changedIP(255); got != "10.200.1.0" {
 		t.Errorf("changedIP(255) = %s", got)
 	}
 	// Upstream's golden names (reference section 10.1).

@@ -13,10 +13,19 @@ import (
 	"github.com/kproxy/kproxy/test/cluster"
 )
 
-// Peer is one proxy binary to measure.
+// Proxy modes a peer runs in.
+const (
+	ModeNFTables = "nftables"
+	ModeIPTables = "iptables"
+)
+
+// Peer is one proxy binary to measure, in one mode.
 type Peer struct {
-	Name string // "upstream", "kproxy"
+	Name string // "upstream", "kproxy", "upstream-iptables", ...
 	Bin  string
+	// Mode is nftables (every scenario) or iptables (full sync, first
+	// packet and memory only: the comparison point for the first packet).
+	Mode string
 }
 
 // Options configures Run.
@@ -28,6 +37,10 @@ type Options struct {
 	Peers   []Peer
 	// Timeout bounds each wait for a proxy (full sync, restart, one change).
 	Timeout time.Duration
+	// FirstPacket adds the first-packet scenario; Podserver is the pod
+	// server binary it needs (test/netns.BuildPodserver).
+	FirstPacket bool
+	Podserver   string
 	// Binaries of the control plane; zero means cluster.ResolveBinaries.
 	Binaries cluster.Binaries
 	// WorkDir receives the configuration and the proxies' logs.
@@ -51,6 +64,9 @@ type Sample struct {
 	EndpointOwn time.Duration
 	// Restart is the second start → a completed sync with every service.
 	Restart time.Duration
+	// FirstConn and LastConn are the median connect (and greeting) times
+	// from the node to the first and the last service created.
+	FirstConn, LastConn time.Duration
 	// RSSTree is the peak RSS of the proxy and its children over the
 	// round; RSSMain the main process's VmHWM; Children whether any child ran.
 	RSSTree, RSSMain int64
@@ -78,11 +94,13 @@ func Run(ctx context.Context, opts Options) ([]Sample, error) {
 		return nil, err
 	}
 	opts.Log("created %d services × %d endpoints in %v", opts.Services, opts.Endpoints, time.Since(start).Round(time.Millisecond))
-	confPath := filepath.Join(opts.WorkDir, "config.conf")
-	if err := os.WriteFile(confPath, configFile(c.Kubeconfig), 0o600); err != nil {
-		return nil, err
+	r := &runner{opts: opts, c: c, client: client, conf: map[string]string{}}
+	for _, mode := range []string{ModeNFTables, ModeIPTables} {
+		r.conf[mode] = filepath.Join(opts.WorkDir, mode+".conf")
+		if err := os.WriteFile(r.conf[mode], configFile(c.Kubeconfig, mode), 0o600); err != nil {
+			return nil, err
+		}
 	}
-	r := &runner{opts: opts, c: c, client: client, conf: confPath}
 	var samples []Sample
 	for round := range opts.Rounds {
 		for _, peer := range opts.Peers {
@@ -110,13 +128,13 @@ func withDefaults(opts Options) Options {
 	return opts
 }
 
-// configFile is the configuration every peer runs with: nftables mode,
-// the deployed settings (minSyncPeriod 1s, syncPeriod 30s), the admin
+// configFile is the configuration every peer of a mode runs with: the
+// deployed settings (minSyncPeriod 1s, syncPeriod 30s), the admin
 // kubeconfig, conntrack sysctls left alone (not settable in a namespace).
-func configFile(kubeconfig string) []byte {
+func configFile(kubeconfig, mode string) []byte {
 	return fmt.Appendf(nil, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
-mode: nftables
+mode: %s
 hostnameOverride: %s
 bindAddress: 0.0.0.0
 healthzBindAddress: 0.0.0.0:10256
@@ -131,10 +149,10 @@ conntrack:
   min: 0
   tcpEstablishedTimeout: 0s
   tcpCloseWaitTimeout: 0s
-nftables:
+%s:
   minSyncPeriod: 1s
   syncPeriod: 30s
-`, NodeName, kubeconfig)
+`, mode, NodeName, kubeconfig, mode)
 }
 
 // runner holds what every round shares.
@@ -142,8 +160,14 @@ type runner struct {
 	opts    Options
 	c       *cluster.Cluster
 	client  kubernetes.Interface
-	conf    string
-	changes int // endpoint changes written so far (each gets a new address)
+	conf    map[string]string // configuration file per mode
+	changes int               // endpoint changes written so far (each gets a new address)
+	// firstIP and lastIP are the ClusterIPs of the first and last service.
+	firstIP, lastIP string
+}
+
+func (r *runner) logPath(name string) string {
+	return filepath.Join(r.opts.WorkDir, name+".log")
 }
 
 // round measures one peer in a fresh namespace.
@@ -160,13 +184,20 @@ func (r *runner) round(ctx context.Context, peer Peer, round int) Sample {
 		s.Err = err
 		return s
 	}
-	logPath := filepath.Join(r.opts.WorkDir, fmt.Sprintf("%s-round%d.log", peer.Name, round+1))
-	s.Err = r.measure(ctx, &s, ns, peer.Bin, logPath)
+	if r.opts.FirstPacket {
+		server, err := r.prepareFirstPacket(ctx, ns)
+		if err != nil {
+			s.Err = fmt.Errorf("first packet: %w", err)
+			return s
+		}
+		defer server.stop(5 * time.Second)
+	}
+	s.Err = r.measure(ctx, &s, ns, peer, r.logPath(fmt.Sprintf("%s-round%d", peer.Name, round+1)))
 	return s
 }
 
-func (r *runner) measure(ctx context.Context, s *Sample, ns, bin, logPath string) error {
-	p, err := startProxy(ns, bin, logPath, "--config", r.conf, "-v", "2")
+func (r *runner) measure(ctx context.Context, s *Sample, ns string, peer Peer, logPath string) error {
+	p, err := startProxy(ns, peer.Bin, logPath, "--config", r.conf[peer.Mode], "-v", "2")
 	if err != nil {
 		return err
 	}
@@ -175,8 +206,16 @@ func (r *runner) measure(ctx context.Context, s *Sample, ns, bin, logPath string
 		tree, main, children := p.rss.Peak()
 		s.RSSTree, s.RSSMain, s.Children = max(s.RSSTree, tree), max(s.RSSMain, main), s.Children || children
 	}()
-	if s.Full, s.FullOwn, err = r.waitFull(ctx, p); err != nil {
+	if s.Full, s.FullOwn, err = r.waitFull(ctx, p, peer.Mode); err != nil {
 		return fmt.Errorf("full sync: %w", err)
+	}
+	if r.opts.FirstPacket {
+		if s.FirstConn, s.LastConn, err = r.firstPacket(ctx, ns); err != nil {
+			return fmt.Errorf("first packet: %w", err)
+		}
+	}
+	if peer.Mode == ModeIPTables {
+		return nil
 	}
 	if s.Endpoint, s.EndpointOwn, err = r.endpointChanges(ctx, p); err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
@@ -184,7 +223,7 @@ func (r *runner) measure(ctx context.Context, s *Sample, ns, bin, logPath string
 	p.stop(30 * time.Second)
 	tree, main, children := p.rss.Peak()
 	s.RSSTree, s.RSSMain, s.Children = tree, main, children
-	if p, err = startProxy(ns, bin, logPath, "--config", r.conf, "-v", "2"); err != nil {
+	if p, err = startProxy(ns, peer.Bin, logPath, "--config", r.conf[peer.Mode], "-v", "2"); err != nil {
 		return err
 	}
 	if s.Restart, err = r.waitRestart(ctx, p); err != nil {
@@ -218,10 +257,10 @@ func (r *runner) poll(ctx context.Context, p *proxyProcess, every time.Duration,
 }
 
 // waitFull waits until the table holds every service after p started.
-func (r *runner) waitFull(ctx context.Context, p *proxyProcess) (time.Duration, time.Duration, error) {
+func (r *runner) waitFull(ctx context.Context, p *proxyProcess, mode string) (time.Duration, time.Duration, error) {
 	var took time.Duration
 	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
-		n, err := countServices(ctx, p.ns)
+		n, err := countServices(ctx, p.ns, mode)
 		took = time.Since(p.start)
 		return n >= r.opts.Services, err
 	})
@@ -289,7 +328,7 @@ func (r *runner) waitRestart(ctx context.Context, p *proxyProcess) (time.Duratio
 			return false, errors.New("no sync since the restart")
 		}
 		took = time.Since(p.start)
-		n, err := countServices(ctx, p.ns)
+		n, err := countServices(ctx, p.ns, ModeNFTables)
 		return n >= r.opts.Services, err
 	})
 	return took, err

@@ -5,10 +5,18 @@ import (
 	"strings"
 )
 
-// countServices is the number of service chains the IPv4 service-ips map
-// sends traffic to (one per benchmark service; "kubernetes" has no
-// endpoints and sits in no-endpoint-services instead).
-func countServices(ctx context.Context, ns string) (int, error) {
+// countServices is the number of services with endpoints in the IPv4
+// rules: in nftables mode the service chains the service-ips map sends
+// traffic to, in iptables mode the KUBE-SERVICES jumps to KUBE-SVC chains
+// ("kubernetes" has no endpoints and counts in neither).
+func countServices(ctx context.Context, ns, mode string) (int, error) {
+	if mode == ModeIPTables {
+		out, err := inNetns(ctx, ns, "iptables", "-w", "5", "-t", "nat", "-S", "KUBE-SERVICES")
+		if err != nil {
+			return 0, err
+		}
+		return strings.Count(string(out), " -j KUBE-SVC-"), nil
+	}
 	out, err := inNetns(ctx, ns, "nft", "list", "map", "ip", "kube-proxy", "service-ips")
 	if err != nil {
 		return 0, err

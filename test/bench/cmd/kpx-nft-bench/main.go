@@ -19,6 +19,7 @@ import (
 
 	"github.com/kproxy/kproxy/test/bench/peerbench"
 	"github.com/kproxy/kproxy/test/cluster"
+	"github.com/kproxy/kproxy/test/netns"
 )
 
 func main() {
@@ -36,7 +37,8 @@ func run() error {
 	flag.IntVar(&opts.Rounds, "rounds", 3, "rounds per peer; figures are medians over them")
 	flag.IntVar(&opts.Changes, "changes", 20, "endpoint changes timed per round")
 	flag.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "bound on each wait for a proxy")
-	flag.StringVar(&peers, "peers", "upstream", "comma-separated proxies to measure, in order: upstream, kproxy")
+	flag.StringVar(&peers, "peers", "upstream", "comma-separated proxies to measure, in order: upstream, kproxy (nftables mode), upstream-iptables, kproxy-iptables (full sync and first packet only)")
+	flag.BoolVar(&opts.FirstPacket, "first-packet", false, "also time connections to the first and the last service (a pod server answers for every endpoint)")
 	flag.StringVar(&kproxyBin, "kproxy", "bin/kproxy", "kproxy binary (with --proxy-mode nftables)")
 	flag.StringVar(&upstreamBin, "upstream", "", "upstream kube-proxy binary (default: the one scripts/cluster-tools.sh builds)")
 	flag.StringVar(&keep, "workdir", "", "keep the configuration and the proxies' logs in this directory")
@@ -55,17 +57,15 @@ func run() error {
 		upstreamBin = bins.KubeProxy
 	}
 	for name := range strings.SplitSeq(peers, ",") {
-		switch name {
-		case "upstream":
-			if upstreamBin == "" {
-				return fmt.Errorf("no upstream kube-proxy binary: give -upstream")
-			}
-			opts.Peers = append(opts.Peers, peerbench.Peer{Name: name, Bin: upstreamBin})
-		case "kproxy":
-			opts.Peers = append(opts.Peers, peerbench.Peer{Name: name, Bin: kproxyBin})
-		default:
-			return fmt.Errorf("-peers: unknown peer %q (upstream, kproxy)", name)
+		proxy, mode, _ := strings.Cut(name, "-")
+		if mode == "" {
+			mode = peerbench.ModeNFTables
 		}
+		bin := map[string]string{"upstream": upstreamBin, "kproxy": kproxyBin}[proxy]
+		if bin == "" || (mode != peerbench.ModeNFTables && mode != peerbench.ModeIPTables) {
+			return fmt.Errorf("-peers: unknown peer %q, or no binary for it (upstream, kproxy, upstream-iptables, kproxy-iptables)", name)
+		}
+		opts.Peers = append(opts.Peers, peerbench.Peer{Name: name, Bin: bin, Mode: mode})
 	}
 	if opts.WorkDir = keep; keep == "" {
 		dir, err := os.MkdirTemp("", "kpx-nft-bench-")
@@ -76,6 +76,11 @@ func run() error {
 		opts.WorkDir = dir
 	} else if err := os.MkdirAll(keep, 0o755); err != nil {
 		return err
+	}
+	if opts.FirstPacket {
+		if opts.Podserver, err = netns.BuildPodserver(ctx, opts.WorkDir); err != nil {
+			return err
+		}
 	}
 	opts.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	opts.Progress = printSample
