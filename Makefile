@@ -48,12 +48,13 @@ bench-ipvs:
 	bin/kpx-vm-bench -scales $(BENCH_IPVS_SCALES) -v=false $(BENCH_IPVS_FLAGS)
 
 # nftables mode: upstream kube-proxy v1.37.2 and kproxy as whole processes against one real kube-apiserver
-# (test/cluster), each round in fresh network namespaces; medians and kproxy ÷ upstream ratios.
-# BENCH_NFT_PEERS=upstream,kproxy adds kproxy (needs its nftables mode); 1000 services, 3 rounds: about 1 min
-# per peer. BENCH_NFT_SCALE=10000 creates 20k API objects first (minutes).
+# (test/cluster), each round in fresh network namespaces, same objects, same run; medians and kproxy ÷
+# upstream per mode. The iptables-mode peers add the first-packet comparison (connect to the first and the
+# last service). 1000 services × 3 rounds: about 2 min; BENCH_NFT_SCALE=10000 first creates 20k API
+# objects (about 2.5 min).
 BENCH_NFT_SCALE ?= 1000
-BENCH_NFT_PEERS ?= upstream
-BENCH_NFT_FLAGS ?= -rounds 3 -changes 20
+BENCH_NFT_PEERS ?= upstream,kproxy,upstream-iptables,kproxy-iptables
+BENCH_NFT_FLAGS ?= -rounds 3 -changes 20 -first-packet
 bench-nft: build
 	scripts/setup.sh
 	$(GO) build -o bin/kpx-nft-bench ./test/bench/cmd/kpx-nft-bench

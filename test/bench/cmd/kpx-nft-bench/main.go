@@ -91,7 +91,19 @@ func run() error {
 	if err := peerbench.Write(os.Stdout, title, peerbench.Summarize(samples, opts.Peers)); err != nil {
 		return err
 	}
-	return runErr
+	if runErr != nil {
+		return runErr
+	}
+	failed := 0
+	for _, s := range samples {
+		if s.Err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d rounds failed (their errors are above)", failed, len(samples))
+	}
+	return nil
 }
 
 func printSample(s peerbench.Sample) {
