@@ -1,8 +1,9 @@
 # The image deploy/daemonset.yaml names. Not built in CI (no container engine there).
 #
 # Stage 1 builds a static kproxy; stage 2 is a slim Debian with only what the
-# data plane needs at run time: iptables (nf_tables and legacy), ipset and
-# conntrack. kproxy itself talks netlink for conntrack and needs no shell.
+# data plane needs at run time: iptables (nf_tables and legacy), ipset,
+# conntrack and nft (nftables mode, and the removal of its tables when
+# another mode starts). kproxy itself talks netlink for conntrack and needs no shell.
 #
 # Base images are pinned by digest (the tag is only a reminder of what the
 # digest is): a rebuild of the same commit gets the same toolchain and the same
@@ -19,7 +20,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM debian:bookworm-slim@sha256:63a496b5d3b99214b39f5ed70eb71a61e590a77979c79cbee4faf991f8c0783e
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables ipset conntrack \
+ && apt-get install -y --no-install-recommends iptables ipset conntrack nftables \
  && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man
 COPY --from=build /out/kproxy /usr/local/bin/kproxy
 ENTRYPOINT ["/usr/local/bin/kproxy"]

@@ -8,6 +8,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have iptables-restore || need+=(iptables)
 have conntrack || need+=(conntrack)
 have ipset || need+=(ipset)
+have nft || need+=(nftables)
 have ip || need+=(iproute2)
 have nft || need+=(nftables)
 have curl || need+=(curl)

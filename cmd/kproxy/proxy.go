@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -42,6 +41,8 @@ type proxy struct {
 	nodeIPs map[v1.IPFamily][]netip.Addr
 	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
 	iptablesBackend xtables.Backend
+	// leftovers removes the other modes' rules after the first syncs (nil in a dry run).
+	leftovers *leftoverRemover
 }
 
 type familyProxy struct {
@@ -63,11 +64,15 @@ func runProxy(ctx context.Context, cfg *config.Config, h host, out io.Writer) er
 		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
 	}
 	if cfg.Cleanup {
-		// As upstream: --cleanup removes what iptables and IPVS modes left, whatever the mode.
-		backend := selectIPTablesBackend(ctx, cfg, logger)
-		return errors.Join(cleanupIPTables(ctx, cfg, backend, logger), cleanupIPVS(ctx, cfg, backend, logger))
+		// As upstream: --cleanup removes what every mode left, whatever the mode.
+		return removeLeftovers(ctx, leftoverModes(cfg.Mode, true), newModeCleaners(ctx, cfg, logger))
 	}
 	if !cfg.DryRun {
+		if cfg.InitOnly {
+			// As upstream, --init-only does the privileged cleanup; a proxy
+			// does it after its first sync (leftoverRemover).
+			removeOtherModesLeftovers(ctx, cfg.Mode, newModeCleaners(ctx, cfg, logger), logger)
+		}
 		if err := applyHostSettings(cfg, h, logger); err != nil {
 			return err
 		}
@@ -105,7 +110,13 @@ func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logge
 	if !cfg.DryRun {
 		p.iptablesBackend = selectIPTablesBackend(ctx, cfg, logger)
 	}
-	for _, fam := range detectFamilies(ctx, cfg, p.iptablesBackend, logger) {
+	families := detectFamilies(ctx, cfg, p.iptablesBackend, logger)
+	if !cfg.DryRun {
+		p.leftovers = newLeftoverRemover(families, func() {
+			removeOtherModesLeftovers(ctx, cfg.Mode, newModeCleaners(ctx, cfg, logger), logger)
+		})
+	}
+	for _, fam := range families {
 		fp, err := p.newFamily(fam)
 		if err != nil {
 			return nil, fmt.Errorf("set up %s proxier: %w", fam, err)
@@ -134,6 +145,9 @@ func (p *proxy) newFamily(fam v1.IPFamily) (*familyProxy, error) {
 	}
 	health := healthObserver{health: p.health, metrics: p.metrics, failedSyncIsRestore: !fb.reportsOwnFailures}
 	observers := []proxier.SyncObserver{health, fullSyncCounter{&fp.fullSyncs}}
+	if p.leftovers != nil {
+		observers = append(observers, p.leftovers)
+	}
 	if extra, err := p.familyObservers(fam); err != nil {
 		return nil, err
 	} else {

@@ -99,6 +99,9 @@ func (p *proxy) syncOnce(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 && p.leftovers != nil {
+		p.leftovers.wait(ctx)
+	}
 	return errors.Join(errs...)
 }
 

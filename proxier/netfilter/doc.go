@@ -1,6 +1,6 @@
 // Package netfilter is the netfilter core every kproxy backend shares: what
-// iptables mode, IPVS mode (and the coming nftables mode) need of the
-// kernel's packet filter besides their own rules. The backends depend on
+// iptables mode, IPVS mode and nftables mode need of the kernel's packet
+// filter besides their own rules. The backends depend on
 // it and never on each other; it depends on neither, nor on config.
 //
 // What it owns:
@@ -29,11 +29,17 @@
 //     contract): only the mode's own chains, their jumps from built-in
 //     chains, never another program's rule or a chain another program
 //     still jumps to, all or nothing.
+//   - cleanup_nftables.go: the third cleanup owner, CleanupNFTablesMode:
+//     nftables mode's tables (`table ip kube-proxy`, `table ip6
+//     kube-proxy`), deleted whole through knftables, as upstream does (all
+//     of that mode lives in them; no other table is touched). A missing
+//     table is not an error.
 //
 // Subpackages: ruleset (the in-memory model: the tokenizer iptables-restore
 // 1.8.9 uses, the one reader of iptables-save output, the Fake, Normalize
-// and the packet tracer) and xtables (the exec-based Restorer and the
-// nft/legacy backend detection). Sysctls are proxier/sysctl's.
+// and the packet tracer), xtables (the exec-based Restorer and the
+// nft/legacy backend detection) and nft (knftables interfaces with bounded
+// commands, nftables mode's kernel and nft version prerequisites). Sysctls are proxier/sysctl's.
 //
 // Why this shape: the same logic grew twice with the two backends (chain
 // constants, jump rules, three iptables-save parsers, two cleanups), and

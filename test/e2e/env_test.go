@@ -26,6 +26,8 @@ type env struct {
 	dir    string
 	kproxy *netns.Process
 	extra  []string
+	// mode is kproxy's --proxy-mode: iptables, nftables or ipvs.
+	mode string
 }
 
 type envOptions struct {
@@ -33,6 +35,40 @@ type envOptions struct {
 	SCTP bool
 	// KproxyArgs are added to kproxy's command line.
 	KproxyArgs []string
+	// Mode is the proxy mode (forEachMode's); empty means envMode().
+	Mode string
+}
+
+// envMode is the mode of tests that do not run per mode: iptables, or what
+// KPROXY_E2E_PROXY_MODE says (ipvs in the qemu guest).
+func envMode() string {
+	if m := os.Getenv("KPROXY_E2E_PROXY_MODE"); m != "" {
+		return m
+	}
+	return "iptables"
+}
+
+// trafficModes are the modes the traffic tests run in: iptables and
+// nftables on this machine's kernel, or only KPROXY_E2E_PROXY_MODE's (ipvs
+// in the qemu guest, which has IPVS).
+func trafficModes() []string {
+	if m := os.Getenv("KPROXY_E2E_PROXY_MODE"); m != "" {
+		return []string{m}
+	}
+	return []string{"iptables"}
+}
+
+// forEachMode runs fn as a parallel subtest per traffic mode: the same
+// checks against every backend.
+func forEachMode(t *testing.T, fn func(t *testing.T, mode string)) {
+	t.Helper()
+	t.Parallel()
+	for _, mode := range trafficModes() {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			fn(t, mode)
+		})
+	}
 }
 
 // newEnv builds the world and starts pod servers; start then runs kproxy.
@@ -46,7 +82,10 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	if _, err := w.StartPodservers(podserverBin, ports); err != nil {
 		t.Fatalf("start pod servers: %v", err)
 	}
-	e := &env{t: t, w: w, dir: t.TempDir(), extra: opts.KproxyArgs}
+	if opts.Mode == "" {
+		opts.Mode = envMode()
+	}
+	e := &env{t: t, w: w, dir: t.TempDir(), extra: opts.KproxyArgs, mode: opts.Mode}
 	t.Cleanup(func() {
 		if t.Failed() && e.kproxy != nil {
 			t.Logf("kproxy output:\n%s", tail(e.kproxy.Output(), 60))
@@ -89,9 +128,11 @@ func (e *env) kproxyArgs() []string {
 		"--hostname-override", nodeName, "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/48",
 		"--iptables-min-sync-period", "0s", "--iptables-sync-period", syncPeriod.String(),
 		"--healthz-bind-address", "0.0.0.0:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}
-	// KPROXY_E2E_PROXY_MODE=ipvs runs the same tests against IPVS mode (in the qemu guest, which has IPVS).
-	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
+	switch e.mode {
+	case "ipvs":
 		args = append(args, "--proxy-mode", "ipvs", "--ipvs-min-sync-period", "0s", "--ipvs-sync-period", syncPeriod.String())
+	case "nftables":
+		args = append(args, "--proxy-mode", "nftables")
 	}
 	return append(args, e.extra...)
 }
@@ -149,7 +190,33 @@ func (e *env) eventually(timeout time.Duration, what string, fn func() error) {
 	}
 }
 
-// waitForRule waits until the node's nat table has a rule containing substr.
+// waitForProgrammed waits until the node's rules hold the mode's substring:
+// rule is looked for in iptables-save of table (iptables and IPVS modes),
+// nft in `nft list table ip kube-proxy` (nftables mode).
+func (e *env) waitForProgrammed(table, rule, nft string) {
+	e.t.Helper()
+	if e.mode != "nftables" {
+		e.waitForRule(table, rule)
+		return
+	}
+	e.eventually(settleTimeout, "nftables "+nft, func() error {
+		if strings.Contains(e.nftList("ip"), nft) {
+			return nil
+		}
+		return fmt.Errorf("no %q in table ip kube-proxy", nft)
+	})
+}
+
+// nftList is `nft list table <family> kube-proxy` in the node namespace ("" when there is none).
+func (e *env) nftList(family string) string {
+	out, err := e.w.Exec(e.w.Node, "nft", "list", "table", family, "kube-proxy")
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// waitForRule waits until the node's table has a rule containing substr (iptables-save).
 func (e *env) waitForRule(table, substr string) {
 	e.t.Helper()
 	e.eventually(settleTimeout, "rule "+substr, func() error {
@@ -168,11 +235,14 @@ func tail(s string, lines int) string {
 	return strings.Join(parts, "\n")
 }
 
-// dumpState logs the node's nat rules (and IPVS state in ipvs mode) for a failing test.
+// dumpState logs the node's nat rules (and IPVS state or the nft table) for a failing test.
 func (e *env) dumpState() {
 	out, _ := e.w.Exec(e.w.Node, "iptables-save", "-t", "nat")
 	e.t.Logf("node nat table:\n%s", tail(string(out), 80))
-	if os.Getenv("KPROXY_E2E_PROXY_MODE") == "ipvs" {
+	switch e.mode {
+	case "nftables":
+		e.t.Logf("nft list table ip kube-proxy:\n%s", tail(e.nftList("ip"), 120))
+	case "ipvs":
 		for _, argv := range [][]string{{"ipvsadm", "-Ln"}, {"ipset", "list"}} {
 			out, _ := e.w.Exec(e.w.Node, argv...)
 			e.t.Logf("%s:\n%s", strings.Join(argv, " "), tail(string(out), 80))

@@ -223,63 +223,66 @@ func (e *env) waitHealthCheck(port, status, localEndpoints int) healthCheck {
 // from outside: local and remote endpoints all answer, and none of them sees
 // the client's address (the node masquerades).
 func TestNodePortReachesAllEndpointsMasqueraded(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	pods := []netns.Pod{w.Pods[0], w.Pods[1], w.RemotePods[0], w.RemotePods[1]}
-	svc := service("web", "10.96.0.10", withNodePort(testNodePort))
-	e.start(svc, slice(svc, "a", endpoint(w, pods[0]), endpoint(w, pods[1]),
-		endpoint(w, pods[2]), endpoint(w, pods[3])))
-	addr := nodeAddr(w, testNodePort)
-	e.waitAnswer(w.Client, addr)
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		pods := []netns.Pod{w.Pods[0], w.Pods[1], w.RemotePods[0], w.RemotePods[1]}
+		svc := service("web", "10.96.0.10", withNodePort(testNodePort))
+		e.start(svc, slice(svc, "a", endpoint(w, pods[0]), endpoint(w, pods[1]),
+			endpoint(w, pods[2]), endpoint(w, pods[3])))
+		addr := nodeAddr(w, testNodePort)
+		e.waitAnswer(w.Client, addr)
 
-	// 4 endpoints, 100 connections: P(one never chosen) < 4*(3/4)^100 ≈ 1e-12.
-	for _, a := range e.requirePods(w.Client, addr, 100, pods...) {
-		if a.SeenSource == w.Addrs.ClientV4.String() {
-			t.Fatalf("%s saw the client's own address %s through an ETP=Cluster NodePort; want masquerade", a.Pod, a.SeenSource)
+		// 4 endpoints, 100 connections: P(one never chosen) < 4*(3/4)^100 ≈ 1e-12.
+		for _, a := range e.requirePods(w.Client, addr, 100, pods...) {
+			if a.SeenSource == w.Addrs.ClientV4.String() {
+				t.Fatalf("%s saw the client's own address %s through an ETP=Cluster NodePort; want masquerade", a.Pod, a.SeenSource)
+			}
 		}
-	}
+	})
 }
 
 // TestExternalIPReachableFromOutside checks that spec.externalIPs are served
 // for traffic routed to the node, on local and remote endpoints.
 func TestExternalIPReachableFromOutside(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	svc := service("ext", "10.96.0.11", withExternalIPs(externalIP))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.RemotePods[0])))
-	addr := externalIP + ":80"
-	e.waitAnswer(w.Client, addr)
-	// 2 endpoints, 40 connections: P(one never chosen) = 2*(1/2)^40.
-	e.requirePods(w.Client, addr, 40, w.Pods[0], w.RemotePods[0])
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		svc := service("ext", "10.96.0.11", withExternalIPs(externalIP))
+		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.RemotePods[0])))
+		addr := externalIP + ":80"
+		e.waitAnswer(w.Client, addr)
+		// 2 endpoints, 40 connections: P(one never chosen) = 2*(1/2)^40.
+		e.requirePods(w.Client, addr, 40, w.Pods[0], w.RemotePods[0])
+	})
 }
 
 // TestLoadBalancerSourceRanges checks loadBalancerSourceRanges: the allowed
 // source reaches the LB IP, another source is silently dropped by
 // KUBE-PROXY-FIREWALL, and the NodePort of the same service ignores the ranges.
 func TestLoadBalancerSourceRanges(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	allowed, other := w.Addrs.ClientV4.String(), w.Addrs.ClientAltV4.String()
-	svc := service("lb", "10.96.0.12", withLoadBalancer(lbIngressIP, testNodePort, allowed+"/32"))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.RemotePods[0])))
-	lbAddr := lbIngressIP + ":80"
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		allowed, other := w.Addrs.ClientV4.String(), w.Addrs.ClientAltV4.String()
+		svc := service("lb", "10.96.0.12", withLoadBalancer(lbIngressIP, testNodePort, allowed+"/32"))
+		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.RemotePods[0])))
+		lbAddr := lbIngressIP + ":80"
 
-	e.waitAnswer(w.Client, lbAddr, probe.Src(allowed))
-	e.requirePods(w.Client, lbAddr, 40, w.Pods[0], w.RemotePods[0])
+		e.waitAnswer(w.Client, lbAddr, probe.Src(allowed))
+		e.requirePods(w.Client, lbAddr, 40, w.Pods[0], w.RemotePods[0])
 
-	// Without the firewall the packet would be DNATed and answered.
-	e.requireDroppedBy([]string{"-A KUBE-PROXY-FIREWALL", "-d " + lbIngressIP, "-j DROP"}, w.Client, lbAddr, probe.Src(other))
+		// Without the firewall the packet would be DNATed and answered.
+		e.requireDroppedBy([]string{"-A KUBE-PROXY-FIREWALL", "-d " + lbIngressIP, "-j DROP"}, w.Client, lbAddr, probe.Src(other))
 
-	a, err := probe.TCP(w.Client, nodeAddr(w, testNodePort), probeTimeout, probe.Src(other))
-	if err != nil {
-		t.Fatalf("NodePort from %s (outside the LB source ranges) must work: %v", other, err)
-	}
-	if a.SeenSource == other {
-		t.Errorf("NodePort traffic from %s reached %s unmasqueraded", other, a.Pod)
-	}
+		a, err := probe.TCP(w.Client, nodeAddr(w, testNodePort), probeTimeout, probe.Src(other))
+		if err != nil {
+			t.Fatalf("NodePort from %s (outside the LB source ranges) must work: %v", other, err)
+		}
+		if a.SeenSource == other {
+			t.Errorf("NodePort traffic from %s reached %s unmasqueraded", other, a.Pod)
+		}
+	})
 }
 
 // TestExternalLocalKeepsClientSourceAndReportsHealth checks ETP=Local with one
@@ -287,30 +290,31 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 // which sees the client's real address, and the health-check node port
 // reports one local endpoint.
 func TestExternalLocalKeepsClientSourceAndReportsHealth(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	svc := service("local", "10.96.0.13", withLoadBalancer(lbIngressIP, testNodePort), withExternalLocal(testHCNP))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.RemotePods[0])))
-	client := w.Addrs.ClientV4.String()
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		svc := service("local", "10.96.0.13", withLoadBalancer(lbIngressIP, testNodePort), withExternalLocal(testHCNP))
+		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.RemotePods[0])))
+		client := w.Addrs.ClientV4.String()
 
-	for _, addr := range []string{nodeAddr(w, testNodePort), lbIngressIP + ":80"} {
-		e.waitAnswer(w.Client, addr)
-		// With Cluster policy 2 endpoints would both show up in 40 connections (P miss = 2^-39).
-		for _, a := range e.requirePods(w.Client, addr, 40, w.Pods[0]) {
-			if a.SeenSource != client {
-				t.Fatalf("%s via %s saw %s; ETP=Local must keep the client's source %s", a.Pod, addr, a.SeenSource, client)
+		for _, addr := range []string{nodeAddr(w, testNodePort), lbIngressIP + ":80"} {
+			e.waitAnswer(w.Client, addr)
+			// With Cluster policy 2 endpoints would both show up in 40 connections (P miss = 2^-39).
+			for _, a := range e.requirePods(w.Client, addr, 40, w.Pods[0]) {
+				if a.SeenSource != client {
+					t.Fatalf("%s via %s saw %s; ETP=Local must keep the client's source %s", a.Pod, addr, a.SeenSource, client)
+				}
 			}
 		}
-	}
 
-	hc := e.waitHealthCheck(testHCNP, http.StatusOK, 1)
-	if hc.weight != "1" {
-		t.Errorf("X-Load-Balancing-Endpoint-Weight = %q, want \"1\"", hc.weight)
-	}
-	if hc.body.Service.Namespace != testNS || hc.body.Service.Name != "local" || !hc.body.ServiceProxyHealthy {
-		t.Errorf("health-check body %+v, want service %s/local and serviceProxyHealthy", hc.body, testNS)
-	}
+		hc := e.waitHealthCheck(testHCNP, http.StatusOK, 1)
+		if hc.weight != "1" {
+			t.Errorf("X-Load-Balancing-Endpoint-Weight = %q, want \"1\"", hc.weight)
+		}
+		if hc.body.Service.Namespace != testNS || hc.body.Service.Name != "local" || !hc.body.ServiceProxyHealthy {
+			t.Errorf("health-check body %+v, want service %s/local and serviceProxyHealthy", hc.body, testNS)
+		}
+	})
 }
 
 // startExternalLocalWithRemoteEndpoints starts an externalTrafficPolicy Local
@@ -334,19 +338,20 @@ func (e *env) startExternalLocalWithRemoteEndpoints() {
 // no fall-through to the node's own closed port) and the health check
 // answers 503 with zero local endpoints so a load balancer avoids this node.
 func TestExternalLocalWithoutLocalEndpointsDrops(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	e.startExternalLocalWithRemoteEndpoints()
-	// The cluster IP still reaches the remote endpoints: the service is alive, just not here.
-	e.waitAnswer(w.Pods[0].Netns, "10.96.0.14:80")
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		e.startExternalLocalWithRemoteEndpoints()
+		// The cluster IP still reaches the remote endpoints: the service is alive, just not here.
+		e.waitAnswer(w.Pods[0].Netns, "10.96.0.14:80")
 
-	for _, c := range []struct{ addr, rule string }{
-		{nodeAddr(w, testNodePort), fmt.Sprintf("--dport %d", testNodePort)},
-		{lbIngressIP + ":80", "-d " + lbIngressIP},
-	} {
-		// Without the rule a NodePort would be refused by the node itself, but an
-		// LB IP would bounce to the client and time out there: check the counter.
-		e.requireDroppedBy([]string{"has no local endpoints", c.rule, "-j DROP"}, w.Client, c.addr)
-	}
+		for _, c := range []struct{ addr, rule string }{
+			{nodeAddr(w, testNodePort), fmt.Sprintf("--dport %d", testNodePort)},
+			{lbIngressIP + ":80", "-d " + lbIngressIP},
+		} {
+			// Without the rule a NodePort would be refused by the node itself, but an
+			// LB IP would bounce to the client and time out there: check the counter.
+			e.requireDroppedBy([]string{"has no local endpoints", c.rule, "-j DROP"}, w.Client, c.addr)
+		}
+	})
 }

@@ -13,31 +13,32 @@ import (
 // endpoint answers over IPv6, the pod's source is kept, and the rules are in
 // ip6tables (and none of it in iptables).
 func TestIPv6ClusterIP(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	vip := e.startIPv6Service()
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		vip := e.startIPv6Service()
 
-	const n = 150
-	counts, err := probe.TCPMany(w.Pods[0].Netns, vip, n, probeTimeout)
-	if err != nil {
-		t.Fatalf("%d connections through the IPv6 ClusterIP: %v", n, err)
-	}
-	// Binomial(150, 1/3): mean 50, sd 5.8; [20, 80] is > 5 sd.
-	for _, pod := range w.Pods {
-		if c := counts[pod.Name]; c < 20 || c > 80 {
-			t.Errorf("%s answered %d of %d connections, want about %d (all: %v)", pod.Name, c, n, n/3, counts)
+		const n = 150
+		counts, err := probe.TCPMany(w.Pods[0].Netns, vip, n, probeTimeout)
+		if err != nil {
+			t.Fatalf("%d connections through the IPv6 ClusterIP: %v", n, err)
 		}
-	}
-	e.checkPodSource(w.Pods[1], vip, w.Pods[1].IPv6.String())
+		// Binomial(150, 1/3): mean 50, sd 5.8; [20, 80] is > 5 sd.
+		for _, pod := range w.Pods {
+			if c := counts[pod.Name]; c < 20 || c > 80 {
+				t.Errorf("%s answered %d of %d connections, want about %d (all: %v)", pod.Name, c, n, n/3, counts)
+			}
+		}
+		e.checkPodSource(w.Pods[1], vip, w.Pods[1].IPv6.String())
 
-	nat6 := e.run(w.Node, "ip6tables-save", "-t", "nat")
-	if err := hasServiceChain(nat6, "e2e/web6:p", "fd00:96::10"); err != nil {
-		t.Errorf("ip6tables nat: %v\n%s", err, nat6)
-	}
-	if nat4 := e.save("nat"); strings.Contains(nat4, "e2e/web6:p") {
-		t.Errorf("an IPv6-only service must not appear in iptables (IPv4):\n%s", nat4)
-	}
+		nat6 := e.run(w.Node, "ip6tables-save", "-t", "nat")
+		if err := hasServiceChain(nat6, "e2e/web6:p", "fd00:96::10"); err != nil {
+			t.Errorf("ip6tables nat: %v\n%s", err, nat6)
+		}
+		if nat4 := e.save("nat"); strings.Contains(nat4, "e2e/web6:p") {
+			t.Errorf("an IPv6-only service must not appear in iptables (IPv4):\n%s", nat4)
+		}
+	})
 }
 
 // startIPv6Service starts kproxy with an IPv6-only ClusterIP fd00:96::10 over

@@ -25,32 +25,33 @@ const syncTimeout = 30 * time.Second
 // that no new connection failed, established ones still echo, the new
 // process applies changes, and the restart did not duplicate jump rules.
 func TestRestartUnderTraffic(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	const vip = "10.96.0.10:80"
-	svc := service("web", "10.96.0.10")
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.waitAnswer(w.Pods[0].Netns, vip)
-	conns := e.openLongLived(w.Client, vip, 3)
-	traffic := startTraffic(w.Pods[0].Netns, vip)
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		const vip = "10.96.0.10:80"
+		svc := service("web", "10.96.0.10")
+		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
+		e.waitAnswer(w.Pods[0].Netns, vip)
+		conns := e.openLongLived(w.Client, vip, 3)
+		traffic := startTraffic(w.Pods[0].Netns, vip)
 
-	e.killKproxy()
-	e.startKproxy()
-	e.waitSynced()
-	e.apply(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1])))
-	e.waitNoRule("nat", w.Pods[2].IPv4.String()+":8080")
+		e.killKproxy()
+		e.startKproxy()
+		e.waitSynced()
+		e.apply(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1])))
+		e.waitNoRule("nat", w.Pods[2].IPv4.String()+":8080")
 
-	traffic.finish(t)
-	pingAll(t, conns)
-	counts, err := probe.TCPMany(w.Pods[1].Netns, vip, 60, probeTimeout)
-	if err != nil {
-		t.Fatalf("after the restart and the endpoint change: %v", err)
-	}
-	if counts[w.Pods[2].Name] > 0 || counts[w.Pods[0].Name] == 0 || counts[w.Pods[1].Name] == 0 {
-		t.Errorf("after removing pod-3 the restarted kproxy must spread over pod-1 and pod-2 only, got %v", counts)
-	}
-	e.assertSingleJumps()
+		traffic.finish(t)
+		pingAll(t, conns)
+		counts, err := probe.TCPMany(w.Pods[1].Netns, vip, 60, probeTimeout)
+		if err != nil {
+			t.Fatalf("after the restart and the endpoint change: %v", err)
+		}
+		if counts[w.Pods[2].Name] > 0 || counts[w.Pods[0].Name] == 0 || counts[w.Pods[1].Name] == 0 {
+			t.Errorf("after removing pod-3 the restarted kproxy must spread over pod-1 and pod-2 only, got %v", counts)
+		}
+		e.assertSingleJumps()
+	})
 }
 
 // TestAdoptsUpstreamRules starts kproxy on a node that already holds the

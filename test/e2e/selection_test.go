@@ -15,25 +15,26 @@ import (
 // as upstream does: another proxy's (service-proxy-name label), headless and
 // ExternalName ones. A normal Service next to them proves kproxy synced.
 func TestIgnoredServicesGetNoRules(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	normal := service("normal", "10.96.0.80")
-	sharded := service("sharded", "10.96.0.81")
-	sharded.Labels = map[string]string{"service.kubernetes.io/service-proxy-name": "other-proxy"}
-	headless := service("headless", "None")
-	external := service("external", "10.96.0.83")
-	external.Spec.Type = v1.ServiceTypeExternalName
-	external.Spec.ExternalName = "example.invalid"
-	eps := func(s *v1.Service) any { return slice(s, "a", endpoint(w, w.Pods[1])) }
-	e.start(normal, eps(normal), sharded, eps(sharded), headless, eps(headless), external, eps(external))
-	e.waitAnswer(w.Pods[0].Netns, "10.96.0.80:80")
-	rules := e.save("nat") + e.save("filter")
-	for _, name := range []string{"e2e/sharded", "e2e/headless", "e2e/external"} {
-		if strings.Contains(rules, name) {
-			t.Errorf("kproxy wrote rules for %s, which it must ignore", name)
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		normal := service("normal", "10.96.0.80")
+		sharded := service("sharded", "10.96.0.81")
+		sharded.Labels = map[string]string{"service.kubernetes.io/service-proxy-name": "other-proxy"}
+		headless := service("headless", "None")
+		external := service("external", "10.96.0.83")
+		external.Spec.Type = v1.ServiceTypeExternalName
+		external.Spec.ExternalName = "example.invalid"
+		eps := func(s *v1.Service) any { return slice(s, "a", endpoint(w, w.Pods[1])) }
+		e.start(normal, eps(normal), sharded, eps(sharded), headless, eps(headless), external, eps(external))
+		e.waitAnswer(w.Pods[0].Netns, "10.96.0.80:80")
+		rules := e.save("nat") + e.save("filter")
+		for _, name := range []string{"e2e/sharded", "e2e/headless", "e2e/external"} {
+			if strings.Contains(rules, name) {
+				t.Errorf("kproxy wrote rules for %s, which it must ignore", name)
+			}
 		}
-	}
+	})
 }
 
 // TestNodePortAddressesRestrictWhereNodePortsAnswer runs kproxy with a

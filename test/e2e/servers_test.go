@@ -17,47 +17,48 @@ import (
 // balancers probe it), /metrics and /proxyMode on 127.0.0.1:10249; and that
 // /healthz fails but /livez passes once the Node object is gone.
 func TestHealthAndMetricsServers(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	svc := service("web", "10.96.0.10")
-	objs := []any{svc, slice(svc, "a", endpoint(w, w.Pods[0]))}
-	e.start(objs...)
-	e.waitSynced()
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		svc := service("web", "10.96.0.10")
+		objs := []any{svc, slice(svc, "a", endpoint(w, w.Pods[0]))}
+		e.start(objs...)
+		e.waitSynced()
 
-	for _, c := range []struct{ ns, url string }{
-		{w.Node, "http://127.0.0.1:10256/healthz"},
-		{w.Client, "http://" + w.Addrs.NodeV4.String() + ":10256/healthz"},
-	} {
-		e.eventually(settleTimeout, c.url+" healthy", func() error {
-			return e.checkHealth(c.ns, c.url, true, true)
+		for _, c := range []struct{ ns, url string }{
+			{w.Node, "http://127.0.0.1:10256/healthz"},
+			{w.Client, "http://" + w.Addrs.NodeV4.String() + ":10256/healthz"},
+		} {
+			e.eventually(settleTimeout, c.url+" healthy", func() error {
+				return e.checkHealth(c.ns, c.url, true, true)
+			})
+		}
+		if err := e.checkHealth(w.Node, "http://127.0.0.1:10256/livez", true, false); err != nil {
+			t.Errorf("/livez: %v", err)
+		}
+
+		if code, body := e.curl(w.Node, "http://127.0.0.1:10249/proxyMode"); code != 200 || strings.TrimSpace(body) != "iptables" {
+			t.Errorf("/proxyMode = %d %q, want 200 \"iptables\"", code, body)
+		}
+		code, metrics := e.curl(w.Node, "http://127.0.0.1:10249/metrics")
+		if code != 200 {
+			t.Fatalf("/metrics: HTTP %d", code)
+		}
+		if !strings.Contains(metrics, "kubeproxy_sync_proxy_rules_duration_seconds_count") {
+			t.Errorf("/metrics lacks kubeproxy_sync_proxy_rules_duration_seconds:\n%s", metrics)
+		}
+		if err := checkRecentTimestamp(metrics, "kubeproxy_sync_proxy_rules_last_timestamp_seconds"); err != nil {
+			t.Errorf("/metrics: %v", err)
+		}
+
+		e.writeManifest(manifestText(t, objs...)) // no Node object any more
+		e.eventually(settleTimeout, "/healthz fails without a Node", func() error {
+			return e.checkHealth(w.Node, "http://127.0.0.1:10256/healthz", false, true)
 		})
-	}
-	if err := e.checkHealth(w.Node, "http://127.0.0.1:10256/livez", true, false); err != nil {
-		t.Errorf("/livez: %v", err)
-	}
-
-	if code, body := e.curl(w.Node, "http://127.0.0.1:10249/proxyMode"); code != 200 || strings.TrimSpace(body) != "iptables" {
-		t.Errorf("/proxyMode = %d %q, want 200 \"iptables\"", code, body)
-	}
-	code, metrics := e.curl(w.Node, "http://127.0.0.1:10249/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: HTTP %d", code)
-	}
-	if !strings.Contains(metrics, "kubeproxy_sync_proxy_rules_duration_seconds_count") {
-		t.Errorf("/metrics lacks kubeproxy_sync_proxy_rules_duration_seconds:\n%s", metrics)
-	}
-	if err := checkRecentTimestamp(metrics, "kubeproxy_sync_proxy_rules_last_timestamp_seconds"); err != nil {
-		t.Errorf("/metrics: %v", err)
-	}
-
-	e.writeManifest(manifestText(t, objs...)) // no Node object any more
-	e.eventually(settleTimeout, "/healthz fails without a Node", func() error {
-		return e.checkHealth(w.Node, "http://127.0.0.1:10256/healthz", false, true)
+		if err := e.checkHealth(w.Node, "http://127.0.0.1:10256/livez", true, false); err != nil {
+			t.Errorf("/livez must ignore node eligibility: %v", err)
+		}
 	})
-	if err := e.checkHealth(w.Node, "http://127.0.0.1:10256/livez", true, false); err != nil {
-		t.Errorf("/livez must ignore node eligibility: %v", err)
-	}
 }
 
 // curl fetches url from inside ns and returns the HTTP status and body.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -29,44 +28,45 @@ import (
 // answered by the removed pod. The test checks this premise first: the entry
 // exists and several datagrams stick to the same pod.
 func TestUDPConntrackCleanup(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	const vip = "10.96.0.30"
-	svc := service("dns", vip, withProtocol(v1.ProtocolUDP))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.eventually(settleTimeout, "UDP ClusterIP answers", func() error {
-		_, err := probe.UDP(w.Client, vip+":80", probeTimeout)
-		return err
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		const vip = "10.96.0.30"
+		svc := service("dns", vip, withProtocol(v1.ProtocolUDP))
+		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
+		e.eventually(settleTimeout, "UDP ClusterIP answers", func() error {
+			_, err := probe.UDP(w.Client, vip+":80", probeTimeout)
+			return err
+		})
+
+		conn := e.dialUDP(w.Client, vip+":80")
+		first := e.exchangeUDP(conn)
+		for range 5 {
+			if pod := e.exchangeUDP(conn); pod != first {
+				t.Fatalf("datagrams of one socket moved from %s to %s without any change: conntrack premise broken", first, pod)
+			}
+		}
+		gone, kept := splitPods(w.Pods, first)
+		if n := e.udpFlows(vip, gone.IPv4.String()); n == 0 {
+			t.Fatalf("no conntrack entry from %s to %s via %s: premise broken\n%s", conn.LocalAddr(), gone.Name, vip,
+				e.run(w.Node, "conntrack", "-L", "-p", "udp"))
+		}
+
+		e.apply(svc, slice(svc, "a", endpoint(w, kept[0]), endpoint(w, kept[1])))
+		e.waitNoRule("nat", gone.IPv4.String()+":8080")
+		// Not fatal: without cleanup the datagram below shows the consequence.
+		deadline := time.Now().Add(10 * time.Second)
+		for e.udpFlows(vip, gone.IPv4.String()) > 0 {
+			if time.Now().After(deadline) {
+				t.Errorf("10s after the endpoint change, UDP flows via %s still go to removed %s", vip, gone.IPv4)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if pod := e.exchangeUDP(conn); pod == gone.Name {
+			t.Errorf("next datagram from the same socket still reached removed endpoint %s", gone.Name)
+		}
 	})
-
-	conn := e.dialUDP(w.Client, vip+":80")
-	first := e.exchangeUDP(conn)
-	for range 5 {
-		if pod := e.exchangeUDP(conn); pod != first {
-			t.Fatalf("datagrams of one socket moved from %s to %s without any change: conntrack premise broken", first, pod)
-		}
-	}
-	gone, kept := splitPods(w.Pods, first)
-	if n := e.udpFlows(vip, gone.IPv4.String()); n == 0 {
-		t.Fatalf("no conntrack entry from %s to %s via %s: premise broken\n%s", conn.LocalAddr(), gone.Name, vip,
-			e.run(w.Node, "conntrack", "-L", "-p", "udp"))
-	}
-
-	e.apply(svc, slice(svc, "a", endpoint(w, kept[0]), endpoint(w, kept[1])))
-	e.waitNoRule("nat", gone.IPv4.String()+":8080")
-	// Not fatal: without cleanup the datagram below shows the consequence.
-	deadline := time.Now().Add(10 * time.Second)
-	for e.udpFlows(vip, gone.IPv4.String()) > 0 {
-		if time.Now().After(deadline) {
-			t.Errorf("10s after the endpoint change, UDP flows via %s still go to removed %s", vip, gone.IPv4)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if pod := e.exchangeUDP(conn); pod == gone.Name {
-		t.Errorf("next datagram from the same socket still reached removed endpoint %s", gone.Name)
-	}
 }
 
 // splitPods returns the pod named name and the others.
@@ -181,48 +181,49 @@ func (e *env) exchangeUDP(c *net.UDPConn) string {
 // KPROXY_KERNEL_TESTS=require). Inside the guest, no SCTP is a failure
 // under require. Other errors fail.
 func TestSCTPClusterIP(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOptions{})
-	w := e.w
-	sctpErr := probe.SCTPSupported(w.Pods[0].Netns)
-	if sctpErr != nil && !errors.Is(sctpErr, probe.ErrUnsupported) {
-		t.Fatalf("SCTP: %v", sctpErr)
-	}
-	if sctpErr != nil {
+	forEachMode(t, func(t *testing.T, mode string) {
+		e := newEnv(t, envOptions{Mode: mode})
+		w := e.w
+		sctpErr := probe.SCTPSupported(w.Pods[0].Netns)
+		if sctpErr != nil && !errors.Is(sctpErr, probe.ErrUnsupported) {
+			t.Fatalf("SCTP: %v", sctpErr)
+		}
+		if sctpErr != nil {
+			svc := service("sctp", "10.96.0.40", withProtocol(v1.ProtocolSCTP))
+			e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1])))
+			e.waitForRule("nat", "-d 10.96.0.40/32 -p sctp -m comment --comment \"e2e/sctp:p cluster IP\" -m sctp --dport 80")
+			e.waitForRule("nat", "-p sctp -m comment --comment \"e2e/sctp:p\" -m sctp -j DNAT --to-destination 10.244.1.12:8080")
+			if kerneltest.InGuest() {
+				kerneltest.SkipOrFail(t, fmt.Sprintf("SCTP traffic: the guest kernel has no SCTP sockets: %v", sctpErr))
+			}
+			kerneltest.RunsElsewhere(t, fmt.Sprintf("SCTP traffic (rules checked here; this kernel has no SCTP sockets: %v) "+
+				"inside the qemu guest, started by test/vm TestSCTPTrafficInGuest", sctpErr))
+		}
+		for _, pod := range w.Pods {
+			if _, err := w.StartPodserver(podserverBin, pod, netns.ServerPorts{SCTP: []int{podPort}}); err != nil {
+				t.Fatalf("SCTP pod server: %v", err)
+			}
+		}
+		const vip = "10.96.0.40:80"
 		svc := service("sctp", "10.96.0.40", withProtocol(v1.ProtocolSCTP))
-		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1])))
-		e.waitForRule("nat", "-d 10.96.0.40/32 -p sctp -m comment --comment \"e2e/sctp:p cluster IP\" -m sctp --dport 80")
-		e.waitForRule("nat", "-p sctp -m comment --comment \"e2e/sctp:p\" -m sctp -j DNAT --to-destination 10.244.1.12:8080")
-		if kerneltest.InGuest() {
-			kerneltest.SkipOrFail(t, fmt.Sprintf("SCTP traffic: the guest kernel has no SCTP sockets: %v", sctpErr))
+		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
+		if mode == "iptables" { // IPVS mode has an SCTP virtual server, not SCTP rules
+			e.waitForRule("nat", "-p sctp")
 		}
-		kerneltest.RunsElsewhere(t, fmt.Sprintf("SCTP traffic (rules checked here; this kernel has no SCTP sockets: %v) "+
-			"inside the qemu guest, started by test/vm TestSCTPTrafficInGuest", sctpErr))
-	}
-	for _, pod := range w.Pods {
-		if _, err := w.StartPodserver(podserverBin, pod, netns.ServerPorts{SCTP: []int{podPort}}); err != nil {
-			t.Fatalf("SCTP pod server: %v", err)
-		}
-	}
-	const vip = "10.96.0.40:80"
-	svc := service("sctp", "10.96.0.40", withProtocol(v1.ProtocolSCTP))
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	if os.Getenv("KPROXY_E2E_PROXY_MODE") != "ipvs" { // IPVS mode has an SCTP virtual server, not SCTP rules
-		e.waitForRule("nat", "-p sctp")
-	}
-	seen := map[string]int{}
-	e.eventually(20*time.Second, "SCTP ClusterIP reaches every endpoint", func() error {
-		a, err := probe.SCTP(w.Pods[1].Netns, vip, probeTimeout)
-		if err != nil {
-			return err
-		}
-		seen[a.Pod]++
-		if len(seen) < len(w.Pods) {
-			return fmt.Errorf("answers so far: %v", seen)
-		}
-		return nil
+		seen := map[string]int{}
+		e.eventually(20*time.Second, "SCTP ClusterIP reaches every endpoint", func() error {
+			a, err := probe.SCTP(w.Pods[1].Netns, vip, probeTimeout)
+			if err != nil {
+				return err
+			}
+			seen[a.Pod]++
+			if len(seen) < len(w.Pods) {
+				return fmt.Errorf("answers so far: %v", seen)
+			}
+			return nil
+		})
+		checkSCTPSource(t, w, vip)
 	})
-	checkSCTPSource(t, w, vip)
 }
 
 // checkSCTPSource probes from pod-2 until another pod answers: that pod must
