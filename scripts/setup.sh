@@ -10,7 +10,6 @@ have conntrack || need+=(conntrack)
 have ipset || need+=(ipset)
 have nft || need+=(nftables)
 have ip || need+=(iproute2)
-have nft || need+=(nftables)
 have curl || need+=(curl)
 have make || need+=(make)
 
