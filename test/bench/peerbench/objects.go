@@ -2,8 +2,6 @@ package peerbench
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -39,25 +37,11 @@ func endpointIP(i, j, perService int) string {
 	return netip.AddrFrom4([4]byte{10, 128 + byte(n>>16&0x7f), byte(n >> 8), byte(n)}).String()
 }
 
-// changedIP is the address change k writes: in 10.200.0.0/13, never an
-// initial one, and inside endpointRange so that the first-packet scenario's
-// pod server answers for it too.
+// changedIP is the address change k writes: in changedRange, never an
+// initial one.
 func changedIP(k int) string {
 	n := uint32(k) + 1
 	return netip.AddrFrom4([4]byte{10, 200 + byte(n>>16&0x7), byte(n >> 8), byte(n)}).String()
-}
-
-// ServiceChain is upstream's nftables chain for the benchmark's service i
-// (reference section 10.1), which kproxy writes with the same name.
-func ServiceChain(i int) string {
-	return hashedChain("service", Namespace+"/"+serviceName(i)+"/tcp/p")
-}
-
-// hashedChain is prefix, "-", the first 8 characters of the base32 SHA-256
-// of base, "-", base.
-func hashedChain(prefix, base string) string {
-	sum := sha256.Sum256([]byte(base))
-	return prefix + "-" + base32.StdEncoding.EncodeToString(sum[:])[:8] + "-" + base
 }
 
 func nodeObject(name string, ip string) *v1.Node {

