@@ -118,7 +118,7 @@ func Write(w io.Writer, title string, sums []Summary) error {
 		{"rounds ok (failed)", func(s Summary) float64 { return float64(s.Rounds) }, "n"},
 		{"full: start → all services in table", secs(func(s Summary) time.Duration { return s.Full }), "s"},
 		{"full: proxy's own sync metric", secs(func(s Summary) time.Duration { return s.FullOwn }), "s"},
-		{"endpoint: API write → in chain, p50", ms(func(s Summary) time.Duration { return s.Endpoint }), "ms"},
+		{"endpoint: API write → traffic at it, p50", ms(func(s Summary) time.Duration { return s.Endpoint }), "ms"},
 		{"endpoint: p99", ms(func(s Summary) time.Duration { return s.EndpointP99 }), "ms"},
 		{"endpoint: max", ms(func(s Summary) time.Duration { return s.EndpointMax }), "ms"},
 		{"endpoint: proxy's own partial sync", ms(func(s Summary) time.Duration { return s.EndpointOwn }), "ms"},
