@@ -32,7 +32,8 @@
 //   - restart: SIGTERM, start again over the existing table; the time until
 //     the new process reports a completed sync (its
 //     kubeproxy_sync_proxy_rules_last_timestamp_seconds) and the table again
-//     holds every service;
+//     holds every service; connections to one service, every 10 ms from
+//     before the SIGTERM until then, count traffic loss;
 //   - rss: the peak, over the whole round, of the resident memory of the
 //     proxy and its children (sampled from /proc every 100 ms), and the
 //     main process's own VmHWM;

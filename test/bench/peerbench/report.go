@@ -18,9 +18,11 @@ type Summary struct {
 	EndpointP99          time.Duration
 	EndpointMax          time.Duration
 	EndpointOwn, Restart time.Duration
-	FirstConn, LastConn  time.Duration
-	RSSTree, RSSMain     int64 // peak over rounds
-	Children             bool
+	// RestartConns and RestartFailed are summed over rounds.
+	RestartConns, RestartFailed int
+	FirstConn, LastConn         time.Duration
+	RSSTree, RSSMain            int64 // peak over rounds
+	Children                    bool
 }
 
 // Summarize groups samples by peer, in peers' order.
@@ -53,6 +55,8 @@ func fillSummary(sum *Summary, ok []Sample) {
 		changes = append(changes, s.Endpoint...)
 		sum.RSSTree, sum.RSSMain = max(sum.RSSTree, s.RSSTree), max(sum.RSSMain, s.RSSMain)
 		sum.Children = sum.Children || s.Children
+		sum.RestartConns += s.RestartConns
+		sum.RestartFailed += s.RestartFailed
 	}
 	slices.Sort(changes)
 	sum.Full = median(ok, func(s Sample) time.Duration { return s.Full })
@@ -123,6 +127,8 @@ func Write(w io.Writer, title string, sums []Summary) error {
 		{"endpoint: max", ms(func(s Summary) time.Duration { return s.EndpointMax }), "ms"},
 		{"endpoint: proxy's own partial sync", ms(func(s Summary) time.Duration { return s.EndpointOwn }), "ms"},
 		{"restart: start → synced, all services", secs(func(s Summary) time.Duration { return s.Restart }), "s"},
+		{"restart: connections made meanwhile", func(s Summary) float64 { return float64(s.RestartConns) }, "count"},
+		{"restart: connections failed", func(s Summary) float64 { return float64(s.RestartFailed) }, "count"},
 		{"first packet: connect to first service", ms(func(s Summary) time.Duration { return s.FirstConn }), "ms"},
 		{"first packet: connect to last service", ms(func(s Summary) time.Duration { return s.LastConn }), "ms"},
 		{"peak RSS, proxy + children", func(s Summary) float64 { return float64(s.RSSTree) / (1 << 20) }, "MB"},
@@ -138,7 +144,7 @@ func Write(w io.Writer, title string, sums []Summary) error {
 			line += "\t"
 		}
 		for _, p := range pairs {
-			if row.unit != "n" {
+			if row.unit != "n" && row.unit != "count" {
 				line += ratio(row.f(sums[p[0]]), row.f(sums[p[1]]))
 			}
 			line += "\t"
@@ -158,11 +164,11 @@ func ms(f func(Summary) time.Duration) func(Summary) float64 {
 
 // format prints v; 0 (a scenario the peer did not run) is "–".
 func format(v float64, unit string) string {
-	if v == 0 && unit != "n" {
+	if v == 0 && unit != "n" && unit != "count" {
 		return "–"
 	}
 	switch unit {
-	case "n", "MB":
+	case "n", "count", "MB":
 		return fmt.Sprintf("%.0f", v)
 	case "ms":
 		if v < 10 {

@@ -63,8 +63,10 @@ type Sample struct {
 	// EndpointOwn the proxy's mean partial IPv4 sync over them.
 	Endpoint    []time.Duration
 	EndpointOwn time.Duration
-	// Restart is the second start → a completed sync with every service.
-	Restart time.Duration
+	// Restart is the second start → a completed sync with every service;
+	// RestartConns connections were made meanwhile, RestartFailed failed.
+	Restart                     time.Duration
+	RestartConns, RestartFailed int
 	// FirstConn and LastConn are the median connect (and greeting) times
 	// from the node to the first and the last service created.
 	FirstConn, LastConn time.Duration
@@ -228,16 +230,33 @@ func (r *runner) measure(ctx context.Context, s *Sample, ns string, peer Peer, l
 	if s.Endpoint, s.EndpointOwn, err = r.endpointChanges(ctx, p); err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
 	}
-	p.stop(30 * time.Second)
-	tree, main, children := p.rss.Peak()
-	s.RSSTree, s.RSSMain, s.Children = tree, main, children
-	if p, err = startProxy(ns, peer.Bin, logPath, "--config", r.conf[peer.Mode], "-v", "2"); err != nil {
-		return err
-	}
-	if s.Restart, err = r.waitRestart(ctx, p); err != nil {
+	p, err = r.restart(ctx, s, p, peer, logPath)
+	if err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
 	return nil
+}
+
+// restart stops p, starts the proxy again over its table and waits until
+// it has synced, with connections to one service made every 10 ms from
+// before the stop to the end, and returns the new process (p if it could
+// not start one).
+func (r *runner) restart(ctx context.Context, s *Sample, p *proxyProcess, peer Peer, logPath string) (*proxyProcess, error) {
+	ip, err := r.clusterIP(ctx, r.opts.Services/2)
+	if err != nil {
+		return p, err
+	}
+	loop := startConnLoop(p.ns, ip)
+	p.stop(30 * time.Second)
+	s.RSSTree, s.RSSMain, s.Children = p.rss.Peak()
+	next, err := startProxy(p.ns, peer.Bin, logPath, "--config", r.conf[peer.Mode], "-v", "2")
+	if err != nil {
+		loop.stop()
+		return p, err
+	}
+	s.Restart, err = r.waitRestart(ctx, next)
+	s.RestartConns, s.RestartFailed = loop.stop()
+	return next, err
 }
 
 // poll calls fn until it reports done, fails, the proxy exits, or Timeout.

@@ -109,3 +109,37 @@ func (r *runner) dumpState(ctx context.Context, ns string) string {
 	}
 	return path
 }
+
+// connLoop connects to one service every 10 ms until stopped.
+type connLoop struct {
+	quit         chan struct{}
+	done         chan struct{}
+	conns, fails int
+}
+
+func startConnLoop(ns, ip string) *connLoop {
+	l := &connLoop{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			select {
+			case <-l.quit:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			l.conns++
+			if _, err := connect(ns, ip); err != nil {
+				l.fails++
+			}
+		}
+	}()
+	return l
+}
+
+// stop ends the loop and returns how many connections it made and how
+// many of them failed.
+func (l *connLoop) stop() (conns, fails int) {
+	close(l.quit)
+	<-l.done
+	return l.conns, l.fails
+}
