@@ -38,8 +38,6 @@
 //
 //   - an unknown field is an error (upstream falls back to lenient decoding
 //     with a warning);
-//   - mode nftables is rejected with a clear error (kproxy implements iptables
-//     and ipvs only);
 //   - a non-zero --healthz-port / --metrics-port replaces the port of the
 //     corresponding bind address (upstream only appends it when missing,
 //     which makes the flag a no-op with the default address).

@@ -138,7 +138,7 @@ func (f *Flags) addServerFlags(fs *pflag.FlagSet, d *v1alpha1.KubeProxyConfigura
 	fs.BoolVar(&f.BindAddressHardFail, "bind-address-hard-fail", false, "If true kube-proxy will treat failure to bind to a port as fatal and exit")
 	fs.BoolVar(&f.Profiling, "profiling", false, "If true enables profiling via web interface on /debug/pprof handler."+ignoredWithConfig)
 	fs.StringVar(&f.ShowHiddenMetricsForVersion, "show-hidden-metrics-for-version", "", "The previous version for which you want to show hidden metrics. Only the previous minor version is meaningful, other values will not be allowed. The format is <major>.<minor>, e.g.: '1.16'. The purpose of this format is make sure you have the opportunity to notice if the next release hides additional metrics, rather than being surprised when they are permanently removed in the release after that."+ignoredWithConfig)
-	fs.StringVar(&f.ProxyMode, "proxy-mode", "", "Which proxy mode to use: on Linux this can be 'iptables' (default) or 'ipvs' ('nftables' is not supported by kproxy)."+ignoredWithConfig)
+	fs.StringVar(&f.ProxyMode, "proxy-mode", "", "Which proxy mode to use: on Linux this can be 'iptables' (default), 'ipvs' or 'nftables'."+ignoredWithConfig)
 	fs.DurationVar(&f.ConfigSyncPeriod, "config-sync-period", d.ConfigSyncPeriod.Duration, "How often configuration from the apiserver is refreshed.  Must be greater than 0.")
 }
 

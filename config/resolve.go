@@ -151,8 +151,15 @@ func project(v *v1alpha1.KubeProxyConfiguration) (*Config, error) {
 	}
 	c.MasqueradeMark = netfilter.MasqueradeMark(c.MasqueradeBit)
 	c.SyncPeriod, c.MinSyncPeriod = v.IPTables.SyncPeriod.Duration, v.IPTables.MinSyncPeriod.Duration
-	if c.Mode == ModeIPVS {
+	switch c.Mode {
+	case ModeIPVS:
 		c.SyncPeriod, c.MinSyncPeriod = v.IPVS.SyncPeriod.Duration, v.IPVS.MinSyncPeriod.Duration
+	case ModeNFTables:
+		// nftables mode reads its own section, as upstream does.
+		c.SyncPeriod, c.MinSyncPeriod = v.NFTables.SyncPeriod.Duration, v.NFTables.MinSyncPeriod.Duration
+		c.MasqueradeBit = int(deref(v.NFTables.MasqueradeBit, defaultMasqueradeBit))
+		c.MasqueradeAll = v.NFTables.MasqueradeAll
+		c.MasqueradeMark = netfilter.MasqueradeMark(c.MasqueradeBit)
 	}
 	var err error
 	if c.BindAddress, err = netip.ParseAddr(v.BindAddress); err != nil {

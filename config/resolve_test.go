@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -207,7 +208,6 @@ func TestResolveErrors(t *testing.T) {
 		want string
 	}{
 		{"validation error with field path", []string{"--iptables-masquerade-bit=32"}, "iptables.masqueradeBit: Invalid value: 32: must be within [0, 31]"},
-		{"nftables", []string{"--proxy-mode=nftables"}, "nftables mode is not supported by kproxy"},
 		{"blank hostname override", []string{"--hostname-override=  "}, "empty hostname-override is invalid"},
 		{"bad bind address", []string{"--bind-address=node"}, "bindAddress: Invalid value"},
 		{"strict file", []string{"--config=testdata/does-not-exist.conf"}, "read config file"},
@@ -219,6 +219,31 @@ func TestResolveErrors(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestResolveNFTablesMode(t *testing.T) {
+	c := mustResolve(t, "--proxy-mode=nftables", "--iptables-sync-period=10s", "--iptables-masquerade-bit=15")
+	if c.Mode != ModeNFTables || c.SyncPeriod != 10*time.Second || c.MasqueradeMark != "0x00008000" {
+		t.Errorf("mode %q sync %v mark %s; want nftables, 10s (the flags feed the nftables section), 0x00008000",
+			c.Mode, c.SyncPeriod, c.MasqueradeMark)
+	}
+	if got := c.NodePortAddresses.String(); got != NodePortAddressesPrimary {
+		t.Errorf("nodePortAddresses = %q, want %q (nftables mode's default)", got, NodePortAddressesPrimary)
+	}
+	if c := mustResolve(t, "--proxy-mode=nftables", "--nodeport-addresses=10.0.0.0/8"); c.NodePortAddresses.String() != "10.0.0.0/8" {
+		t.Errorf("explicit nodePortAddresses replaced: %q", c.NodePortAddresses.String())
+	}
+	dir := t.TempDir()
+	file := dir + "/nft.conf"
+	conf := "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: nftables\n" +
+		"nftables:\n  masqueradeAll: true\n  syncPeriod: 45s\n  minSyncPeriod: 2s\n"
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = mustResolve(t, "--config="+file)
+	if c.Mode != ModeNFTables || !c.MasqueradeAll || c.SyncPeriod != 45*time.Second || c.MinSyncPeriod != 2*time.Second {
+		t.Errorf("from file: mode %q masqueradeAll %v sync %v/%v", c.Mode, c.MasqueradeAll, c.SyncPeriod, c.MinSyncPeriod)
 	}
 }
 

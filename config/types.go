@@ -13,7 +13,8 @@ import (
 const (
 	ModeIPTables v1alpha1.ProxyMode = "iptables"
 	ModeIPVS     v1alpha1.ProxyMode = "ipvs"
-	// ModeNFTables is accepted by upstream and rejected by kproxy's Validate.
+	// ModeNFTables is upstream's nftables mode (package nftables); it reads the
+	// nftables section and defaults nodePortAddresses to "primary".
 	ModeNFTables v1alpha1.ProxyMode = "nftables"
 )
 

@@ -33,6 +33,9 @@ func ValidateFields(cfg *v1alpha1.KubeProxyConfiguration) field.ErrorList {
 		errs = append(errs, validateSyncPeriods(cfg.IPTables.SyncPeriod, cfg.IPTables.MinSyncPeriod, field.NewPath("iptables"))...)
 	case ModeIPVS:
 		errs = append(errs, validateIPVS(&cfg.IPVS, field.NewPath("ipvs"))...)
+	case ModeNFTables:
+		errs = append(errs, validateMasqueradeBit(cfg.NFTables.MasqueradeBit, field.NewPath("nftables", "masqueradeBit"))...)
+		errs = append(errs, validateSyncPeriods(cfg.NFTables.SyncPeriod, cfg.NFTables.MinSyncPeriod, field.NewPath("nftables"))...)
 	}
 	errs = append(errs, validateConntrack(&cfg.Conntrack, field.NewPath("conntrack"))...)
 	errs = append(errs, validateAddresses(cfg)...)
@@ -51,12 +54,10 @@ func effectiveMode(m v1alpha1.ProxyMode) v1alpha1.ProxyMode {
 
 func validateMode(mode v1alpha1.ProxyMode, p *field.Path) field.ErrorList {
 	switch mode {
-	case ModeIPTables, ModeIPVS:
+	case ModeIPTables, ModeIPVS, ModeNFTables:
 		return nil
-	case ModeNFTables:
-		return field.ErrorList{field.Invalid(p, string(mode), "nftables mode is not supported by kproxy")}
 	}
-	return field.ErrorList{field.NotSupported(p, string(mode), []string{string(ModeIPTables), string(ModeIPVS)})}
+	return field.ErrorList{field.NotSupported(p, string(mode), []string{string(ModeIPTables), string(ModeIPVS), string(ModeNFTables)})}
 }
 
 func validateMasqueradeBit(bit *int32, p *field.Path) field.ErrorList {

@@ -80,9 +80,13 @@ func TestValidateErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown mode", []cfgMod{withMode("userspace")},
-			`mode: Unsupported value: "userspace": supported values: "iptables", "ipvs"`},
-		{"nftables", []cfgMod{withMode(ModeNFTables)},
-			`mode: Invalid value: "nftables": nftables mode is not supported by kproxy`},
+			`mode: Unsupported value: "userspace": supported values: "iptables", "ipvs", "nftables"`},
+		{"nftables masqueradeBit", []cfgMod{withMode(ModeNFTables), func(c *v1alpha1.KubeProxyConfiguration) { c.NFTables.MasqueradeBit = ptrTo(int32(40)) }},
+			`nftables.masqueradeBit: Invalid value: 40: must be within [0, 31]`},
+		{"nftables syncPeriod zero", []cfgMod{withMode(ModeNFTables), func(c *v1alpha1.KubeProxyConfiguration) {
+			c.NFTables.SyncPeriod, c.NFTables.MinSyncPeriod = d("0s"), d("0s")
+		}},
+			`nftables.syncPeriod: Invalid value: "0s": must be greater than 0`},
 		{"masqueradeBit 32", []cfgMod{func(c *v1alpha1.KubeProxyConfiguration) { c.IPTables.MasqueradeBit = ptrTo(int32(32)) }},
 			`iptables.masqueradeBit: Invalid value: 32: must be within [0, 31]`},
 		{"masqueradeBit -1", []cfgMod{func(c *v1alpha1.KubeProxyConfiguration) { c.IPTables.MasqueradeBit = ptrTo(int32(-1)) }},

@@ -24,6 +24,9 @@ import (
 // detectFamilies returns the IP families to proxy: IPv4, plus IPv6 when
 // ip6tables works here (upstream runs dual stack whenever the host can).
 func detectFamilies(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) []v1.IPFamily {
+	if cfg.Mode == config.ModeNFTables {
+		return nftablesFamilies(ctx, cfg, logger)
+	}
 	fams := []v1.IPFamily{v1.IPv4Protocol}
 	if cfg.DryRun {
 		return append(fams, v1.IPv6Protocol)
@@ -53,8 +56,11 @@ type familyBackend struct {
 }
 
 func (p *proxy) newBackend(fam v1.IPFamily) (familyBackend, error) {
-	if p.cfg.Mode == config.ModeIPVS {
+	switch p.cfg.Mode {
+	case config.ModeIPVS:
 		return p.newIPVSBackend(fam)
+	case config.ModeNFTables:
+		return p.newNFTablesBackend(fam)
 	}
 	restorer, randomFully, err := p.restorer(fam)
 	if err != nil {

@@ -18,11 +18,12 @@ var updateGolden = flag.Bool("update", false, "rewrite the expected outputs of t
 const goldenDir = "testdata/golden"
 
 // goldenModes are the backends a case runs in: --proxy-mode value and the
-// archive file holding the expected --dry-run output. A new backend (nftables)
-// is one more row; the cases stay.
+// archive file holding the expected --dry-run output. A new backend is one
+// more row; the cases stay.
 var goldenModes = []struct{ mode, file string }{
 	{"iptables", "iptables.dry-run"},
 	{"ipvs", "ipvs.dry-run"},
+	{"nftables", "nftables.dry-run"},
 }
 
 // traceFile holds the packet tracer's verdicts over iptables mode's rules.

@@ -82,12 +82,29 @@ func TestOnceFailsOnBrokenManifests(t *testing.T) {
 
 func TestUnsupportedModeIsAClearError(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"--proxy-mode", "nftables", "--dry-run", "--manifests", "../../deploy/examples/demo"}, &stdout, &stderr)
+	code := run([]string{"--proxy-mode", "userspace", "--dry-run", "--manifests", "../../deploy/examples/demo"}, &stdout, &stderr)
 	if code == 0 {
-		t.Fatal("nftables mode is not implemented and must be refused")
+		t.Fatal("an unknown mode must be refused")
 	}
 	if !strings.Contains(stderr.String(), "mode") {
 		t.Errorf("stderr %q does not say what is wrong", stderr.String())
+	}
+}
+
+func TestNFTablesDryRunPrintsTransactions(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--proxy-mode", "nftables", "--dry-run", "--manifests", "../../deploy/examples/demo",
+		"--hostname-override", "kpx-node", "--cluster-cidr", "10.244.0.0/16"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"# kproxy --dry-run: IPv4 nft -f input", "# kproxy --dry-run: IPv6 nft -f input",
+		"add table ip kube-proxy", "add table ip6 kube-proxy", "demo/web/tcp/http",
+		"add rule ip kube-proxy services ip daddr @cluster-ips ip saddr != 10.244.0.0/16 mark set mark or 0x00004000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q", want)
+		}
 	}
 }
 

@@ -60,8 +60,8 @@ type familyProxy struct {
 // runProxy is the whole life of kproxy after flags are resolved.
 func runProxy(ctx context.Context, cfg *config.Config, h host, out io.Writer) error {
 	logger := klog.FromContext(ctx)
-	if cfg.Mode != config.ModeIPTables && cfg.Mode != config.ModeIPVS {
-		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs)", cfg.Mode)
+	if cfg.Mode != config.ModeIPTables && cfg.Mode != config.ModeIPVS && cfg.Mode != config.ModeNFTables {
+		return fmt.Errorf("proxy mode %q is not supported by kproxy (iptables, ipvs, nftables)", cfg.Mode)
 	}
 	if cfg.Cleanup {
 		// As upstream: --cleanup removes what every mode left, whatever the mode.
@@ -107,8 +107,11 @@ func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logge
 		p.client = client
 	}
 	p.nodeIPs = p.detectNodeIPs(ctx)
-	if !cfg.DryRun {
+	if !cfg.DryRun && cfg.Mode != config.ModeNFTables {
 		p.iptablesBackend = selectIPTablesBackend(ctx, cfg, logger)
+	}
+	if err := checkNFTablesHost(ctx, cfg); err != nil {
+		return nil, err
 	}
 	families := detectFamilies(ctx, cfg, p.iptablesBackend, logger)
 	if !cfg.DryRun {

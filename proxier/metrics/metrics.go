@@ -61,6 +61,12 @@ type Metrics struct {
 	IPTablesRestoreFailuresTotal *prometheus.CounterVec
 	// IPTablesPartialRestoreFailuresTotal counts failed partial restores (labels: ip_family).
 	IPTablesPartialRestoreFailuresTotal *prometheus.CounterVec
+	// NFTablesSyncFailuresTotal counts failed nftables-mode sync transactions
+	// (labels: ip_family), as upstream's nftables mode.
+	NFTablesSyncFailuresTotal *prometheus.CounterVec
+	// NFTablesCleanupFailuresTotal counts failed deletions of stale nftables
+	// chains (labels: ip_family), as upstream's nftables mode.
+	NFTablesCleanupFailuresTotal *prometheus.CounterVec
 	// IPTablesRulesTotal is the number of rules owned (labels: ip_family,
 	// table = "nat" | "filter"), in IPVS mode too: the rules of its chains.
 	IPTablesRulesTotal *prometheus.GaugeVec
@@ -169,6 +175,10 @@ func (m *Metrics) addIPTablesMetrics() {
 		"Cumulative proxy iptables restore failures", family)
 	m.IPTablesPartialRestoreFailuresTotal = counter("sync_proxy_rules_iptables_partial_restore_failures_total",
 		"Cumulative proxy iptables partial restore failures", family)
+	m.NFTablesSyncFailuresTotal = counter("sync_proxy_rules_nftables_sync_failures_total",
+		"Cumulative proxy nftables sync failures", family)
+	m.NFTablesCleanupFailuresTotal = counter("sync_proxy_rules_nftables_cleanup_failures_total",
+		"Cumulative proxy nftables cleanup failures", family)
 	m.IPTablesRulesTotal = gauge("sync_proxy_rules_iptables_total",
 		"Total number of iptables rules owned by kube-proxy", familyTable)
 	m.IPTablesRulesLastSync = gauge("sync_proxy_rules_iptables_last",
@@ -205,6 +215,7 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.EndpointChangesPending, m.EndpointChangesTotal, m.ServiceChangesPending, m.ServiceChangesTotal,
 		m.NoLocalEndpointsTotal, m.ProxyHealthzTotal, m.ProxyLivezTotal,
 		m.IPTablesRestoreFailuresTotal, m.IPTablesPartialRestoreFailuresTotal,
+		m.NFTablesSyncFailuresTotal, m.NFTablesCleanupFailuresTotal,
 		m.IPTablesRulesTotal, m.IPTablesRulesLastSync,
 		m.ConntrackReconcileLatency, m.ConntrackDeletedEntriesTotal, m.RulesTamperedTotal,
 		m.IPVSSyncFailuresTotal, m.IPVSVirtualServers, m.IPVSBoundAddresses,

@@ -28,6 +28,8 @@ func touch(m *Metrics) {
 	m.ProxyLivezTotal.WithLabelValues("503").Inc()
 	m.IPTablesRestoreFailuresTotal.WithLabelValues("IPv6").Inc()
 	m.IPTablesPartialRestoreFailuresTotal.WithLabelValues("IPv6").Inc()
+	m.NFTablesSyncFailuresTotal.WithLabelValues("IPv4").Inc()
+	m.NFTablesCleanupFailuresTotal.WithLabelValues("IPv6").Inc()
 	m.IPTablesRulesTotal.WithLabelValues("IPv4", "nat").Set(10)
 	m.IPTablesRulesLastSync.WithLabelValues("IPv4", "filter").Set(4)
 	m.ConntrackReconcileLatency.WithLabelValues("IPv4").Observe(0.002)
@@ -84,6 +86,8 @@ func TestScrapeNamesTypesLabels(t *testing.T) {
 		{"kubeproxy_proxy_livez_total", dto.MetricType_COUNTER, []string{"code"}},
 		{"kubeproxy_sync_proxy_rules_iptables_restore_failures_total", dto.MetricType_COUNTER, fam},
 		{"kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total", dto.MetricType_COUNTER, fam},
+		{"kubeproxy_sync_proxy_rules_nftables_sync_failures_total", dto.MetricType_COUNTER, fam},
+		{"kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total", dto.MetricType_COUNTER, fam},
 		{"kubeproxy_sync_proxy_rules_iptables_total", dto.MetricType_GAUGE, []string{"ip_family", "table"}},
 		{"kubeproxy_sync_proxy_rules_iptables_last", dto.MetricType_GAUGE, []string{"ip_family", "table"}},
 		{"kubeproxy_conntrack_reconciler_sync_duration_seconds", dto.MetricType_HISTOGRAM, fam},

@@ -1,5 +1,10 @@
 package netfilter
 
+import (
+	"net/netip"
+	"strings"
+)
+
 // LocalDetector holds the iptables matches that tell pod traffic from other
 // traffic (upstream LocalTrafficDetector), e.g. {"-s", "10.0.0.0/8"} and
 // {"!", "-s", "10.0.0.0/8"}. Empty slices are the no-op detector: no
@@ -12,3 +17,37 @@ type LocalDetector struct {
 
 // Implemented reports whether the detector matches anything (upstream IsImplemented).
 func (d *LocalDetector) Implemented() bool { return len(d.IfLocal) > 0 && len(d.IfNotLocal) > 0 }
+
+// NFT returns the same matches as nftables expressions (upstream
+// IfLocalNFT / IfNotLocalNFT): "ip saddr 10.0.0.0/8" / "ip saddr != 10.0.0.0/8"
+// for a CIDR ("ip6" for an IPv6 one), "iifname br0" / "iifname != br0" for an
+// interface, "iifname veth*" for an iptables "veth+" prefix. ok is false for
+// the no-op detector and for matches it cannot translate.
+func (d *LocalDetector) NFT() (ifLocal, ifNotLocal string, ok bool) {
+	if !d.Implemented() || len(d.IfLocal) != 2 {
+		return "", "", false
+	}
+	arg := d.IfLocal[1]
+	switch d.IfLocal[0] {
+	case "-s":
+		p, err := netip.ParsePrefix(arg)
+		if err != nil {
+			return "", "", false
+		}
+		ip := "ip"
+		if p.Addr().Is6() {
+			ip = "ip6"
+		}
+		return ip + " saddr " + p.String(), ip + " saddr != " + p.String(), true
+	case "-i":
+		name := arg
+		if strings.HasSuffix(name, "+") {
+			name = strings.TrimSuffix(name, "+") + "*"
+		}
+		if name == "" || strings.ContainsAny(name, " \t\n\"';{}") {
+			return "", "", false
+		}
+		return "iifname " + name, "iifname != " + name, true
+	}
+	return "", "", false
+}

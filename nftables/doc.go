@@ -1,0 +1,49 @@
+// Package nftables is kproxy's nftables mode: upstream kube-proxy v1.37's
+// table layout ("table ip kube-proxy" / "table ip6 kube-proxy": the same base
+// chains and priorities, the verdict maps service-ips and service-nodeports,
+// the sets and maps cluster-ips, nodeport-ips, no-endpoint-services,
+// no-endpoint-nodeports, firewall-ips and hairpin-connections, and per
+// service port the service-/local-/external-/firewall-/endpoint- chains and
+// affinity- sets with upstream's hashed names, rules and comments), so that
+// `nft list table ip kube-proxy` reads the same as upstream's for the same
+// objects and the two replace each other.
+//
+// Contract: a Proxier is a proxier.Backend for one IP family over a
+// knftables.Interface. Every Sync is one nft transaction (atomic):
+//
+//   - full (snapshot Full, or the first sync): the table, base chains and
+//     fixed chains re-created and refilled, every set and map flushed and
+//     refilled, every service chain re-written. The table's chains and sets
+//     are listed once to find per-service chains (names with a "/") and
+//     affinity sets that nothing renders any more (a restart over an
+//     existing table, kproxy's or upstream's).
+//   - partial: only the changed service ports' chains whose rules differ,
+//     their affinity sets, and the element additions and deletions whose
+//     kernel value changes, computed against the mirror of the last
+//     successful transaction. A partial sync never lists the table.
+//
+// Chains that are no longer used are flushed and deleted by a later sync
+// at least a second afterwards, in their own transaction (upstream: kernels
+// before 6.2 keep a chain referenced for a moment after the map element
+// pointing at it is deleted); affinity sets are deleted at once. A failed
+// transaction leaves the kernel and the mirror as they were and returns a
+// wrapped error (counted in kubeproxy_sync_proxy_rules_nftables_sync_failures_total);
+// the runner retries with a full snapshot.
+//
+// Where two service ports contribute the same element key with different
+// values (e.g. one external IP and port on two Services), the smaller
+// service port name wins, deterministically (upstream: map order).
+//
+// Differences from upstream kept on purpose: a loadBalancerSourceRanges
+// entry that cannot be parsed fails closed as in kproxy's other modes (with
+// no valid range left the firewall chain drops everything); upstream's
+// alpha localhost NodePort support (KubeProxyNFTablesLocalhostNodePorts, off
+// by default) is not implemented, and its objects are removed by a full
+// sync as upstream does with the gate off.
+//
+// Layout: names.go (hashAndTruncate and object names), table.go and
+// skeleton.go (the fixed objects), render*.go (pure: one service port →
+// chains, sets, elements), mirror.go, diff.go and full.go (plans), apply.go
+// (plans → transaction), proxier.go (Sync), snapshot.go (the one place that
+// reads a Snapshot's services and endpoints).
+package nftables

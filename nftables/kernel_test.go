@@ -1,0 +1,182 @@
+package nftables
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/knftables"
+
+	nftcmd "github.com/kproxy/kproxy/proxier/netfilter/nft"
+	. "github.com/kproxy/kproxy/proxier/proxiertest"
+	"github.com/kproxy/kproxy/test/kerneltest"
+)
+
+// nftBinary is the real nft's path (the test's own commands use it, never
+// the wrapper below).
+func nftBinary(t *testing.T) string {
+	t.Helper()
+	kerneltest.NeedTools(t, "nftables kernel test", "nft", "ip")
+	path, err := exec.LookPath("nft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(path, os.TempDir()) {
+		t.Fatalf("nft resolves to a test wrapper: %s", path)
+	}
+	return path
+}
+
+// nftInNetns returns a knftables.Interface whose nft runs inside network
+// namespace ns: a wrapper script named nft, first in PATH for this test.
+func nftInNetns(t *testing.T, real, ns string) knftables.Interface {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\nexec ip netns exec " + ns + " " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	nft, err := nftcmd.Open(context.Background(), nftcmd.Options{Family: knftables.IPv4Family, Table: TableName, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("knftables.New in %s: %v", ns, err)
+	}
+	return nft
+}
+
+var elementsRE = regexp.MustCompile(`elements = \{([^}]*)\}`)
+
+// listTable is `nft list table ip kube-proxy` in ns with the elements of
+// every set and map sorted (the kernel lists hash sets in its own order).
+func listTable(t *testing.T, nft, ns string) string {
+	t.Helper()
+	out := kerneltest.NetnsExec(t, ns, nft, "list", "table", "ip", TableName)
+	out = elementsRE.ReplaceAllStringFunc(out, func(m string) string {
+		body := elementsRE.FindStringSubmatch(m)[1]
+		var items []string
+		for _, it := range strings.Split(body, ",") {
+			items = append(items, strings.Join(strings.Fields(it), " "))
+		}
+		slices.Sort(items)
+		return "elements = { " + strings.Join(items, ", ") + " }"
+	})
+	return sortBlocks(out)
+}
+
+// sortBlocks orders the table's chain, set and map blocks by their header
+// line: nft lists them in creation order, which differs between a sequence
+// of syncs and one load of the same table.
+func sortBlocks(listing string) string {
+	var head []string
+	var blocks []string
+	var cur []string
+	for _, line := range strings.Split(listing, "\n") {
+		switch {
+		case cur != nil:
+			cur = append(cur, line)
+			if line == "\t}" {
+				blocks = append(blocks, strings.Join(cur, "\n"))
+				cur = nil
+			}
+		case strings.HasPrefix(line, "\t") && strings.HasSuffix(line, "{"):
+			cur = []string{line}
+		case strings.TrimSpace(line) != "":
+			head = append(head, line)
+		}
+	}
+	slices.Sort(blocks)
+	return strings.Join(head, "\n") + "\n" + strings.Join(blocks, "\n")
+}
+
+// loadDump writes the Fake's view (its Dump, nft commands) into a fresh
+// table in ns.
+func loadDump(t *testing.T, nft, ns, dump string) {
+	t.Helper()
+	_ = exec.Command("ip", "netns", "exec", ns, nft, "delete", "table", "ip", TableName).Run()
+	cmd := exec.Command("ip", "netns", "exec", ns, nft, "-f", "-")
+	cmd.Stdin = strings.NewReader(dump)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f of the Fake's dump: %v: %s", err, out)
+	}
+}
+
+// TestKernelSyncsMatchTheFake applies a full sync and partial syncs with
+// the real nft in a namespace, and after each compares `nft list table`
+// with the same listing of the Fake's view (its dump loaded into a second
+// namespace): the kernel holds exactly what the Fake, and the mirror,
+// believe.
+func TestKernelSyncsMatchTheFake(t *testing.T) {
+	nsReal := kerneltest.Netns(t, "kpx-nft-")
+	nsView := kerneltest.Netns(t, "kpx-nftv-")
+	nft := nftBinary(t)
+	real := nftInNetns(t, nft, nsReal)
+	e := newTestEnv(t, v1.IPv4Protocol) // the Fake side
+	kp, err := New(Options{NFT: real, MasqueradeMark: "0x4000", LocalDetector: localDetector4(),
+		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs,
+		Now: e.clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name   string
+		change func(w *World)
+	}{
+		{"full", applyOverallIPv4},
+		{"endpoint added", func(w *World) {
+			svc4 := Service("ns4", "svc4", ClusterIP("172.30.0.44"), ExternalIPs("192.168.99.33"))
+			w.Apply(SliceFor(svc4, Endpoint("10.180.0.4", OnNode("other-node")),
+				Endpoint("10.180.0.5", OnNode(testNodeName)), Endpoint("10.180.0.6", OnNode(testNodeName))))
+		}},
+		{"service deleted", func(w *World) { w.Delete(Service("ns1", "svc1")) }},
+		{"endpoints gone", func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
+		{"affinity timeout changed", func(w *World) {
+			w.Apply(Service("ns5", "svc5", ClusterIP("172.30.0.45"), Port("p80", v1.ProtocolTCP, 80), NodePort(3002),
+				LoadBalancer("5.6.7.8"), SourceRanges("203.0.113.0/25"), Affinity(600)))
+		}},
+		{"stale chains deleted", func(w *World) {}},
+	}
+	ctx := context.Background()
+	for _, st := range steps {
+		st.change(e.world)
+		e.clock.advance(700 * time.Millisecond)
+		snap := e.world.Snapshot()
+		if _, err := kp.Sync(ctx, snap); err != nil {
+			t.Fatalf("%s: real nft: %v", st.name, err)
+		}
+		if _, err := e.p.Sync(ctx, snap); err != nil {
+			t.Fatalf("%s: fake: %v", st.name, err)
+		}
+		loadDump(t, nft, nsView, e.nft.Dump())
+		got, want := listTable(t, nft, nsReal), listTable(t, nft, nsView)
+		if !strings.Contains(got, "chain services") || !strings.Contains(want, "chain services") {
+			t.Fatalf("%s: a listing lacks the table:\nkernel:\n%s\nview:\n%s", st.name, got, want)
+		}
+		if got != want {
+			t.Fatalf("%s: kernel table differs from the Fake's view:\n%s", st.name, lineDiff(want, got))
+		}
+	}
+	// After the stale chains' deletion the kernel also equals one full sync
+	// of the final state by a fresh Proxier.
+	fresh := knftables.NewFake(knftables.IPv4Family, TableName)
+	p2, _ := New(Options{NFT: fresh, MasqueradeMark: "0x4000", LocalDetector: localDetector4(),
+		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs})
+	snap := e.world.Snapshot()
+	snap.Full = true
+	if _, err := p2.Sync(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	loadDump(t, nft, nsView, fresh.Dump())
+	if got, want := listTable(t, nft, nsReal), listTable(t, nft, nsView); got != want {
+		t.Fatalf("kernel table after partial syncs differs from one full sync:\n%s", lineDiff(want, got))
+	}
+	if out := kerneltest.NetnsExec(t, nsReal, nft, "list", "chains"); strings.Contains(out, "ns1/svc1") || !strings.Contains(out, "ns4/svc4") {
+		t.Errorf("want ns4/svc4's chains and no stale ns1/svc1 chain in the kernel:\n%s", out)
+	}
+}

@@ -1,0 +1,115 @@
+package nftables
+
+import (
+	"net/netip"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/knftables"
+)
+
+// Upstream's names of the table's fixed objects.
+const (
+	filterPreroutingPreDNATChain = "filter-prerouting-pre-dnat"
+	filterOutputPreDNATChain     = "filter-output-pre-dnat"
+	filterInputChain             = "filter-input"
+	filterForwardChain           = "filter-forward"
+	filterOutputChain            = "filter-output"
+	natPreroutingChain           = "nat-prerouting"
+	natOutputChain               = "nat-output"
+	natPostroutingChain          = "nat-postrouting"
+
+	servicesChain               = "services"
+	serviceEndpointsCheckChain  = "service-endpoints-check"
+	nodePortEndpointsCheckChain = "nodeport-endpoints-check"
+	rejectChain                 = "reject-chain"
+	clusterIPsCheckChain        = "cluster-ips-check"
+	firewallCheckChain          = "firewall-check"
+	masqueradingChain           = "masquerading"
+
+	nodePortIPsSet             = "nodeport-ips"
+	localhostNodePortRejectMap = "localhost-nodeport-reject-ports"
+)
+
+// baseChain is a chain attached to a netfilter hook.
+type baseChain struct {
+	name     string
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+}
+
+// baseChains are upstream's: filtering before DNAT (-110) sees the
+// service address and port, the endpoint checks run at filter priority.
+var baseChains = [...]baseChain{
+	{filterPreroutingPreDNATChain, knftables.FilterType, knftables.PreroutingHook, knftables.DNATPriority + "-10"},
+	{filterOutputPreDNATChain, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "-10"},
+	{filterInputChain, knftables.FilterType, knftables.InputHook, knftables.FilterPriority},
+	{filterForwardChain, knftables.FilterType, knftables.ForwardHook, knftables.FilterPriority},
+	{filterOutputChain, knftables.FilterType, knftables.OutputHook, knftables.FilterPriority},
+	{natPreroutingChain, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority},
+	{natOutputChain, knftables.NATType, knftables.OutputHook, knftables.DNATPriority},
+	{natPostroutingChain, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority},
+}
+
+// jumpChain is a jump from a base chain into one of ours.
+type jumpChain struct{ dst, src, match string }
+
+// jumpChains are upstream's, in upstream's order (rule order in a base
+// chain follows it). The endpoint checks reject, which old kernels allow
+// only in input, forward and output hooks.
+var jumpChains = [...]jumpChain{
+	{nodePortEndpointsCheckChain, filterInputChain, "ct state new"},
+	{serviceEndpointsCheckChain, filterInputChain, "ct state new"},
+	{serviceEndpointsCheckChain, filterForwardChain, "ct state new"},
+	{serviceEndpointsCheckChain, filterOutputChain, "ct state new"},
+	{firewallCheckChain, filterPreroutingPreDNATChain, "ct state new"},
+	{firewallCheckChain, filterOutputPreDNATChain, "ct state new"},
+	{servicesChain, natOutputChain, ""},
+	{servicesChain, natPreroutingChain, ""},
+	{masqueradingChain, natPostroutingChain, ""},
+	{clusterIPsCheckChain, filterForwardChain, "ct state new"},
+	{clusterIPsCheckChain, filterOutputChain, "ct state new"},
+}
+
+// localhostRejectProtocols are the protocols of upstream's (alpha, off by
+// default) localhost NodePort reject chains and counters, which a full sync
+// makes sure are absent.
+var localhostRejectProtocols = [...]string{"tcp", "udp", "sctp"}
+
+// family holds the family-dependent words of the rules.
+type family struct {
+	ip       string // "ip" | "ip6"
+	addrType string // "ipv4_addr" | "ipv6_addr"
+	loopback string // "127.0.0.0/8" | "::1"
+}
+
+func familyOf(f v1.IPFamily) family {
+	if f == v1.IPv6Protocol {
+		return family{ip: "ip6", addrType: "ipv6_addr", loopback: "::1"}
+	}
+	return family{ip: "ip", addrType: "ipv4_addr", loopback: "127.0.0.0/8"}
+}
+
+// tableConfig is what the fixed part of the table depends on.
+type tableConfig struct {
+	fam           family
+	masqueradeAll bool
+	masqMark      string
+	// ifNotLocal is the local detector's "not from a pod" match ("" when none).
+	ifNotLocal string
+	// nodePortAll: NodePorts on every local address (fib), no nodeport-ips set.
+	nodePortAll  bool
+	nodePortIPs  []netip.Addr
+	serviceCIDRs []netip.Prefix
+}
+
+func (c *tableConfig) masqRule() string { return "mark set mark or " + c.masqMark }
+
+func (c *tableConfig) serviceCIDRList() string {
+	parts := make([]string, len(c.serviceCIDRs))
+	for i, p := range c.serviceCIDRs {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
