@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // nftScenarioService is one Service of the nftables differential scenario
@@ -120,6 +124,111 @@ func requireNFTScenario(t *testing.T, state string) {
 	for _, node := range []string{"192.168.50.1", "fd00:50::1"} {
 		if !strings.Contains(state, "elements = {\n\t\t\t"+node+"\n") {
 			t.Fatalf("upstream's nodeport-ips lack the node address %s:\n%s", node, state)
+		}
+	}
+}
+
+// changeNFTScenario changes the scenario through the API the way a
+// cluster does, so that both proxies make partial syncs: a Service
+// deleted, endpoints replaced, added and removed, a NodePort Service
+// turned into a ClusterIP one, source ranges narrowed, terminating
+// endpoints ready again, a family's endpoints gone, and a new Service
+// (created last: its presence says the changes arrived).
+func (ce *clusterEnv) changeNFTScenario() {
+	w := ce.w
+	local, remote := w.Pods, w.RemotePods
+	if err := ce.c.Client.CoreV1().Services(testNS).Delete(ce.ctx, "ext", metav1.DeleteOptions{}); err != nil {
+		ce.t.Fatalf("delete service ext: %v", err)
+	}
+	for _, name := range []string{"ext-a", "dual-b"} {
+		if err := ce.c.Client.DiscoveryV1().EndpointSlices(testNS).Delete(ce.ctx, name, metav1.DeleteOptions{}); err != nil {
+			ce.t.Fatalf("delete endpointslice %s: %v", name, err)
+		}
+	}
+	ce.setSliceEndpoints("web-a", eps(ce, local[0], local[2], remote[0])...)
+	ce.setSliceEndpoints("term-a", eps(ce, local[0], local[1])...)
+	ce.setSliceEndpoints("aff-a", eps(ce, local[0])...)
+	empty := service("empty", "10.96.0.15")
+	ce.putSlice(slice(empty, "a", eps(ce, local[1])...), time.Now())
+	ce.updateService("np", func(s *v1.Service) {
+		s.Spec.Type, s.Spec.Ports[0].NodePort = v1.ServiceTypeClusterIP, 0
+	})
+	ce.updateService("lb", func(s *v1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"203.0.113.0/24"} })
+	late := service("late", "10.96.0.40")
+	ce.createService(late)
+	ce.putSlice(slice(late, "a", eps(ce, local[2])...), time.Now())
+}
+
+func (ce *clusterEnv) setSliceEndpoints(name string, endpoints ...discovery.Endpoint) {
+	ce.t.Helper()
+	s, err := ce.c.Client.DiscoveryV1().EndpointSlices(testNS).Get(ce.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		ce.t.Fatalf("get endpointslice %s: %v", name, err)
+	}
+	s.Endpoints = endpoints
+	ce.putSlice(s, time.Now())
+}
+
+func (ce *clusterEnv) updateService(name string, change func(*v1.Service)) {
+	ce.t.Helper()
+	api := ce.c.Client.CoreV1().Services(testNS)
+	s, err := api.Get(ce.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		ce.t.Fatalf("get service %s: %v", name, err)
+	}
+	change(s)
+	if _, err := api.Update(ce.ctx, s, metav1.UpdateOptions{}); err != nil {
+		ce.t.Fatalf("update service %s: %v", name, err)
+	}
+}
+
+// staleChain is an empty service or endpoint chain (its name has a "/"):
+// upstream flushes a chain it no longer needs and deletes it at a later
+// sync, at least a second after.
+var staleChain = regexp.MustCompile(`(?m)^\tchain \S*/\S* \{\n\t\}$`)
+
+// nftChangedReady says whether a state shows every change of
+// changeNFTScenario and, when triggered (after the Service "trigger" was
+// created to make a sync that deletes stale chains), that one too and no
+// stale chain.
+func nftChangedReady(triggered bool) func(string) error {
+	return func(state string) error {
+		switch {
+		case !strings.Contains(state, "10.96.0.40 . tcp . 80 : goto "):
+			return errors.New("no service late yet")
+		case strings.Contains(state, "10.96.0.17 . tcp . 80 "):
+			return errors.New("service ext still there")
+		case !triggered:
+			return nil
+		case !strings.Contains(state, `10.96.0.41 . tcp . 80 comment "e2e/trigger:p"`),
+			!strings.Contains(state, `fd00:10:96::41 . tcp . 80 comment "e2e/trigger:p"`):
+			return errors.New("no service trigger yet in both families")
+		case staleChain.MatchString(state):
+			return fmt.Errorf("stale chain %q still there", staleChain.FindString(state))
+		}
+		return nil
+	}
+}
+
+// requireNFTChanges fails t unless upstream's state after the changes
+// holds each of them, so that the second comparison cannot pass on tables
+// that did not change.
+func requireNFTChanges(t *testing.T, state string) {
+	t.Helper()
+	aff13 := nftChain("affinity", "e2e/aff/tcp/p__10.244.1.13/8080")
+	for _, want := range []string{
+		"meta l4proto tcp dnat ip to numgen random mod 3 map { 0 : 10.244.1.11 . 8080, 1 : 10.244.1.13 . 8080, 2 : 10.244.2.11 . 8080 }",
+		"10.96.0.15 . tcp . 80 : goto " + nftChain("service", "e2e/empty/tcp/p"),
+		"ip saddr != 203.0.113.0/24 drop",
+		`fd00:10:96::30 . tcp . 80 comment "e2e/dual:p" : goto reject-chain`,
+	} {
+		if !strings.Contains(state, want) {
+			t.Fatalf("upstream's tables after the changes lack %q:\n%s", want, state)
+		}
+	}
+	for _, gone := range []string{"tcp . 30080 ", aff13, "e2e/ext/"} {
+		if strings.Contains(state, gone) {
+			t.Fatalf("upstream's tables after the changes still hold %q:\n%s", gone, state)
 		}
 	}
 }

@@ -23,17 +23,14 @@ import (
 )
 
 const (
-	// envNFTKproxy opts in to the kproxy half of the nftables differential
-	// test; see TestClusterNFTMatchesUpstream.
-	envNFTKproxy = "KPROXY_E2E_NFT_KPROXY"
 	// nftServiceCIDRv6 makes the API server dual-stack, so that the ip6
 	// table has services too.
 	nftServiceCIDRv6 = "fd00:10:96::/108"
 	// nftSettle is how long a listing must stay the same before it counts
 	// as the result of the proxy's sync (both proxies sync at once on start,
-	// then only on changes or every syncPeriod, 30 s).
+	// then on changes; upstream v1.37's periodic sync is hourly).
 	nftSettle = 2 * time.Second
-	// nftReadyTimeout bounds the wait for a proxy's first sync.
+	// nftReadyTimeout bounds the wait for a proxy's sync.
 	nftReadyTimeout = 90 * time.Second
 	// envNFTDump names a directory where the tests write each proxy's raw
 	// listings (<namespace>-<family>.nft) as they were compared: samples
@@ -52,12 +49,7 @@ const (
 // the normalization) adds no difference of its own, so that every line the
 // differential test reports is kproxy's.
 func TestClusterNFTUpstreamScenario(t *testing.T) {
-	ce, want, confPath := startNFTUpstream(t)
-	got := ce.secondProxyNFTState(ce.c.Binaries.KubeProxy, confPath)
-	if got != want {
-		t.Errorf("upstream kube-proxy's tables differ between the node namespace and a second namespace "+
-			"(normalized; - node, + second):\n%s", lineDiff(want, got))
-	}
+	runNFTDifferential(t, "", "- node namespace, + second namespace")
 }
 
 // TestClusterNFTMatchesUpstream is the differential test of kproxy's
@@ -65,57 +57,78 @@ func TestClusterNFTUpstreamScenario(t *testing.T) {
 // node namespace and kproxy in a namespace of its own, with the same
 // configuration file, the same node addresses and the same API server, must
 // list the same "table ip kube-proxy" and "table ip6 kube-proxy" after
-// normalization (test/nftlisting: element, chain and set order, counters).
-//
-// Opt-in (KPROXY_E2E_NFT_KPROXY=1) until kproxy's nftables mode is merged:
-// without it, kproxy exits on --proxy-mode nftables and the test could only
-// fail.
+// normalization (test/nftlisting: element, chain and set order, counters),
+// first after their initial sync, then after changes to the objects (which
+// kproxy applies as partial syncs).
 func TestClusterNFTMatchesUpstream(t *testing.T) {
-	kerneltest.OptIn(t, envNFTKproxy, "differential test of kproxy's nftables mode against upstream kube-proxy (needs the nftables backend)")
-	ce, want, confPath := startNFTUpstream(t)
-	got := ce.secondProxyNFTState(kproxyBin, confPath)
-	if got != want {
-		t.Errorf("kproxy's nftables tables differ from upstream kube-proxy's (normalized; - upstream, + kproxy):\n%s",
-			lineDiff(want, got))
-	}
+	runNFTDifferential(t, kproxyBin, "- upstream, + kproxy")
 }
 
-// startNFTUpstream builds the world and the scenario, runs upstream
-// kube-proxy in nftables mode in the node namespace until its tables have
-// settled, checks them, stops it, and returns the normalized tables and the
-// configuration file it ran with.
-func startNFTUpstream(t *testing.T) (*clusterEnv, string, string) {
-	t.Helper()
+// runNFTDifferential builds the world and the scenario, runs upstream
+// kube-proxy in nftables mode in the node namespace and secondBin (upstream
+// again when empty) in a second namespace, and compares their normalized
+// tables after the first sync and after changeNFTScenario; diffLabel says
+// which side is which.
+func runNFTDifferential(t *testing.T, secondBin, diffLabel string) {
 	kerneltest.NeedTools(t, "nftables differential test", "nft")
 	ce := newBareClusterEnvWith(t, []string{"--service-cluster-ip-range=" + cluster.ServiceCIDR + "," + nftServiceCIDRv6})
 	if ce.c.Binaries.KubeProxy == "" {
 		kerneltest.SkipOrFail(t, "nftables differential test: no upstream kube-proxy binary (KPROXY_ETCD_BIN/KPROXY_APISERVER_BIN given without it)")
 	}
+	if secondBin == "" {
+		secondBin = ce.c.Binaries.KubeProxy
+	}
 	ce.createNFTScenario()
 	confPath := ce.writeNFTConfig()
-	p, err := ce.w.Start(ce.w.Node, ce.c.Binaries.KubeProxy, "--config", confPath, "--hostname-override", nodeName, "-v", "2")
+	upstream := ce.startNFTProxy(ce.w.Node, ce.c.Binaries.KubeProxy, confPath)
+	want := ce.settledNFTState(ce.w.Node, upstream, nftReady)
+	requireNFTScenario(t, want)
+	ns := ce.secondNodeNamespace()
+	second := ce.startNFTProxy(ns, secondBin, confPath)
+	if got := ce.settledNFTState(ns, second, nftReady); got != want {
+		t.Errorf("after the first sync, the tables differ (normalized; %s):\n%s", diffLabel, lineDiff(want, got))
+	}
+
+	ce.changeNFTScenario()
+	// Upstream flushes the chains the changes made stale and deletes them
+	// at its next sync at least a second later, which only a change
+	// triggers: one more Service (dual-stack: each family's proxier syncs on
+	// its own), once both proxies have the changes.
+	ce.settledNFTState(ce.w.Node, upstream, nftChangedReady(false))
+	ce.settledNFTState(ns, second, nftChangedReady(false))
+	ce.createService(service("trigger", "10.96.0.41", nftDualStack("fd00:10:96::41")))
+	want = ce.settledNFTState(ce.w.Node, upstream, nftChangedReady(true))
+	requireNFTChanges(t, want)
+	if got := ce.settledNFTState(ns, second, nftChangedReady(true)); got != want {
+		t.Errorf("after the changes, the tables differ (normalized; %s):\n%s", diffLabel, lineDiff(want, got))
+	}
+}
+
+// startNFTProxy runs bin (upstream kube-proxy or kproxy) with confPath in
+// ns; its output is logged when the test fails.
+func (ce *clusterEnv) startNFTProxy(ns, bin, confPath string) *netns.Process {
+	t := ce.t
+	t.Helper()
+	p, err := ce.w.Start(ns, bin, "--config", confPath, "--hostname-override", nodeName, "-v", "2")
 	if err != nil {
-		t.Fatalf("start upstream kube-proxy: %v", err)
+		t.Fatalf("start %s in %s: %v", bin, ns, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("upstream kube-proxy output:\n%s", tail(p.Output(), 60))
+			t.Logf("%s output (%s):\n%s", filepath.Base(bin), ns, tail(p.Output(), 60))
+		}
+		if err := p.Stop(10 * time.Second); err != nil {
+			t.Logf("stop %s: %v", bin, err)
 		}
 	})
-	state := ce.settledNFTState(ce.w.Node, p)
-	requireNFTScenario(t, state)
-	if err := p.Stop(10 * time.Second); err != nil {
-		t.Logf("stop upstream kube-proxy: %v", err)
-	}
-	return ce, state, confPath
+	return p
 }
 
-// secondProxyNFTState runs bin (kproxy, or upstream kube-proxy for the
-// harness's own check) with confPath (nftables mode) in a namespace of its own
-// with the node's address on an interface named as in the node namespace (nodePortAddresses' default, "primary", lists the
-// interface addresses matching the Node's IPs) and the API server relayed at
-// the same address, and returns its settled, normalized tables.
-func (ce *clusterEnv) secondProxyNFTState(bin, confPath string) string {
+// secondNodeNamespace makes the second proxy's namespace: the node's
+// address on an interface named as in the node namespace (nodePortAddresses'
+// default, "primary", lists the interface addresses matching the Node's IPs)
+// and the API server relayed at the same address.
+func (ce *clusterEnv) secondNodeNamespace() string {
 	t := ce.t
 	t.Helper()
 	ns := kerneltest.Netns(t, "kpx-nftkp-")
@@ -133,19 +146,7 @@ func (ce *clusterEnv) secondProxyNFTState(bin, confPath string) string {
 	if err := ce.c.ServeAPIIn(ns); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ce.w.Start(ns, bin, "--config", confPath, "--hostname-override", nodeName, "-v", "2")
-	if err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("%s output (second namespace):\n%s", filepath.Base(bin), tail(p.Output(), 60))
-		}
-		if err := p.Stop(10 * time.Second); err != nil {
-			t.Logf("stop %s: %v", bin, err)
-		}
-	})
-	return ce.settledNFTState(ns, p)
+	return ns
 }
 
 // writeNFTConfig writes the configuration both proxies run with: the
@@ -197,9 +198,9 @@ func (ce *clusterEnv) nftState(ns string) (string, error) {
 	return b.String(), nil
 }
 
-// settledNFTState waits until both tables in ns exist, hold the scenario's
-// services (nftReady) and have not changed for nftSettle, and returns them.
-func (ce *clusterEnv) settledNFTState(ns string, p *netns.Process) string {
+// settledNFTState waits until both tables in ns exist, satisfy ready and
+// have not changed for nftSettle, and returns them.
+func (ce *clusterEnv) settledNFTState(ns string, p *netns.Process, ready func(string) error) string {
 	ce.t.Helper()
 	var last string
 	var since time.Time
@@ -211,7 +212,7 @@ func (ce *clusterEnv) settledNFTState(ns string, p *netns.Process) string {
 		}
 		state, err := ce.nftState(ns)
 		if err == nil {
-			err = nftReady(state)
+			err = ready(state)
 		}
 		if err != nil {
 			last = ""

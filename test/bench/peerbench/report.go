@@ -18,8 +18,9 @@ type Summary struct {
 	EndpointP99          time.Duration
 	EndpointMax          time.Duration
 	EndpointOwn, Restart time.Duration
-	// RestartConns and RestartFailed are summed over rounds.
+	// RestartConns, RestartFailed and EndpointFailed are summed over rounds.
 	RestartConns, RestartFailed int
+	EndpointFailed              int
 	FirstConn, LastConn         time.Duration
 	RSSTree, RSSMain            int64 // peak over rounds
 	Children                    bool
@@ -57,6 +58,7 @@ func fillSummary(sum *Summary, ok []Sample) {
 		sum.Children = sum.Children || s.Children
 		sum.RestartConns += s.RestartConns
 		sum.RestartFailed += s.RestartFailed
+		sum.EndpointFailed += s.EndpointFailed
 	}
 	slices.Sort(changes)
 	sum.Full = median(ok, func(s Sample) time.Duration { return s.Full })
@@ -125,6 +127,7 @@ func Write(w io.Writer, title string, sums []Summary) error {
 		{"endpoint: API write → traffic at it, p50", ms(func(s Summary) time.Duration { return s.Endpoint }), "ms"},
 		{"endpoint: p99", ms(func(s Summary) time.Duration { return s.EndpointP99 }), "ms"},
 		{"endpoint: max", ms(func(s Summary) time.Duration { return s.EndpointMax }), "ms"},
+		{"endpoint: connections failed meanwhile", func(s Summary) float64 { return float64(s.EndpointFailed) }, "count"},
 		{"endpoint: proxy's own partial sync", ms(func(s Summary) time.Duration { return s.EndpointOwn }), "ms"},
 		{"restart: start → synced, all services", secs(func(s Summary) time.Duration { return s.Restart }), "s"},
 		{"restart: connections made meanwhile", func(s Summary) float64 { return float64(s.RestartConns) }, "count"},

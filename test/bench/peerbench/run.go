@@ -63,6 +63,9 @@ type Sample struct {
 	// EndpointOwn the proxy's mean partial IPv4 sync over them.
 	Endpoint    []time.Duration
 	EndpointOwn time.Duration
+	// EndpointFailed is how many connections failed while waiting for the
+	// changes (a proxy should refuse none).
+	EndpointFailed int
 	// Restart is the second start → a completed sync with every service;
 	// RestartConns connections were made meanwhile, RestartFailed failed.
 	Restart                     time.Duration
@@ -227,7 +230,7 @@ func (r *runner) measure(ctx context.Context, s *Sample, ns string, peer Peer, l
 	if peer.Mode == ModeIPTables {
 		return nil
 	}
-	if s.Endpoint, s.EndpointOwn, err = r.endpointChanges(ctx, p); err != nil {
+	if s.Endpoint, s.EndpointOwn, err = r.endpointChanges(ctx, s, p); err != nil {
 		return fmt.Errorf("endpoint change: %w", err)
 	}
 	p, err = r.restart(ctx, s, p, peer, logPath)
@@ -306,7 +309,7 @@ func (r *runner) waitFull(ctx context.Context, p *proxyProcess, mode string) (ti
 // previous one was seen plus minSyncPeriod, and returns the times and the
 // proxy's mean partial sync (its general sync metric when it has no
 // partial one).
-func (r *runner) endpointChanges(ctx context.Context, p *proxyProcess) ([]time.Duration, time.Duration, error) {
+func (r *runner) endpointChanges(ctx context.Context, s *Sample, p *proxyProcess) ([]time.Duration, time.Duration, error) {
 	before, err := scrape(ctx, p.ns)
 	if err != nil {
 		return nil, 0, err
@@ -328,7 +331,9 @@ func (r *runner) endpointChanges(ctx context.Context, p *proxyProcess) ([]time.D
 		if err != nil {
 			return took, 0, err
 		}
-		if err := r.waitChanged(ctx, p, p.ns, ip); err != nil {
+		failed, err := r.waitChanged(ctx, p, p.ns, ip)
+		s.EndpointFailed += failed
+		if err != nil {
 			return took, 0, fmt.Errorf("%s (%s → %s): %w", serviceName(i), ip, addr, err)
 		}
 		seen = time.Now()

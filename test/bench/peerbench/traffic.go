@@ -71,27 +71,39 @@ func connect(ns, ip string) (string, error) {
 	return a.Pod, err
 }
 
+// maxChangeFailures is how many failed connections one endpoint change may
+// see before the round gives up on it.
+const maxChangeFailures = 20
+
 // waitChanged connects to ip:80 back to back until the changed endpoint
 // answers: one of the service's endpoints in ten, picked at random, so the
-// detection itself costs about ten connections (a few ms).
-func (r *runner) waitChanged(ctx context.Context, p *proxyProcess, ns, ip string) error {
+// detection itself costs about ten connections (a few ms). It returns how
+// many connections failed meanwhile (the first failure's namespace state is
+// dumped): a proxy should never refuse a service whose endpoints change.
+func (r *runner) waitChanged(ctx context.Context, p *proxyProcess, ns, ip string) (failed int, err error) {
 	deadline := time.Now().Add(r.opts.Timeout)
 	for time.Now().Before(deadline) {
 		if err := p.exited(); err != nil {
-			return err
+			return failed, err
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return failed, ctx.Err()
 		}
 		name, err := connect(ns, ip)
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w (namespace state in %s)", ip, err, r.dumpState(ctx, ns))
+			if failed++; failed == 1 {
+				r.opts.Log("connect to %s while its endpoints change: %v (namespace state in %s)", ip, err, r.dumpState(ctx, ns))
+			}
+			if failed > maxChangeFailures {
+				return failed, fmt.Errorf("connect to %s: %w (%d failures)", ip, err, failed)
+			}
+			continue
 		}
 		if name == changedServer {
-			return nil
+			return failed, nil
 		}
 	}
-	return fmt.Errorf("%s never answered from the changed endpoint within %v", ip, r.opts.Timeout)
+	return failed, fmt.Errorf("%s never answered from the changed endpoint within %v", ip, r.opts.Timeout)
 }
 
 // dumpState writes what a failed connection needs explaining (rules,

@@ -113,7 +113,9 @@ func printSample(s peerbench.Sample) {
 	for _, d := range s.Endpoint {
 		eps = append(eps, fmt.Sprintf("%.0f", float64(d)/float64(time.Millisecond)))
 	}
-	fmt.Fprintf(os.Stderr, "round %d %-8s full %.2fs (own %.2fs) endpoint ms [%s] (own %.1fms) restart %.2fs RSS %d MB (main %d MB, children %v): %s\n",
+	fmt.Fprintf(os.Stderr, "round %d %-8s full %.2fs (own %.2fs) endpoint ms [%s] (own %.1fms) restart %.2fs (%d of %d connections failed) "+
+		"first/last packet %v/%v RSS %d MB (main %d MB, children %v): %s\n",
 		s.Round+1, s.Peer, s.Full.Seconds(), s.FullOwn.Seconds(), strings.Join(eps, " "),
-		float64(s.EndpointOwn)/float64(time.Millisecond), s.Restart.Seconds(), s.RSSTree>>20, s.RSSMain>>20, s.Children, status)
+		float64(s.EndpointOwn)/float64(time.Millisecond), s.Restart.Seconds(), s.RestartFailed, s.RestartConns,
+		s.FirstConn, s.LastConn, s.RSSTree>>20, s.RSSMain>>20, s.Children, status)
 }
