@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 IMAGE ?= ghcr.io/kproxy/kproxy
 IMAGE_TAG := v0.7.0
 
-.PHONY: build test unit demo bench bench-ipvs image clean
+.PHONY: build test unit demo bench bench-ipvs bench-nft image clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kproxy ./cmd/kproxy
@@ -46,6 +46,19 @@ BENCH_IPVS_FLAGS ?=
 bench-ipvs:
 	$(GO) build -o bin/kpx-vm-bench ./test/vm/cmd/kpx-vm-bench
 	bin/kpx-vm-bench -scales $(BENCH_IPVS_SCALES) -v=false $(BENCH_IPVS_FLAGS)
+
+# nftables mode: upstream kube-proxy v1.37.2 and kproxy as whole processes against one real kube-apiserver
+# (test/cluster), each round in fresh network namespaces, same objects, same run; medians and kproxy ÷
+# upstream per mode. The iptables-mode peers add the first-packet comparison (connect to the first and the
+# last service). 1000 services × 3 rounds: about 2 min; BENCH_NFT_SCALE=10000 first creates 20k API
+# objects (about 2.5 min).
+BENCH_NFT_SCALE ?= 1000
+BENCH_NFT_PEERS ?= upstream,kproxy,upstream-iptables,kproxy-iptables
+BENCH_NFT_FLAGS ?= -rounds 3 -changes 20 -first-packet
+bench-nft: build
+	scripts/setup.sh
+	$(GO) build -o bin/kpx-nft-bench ./test/bench/cmd/kpx-nft-bench
+	bin/kpx-nft-bench -services $(BENCH_NFT_SCALE) -endpoints 10 -peers $(BENCH_NFT_PEERS) -kproxy bin/kproxy $(BENCH_NFT_FLAGS)
 
 # The container image (needs a container engine; not part of the tests). Prints
 # the pushed digest to pin in deploy/kustomization.yaml.

@@ -89,7 +89,8 @@ type Cluster struct {
 	etcdURL  string // etcd's client URL inside Netns
 
 	mu     sync.Mutex
-	procs  []*process // in start order; stopped in reverse
+	procs  []*process     // in start order; stopped in reverse
+	relays []net.Listener // ServeAPIIn's listeners
 	closed bool
 }
 
@@ -234,10 +235,13 @@ func (c *Cluster) Close() error {
 		return nil
 	}
 	c.closed = true
-	procs := c.procs
+	procs, relays := c.procs, c.relays
 	c.mu.Unlock()
 
 	var errs []error
+	for _, ln := range relays {
+		ln.Close()
+	}
 	for i := len(procs) - 1; i >= 0; i-- {
 		if err := procs[i].stop(); err != nil {
 			errs = append(errs, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kproxy/kproxy/test/cluster"
+	"github.com/kproxy/kproxy/test/kerneltest"
 )
 
 const apiTimeout = time.Minute
@@ -47,6 +49,30 @@ func TestClusterServesKubeProxyAPIs(t *testing.T) {
 	t.Run("write behind kube-apiserver", func(t *testing.T) {
 		checkUpdateInEtcd(ctx, t, c)
 	})
+	t.Run("API served in another namespace", func(t *testing.T) {
+		checkServeAPIIn(t, c)
+	})
+}
+
+// checkServeAPIIn reaches kube-apiserver's /readyz from a namespace of its
+// own through ServeAPIIn, at the cluster's own address; before the relay,
+// nothing answers there.
+func checkServeAPIIn(t *testing.T, c *cluster.Cluster) {
+	kerneltest.NeedTools(t, "ServeAPIIn", "curl")
+	ns := kerneltest.Netns(t, "kpx-relay-")
+	curl := func() (string, error) {
+		out, err := exec.Command("ip", "netns", "exec", ns, "curl", "-sk", "--max-time", "10", c.Server+"/readyz").CombinedOutput()
+		return string(out), err
+	}
+	if out, err := curl(); err == nil {
+		t.Fatalf("%s answered in %s before ServeAPIIn: %s", c.Server, ns, out)
+	}
+	if err := c.ServeAPIIn(ns); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := curl(); err != nil || out != "ok" {
+		t.Fatalf("/readyz through the relay in %s: %q, %v", ns, out, err)
+	}
 }
 
 // checkUpdateInEtcd changes an EndpointSlice in etcd directly and reads the

@@ -22,6 +22,10 @@
 //     kills anything else left in a namespace it created, deletes that
 //     namespace and the tmpfs data, and is idempotent and safe after a partial
 //     setup failure. It keeps the log directory when Options.LogDir was given.
+//   - ServeAPIIn(ns) relays 127.0.0.1:port inside another namespace the
+//     caller made to kube-apiserver (a TCP relay in the test process, no
+//     link between the namespaces), so a second proxy in its own namespace
+//     reads the same API with the same kubeconfig; Close stops the relays.
 //   - StopAPIServer/StartAPIServer make an API outage with etcd kept
 //     running; UpdateInEtcd changes a stored object behind kube-apiserver's
 //     back (through etcd's JSON gateway, kube-apiserver's protobuf encoding),

@@ -108,8 +108,14 @@ func requireScenarioRules(t *testing.T, state string) {
 // namespace.
 func newBareClusterEnv(t *testing.T) *clusterEnv {
 	t.Helper()
+	return newBareClusterEnvWith(t, nil)
+}
+
+// newBareClusterEnvWith is newBareClusterEnv with extra kube-apiserver flags.
+func newBareClusterEnvWith(t *testing.T, apiServerArgs []string) *clusterEnv {
+	t.Helper()
 	e := newEnv(t, envOptions{})
-	c := cluster.StartForTest(t, cluster.Options{Netns: e.w.Node})
+	c := cluster.StartForTest(t, cluster.Options{Netns: e.w.Node, APIServerArgs: apiServerArgs})
 	t.Logf("control plane ready in %v", c.StartupTime)
 	ce := &clusterEnv{env: e, c: c, ctx: t.Context()}
 	for _, name := range []string{"serviceaccount.yaml", "rbac.yaml"} {

@@ -1,0 +1,371 @@
+package peerbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kproxy/kproxy/test/cluster"
+)
+
+// Proxy modes a peer runs in.
+const (
+	ModeNFTables = "nftables"
+	ModeIPTables = "iptables"
+)
+
+// Peer is one proxy binary to measure, in one mode.
+type Peer struct {
+	Name string // "upstream", "kproxy", "upstream-iptables", ...
+	Bin  string
+	// Mode is nftables (every scenario) or iptables (full sync, first
+	// packet and memory only: the comparison point for the first packet).
+	Mode string
+}
+
+// Options configures Run.
+type Options struct {
+	Services, Endpoints int
+	Rounds              int
+	// Changes is the number of endpoint changes timed per round and peer.
+	Changes int
+	Peers   []Peer
+	// Timeout bounds each wait for a proxy (full sync, restart, one change).
+	Timeout time.Duration
+	// FirstPacket adds the first-packet scenario.
+	FirstPacket bool
+	// Podserver is the pod server binary (test/netns.BuildPodserver) that
+	// answers for the endpoints.
+	Podserver string
+	// Binaries of the control plane; zero means cluster.ResolveBinaries.
+	Binaries cluster.Binaries
+	// WorkDir receives the configuration and the proxies' logs.
+	WorkDir string
+	// Progress, when set, is called with each sample as it is taken.
+	Progress func(Sample)
+	// Log, when set, is called with progress lines (object creation, ...).
+	Log func(format string, args ...any)
+}
+
+// Sample is one round of one peer.
+type Sample struct {
+	Peer  string
+	Round int
+	// Full is proxy start → service-ips holds every service; FullOwn the
+	// proxy's own first full IPv4 sync (its metric).
+	Full, FullOwn time.Duration
+	// Endpoint are the round's API write → address in the chain times;
+	// EndpointOwn the proxy's mean partial IPv4 sync over them.
+	Endpoint    []time.Duration
+	EndpointOwn time.Duration
+	// EndpointFailed is how many connections failed while waiting for the
+	// changes (a proxy should refuse none).
+	EndpointFailed int
+	// Restart is the second start → a completed sync with every service;
+	// RestartConns connections were made meanwhile, RestartFailed failed.
+	Restart                     time.Duration
+	RestartConns, RestartFailed int
+	// FirstConn and LastConn are the median connect (and greeting) times
+	// from the node to the first and the last service created.
+	FirstConn, LastConn time.Duration
+	// RSSTree is the peak RSS of the proxy and its children over the
+	// round; RSSMain the main process's VmHWM; Children whether any child ran.
+	RSSTree, RSSMain int64
+	Children         bool
+	Err              error
+}
+
+// Run starts the control plane, creates the objects and measures every
+// peer Rounds times. It returns the samples taken so far with an error.
+func Run(ctx context.Context, opts Options) ([]Sample, error) {
+	opts = withDefaults(opts)
+	if n := opts.Rounds * len(opts.Peers) * opts.Changes; n > opts.Services {
+		return nil, fmt.Errorf("%d endpoint changes in all, more than the %d services: each change needs a service never changed before", n, opts.Services)
+	}
+	c, err := cluster.Start(ctx, cluster.Options{Binaries: opts.Binaries, LogDir: filepath.Join(opts.WorkDir, "cluster")})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cfg := *c.Config
+	cfg.QPS, cfg.Burst = 2000, 4000
+	client, err := kubernetes.NewForConfig(&cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	start := time.Now()
+	if err := createObjects(ctx, client, opts.Services, opts.Endpoints); err != nil {
+		return nil, err
+	}
+	opts.Log("created %d services × %d endpoints in %v", opts.Services, opts.Endpoints, time.Since(start).Round(time.Millisecond))
+	r := &runner{opts: opts, c: c, client: client, conf: map[string]string{}, stride: 7919}
+	if opts.Services%r.stride == 0 {
+		r.stride = 1
+	}
+	for _, mode := range []string{ModeNFTables, ModeIPTables} {
+		r.conf[mode] = filepath.Join(opts.WorkDir, mode+".conf")
+		if err := os.WriteFile(r.conf[mode], configFile(c.Kubeconfig, mode), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	var samples []Sample
+	for round := range opts.Rounds {
+		for _, peer := range opts.Peers {
+			s := r.round(ctx, peer, round)
+			opts.Progress(s)
+			samples = append(samples, s)
+			if ctx.Err() != nil {
+				return samples, ctx.Err()
+			}
+		}
+	}
+	return samples, nil
+}
+
+func withDefaults(opts Options) Options {
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Minute
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(Sample) {}
+	}
+	if opts.Log == nil {
+		opts.Log = func(string, ...any) {}
+	}
+	return opts
+}
+
+// configFile is the configuration every peer of a mode runs with: the
+// deployed settings (minSyncPeriod 1s, syncPeriod 30s), the admin
+// kubeconfig, conntrack sysctls left alone (not settable in a namespace).
+func configFile(kubeconfig, mode string) []byte {
+	return fmt.Appendf(nil, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: %s
+hostnameOverride: %s
+bindAddress: 0.0.0.0
+healthzBindAddress: 0.0.0.0:10256
+metricsBindAddress: 127.0.0.1:10249
+clusterCIDR: 10.244.0.0/16
+clientConnection:
+  kubeconfig: %s
+  qps: 50
+  burst: 100
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+%s:
+  minSyncPeriod: 1s
+  syncPeriod: 30s
+`, mode, NodeName, kubeconfig, mode)
+}
+
+// runner holds what every round shares.
+type runner struct {
+	opts    Options
+	c       *cluster.Cluster
+	client  kubernetes.Interface
+	conf    map[string]string // configuration file per mode
+	changes int               // endpoint changes written so far (each gets a new address)
+	stride  int               // between the services of consecutive changes
+	// firstIP and lastIP are the ClusterIPs of the first and last service.
+	firstIP, lastIP string
+}
+
+func (r *runner) logPath(name string) string {
+	return filepath.Join(r.opts.WorkDir, name+".log")
+}
+
+// round measures one peer in a fresh namespace.
+func (r *runner) round(ctx context.Context, peer Peer, round int) Sample {
+	s := Sample{Peer: peer.Name, Round: round}
+	made, err := nodeNamespaces(ctx, peer.Name)
+	for _, ns := range made {
+		defer deleteNamespace(ns)
+	}
+	if err != nil {
+		s.Err = err
+		return s
+	}
+	ns := made[0]
+	if err := r.c.ServeAPIIn(ns); err != nil {
+		s.Err = err
+		return s
+	}
+	stopServers, err := r.prepareTraffic(ctx, ns, made[1])
+	if err != nil {
+		s.Err = fmt.Errorf("pod servers: %w", err)
+		return s
+	}
+	defer stopServers()
+	s.Err = r.measure(ctx, &s, ns, peer, r.logPath(fmt.Sprintf("%s-round%d", peer.Name, round+1)))
+	return s
+}
+
+func (r *runner) measure(ctx context.Context, s *Sample, ns string, peer Peer, logPath string) error {
+	p, err := startProxy(ns, peer.Bin, logPath, "--config", r.conf[peer.Mode], "-v", "2")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		p.stop(30 * time.Second)
+		tree, main, children := p.rss.Peak()
+		s.RSSTree, s.RSSMain, s.Children = max(s.RSSTree, tree), max(s.RSSMain, main), s.Children || children
+	}()
+	if s.Full, s.FullOwn, err = r.waitFull(ctx, p, peer.Mode); err != nil {
+		return fmt.Errorf("full sync: %w", err)
+	}
+	if r.opts.FirstPacket {
+		if s.FirstConn, s.LastConn, err = r.firstPacket(ctx, ns); err != nil {
+			return fmt.Errorf("first packet: %w", err)
+		}
+	}
+	if peer.Mode == ModeIPTables {
+		return nil
+	}
+	if s.Endpoint, s.EndpointOwn, err = r.endpointChanges(ctx, s, p); err != nil {
+		return fmt.Errorf("endpoint change: %w", err)
+	}
+	p, err = r.restart(ctx, s, p, peer, logPath)
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// restart stops p, starts the proxy again over its table and waits until
+// it has synced, with connections to one service made every 10 ms from
+// before the stop to the end, and returns the new process (p if it could
+// not start one).
+func (r *runner) restart(ctx context.Context, s *Sample, p *proxyProcess, peer Peer, logPath string) (*proxyProcess, error) {
+	ip, err := r.clusterIP(ctx, r.opts.Services/2)
+	if err != nil {
+		return p, err
+	}
+	loop := startConnLoop(p.ns, ip)
+	p.stop(30 * time.Second)
+	s.RSSTree, s.RSSMain, s.Children = p.rss.Peak()
+	next, err := startProxy(p.ns, peer.Bin, logPath, "--config", r.conf[peer.Mode], "-v", "2")
+	if err != nil {
+		loop.stop()
+		return p, err
+	}
+	s.Restart, err = r.waitRestart(ctx, next)
+	s.RestartConns, s.RestartFailed = loop.stop()
+	return next, err
+}
+
+// poll calls fn until it reports done, fails, the proxy exits, or Timeout.
+func (r *runner) poll(ctx context.Context, p *proxyProcess, every time.Duration, fn func() (bool, error)) error {
+	deadline := time.Now().Add(r.opts.Timeout)
+	var last error
+	for {
+		if err := p.exited(); err != nil {
+			return err
+		}
+		done, err := fn()
+		if done && err == nil {
+			return nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done within %v (last error: %v)", r.opts.Timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// waitFull waits until the table holds every service after p started.
+func (r *runner) waitFull(ctx context.Context, p *proxyProcess, mode string) (time.Duration, time.Duration, error) {
+	var took time.Duration
+	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
+		n, err := countServices(ctx, p.ns, mode)
+		took = time.Since(p.start)
+		return n >= r.opts.Services, err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	m, err := scrape(ctx, p.ns)
+	if err != nil {
+		return took, 0, err
+	}
+	own, _ := m.histogram(metricFull).meanSince(histogram{})
+	return took, own, nil
+}
+
+// endpointChanges times Changes endpoint changes, each written after the
+// previous one was seen plus minSyncPeriod, and returns the times and the
+// proxy's mean partial sync (its general sync metric when it has no
+// partial one).
+func (r *runner) endpointChanges(ctx context.Context, s *Sample, p *proxyProcess) ([]time.Duration, time.Duration, error) {
+	before, err := scrape(ctx, p.ns)
+	if err != nil {
+		return nil, 0, err
+	}
+	var took []time.Duration
+	seen := time.Now()
+	for range r.opts.Changes {
+		// A stride prime to Services names distinct services for changes
+		// 0..Services-1: none already has a changed endpoint.
+		i := r.changes * r.stride % r.opts.Services
+		addr := changedIP(r.changes)
+		r.changes++
+		ip, err := r.clusterIP(ctx, i)
+		if err != nil {
+			return took, 0, err
+		}
+		time.Sleep(time.Until(seen.Add(1100 * time.Millisecond))) // pacing under minSyncPeriod is the experiment's input
+		sent, err := changeEndpoint(ctx, r.client, i, addr)
+		if err != nil {
+			return took, 0, err
+		}
+		failed, err := r.waitChanged(ctx, p, p.ns, ip)
+		s.EndpointFailed += failed
+		if err != nil {
+			return took, 0, fmt.Errorf("%s (%s → %s): %w", serviceName(i), ip, addr, err)
+		}
+		seen = time.Now()
+		took = append(took, seen.Sub(sent))
+	}
+	after, err := scrape(ctx, p.ns)
+	if err != nil {
+		return took, 0, err
+	}
+	own, n := after.histogram(metricPartial).meanSince(before.histogram(metricPartial))
+	if n == 0 {
+		own, _ = after.histogram(metricSync).meanSince(before.histogram(metricSync))
+	}
+	return took, own, nil
+}
+
+// waitRestart waits until the restarted proxy has completed a sync and the
+// table holds every service.
+func (r *runner) waitRestart(ctx context.Context, p *proxyProcess) (time.Duration, error) {
+	var took time.Duration
+	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
+		m, err := scrape(ctx, p.ns)
+		if err != nil {
+			return false, err
+		}
+		last, ok := m.lastSync()
+		if !ok || last.Before(p.start) {
+			return false, errors.New("no sync since the restart")
+		}
+		took = time.Since(p.start)
+		n, err := countServices(ctx, p.ns, ModeNFTables)
+		return n >= r.opts.Services, err
+	})
+	return took, err
+}

@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/vishvananda/netns"
+)
+
+// ServeAPIIn makes kube-apiserver reachable from another network namespace
+// ns (created by the caller, loopback up) at the same address as in the
+// cluster's own: it listens on Server's 127.0.0.1:port inside ns and relays
+// every connection, byte for byte, to kube-apiserver. TLS ends at
+// kube-apiserver, so Kubeconfig and token kubeconfigs work unchanged for a
+// process run in ns. No link joins the namespaces: the relay is this
+// process, whose sockets are each created inside its namespace. Close stops
+// the relay.
+func (c *Cluster) ServeAPIIn(ns string) error {
+	u, err := url.Parse(c.Server)
+	if err != nil {
+		return fmt.Errorf("server %q: %w", c.Server, err)
+	}
+	ln, err := listenIn(ns, u.Host)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		ln.Close()
+		return errors.New("cluster closed")
+	}
+	c.relays = append(c.relays, ln)
+	c.mu.Unlock()
+	go relay(ln, u.Host, dialerIn(c.Netns))
+	return nil
+}
+
+// relay accepts on ln until it is closed and copies each connection to a
+// new one dialed to addr.
+func relay(ln net.Listener, addr string, dial func(context.Context, string, string) (net.Conn, error)) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer in.Close()
+			out, err := dial(context.Background(), "tcp", addr)
+			if err != nil {
+				return
+			}
+			defer out.Close()
+			done := make(chan struct{}, 2)
+			pipe := func(dst, src net.Conn) {
+				io.Copy(dst, src)
+				if tcp, ok := dst.(*net.TCPConn); ok {
+					tcp.CloseWrite()
+				}
+				done <- struct{}{}
+			}
+			go pipe(out, in)
+			go pipe(in, out)
+			<-done
+			<-done
+		}()
+	}
+}
+
+// listenIn listens on addr inside namespace ns; see dialerIn for how the
+// socket is created there without moving the process.
+func listenIn(ns, addr string) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		ln, restored, err := listenOnThread(filepath.Join(netnsDir, ns), addr)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		done <- result{ln, err}
+	}()
+	r := <-done
+	return r.ln, r.err
+}
+
+func listenOnThread(path, addr string) (ln net.Listener, restored bool, err error) {
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, true, fmt.Errorf("current netns: %w", err)
+	}
+	defer orig.Close()
+	dest, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, true, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer dest.Close()
+	if err := netns.Set(dest); err != nil {
+		return nil, false, fmt.Errorf("enter netns %s: %w", path, err)
+	}
+	ln, listenErr := net.Listen("tcp", addr)
+	if err := netns.Set(orig); err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, false, fmt.Errorf("leave netns %s: %w", path, err)
+	}
+	if listenErr != nil {
+		return nil, true, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(path), listenErr)
+	}
+	return ln, true, nil
+}
