@@ -69,7 +69,7 @@ func TestServiceWithoutEndpointsIsRejected(t *testing.T) {
 		w := e.w
 		empty := service("empty", "10.96.0.20")
 		e.start(empty, slice(empty, "a"))
-		e.waitForRule("filter", "e2e/empty:p has no endpoints")
+		e.waitForProgrammed("filter", "e2e/empty:p has no endpoints", `comment "e2e/empty:p"`)
 		start := time.Now()
 		_, err := probe.TCP(w.Pods[0].Netns, "10.96.0.20:80", 5*time.Second)
 		if !errors.Is(err, probe.ErrUnreachable) && !errors.Is(err, probe.ErrRefused) {

@@ -55,7 +55,7 @@ func trafficModes() []string {
 	if m := os.Getenv("KPROXY_E2E_PROXY_MODE"); m != "" {
 		return []string{m}
 	}
-	return []string{"iptables"}
+	return []string{"iptables", "nftables"}
 }
 
 // forEachMode runs fn as a parallel subtest per traffic mode: the same

@@ -123,8 +123,14 @@ func (e *env) requireDropped(ns, addr string, opts ...probe.Option) {
 // must grow during the probe. A timeout alone could also be a packet bounced to
 // the client, which does not forward. kproxy rewrites (and so zeroes) its
 // filter chains on every sync, so an attempt that straddles a sync is retried.
+// In nftables mode, whose rules have no counters, it is requireDropped.
 func (e *env) requireDroppedBy(rule []string, ns, addr string, opts ...probe.Option) {
 	e.t.Helper()
+	if e.mode == "nftables" {
+		// nftables mode's rules carry no counters (as upstream's): the drop is the timeout.
+		e.requireDropped(ns, addr, opts...)
+		return
+	}
 	const attempts = 3
 	for range attempts {
 		before := e.ruleHits("filter", rule...)
@@ -273,7 +279,16 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 		e.requirePods(w.Client, lbAddr, 40, w.Pods[0], w.RemotePods[0])
 
 		// Without the firewall the packet would be DNATed and answered.
-		e.requireDroppedBy([]string{"-A KUBE-PROXY-FIREWALL", "-d " + lbIngressIP, "-j DROP"}, w.Client, lbAddr, probe.Src(other))
+		if mode == "nftables" {
+			// nftables mode's rules carry no counters: the drop is the
+			// timeout, and the LB IP must go through a firewall chain.
+			e.requireDropped(w.Client, lbAddr, probe.Src(other))
+			if l := e.nftList("ip"); !strings.Contains(l, lbIngressIP+" . tcp . 80") || !strings.Contains(l, "goto firewall-") {
+				t.Errorf("no firewall-ips element for %s:\n%s", lbAddr, l)
+			}
+		} else {
+			e.requireDroppedBy([]string{"-A KUBE-PROXY-FIREWALL", "-d " + lbIngressIP, "-j DROP"}, w.Client, lbAddr, probe.Src(other))
+		}
 
 		a, err := probe.TCP(w.Client, nodeAddr(w, testNodePort), probeTimeout, probe.Src(other))
 		if err != nil {

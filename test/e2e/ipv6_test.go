@@ -31,11 +31,17 @@ func TestIPv6ClusterIP(t *testing.T) {
 		}
 		e.checkPodSource(w.Pods[1], vip, w.Pods[1].IPv6.String())
 
-		nat6 := e.run(w.Node, "ip6tables-save", "-t", "nat")
-		if err := hasServiceChain(nat6, "e2e/web6:p", "fd00:96::10"); err != nil {
-			t.Errorf("ip6tables nat: %v\n%s", err, nat6)
+		if mode == "nftables" {
+			if l := e.nftList("ip6"); !strings.Contains(l, "fd00:96::10 . tcp . 80") {
+				t.Errorf("table ip6 kube-proxy has no service-ips element for fd00:96::10:\n%s", l)
+			}
+		} else {
+			nat6 := e.run(w.Node, "ip6tables-save", "-t", "nat")
+			if err := hasServiceChain(nat6, "e2e/web6:p", "fd00:96::10"); err != nil {
+				t.Errorf("ip6tables nat: %v\n%s", err, nat6)
+			}
 		}
-		if nat4 := e.save("nat"); strings.Contains(nat4, "e2e/web6:p") {
+		if nat4 := e.save("nat") + e.nftList("ip"); strings.Contains(nat4, "e2e/web6:p") {
 			t.Errorf("an IPv6-only service must not appear in iptables (IPv4):\n%s", nat4)
 		}
 	})

@@ -52,7 +52,7 @@ func TestInternalLocalWithOnlyRemoteEndpointsDrops(t *testing.T) {
 		remote := []discovery.Endpoint{endpoint(w, w.RemotePods[0]), endpoint(w, w.RemotePods[1])}
 		e.start(local, slice(local, "a", remote...), cluster, slice(cluster, "a", remote...))
 		e.waitAnswer(w.Pods[0].Netns, "10.96.1.12:80")
-		e.waitForRule("filter", "e2e/itp:p has no local endpoints")
+		e.waitForProgrammed("filter", "e2e/itp:p has no local endpoints", "10.96.1.11 . tcp . 80")
 
 		// Without the DROP the packet would leave by the node's default route and die silently at the client.
 		e.requireDroppedBy([]string{"e2e/itp:p has no local endpoints", "-j DROP"}, w.Pods[0].Netns, "10.96.1.11:80")
@@ -191,6 +191,9 @@ func TestLiveManifestChangesFollowed(t *testing.T) {
 		})
 		if nat := e.save("nat"); strings.Contains(nat, "e2e/live") {
 			t.Errorf("deleted service still has nat rules:\n%s", nat)
+		}
+		if err := e.nftLiveLines("e2e/live"); err != nil {
+			t.Errorf("deleted service: %v", err)
 		}
 	})
 }

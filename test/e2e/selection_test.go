@@ -28,7 +28,7 @@ func TestIgnoredServicesGetNoRules(t *testing.T) {
 		eps := func(s *v1.Service) any { return slice(s, "a", endpoint(w, w.Pods[1])) }
 		e.start(normal, eps(normal), sharded, eps(sharded), headless, eps(headless), external, eps(external))
 		e.waitAnswer(w.Pods[0].Netns, "10.96.0.80:80")
-		rules := e.save("nat") + e.save("filter")
+		rules := e.save("nat") + e.save("filter") + e.nftList("ip")
 		for _, name := range []string{"e2e/sharded", "e2e/headless", "e2e/external"} {
 			if strings.Contains(rules, name) {
 				t.Errorf("kproxy wrote rules for %s, which it must ignore", name)

@@ -37,8 +37,8 @@ func TestHealthAndMetricsServers(t *testing.T) {
 			t.Errorf("/livez: %v", err)
 		}
 
-		if code, body := e.curl(w.Node, "http://127.0.0.1:10249/proxyMode"); code != 200 || strings.TrimSpace(body) != "iptables" {
-			t.Errorf("/proxyMode = %d %q, want 200 \"iptables\"", code, body)
+		if code, body := e.curl(w.Node, "http://127.0.0.1:10249/proxyMode"); code != 200 || strings.TrimSpace(body) != mode {
+			t.Errorf("/proxyMode = %d %q, want 200 %q", code, body, mode)
 		}
 		code, metrics := e.curl(w.Node, "http://127.0.0.1:10249/metrics")
 		if code != 200 {

@@ -191,8 +191,8 @@ func TestSCTPClusterIP(t *testing.T) {
 		if sctpErr != nil {
 			svc := service("sctp", "10.96.0.40", withProtocol(v1.ProtocolSCTP))
 			e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1])))
-			e.waitForRule("nat", "-d 10.96.0.40/32 -p sctp -m comment --comment \"e2e/sctp:p cluster IP\" -m sctp --dport 80")
-			e.waitForRule("nat", "-p sctp -m comment --comment \"e2e/sctp:p\" -m sctp -j DNAT --to-destination 10.244.1.12:8080")
+			e.waitForProgrammed("nat", "-d 10.96.0.40/32 -p sctp -m comment --comment \"e2e/sctp:p cluster IP\" -m sctp --dport 80", "10.96.0.40 . sctp . 80")
+			e.waitForProgrammed("nat", "-p sctp -m comment --comment \"e2e/sctp:p\" -m sctp -j DNAT --to-destination 10.244.1.12:8080", "10.244.1.12 . 8080")
 			if kerneltest.InGuest() {
 				kerneltest.SkipOrFail(t, fmt.Sprintf("SCTP traffic: the guest kernel has no SCTP sockets: %v", sctpErr))
 			}
@@ -207,8 +207,8 @@ func TestSCTPClusterIP(t *testing.T) {
 		const vip = "10.96.0.40:80"
 		svc := service("sctp", "10.96.0.40", withProtocol(v1.ProtocolSCTP))
 		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-		if mode == "iptables" { // IPVS mode has an SCTP virtual server, not SCTP rules
-			e.waitForRule("nat", "-p sctp")
+		if mode != "ipvs" { // IPVS mode has an SCTP virtual server, not SCTP rules
+			e.waitForProgrammed("nat", "-p sctp", "sctp")
 		}
 		seen := map[string]int{}
 		e.eventually(20*time.Second, "SCTP ClusterIP reaches every endpoint", func() error {

@@ -54,7 +54,7 @@ func runE2EInGuest(t *testing.T, names []string, memory string, env ...string) s
 // TestSCTPTrafficInGuest runs the iptables-mode SCTP e2e test inside the
 // guest, whose kernel has SCTP sockets (this machine's has none).
 func TestSCTPTrafficInGuest(t *testing.T) {
-	runE2EInGuest(t, []string{"TestSCTPClusterIP"}, "")
+	runE2EInGuest(t, []string{"TestSCTPClusterIP"}, "", "KPROXY_E2E_PROXY_MODE=iptables") // the guest has no nft
 }
 
 func tail(s string, n int) string {
