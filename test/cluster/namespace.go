@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -94,50 +95,65 @@ func dialerIn(ns string) func(ctx context.Context, network, addr string) (net.Co
 		if host, _, err := net.SplitHostPort(addr); err != nil || net.ParseIP(host) == nil {
 			return nil, fmt.Errorf("dial %q in %s: only ip:port addresses are supported", addr, ns)
 		}
-		type result struct {
-			conn net.Conn
-			err  error
-		}
-		done := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			conn, restored, err := dialOnThread(ctx, path, network, addr)
-			if restored {
-				runtime.UnlockOSThread()
+		return socketIn(path, func() (net.Conn, error) {
+			d := net.Dialer{FallbackDelay: -1} // one address, dialed on this goroutine
+			conn, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, fmt.Errorf("dial %s in %s: %w", addr, ns, err)
 			}
-			done <- result{conn, err}
-		}()
-		r := <-done
-		return r.conn, r.err
+			return conn, nil
+		})
 	}
 }
 
-// dialOnThread must run on a locked thread; restored reports whether the
+// socketIn runs open (which makes a socket) on a thread locked to namespace
+// path, then brings the thread back: the socket keeps belonging to path. A
+// thread that cannot switch back is not unlocked, so the runtime retires it
+// instead of reusing it for unrelated goroutines.
+func socketIn[T io.Closer](path string, open func() (T, error)) (T, error) {
+	type result struct {
+		sock T
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		sock, restored, err := onThreadIn(path, open)
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		done <- result{sock, err}
+	}()
+	r := <-done
+	return r.sock, r.err
+}
+
+// onThreadIn must run on a locked thread; restored reports whether the
 // thread is back in its original namespace.
-func dialOnThread(ctx context.Context, path, network, addr string) (conn net.Conn, restored bool, err error) {
+func onThreadIn[T io.Closer](path string, open func() (T, error)) (sock T, restored bool, err error) {
+	var zero T
 	orig, err := netns.Get()
 	if err != nil {
-		return nil, true, fmt.Errorf("current netns: %w", err)
+		return zero, true, fmt.Errorf("current netns: %w", err)
 	}
 	defer orig.Close()
 	dest, err := netns.GetFromPath(path)
 	if err != nil {
-		return nil, true, fmt.Errorf("open netns %s: %w", path, err)
+		return zero, true, fmt.Errorf("open netns %s: %w", path, err)
 	}
 	defer dest.Close()
 	if err := netns.Set(dest); err != nil {
-		return nil, false, fmt.Errorf("enter netns %s: %w", path, err)
+		return zero, false, fmt.Errorf("enter netns %s: %w", path, err)
 	}
-	d := net.Dialer{FallbackDelay: -1} // one address, dialed on this goroutine
-	conn, dialErr := d.DialContext(ctx, network, addr)
+	sock, openErr := open()
 	if err := netns.Set(orig); err != nil {
-		if conn != nil {
-			conn.Close()
+		if openErr == nil {
+			sock.Close()
 		}
-		return nil, false, fmt.Errorf("leave netns %s: %w", path, err)
+		return zero, false, fmt.Errorf("leave netns %s: %w", path, err)
 	}
-	if dialErr != nil {
-		return nil, true, fmt.Errorf("dial %s in %s: %w", addr, filepath.Base(path), dialErr)
+	if openErr != nil {
+		return zero, true, openErr
 	}
-	return conn, true, nil
+	return sock, true, nil
 }

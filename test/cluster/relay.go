@@ -8,10 +8,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"sync"
-
-	"github.com/vishvananda/netns"
 )
 
 // ServeAPIIn makes kube-apiserver reachable from another network namespace
@@ -81,46 +78,11 @@ func relay(ln net.Listener, addr string, dial func(context.Context, string, stri
 // listenIn listens on addr inside namespace ns; see dialerIn for how the
 // socket is created there without moving the process.
 func listenIn(ns, addr string) (net.Listener, error) {
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		ln, restored, err := listenOnThread(filepath.Join(netnsDir, ns), addr)
-		if restored {
-			runtime.UnlockOSThread()
+	return socketIn(filepath.Join(netnsDir, ns), func() (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s in %s: %w", addr, ns, err)
 		}
-		done <- result{ln, err}
-	}()
-	r := <-done
-	return r.ln, r.err
-}
-
-func listenOnThread(path, addr string) (ln net.Listener, restored bool, err error) {
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, true, fmt.Errorf("current netns: %w", err)
-	}
-	defer orig.Close()
-	dest, err := netns.GetFromPath(path)
-	if err != nil {
-		return nil, true, fmt.Errorf("open netns %s: %w", path, err)
-	}
-	defer dest.Close()
-	if err := netns.Set(dest); err != nil {
-		return nil, false, fmt.Errorf("enter netns %s: %w", path, err)
-	}
-	ln, listenErr := net.Listen("tcp", addr)
-	if err := netns.Set(orig); err != nil {
-		if ln != nil {
-			ln.Close()
-		}
-		return nil, false, fmt.Errorf("leave netns %s: %w", path, err)
-	}
-	if listenErr != nil {
-		return nil, true, fmt.Errorf("listen on %s in %s: %w", addr, filepath.Base(path), listenErr)
-	}
-	return ln, true, nil
+		return ln, nil
+	})
 }
