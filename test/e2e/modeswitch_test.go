@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/test/kerneltest"
+	"github.com/kproxy/kproxy/test/probe"
 )
 
 // nftablesModeTables are the tables upstream kube-proxy's nftables mode
@@ -156,5 +158,38 @@ func TestCleanupFlagRemovesEveryMode(t *testing.T) {
 	}
 	if filter := e.save("filter"); !strings.Contains(filter, "-A INPUT -j MY-CHAIN") {
 		t.Errorf("--cleanup removed another program's rules:\n%s", filter)
+	}
+}
+
+// TestModeSwitchIPTablesToNFTablesUnderTraffic restarts kproxy from
+// iptables mode into nftables mode under traffic: the iptables rules carry
+// connections until the nftables ones are in place and only then go, so no
+// new connection fails and long-lived ones keep their pod.
+func TestModeSwitchIPTablesToNFTablesUnderTraffic(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{Mode: "iptables"})
+	w := e.w
+	const vip = "10.96.0.10:80"
+	svc := service("web", "10.96.0.10")
+	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
+	e.waitAnswer(w.Pods[0].Netns, vip)
+	conns := e.openLongLived(w.Client, vip, 3)
+	traffic := startTraffic(w.Pods[0].Netns, vip)
+
+	e.killKproxy()
+	e.mode = "nftables"
+	e.startKproxy()
+	e.waitForProgrammed("nat", "", "10.96.0.10 . tcp . 80")
+	e.eventually(settleTimeout, "iptables mode's rules removed", func() error {
+		if nat := e.save("nat"); strings.Contains(nat, "KUBE-SVC-") {
+			return fmt.Errorf("iptables nat still has service chains")
+		}
+		return nil
+	})
+
+	traffic.finish(t)
+	pingAll(t, conns)
+	if _, err := probe.TCP(w.Pods[1].Netns, vip, probeTimeout); err != nil {
+		t.Errorf("after the switch: %v", err)
 	}
 }
