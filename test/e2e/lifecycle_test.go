@@ -28,12 +28,7 @@ func TestRestartUnderTraffic(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode string) {
 		e := newEnv(t, envOptions{Mode: mode})
 		w := e.w
-		const vip = "10.96.0.10:80"
-		svc := service("web", "10.96.0.10")
-		e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-		e.waitAnswer(w.Pods[0].Netns, vip)
-		conns := e.openLongLived(w.Client, vip, 3)
-		traffic := startTraffic(w.Pods[0].Netns, vip)
+		svc, vip, conns, traffic := e.startWebUnderTraffic()
 
 		e.killKproxy()
 		e.startKproxy()
@@ -370,6 +365,19 @@ func (e *env) dryRun(fam v1.IPFamily) []byte {
 }
 
 // openLongLived opens n long-lived connections from ns to addr.
+// startWebUnderTraffic starts kproxy on Service web (10.96.0.10:80) over
+// the three pods and, once it answers, opens 3 long-lived connections from
+// the client and a loop of new connections from pod-1.
+func (e *env) startWebUnderTraffic() (svc *v1.Service, vip string, conns []*probe.Conn, loop *traffic) {
+	e.t.Helper()
+	w := e.w
+	vip = "10.96.0.10:80"
+	svc = service("web", "10.96.0.10")
+	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
+	e.waitAnswer(w.Pods[0].Netns, vip)
+	return svc, vip, e.openLongLived(w.Client, vip, 3), startTraffic(w.Pods[0].Netns, vip)
+}
+
 func (e *env) openLongLived(ns, addr string, n int) []*probe.Conn {
 	e.t.Helper()
 	var conns []*probe.Conn

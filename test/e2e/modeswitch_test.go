@@ -169,12 +169,7 @@ func TestModeSwitchIPTablesToNFTablesUnderTraffic(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{Mode: "iptables"})
 	w := e.w
-	const vip = "10.96.0.10:80"
-	svc := service("web", "10.96.0.10")
-	e.start(svc, slice(svc, "a", endpoint(w, w.Pods[0]), endpoint(w, w.Pods[1]), endpoint(w, w.Pods[2])))
-	e.waitAnswer(w.Pods[0].Netns, vip)
-	conns := e.openLongLived(w.Client, vip, 3)
-	traffic := startTraffic(w.Pods[0].Netns, vip)
+	_, vip, conns, traffic := e.startWebUnderTraffic()
 
 	e.killKproxy()
 	e.mode = "nftables"
