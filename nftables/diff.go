@@ -1,8 +1,8 @@
 package nftables
 
 import (
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/kproxy/kproxy/proxier"
@@ -156,11 +156,7 @@ func (p *partialPlan) touchElements(m *mirror, name proxier.ServicePortName, old
 // not replace a map element's value in place).
 func (p *partialPlan) elementOps(m *mirror) {
 	for c := container(0); c < numContainers; c++ {
-		keys := make([]string, 0, len(p.elems[c]))
-		for k := range p.elems[c] {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, strings.Compare)
+		keys := slices.Sorted(maps.Keys(p.elems[c]))
 		for _, key := range keys {
 			before, had := m.elems[c][key].winner()
 			after, has := p.elems[c][key].winner()

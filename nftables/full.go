@@ -1,8 +1,8 @@
 package nftables
 
 import (
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/kproxy/kproxy/proxier"
@@ -64,11 +64,7 @@ func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel k
 func allElements(m *mirror) []elemOp {
 	var out []elemOp
 	for c := container(0); c < numContainers; c++ {
-		keys := make([]string, 0, len(m.elems[c]))
-		for k := range m.elems[c] {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, strings.Compare)
+		keys := slices.Sorted(maps.Keys(m.elems[c]))
 		for _, k := range keys {
 			v, _ := m.elems[c][k].winner()
 			out = append(out, elemOp{c: c, key: k, val: v})
