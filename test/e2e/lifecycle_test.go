@@ -138,17 +138,7 @@ func TestCleanupFlag(t *testing.T) {
 	if out, err := w.Exec(w.Node, kproxyBin, "--cleanup"); err != nil {
 		t.Fatalf("kproxy --cleanup must exit 0: %v\n%s", err, out)
 	}
-	// Exactly what the README's cleanup section promises to keep.
-	kept := map[string][]string{
-		"mangle": {"KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"},
-		"nat":    {"KUBE-KUBELET-CANARY"},
-		"filter": {"KUBE-FIREWALL", "KUBE-KUBELET-CANARY"},
-	}
-	for table, want := range kept {
-		if got := kubeChains(e.save(table)); !slices.Equal(got, want) {
-			t.Errorf("KUBE-* chains left in %s after --cleanup: %v, want exactly %v", table, got, want)
-		}
-	}
+	e.checkOnlyKubeletChainsLeft()
 	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
 		for _, table := range []string{"nat", "filter"} {
 			saved := e.run(w.Node, tool, "-t", table)
@@ -179,6 +169,22 @@ COMMIT
 :KUBE-KUBELET-CANARY - [0:0]
 COMMIT
 `
+
+// checkOnlyKubeletChainsLeft checks that after --cleanup the KUBE-* chains
+// are exactly what the README's cleanup section promises to keep.
+func (e *env) checkOnlyKubeletChainsLeft() {
+	e.t.Helper()
+	kept := map[string][]string{
+		"mangle": {"KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"},
+		"nat":    {"KUBE-KUBELET-CANARY"},
+		"filter": {"KUBE-FIREWALL", "KUBE-KUBELET-CANARY"},
+	}
+	for table, want := range kept {
+		if got := kubeChains(e.save(table)); !slices.Equal(got, want) {
+			e.t.Errorf("KUBE-* chains left in %s after --cleanup: %v, want exactly %v", table, got, want)
+		}
+	}
+}
 
 // kubeChains returns the sorted names of the KUBE-* chains in iptables-save output.
 func kubeChains(saved string) []string {
