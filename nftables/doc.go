@@ -11,14 +11,17 @@
 // Contract: a Proxier is a proxier.Backend for one IP family over a
 // knftables.Interface (proxier/netfilter/nft.Open, which bounds every nft
 // command, in production; knftables' Fake in tests and --dry-run). Every
-// Sync is one nft transaction (atomic):
+// nft transaction is atomic; a Sync is one, except a large full sync:
 //
 //   - full (snapshot Full, or the first sync): the table, base chains and
 //     fixed chains re-created and refilled, every set and map flushed and
 //     refilled, every service chain re-written. The table's chains and sets
 //     are listed once to find per-service chains (names with a "/") and
 //     affinity sets that nothing renders any more (a restart over an
-//     existing table, kproxy's or upstream's).
+//     existing table, kproxy's or upstream's). Over more than
+//     Options.FullSyncChunkChains service chains it is several
+//     transactions: the fixed part, the service chains a chunk at a time,
+//     then every element with the stale chains flushed (see Sync).
 //   - partial: only the changed service ports' chains whose rules differ,
 //     their affinity sets, and the element additions and deletions whose
 //     kernel value changes, computed against the mirror of the last

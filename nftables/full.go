@@ -16,27 +16,39 @@ type kernelObjects struct {
 	sets   []string
 }
 
+// fullPlan is a full sync: the mirror it leaves, the per-service changes
+// (chains and affinity sets) in chunks that never split a service port,
+// and the tail (every element, stale chains and affinity sets).
+type fullPlan struct {
+	next   *mirror
+	chunks []changes
+	tail   changes
+}
+
 // planFull renders every service port of snap into a fresh mirror and
-// returns it with the changes that write all of it. Service chains and
-// affinity sets in the kernel that nothing renders any more are flushed
-// (the chains, deleted a sync later) or deleted (the sets).
-func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel kernelObjects, now time.Time) (*mirror, changes) {
+// returns it with the changes that write all of it, the per-service part
+// in chunks of about chunkChains chains (one chunk when chunkChains ≤ 0).
+// Service chains and affinity sets in the kernel that nothing renders any
+// more are flushed (the chains, deleted a sync later) or deleted (the sets).
+func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel kernelObjects, now time.Time,
+	chunkChains int) *fullPlan {
 	next := newMirror()
 	forEachService(snap, func(name proxier.ServicePortName, sp *proxier.ServicePort, eps *proxier.EndpointSet) {
 		next.addService(name, render(ctx, name, sp, eps))
 	})
-	names := make([]proxier.ServicePortName, 0, len(next.services))
-	for n := range next.services {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, proxier.ServicePortName.Compare)
-	var ch changes
+	names := slices.SortedFunc(maps.Keys(next.services), proxier.ServicePortName.Compare)
+	plan := &fullPlan{next: next, chunks: []changes{{}}}
 	chains := make(map[string]bool, len(names)*2)
 	sets := map[string]bool{}
 	for _, n := range names {
 		r := next.services[n]
-		ch.addSets = append(ch.addSets, r.sets...)
-		ch.writeChain = append(ch.writeChain, r.chains...)
+		cur := &plan.chunks[len(plan.chunks)-1]
+		if chunkChains > 0 && len(cur.writeChain) > 0 && len(cur.writeChain)+len(r.chains) > chunkChains {
+			plan.chunks = append(plan.chunks, changes{})
+			cur = &plan.chunks[len(plan.chunks)-1]
+		}
+		cur.addSets = append(cur.addSets, r.sets...)
+		cur.writeChain = append(cur.writeChain, r.chains...)
 		for i := range r.chains {
 			chains[r.chains[i].name] = true
 		}
@@ -44,20 +56,54 @@ func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel k
 			sets[s.name] = true
 		}
 	}
-	ch.recreateSets = changedTimeouts(prev, ch.addSets)
-	ch.elemAdd = allElements(next)
+	plan.assignRecreatedSets(changedTimeouts(prev, next))
+	plan.tail.elemAdd = allElements(next)
 	for _, c := range sortedUnique(kernel.chains) {
 		if IsServiceChainName(c) && !chains[c] {
-			ch.flushChain = append(ch.flushChain, c)
+			plan.tail.flushChain = append(plan.tail.flushChain, c)
 			next.stale[c] = now
 		}
 	}
 	for _, s := range sortedUnique(kernel.sets) {
 		if isAffinitySetName(s) && !sets[s] {
-			ch.deleteSets = append(ch.deleteSets, s)
+			plan.tail.deleteSets = append(plan.tail.deleteSets, s)
 		}
 	}
-	return next, ch
+	return plan
+}
+
+// assignRecreatedSets puts each affinity set whose timeout changed into
+// the chunk that adds it. A set may still be named by a stale chain, which
+// only the tail flushes: then the plan goes back to one chunk, so that the
+// flush comes before the delete in one transaction.
+func (p *fullPlan) assignRecreatedSets(recreate []string) {
+	if len(recreate) == 0 {
+		return
+	}
+	if len(p.chunks) > 1 {
+		p.chunks = []changes{mergeChunks(p.chunks)}
+	}
+	p.chunks[0].recreateSets = recreate
+}
+
+func mergeChunks(chunks []changes) changes {
+	var all changes
+	for i := range chunks {
+		all.addSets = append(all.addSets, chunks[i].addSets...)
+		all.writeChain = append(all.writeChain, chunks[i].writeChain...)
+	}
+	return all
+}
+
+// single is the whole plan as one set of changes (one transaction): the
+// chunk's and the tail's fields are disjoint.
+func (p *fullPlan) single() changes {
+	ch := mergeChunks(p.chunks)
+	for i := range p.chunks {
+		ch.recreateSets = append(ch.recreateSets, p.chunks[i].recreateSets...)
+	}
+	ch.flushChain, ch.deleteSets, ch.elemAdd = p.tail.flushChain, p.tail.deleteSets, p.tail.elemAdd
+	return ch
 }
 
 // allElements is every element key of m with its winning value, in a fixed order.
@@ -97,10 +143,10 @@ func sortedUnique(s []string) []string {
 	return slices.Compact(s)
 }
 
-// changedTimeouts are the sets of want whose timeout differs from the one
-// prev (this process's last successful sync) wrote. After a restart the
-// kernel's timeouts are trusted.
-func changedTimeouts(prev *mirror, want []affinitySet) []string {
+// changedTimeouts are the affinity sets of next whose timeout differs from
+// the one prev (this process's last successful sync) wrote. After a
+// restart the kernel's timeouts are trusted.
+func changedTimeouts(prev, next *mirror) []string {
 	had := map[string]int32{}
 	for _, r := range prev.services {
 		for _, s := range r.sets {
@@ -108,9 +154,11 @@ func changedTimeouts(prev *mirror, want []affinitySet) []string {
 		}
 	}
 	var out []string
-	for _, s := range want {
-		if t, ok := had[s.name]; ok && t != s.timeout {
-			out = append(out, s.name)
+	for _, n := range slices.SortedFunc(maps.Keys(next.services), proxier.ServicePortName.Compare) {
+		for _, s := range next.services[n].sets {
+			if t, ok := had[s.name]; ok && t != s.timeout {
+				out = append(out, s.name)
+			}
 		}
 	}
 	return out

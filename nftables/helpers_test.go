@@ -39,11 +39,14 @@ type recordingNFT struct {
 	*knftables.Fake
 	txs  []string
 	fail int // fail the next fail transactions
+	pass int // ... after letting pass transactions through
 }
 
 func (r *recordingNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
 	r.txs = append(r.txs, tx.String())
-	if r.fail > 0 {
+	if r.fail > 0 && r.pass > 0 {
+		r.pass--
+	} else if r.fail > 0 {
 		r.fail--
 		return errors.New("nft: Error: Could not process rule: injected failure")
 	}

@@ -111,10 +111,12 @@ func loadDump(t *testing.T, nft, ns, family, dump string) {
 type kernelStep struct {
 	name   string
 	change func(w *World)
+	full   bool // sync a full snapshot
 }
 
 // kernelSteps are the changes for one family: upstream's overall services,
-// then an endpoint added, a service deleted, a service's endpoints gone, an
+// then an endpoint added, a service deleted, a full resync (chunked on the
+// kernel side) while its chains are stale, a service's endpoints gone, an
 // affinity timeout changed, and a sync that deletes the stale chains.
 func kernelSteps(fam v1.IPFamily) []kernelStep {
 	ip := func(v4, v6 string) string {
@@ -128,21 +130,22 @@ func kernelSteps(fam v1.IPFamily) []kernelStep {
 		apply = applyOverallIPv6
 	}
 	return []kernelStep{
-		{"full", apply},
-		{"endpoint added", func(w *World) {
+		{name: "full", change: apply},
+		{name: "endpoint added", change: func(w *World) {
 			svc4 := Service("ns4", "svc4", ClusterIP(ip("172.30.0.44", "fd00:172:30::44")))
 			w.Apply(SliceFor(svc4, Endpoint(ip("10.180.0.4", "fd00:10:180::4"), OnNode("other-node")),
 				Endpoint(ip("10.180.0.5", "fd00:10:180::5"), OnNode(testNodeName)),
 				Endpoint(ip("10.180.0.6", "fd00:10:180::6"), OnNode(testNodeName))))
 		}},
-		{"service deleted", func(w *World) { w.Delete(Service("ns1", "svc1")) }},
-		{"endpoints gone", func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
-		{"affinity timeout changed", func(w *World) {
+		{name: "service deleted", change: func(w *World) { w.Delete(Service("ns1", "svc1")) }},
+		{name: "full resync over the table", change: func(w *World) {}, full: true},
+		{name: "endpoints gone", change: func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
+		{name: "affinity timeout changed", change: func(w *World) {
 			w.Apply(Service("ns5", "svc5", ClusterIP(ip("172.30.0.45", "fd00:172:30::45")), Port("p80", v1.ProtocolTCP, 80),
 				NodePort(3002), LoadBalancer(ip("5.6.7.8", "5555::2")), SourceRanges(ip("203.0.113.0/25", "2001:db8:203::/64")),
 				Affinity(600)))
 		}},
-		{"stale chains deleted", func(w *World) {}},
+		{name: "stale chains deleted", change: func(w *World) {}},
 	}
 }
 
@@ -170,7 +173,7 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily) {
 	real := nftInNetns(t, nft, nsReal, kf)
 	kp, err := New(Options{NFT: real, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),
 		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs,
-		Now: e.clock.now})
+		Now: e.clock.now, FullSyncChunkChains: 2}) // full syncs in several transactions, against the Fake's one
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,6 +183,9 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily) {
 		st.change(e.world)
 		e.clock.advance(700 * time.Millisecond)
 		snap := e.world.Snapshot()
+		if st.full {
+			snap = e.world.Full()
+		}
 		if _, err := kp.Sync(ctx, snap); err != nil {
 			t.Fatalf("%s: real nft: %v", st.name, err)
 		}

@@ -47,7 +47,20 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Now is the clock for stale chain deletion (time.Now when nil).
 	Now func() time.Time
+	// FullSyncChunkChains splits a full sync that writes more service
+	// chains than this into several transactions (DefaultFullSyncChunkChains
+	// when 0; never when negative). See Sync.
+	FullSyncChunkChains int
 }
+
+// DefaultFullSyncChunkChains is the number of service chains a full sync
+// writes per transaction. The kernel walks every set of the table for each
+// anonymous set a transaction creates and every entry of the transaction
+// when binding it, so one transaction over 10000 services costs far more
+// than ten over 1000 each (measured with nft 1.0.6 on Linux 6.18: 17 s
+// against 10 s from an empty table, 45 s against 17 s over an existing
+// one; the nft child's peak RSS 257 MB against 50 MB).
+const DefaultFullSyncChunkChains = 1000
 
 // Proxier is the nftables Backend for one IP family. Each Sync is one
 // transaction: a full sync rewrites the whole table, a partial one only the
@@ -62,6 +75,7 @@ type Proxier struct {
 	metrics *metrics.Metrics
 	now     func() time.Time
 	mirror  *mirror
+	chunk   int
 	// synced is false until the first successful full sync; baseRecreated
 	// once the base chains were re-created by this process.
 	synced        bool
@@ -89,9 +103,13 @@ func New(opts Options) (*Proxier, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.FullSyncChunkChains == 0 {
+		opts.FullSyncChunkChains = DefaultFullSyncChunkChains
+	}
 	fam := familyOf(opts.Family)
 	ifLocal, ifNotLocal, _ := opts.LocalDetector.NFT()
 	p := &Proxier{nft: opts.NFT, family: opts.Family, metrics: opts.Metrics, now: opts.Now, mirror: newMirror(),
+		chunk: opts.FullSyncChunkChains,
 		table: tableConfig{fam: fam, masqueradeAll: opts.MasqueradeAll, masqMark: opts.MasqueradeMark,
 			ifNotLocal: ifNotLocal, nodePortAll: opts.NodePortsAll, nodePortIPs: slices.Clone(opts.NodePortIPs),
 			serviceCIDRs: familyPrefixes(opts.ServiceCIDRs, opts.Family)},
@@ -112,29 +130,60 @@ func familyPrefixes(ps []netip.Prefix, f v1.IPFamily) []netip.Prefix {
 }
 
 // Sync brings the table to snap. Stale chains due for deletion go first in
-// their own transaction (if that fails, the sync becomes full). On error
-// the kernel and the mirror are as before (nft transactions are atomic).
+// their own transaction (if that fails, the sync becomes full). A partial
+// sync is one transaction. So is a full sync of up to FullSyncChunkChains
+// service chains; a larger one is several, each atomic, in an order that
+// never leaves an element pointing at a missing or half-written chain:
+// the fixed part of the table first, then the service ports' chains and
+// affinity sets a chunk at a time (each chain flushed and refilled in one
+// transaction), then every set and map flushed and refilled with the stale
+// chains flushed, in the last. On error the mirror is as before and the
+// runner retries with a full sync; the transactions that did apply only
+// brought chains up to date ahead of the maps.
 func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.SyncResult, error) {
 	full := snap.Full || !p.synced
 	if err := p.deleteStaleChains(ctx); err != nil {
 		full = true
 	}
-	var tx *knftables.Transaction
+	var txs []txStep
 	var commit func()
 	if full {
-		tx, commit = p.planFullSync(ctx, snap)
+		txs, commit = p.planFullSync(ctx, snap)
 	} else {
-		tx, commit = p.planPartialSync(snap)
+		txs, commit = p.planPartialSync(snap)
 	}
-	size := transactionBytes(tx)
-	if tx.NumOperations() > 0 {
+	size := 0
+	for i, step := range txs {
+		tx := step.build()
+		size += transactionBytes(tx)
+		if tx.NumOperations() == 0 {
+			continue
+		}
 		if err := p.nft.Run(ctx, tx); err != nil {
 			p.countFailure(p.metricsSyncFailures())
-			return proxier.SyncResult{}, fmt.Errorf("nftables %s sync transaction: %w", syncKind(full), err)
+			return proxier.SyncResult{}, fmt.Errorf("nftables %s sync transaction%s: %w", syncKind(full), ordinal(i, len(txs)), err)
+		}
+		if step.applied != nil {
+			step.applied()
 		}
 	}
 	commit()
 	return proxier.SyncResult{Full: full, RestoreBytes: size}, nil
+}
+
+// txStep builds one transaction of a sync when it is due, and notes what
+// it changed once the kernel took it.
+type txStep struct {
+	build   func() *knftables.Transaction
+	applied func()
+}
+
+// ordinal names transaction i of n for an error, when there are several.
+func ordinal(i, n int) string {
+	if n == 1 {
+		return ""
+	}
+	return fmt.Sprintf(" %d of %d", i+1, n)
 }
 
 func syncKind(full bool) string {
@@ -162,26 +211,56 @@ func (p *Proxier) SetServiceCIDRs(cidrs []netip.Prefix) bool {
 	return true
 }
 
-func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) (*knftables.Transaction, func()) {
+// planFullSync returns the full sync's transactions, built one at a time
+// as they run (a large table's text is never held all at once).
+func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]txStep, func()) {
 	p.cidrMu.Lock()
 	p.table.serviceCIDRs = p.serviceCIDRs
 	p.cidrMu.Unlock()
-	now := p.now()
-	next, ch := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), now)
-	tx := p.nft.NewTransaction()
-	writeSkeleton(tx, &p.table, !p.baseRecreated)
-	flushContainers(tx)
-	writeChanges(tx, p.table.fam, &ch)
-	return tx, func() {
-		p.mirror, p.synced, p.baseRecreated = next, true, true
+	plan := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), p.now(), p.chunk)
+	commit := func() { p.mirror, p.synced, p.baseRecreated = plan.next, true, true }
+	if len(plan.chunks) == 1 {
+		return []txStep{{build: func() *knftables.Transaction {
+			tx := p.nft.NewTransaction()
+			writeSkeleton(tx, &p.table, !p.baseRecreated)
+			flushContainers(tx)
+			ch := plan.single()
+			writeChanges(tx, p.table.fam, &ch)
+			return tx
+		}}}, commit
 	}
+	steps := []txStep{{
+		build: func() *knftables.Transaction {
+			tx := p.nft.NewTransaction()
+			writeSkeleton(tx, &p.table, !p.baseRecreated)
+			return tx
+		},
+		// Re-created base chains stay re-created whatever follows.
+		applied: func() { p.baseRecreated = true },
+	}}
+	for i := range plan.chunks {
+		steps = append(steps, txStep{build: func() *knftables.Transaction {
+			tx := p.nft.NewTransaction()
+			writeChanges(tx, p.table.fam, &plan.chunks[i])
+			return tx
+		}})
+	}
+	steps = append(steps, txStep{build: func() *knftables.Transaction {
+		tx := p.nft.NewTransaction()
+		flushContainers(tx)
+		writeChanges(tx, p.table.fam, &plan.tail)
+		return tx
+	}})
+	return steps, commit
 }
 
-func (p *Proxier) planPartialSync(snap *proxier.Snapshot) (*knftables.Transaction, func()) {
+func (p *Proxier) planPartialSync(snap *proxier.Snapshot) ([]txStep, func()) {
 	plan := planPartial(&p.ctx, p.mirror, snap)
-	tx := p.nft.NewTransaction()
-	writeChanges(tx, p.table.fam, &plan.changes)
-	return tx, func() { plan.commit(p.mirror, p.now()) }
+	return []txStep{{build: func() *knftables.Transaction {
+		tx := p.nft.NewTransaction()
+		writeChanges(tx, p.table.fam, &plan.changes)
+		return tx
+	}}}, func() { plan.commit(p.mirror, p.now()) }
 }
 
 // listKernelObjects lists the table's chains and sets once per full sync

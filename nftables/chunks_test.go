@@ -1,0 +1,186 @@
+package nftables
+
+import (
+	"context"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/proxier/metrics"
+	. "github.com/kproxy/kproxy/proxier/proxiertest"
+)
+
+// serviceChainRE matches a per-service chain name; group 1 is its
+// service port ("ns/svc/proto/port").
+var serviceChainRE = regexp.MustCompile(`(?:service|local|external|firewall|endpoint)-[A-Z0-9]{8}-([^_\s]+/[^_\s]+/[^_\s]+/[^_\s]*)`)
+
+// chunked makes full syncs write at most n service chains per transaction.
+func chunked(n int) func(*Options) { return func(o *Options) { o.FullSyncChunkChains = n } }
+
+// applyRandomWorld adds n random services (every kind, affinity included)
+// with their endpoints.
+func applyRandomWorld(e *testEnv, fam v1.IPFamily, seed uint64, n int) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := 0; i < n; i++ {
+		svc := randomService(r, fam, i)
+		e.world.Apply(svc, randomSlice(r, fam, svc))
+	}
+}
+
+// assertNoDanglingGotos fails when an element or rule of the Fake's table
+// names a chain the table does not hold: what a transaction boundary of a
+// chunked full sync must never leave.
+func assertNoDanglingGotos(t *testing.T, e *testEnv) {
+	t.Helper()
+	for _, line := range strings.Split(e.nft.Dump(), "\n") {
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] != "goto" && f[i] != "jump" {
+				continue
+			}
+			name := strings.Trim(f[i+1], ",}")
+			if e.nft.Table.Chains[name] == nil {
+				t.Fatalf("%q names missing chain %q", line, name)
+			}
+		}
+	}
+}
+
+func TestChunkedFullSyncWritesTheSameTable(t *testing.T) {
+	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+		t.Run(string(fam), func(t *testing.T) {
+			one := newTestEnv(t, fam, chunked(-1))
+			many := newTestEnv(t, fam, chunked(3))
+			for _, e := range []*testEnv{one, many} {
+				applyRandomWorld(e, fam, 5, 12)
+				e.sync()
+			}
+			if len(one.nft.txs) != 1 {
+				t.Fatalf("unchunked full sync ran %d transactions", len(one.nft.txs))
+			}
+			assertTable(t, one.nft.Dump(), many.nft.Dump())
+			chunks := many.nft.txs[1 : len(many.nft.txs)-1]
+			if len(chunks) < 3 {
+				t.Fatalf("want several chunks of at most 3 chains, got %d transactions", len(many.nft.txs))
+			}
+			for i, tx := range chunks {
+				names := serviceChainRE.FindAllStringSubmatch(tx, -1)
+				ports := map[string]bool{}
+				for _, m := range names {
+					ports[m[1]] = true
+				}
+				chains := strings.Count(tx, "add chain ")
+				if (chains > 3 && len(ports) > 1) || strings.Contains(tx, "add element") {
+					t.Errorf("chunk %d: %d chains of %d service ports (over 3 only for one port), or elements:\n%s",
+						i, chains, len(ports), tx)
+				}
+			}
+			if first := many.nft.txs[0]; serviceChainRE.MatchString(first) || strings.Contains(first, "add element ip kube-proxy service-ips") ||
+				strings.Contains(first, "add element ip6 kube-proxy service-ips") {
+				t.Errorf("the first transaction should hold only the fixed part of the table:\n%s", first)
+			}
+			if last := many.nft.txs[len(many.nft.txs)-1]; !strings.HasPrefix(last, "flush map") && !strings.HasPrefix(last, "flush set") {
+				t.Errorf("the last transaction should start by flushing the maps:\n%.300s", last)
+			}
+		})
+	}
+}
+
+// A restart over a big table: chunks rewrite the chains, the last
+// transaction retires what nothing renders any more, stale chains go a
+// second later, and the result is one full sync of the state.
+func TestChunkedRestartOverExistingTable(t *testing.T) {
+	e := newTestEnv(t, v1.IPv4Protocol, chunked(3))
+	applyOverallIPv4(e.world)
+	applyRandomWorld(e, v1.IPv4Protocol, 9, 10)
+	e.sync()
+	opts := e.p.table
+	p2, err := New(Options{NFT: e.nft, MasqueradeMark: opts.masqMark, NodePortIPs: opts.nodePortIPs, NodeIP: e.p.ctx.nodeIP,
+		LocalDetector: localDetector4(), ServiceCIDRs: opts.serviceCIDRs, Now: e.clock.now, FullSyncChunkChains: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = p2
+	e.world.Delete(Service("ns5", "svc5"))
+	n := len(e.nft.txs)
+	e.sync()
+	if got := len(e.nft.txs) - n; got < 4 {
+		t.Fatalf("restart ran %d transactions, want it chunked", got)
+	}
+	if last := e.nft.last(); !strings.Contains(last, "flush chain ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80") ||
+		!strings.Contains(last, "delete set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80") {
+		t.Errorf("the last transaction should retire ns5/svc5:\n%s", last)
+	}
+	assertNoDanglingGotos(t, e)
+	assertSameAsFullSync(t, e)
+	if e.nft.Table.Chains["service-HVFWP5L3-ns5/svc5/tcp/p80"] != nil {
+		t.Errorf("stale chain not deleted a sync later")
+	}
+}
+
+// A chunk that fails leaves the mirror as it was and no element pointing
+// at a missing chain; the retry converges.
+func TestChunkedFullSyncFailingHalfway(t *testing.T) {
+	m := metrics.New()
+	e := newTestEnv(t, v1.IPv4Protocol, chunked(3), func(o *Options) { o.Metrics = m })
+	applyOverallIPv4(e.world)
+	e.sync()
+	mirror := e.p.mirror
+	applyRandomWorld(e, v1.IPv4Protocol, 3, 12)
+	e.world.Delete(Service("ns1", "svc1"))
+	snap := e.world.Full()
+	e.nft.pass, e.nft.fail = 2, 1
+	_, err := e.p.Sync(context.Background(), snap)
+	if err == nil || !strings.Contains(err.Error(), "injected failure") || !strings.Contains(err.Error(), "transaction 3 of ") {
+		t.Fatalf("err = %v, want the third transaction's wrapped nft error", err)
+	}
+	if e.p.mirror != mirror || len(mirror.services) != 6 {
+		t.Fatalf("a failed full sync changed the mirror")
+	}
+	if got := counterValue(t, m.NFTablesSyncFailuresTotal, "IPv4"); got != 1 {
+		t.Errorf("sync failures = %v, want 1", got)
+	}
+	assertNoDanglingGotos(t, e)
+	if _, err := e.p.Sync(context.Background(), e.world.Full()); err != nil {
+		t.Fatal(err)
+	}
+	assertSameAsFullSync(t, e)
+}
+
+// An affinity set whose timeout changed is deleted once the chains naming
+// it are flushed; a stale chain may name it and only the last transaction
+// flushes those, so such a full sync stays one transaction.
+func TestChangedAffinityTimeoutKeepsTheFullSyncWhole(t *testing.T) {
+	e := newTestEnv(t, v1.IPv4Protocol, chunked(2))
+	applyOverallIPv4(e.world)
+	e.sync()
+	e.world.Apply(Service("ns5", "svc5", ClusterIP("172.30.0.45"), Port("p80", v1.ProtocolTCP, 80), NodePort(3002),
+		LoadBalancer("5.6.7.8"), SourceRanges("203.0.113.0/25"), Affinity(600)))
+	n := len(e.nft.txs)
+	if _, err := e.p.Sync(context.Background(), e.world.Full()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.nft.txs) - n; got != 1 {
+		t.Fatalf("full sync re-creating an affinity set ran %d transactions, want 1", got)
+	}
+	if !strings.Contains(e.nft.last(), "delete set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80") {
+		t.Errorf("affinity set not re-created:\n%s", e.nft.last())
+	}
+	e.clock.advance(2 * time.Second)
+	assertSameAsFullSync(t, e)
+}
+
+func TestOrdinalNamesTransactions(t *testing.T) {
+	for _, tt := range []struct {
+		i, n int
+		want string
+	}{{0, 1, ""}, {0, 3, " 1 of 3"}, {2, 3, " 3 of 3"}} {
+		if got := ordinal(tt.i, tt.n); got != tt.want {
+			t.Errorf("ordinal(%d, %d) = %q, want %q", tt.i, tt.n, got, tt.want)
+		}
+	}
+}
