@@ -278,6 +278,31 @@ func (p *Proxier) listKernelObjects(ctx context.Context) kernelObjects {
 	return kernelObjects{chains: chains, sets: sets}
 }
 
+// RetireStaleChains waits until the chains earlier syncs flushed are due
+// (a second after the flush) and deletes them: for a run with no later
+// sync (--once). Without stale chains it returns at once.
+func (p *Proxier) RetireStaleChains(ctx context.Context) error {
+	var last time.Time
+	for _, t := range p.mirror.stale {
+		if t.After(last) {
+			last = t
+		}
+	}
+	if last.IsZero() {
+		return nil
+	}
+	if wait := last.Add(time.Second).Sub(p.now()); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting to delete stale nftables chains: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return p.deleteStaleChains(ctx)
+}
+
 // deleteStaleChains deletes the stale chains flushed at least a second ago.
 // They leave the mirror either way: a failure makes the sync full, whose
 // listing finds whatever is still there.

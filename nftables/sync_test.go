@@ -241,3 +241,30 @@ func TestFailedStaleDeletionMakesTheSyncFull(t *testing.T) {
 		t.Errorf("stale chain never deleted")
 	}
 }
+
+// --once runs no later sync: RetireStaleChains deletes what the sync
+// flushed once it is due, and does nothing when nothing is stale.
+func TestRetireStaleChains(t *testing.T) {
+	e := newTestEnv(t, v1.IPv4Protocol)
+	applyOverallIPv4(e.world)
+	e.sync()
+	n := len(e.nft.txs)
+	if err := e.p.RetireStaleChains(context.Background()); err != nil || len(e.nft.txs) != n {
+		t.Fatalf("nothing stale: err %v, %d transactions run", err, len(e.nft.txs)-n)
+	}
+	const chain = "service-ULMVA6XW-ns1/svc1/tcp/p80"
+	e.world.Delete(Service("ns1", "svc1"))
+	e.sync()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := e.p.RetireStaleChains(ctx); err == nil || e.nft.Table.Chains[chain] == nil {
+		t.Fatalf("a chain flushed just now must wait for its second: err %v", err)
+	}
+	e.clock.advance(1100 * time.Millisecond)
+	if err := e.p.RetireStaleChains(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.nft.Table.Chains[chain] != nil || len(e.p.mirror.stale) != 0 {
+		t.Errorf("stale chain not retired")
+	}
+}

@@ -104,7 +104,29 @@ func (p *proxy) syncOnce(ctx context.Context) error {
 	if len(errs) == 0 && p.leftovers != nil {
 		p.leftovers.wait(ctx)
 	}
+	if len(errs) == 0 && !p.cfg.DryRun {
+		errs = p.retireStaleChains(ctx)
+	}
 	return errors.Join(errs...)
+}
+
+// staleRetirer is a backend that deletes what it flushed only in a later
+// sync (nftables: stale chains, a second later); a single sync asks it to
+// finish that before kproxy exits.
+type staleRetirer interface {
+	RetireStaleChains(ctx context.Context) error
+}
+
+func (p *proxy) retireStaleChains(ctx context.Context) []error {
+	var errs []error
+	for _, fp := range p.families {
+		if r, ok := fp.backend.(staleRetirer); ok {
+			if err := r.RetireStaleChains(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", fp.family, err))
+			}
+		}
+	}
+	return errs
 }
 
 func (p *proxy) waitInitialized(ctx context.Context, srcErr <-chan error) error {
