@@ -108,9 +108,9 @@ type serviceCIDRSetter interface {
 }
 
 // watchServiceCIDRs feeds the ServiceCIDR objects' ranges to the nftables
-// backends, as upstream's nftables mode watches them, and asks for a full
-// sync when a family's ranges change (upstream waits for the next one).
-// Only against an API server; with --manifests there are none.
+// backends, as upstream's nftables mode watches them. Only against an API
+// server; with --manifests the manifest source gives the files' ones to
+// setServiceCIDRs (runSource).
 func (p *proxy) watchServiceCIDRs(ctx context.Context) {
 	if p.client == nil || p.cfg.Mode != config.ModeNFTables {
 		return
@@ -118,16 +118,21 @@ func (p *proxy) watchServiceCIDRs(ctx context.Context) {
 	logger := p.logger.WithName("servicecidrs")
 	err := informers.RunServiceCIDRs(ctx, informers.ServiceCIDRsOptions{
 		Client: p.client, ResyncPeriod: p.cfg.ConfigSyncPeriod, Logger: logger,
-		OnChange: func(cidrs []netip.Prefix) {
-			logger.V(2).Info("Service CIDRs changed", "cidrs", cidrs)
-			for _, fp := range p.families {
-				if s, ok := fp.backend.(serviceCIDRSetter); ok && s.SetServiceCIDRs(cidrs) {
-					fp.runner.ForceFull()
-				}
-			}
-		},
+		OnChange: p.setServiceCIDRs,
 	})
 	if err != nil {
 		logger.Error(err, "Not watching ServiceCIDRs; no drop rule for unallocated ClusterIPs")
+	}
+}
+
+// setServiceCIDRs gives the cluster's service CIDRs to the backends that
+// use them and asks for a full sync of each family whose ranges changed
+// (upstream waits for the next one). Both sources call it.
+func (p *proxy) setServiceCIDRs(cidrs []netip.Prefix) {
+	p.logger.V(2).Info("Service CIDRs changed", "cidrs", cidrs)
+	for _, fp := range p.families {
+		if s, ok := fp.backend.(serviceCIDRSetter); ok && s.SetServiceCIDRs(cidrs) {
+			fp.runner.ForceFull()
+		}
 	}
 }
