@@ -36,7 +36,9 @@
 //     the same selection, and polls for changes, delivering Add/Update/
 //     Delete for what differs from the last delivered state. LoadManifests
 //     is the one-shot reader; Objects.Select and Objects.Replay turn its
-//     result into the calls an informer's initial list would make.
+//     result into the calls an informer's initial list would make. The
+//     files' ServiceCIDR objects are RunServiceCIDRs's counterpart: their
+//     ranges go to OnServiceCIDRs, before the first Synced calls.
 //
 // Contract common to both sources:
 //   - Handlers must hold at least one handler of each kind (checked when
@@ -53,6 +55,11 @@
 //   - Documents are separated by "---" lines; kind List (items carry their
 //     kind) and typed lists such as ServiceList (items may omit it) are
 //     expanded. Other kinds are skipped and logged at V(2).
+//   - Nothing has validated a file, as an API server validates what it
+//     stores. Services and EndpointSlices go through the validation every
+//     source's objects go through (proxier/apivalidation); a ServiceCIDR
+//     is checked here (ValidateServiceCIDR) and one the API server would
+//     refuse is logged with its name and left out, not an error of the read.
 //   - Decoding is lenient about unknown fields, like the API server, but a
 //     value of the wrong type is an error; errors name the file, the 1-based
 //     document number (and line, and list item). Duplicate objects are

@@ -7,14 +7,21 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-var endpointSliceAPIVersion = discovery.SchemeGroupVersion.String()
+var (
+	endpointSliceAPIVersion = discovery.SchemeGroupVersion.String()
+	serviceCIDRAPIVersion   = networkingv1.SchemeGroupVersion.String()
+)
 
-// decodeTyped decodes a Service, EndpointSlice or Node; anything else is
-// recorded as ignored. Decoding is lenient about unknown fields (as the API
+// clusterScoped are the kinds read that have no namespace.
+func clusterScoped(kind string) bool { return kind == "Node" || kind == "ServiceCIDR" }
+
+// decodeTyped decodes a Service, EndpointSlice, Node or ServiceCIDR;
+// anything else is recorded as ignored, an invalid ServiceCIDR as rejected. Decoding is lenient about unknown fields (as the API
 // server is) but not about values of the wrong type.
 func (p *manifestParser) decodeTyped(raw []byte, tm metav1.TypeMeta, loc *DocumentError) error {
 	switch {
@@ -38,6 +45,19 @@ func (p *manifestParser) decodeTyped(raw []byte, tm metav1.TypeMeta, loc *Docume
 			return err
 		}
 		p.objs.Nodes = append(p.objs.Nodes, node)
+	case tm.APIVersion == serviceCIDRAPIVersion && tm.Kind == "ServiceCIDR":
+		sc := &networkingv1.ServiceCIDR{}
+		if err := p.decode(raw, tm, sc, &sc.TypeMeta, &sc.ObjectMeta, loc); err != nil {
+			return err
+		}
+		// As the API server would refuse it: skipped, not an error of the
+		// whole read (the Services keep working without its drop rule).
+		if errs := ValidateServiceCIDR(sc); len(errs) > 0 {
+			p.objs.Rejected = append(p.objs.Rejected, RejectedObject{Location: loc.location(),
+				Kind: tm.Kind, Name: sc.Name, Reason: errs.ToAggregate().Error()})
+			return nil
+		}
+		p.objs.ServiceCIDRs = append(p.objs.ServiceCIDRs, sc)
 	default:
 		var meta struct {
 			Metadata metav1.ObjectMeta `json:"metadata"`
@@ -62,13 +82,13 @@ func (p *manifestParser) decode(raw []byte, tm metav1.TypeMeta, obj any, objType
 	if objMeta.Name == "" {
 		return withLocation(loc, fmt.Errorf("%s has no metadata.name", tm.Kind))
 	}
-	if tm.Kind == "Node" {
+	if clusterScoped(tm.Kind) {
 		objMeta.Namespace = ""
 	} else if objMeta.Namespace == "" {
 		objMeta.Namespace = metav1.NamespaceDefault
 	}
 	key := tm.Kind + " " + objMeta.Namespace + "/" + objMeta.Name
-	if tm.Kind == "Node" {
+	if clusterScoped(tm.Kind) {
 		key = tm.Kind + " " + objMeta.Name
 	}
 	here := loc.location()

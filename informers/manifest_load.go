@@ -13,19 +13,27 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
 // Objects is what a set of manifest files holds: every Service,
-// EndpointSlice and Node, in file order, with API-server defaults applied.
-// No selection is applied; see Select.
+// EndpointSlice and Node, in file order, with API-server defaults applied,
+// and every valid ServiceCIDR. No selection is applied; see Select.
 type Objects struct {
 	Services       []*v1.Service
 	EndpointSlices []*discovery.EndpointSlice
 	Nodes          []*v1.Node
+	// ServiceCIDRs are the networking.k8s.io/v1 ServiceCIDRs that pass
+	// ValidateServiceCIDR (nftables mode drops traffic to their unallocated
+	// addresses).
+	ServiceCIDRs []*networkingv1.ServiceCIDR
 	// Ignored lists the documents of kinds the proxy does not use.
 	Ignored []IgnoredObject
+	// Rejected lists the ServiceCIDRs the API server would refuse; they
+	// are left out of ServiceCIDRs.
+	Rejected []RejectedObject
 }
 
 // IgnoredObject describes a manifest document that was skipped.
@@ -34,6 +42,15 @@ type IgnoredObject struct {
 	APIVersion string
 	Kind       string
 	Name       string
+}
+
+// RejectedObject is a manifest object left out because it is invalid.
+type RejectedObject struct {
+	Location string // "file: document N (line L)"
+	Kind     string
+	Name     string
+	// Reason is what validation found, as the API server words it.
+	Reason string
 }
 
 // DocumentError is a manifest document that could not be decoded.
@@ -68,7 +85,7 @@ type manifestFile struct {
 	data []byte
 }
 
-// LoadManifests reads Services, EndpointSlices and Nodes from path: a single
+// LoadManifests reads Services, EndpointSlices, Nodes and ServiceCIDRs from path: a single
 // file, or the *.yaml, *.yml and *.json files directly inside a directory
 // (hidden names are skipped, symbolic links followed). Documents of other
 // kinds are listed in Objects.Ignored; a document that cannot be decoded is

@@ -10,10 +10,11 @@ import (
 
 // Select returns what the proxy on nodeName sees of o: the Services and
 // EndpointSlices that pass ProxyLabelSelector, and the Node named nodeName
-// (when nodeName is empty, the only Node if there is exactly one). Ignored
-// is carried over. The objects are shared with o, not copied.
+// (when nodeName is empty, the only Node if there is exactly one).
+// ServiceCIDRs (cluster-wide, with no service-proxy label), Ignored and
+// Rejected are carried over. The objects are shared with o, not copied.
 func (o *Objects) Select(nodeName string) *Objects {
-	out := &Objects{Ignored: o.Ignored}
+	out := &Objects{ServiceCIDRs: o.ServiceCIDRs, Ignored: o.Ignored, Rejected: o.Rejected}
 	for _, svc := range o.Services {
 		if isProxied(svc.Labels) {
 			out.Services = append(out.Services, svc)

@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -33,6 +36,13 @@ type ManifestOptions struct {
 	// OnError, when set, receives errors of re-reads (which keep the
 	// previous state); otherwise they are logged.
 	OnError func(error)
+	// OnServiceCIDRs, when set, receives the ranges of the manifests'
+	// valid ServiceCIDR objects, as RunServiceCIDRs's OnChange does from an
+	// API server (ServiceCIDRPrefixes): after the first read's objects and
+	// before its Synced calls, so the first sync has them, then after each
+	// applied re-read that changes them. It is called on the handlers'
+	// goroutine.
+	OnServiceCIDRs func([]netip.Prefix)
 }
 
 func (o ManifestOptions) validate() error {
@@ -96,6 +106,9 @@ type manifestSource struct {
 	services   objectSet[*v1.Service]
 	slices     objectSet[*discovery.EndpointSlice]
 	node       objectSet[*v1.Node]
+	// cidrs were last given to OnServiceCIDRs (cidrsSent: at all).
+	cidrs     []netip.Prefix
+	cidrsSent bool
 	// processed is the digest of the last read acted upon (applied or
 	// reported); observed is the digest seen by the latest poll.
 	processed, observed string
@@ -166,10 +179,31 @@ func (s *manifestSource) apply(files []manifestFile) error {
 	s.slices = reconcile(s.slices, slices, s.generation, s.events.slices)
 	s.node = reconcile(s.node, node, s.generation, s.events.node)
 	s.logRead(all, objs)
+	s.deliverServiceCIDRs(objs.ServiceCIDRs)
 	return nil
 }
 
+// deliverServiceCIDRs gives OnServiceCIDRs the ranges when they differ
+// from the last ones given (always on the first read).
+func (s *manifestSource) deliverServiceCIDRs(scs []*networkingv1.ServiceCIDR) {
+	if s.opts.OnServiceCIDRs == nil {
+		return
+	}
+	cidrs := ServiceCIDRPrefixes(scs, s.opts.Logger)
+	if s.cidrsSent && slices.Equal(cidrs, s.cidrs) {
+		return
+	}
+	s.cidrs, s.cidrsSent = cidrs, true
+	s.opts.OnServiceCIDRs(slices.Clone(cidrs))
+}
+
 func (s *manifestSource) logRead(all, selected *Objects) {
+	// An object the API server would refuse is a mistake in the files:
+	// said at the default verbosity, once per read that applies it.
+	for _, r := range all.Rejected {
+		s.opts.Logger.Info("Ignoring invalid manifest object", "location", r.Location,
+			"kind", r.Kind, "name", r.Name, "errors", r.Reason)
+	}
 	logger := s.opts.Logger.V(2)
 	if !logger.Enabled() {
 		return
@@ -184,6 +218,6 @@ func (s *manifestSource) logRead(all, selected *Objects) {
 	}
 	logger.Info("Read manifests", "path", s.opts.Path, "generation", s.generation,
 		"services", len(selected.Services), "endpointSlices", len(selected.EndpointSlices),
-		"node", nodeName, "nodesInManifests", len(all.Nodes),
+		"node", nodeName, "nodesInManifests", len(all.Nodes), "serviceCIDRs", len(selected.ServiceCIDRs),
 		"filteredOut", len(all.Services)+len(all.EndpointSlices)-len(selected.Services)-len(selected.EndpointSlices))
 }

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -65,20 +68,60 @@ type serviceCIDRWatcher struct {
 }
 
 func (w *serviceCIDRWatcher) changed() {
-	var out []netip.Prefix
+	var scs []*networkingv1.ServiceCIDR
 	for _, obj := range w.store.List() {
-		sc, ok := obj.(*networkingv1.ServiceCIDR)
-		if !ok {
-			continue
+		if sc, ok := obj.(*networkingv1.ServiceCIDR); ok {
+			scs = append(scs, sc)
 		}
-		out = append(out, ParseServiceCIDRs(sc, w.opts.Logger)...)
 	}
-	out = sortPrefixes(out)
+	out := ServiceCIDRPrefixes(scs, w.opts.Logger)
 	if w.sent && slices.Equal(out, w.last) {
 		return
 	}
 	w.last, w.sent = out, true
 	w.opts.OnChange(slices.Clone(out))
+}
+
+// ServiceCIDRPrefixes are the ranges of scs, as both sources report them:
+// every object's spec.cidrs, both families, masked, sorted, without
+// duplicates (unparseable ones are logged and skipped, see ParseServiceCIDRs).
+func ServiceCIDRPrefixes(scs []*networkingv1.ServiceCIDR, logger klog.Logger) []netip.Prefix {
+	var out []netip.Prefix
+	for _, sc := range scs {
+		out = append(out, ParseServiceCIDRs(sc, logger)...)
+	}
+	return sortPrefixes(out)
+}
+
+// ValidateServiceCIDR checks a ServiceCIDR as the API server checks a new
+// one (networking validation of 1.33 and later): its metadata (a DNS
+// subdomain name, no namespace, valid labels and annotations) and one or
+// two CIDRs, each in canonical form with no bits set past the prefix
+// length, at most one per IP family. The manifest source uses it, since
+// nothing else has checked a file's objects.
+func ValidateServiceCIDR(sc *networkingv1.ServiceCIDR) field.ErrorList {
+	errs := apimachineryvalidation.ValidateObjectMeta(&sc.ObjectMeta, false,
+		apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
+	path := field.NewPath("spec", "cidrs")
+	cidrs := sc.Spec.CIDRs
+	switch {
+	case len(cidrs) == 0:
+		return append(errs, field.Required(path, "at least one CIDR required"))
+	case len(cidrs) > 2:
+		return append(errs, field.Invalid(path, cidrs, "may only hold up to 2 values"))
+	}
+	for i, c := range cidrs {
+		errs = append(errs, validation.IsValidCIDR(path.Index(i), c)...)
+	}
+	if len(cidrs) == 2 {
+		a, errA := netip.ParsePrefix(cidrs[0])
+		b, errB := netip.ParsePrefix(cidrs[1])
+		if errA == nil && errB == nil && a.Addr().Is4() == b.Addr().Is4() {
+			errs = append(errs, field.Invalid(path, cidrs,
+				"may specify no more than one IP for each IP family, i.e 192.168.0.0/24 and 2001:db8::/64"))
+		}
+	}
+	return errs
 }
 
 // ParseServiceCIDRs returns a ServiceCIDR's valid, masked spec.cidrs; an

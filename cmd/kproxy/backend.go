@@ -21,12 +21,10 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter/xtables"
 )
 
-// detectFamilies returns the IP families to proxy: IPv4, plus IPv6 when
-// ip6tables works here (upstream runs dual stack whenever the host can).
+// detectFamilies returns the IP families to proxy in iptables and IPVS
+// mode: IPv4, plus IPv6 when ip6tables works here (upstream runs dual stack
+// whenever the host can). nftables mode's are nftablesFamilies.
 func detectFamilies(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) []v1.IPFamily {
-	if cfg.Mode == config.ModeNFTables {
-		return nftablesFamilies(ctx, cfg, logger)
-	}
 	fams := []v1.IPFamily{v1.IPv4Protocol}
 	if cfg.DryRun {
 		return append(fams, v1.IPv6Protocol)

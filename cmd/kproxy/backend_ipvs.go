@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -91,11 +92,11 @@ func (p *proxy) newIPVSDryRun(fam v1.IPFamily) (familyBackend, error) {
 // cleanupIPVS removes IPVS mode's virtual servers, kube-ipvs0, chains and
 // ipsets (kproxy's and upstream kube-proxy's). A kernel without IPVS has no
 // virtual servers; a host without ipset or ip6tables has nothing of theirs.
+// A failure to reach IPVS does not stop the removal of the rest.
 func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backend, logger klog.Logger) error {
 	opts := ipvs.CleanupOptions{ExcludeCIDRs: cfg.IPVS.ExcludeCIDRs}
-	if h, err := vs.NewKernelHandle(""); err != nil {
-		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove", "reason", err.Error())
-	} else {
+	h, openErr := openIPVSForCleanup(vs.KernelHasIPVS, vs.NewKernelHandle, logger)
+	if h != nil {
 		defer h.Close()
 		opts.Handle = h
 	}
@@ -106,7 +107,7 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backen
 		f := ipvs.CleanupFamily{Family: fam}
 		a, err := addresses.NewNetlink("", fam)
 		if err != nil {
-			return err
+			return errors.Join(openErr, err)
 		}
 		defer a.Close()
 		f.Addresses = a
@@ -120,14 +121,37 @@ func cleanupIPVS(ctx context.Context, cfg *config.Config, backend xtables.Backen
 		if err == nil {
 			f.Restorer = r
 		} else if fam == v1.IPv4Protocol {
-			return err
+			return errors.Join(openErr, err)
 		}
 		opts.Families = append(opts.Families, f)
 	}
 	res, err := ipvs.Cleanup(ctx, opts)
 	logger.Info("Removed kube-proxy IPVS state", "virtualServers", res.VirtualServers, "chains", res.Chains,
 		"ipsets", res.Sets, "deviceRemoved", res.DeviceRemoved)
-	return err
+	return errors.Join(openErr, err)
+}
+
+// openIPVSForCleanup opens the IPVS table the cleanup empties, or none
+// (nil, nil) when the kernel has no IPVS: that is the usual case on a node
+// that never ran IPVS mode, nothing to clean, so it is logged at V(2) and
+// no handle is opened (moby/ipvs would run modprobe and log an error of its
+// own, see vs.KernelHasIPVS). Failing to find out, or to open the table,
+// is an error.
+func openIPVSForCleanup(hasIPVS func() (bool, error), open func(nsPath string) (*vs.KernelHandle, error),
+	logger klog.Logger) (*vs.KernelHandle, error) {
+	has, err := hasIPVS()
+	if err != nil {
+		return nil, fmt.Errorf("remove IPVS virtual servers: %w", err)
+	}
+	if !has {
+		logger.V(2).Info("No IPVS in this kernel: no virtual servers to remove")
+		return nil, nil
+	}
+	h, err := open("")
+	if err != nil {
+		return nil, fmt.Errorf("remove IPVS virtual servers: %w", err)
+	}
+	return h, nil
 }
 
 // applyIPVSStartupSettings checks the scheduler (in a throwaway network

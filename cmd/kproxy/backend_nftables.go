@@ -17,13 +17,14 @@ import (
 	"github.com/kproxy/kproxy/proxier/netfilter/nft"
 )
 
-// newNFTablesBackend builds one family's nftables proxier on the real nft
-// binary, or, with --dry-run, on a fake table that prints each transaction
-// (the nft -f input) before applying it to itself.
+// newNFTablesBackend builds one family's nftables proxier on the
+// interface nftablesFamilies opened for it: the real nft binary, or, with
+// --dry-run, a fake table that prints each transaction (the nft -f input)
+// before applying it to itself.
 func (p *proxy) newNFTablesBackend(fam v1.IPFamily) (familyBackend, error) {
-	nft, err := p.nftInterface(fam)
-	if err != nil {
-		return familyBackend{}, fmt.Errorf("nftables mode needs nft: %w", err)
+	nft, ok := p.nft[fam]
+	if !ok {
+		return familyBackend{}, fmt.Errorf("no nft interface opened for %s", fam)
 	}
 	match := p.cfg.NodePortAddresses.ForFamily(fam, p.nodeIPs[fam])
 	opts := nftables.Options{NFT: nft, Family: fam, MasqueradeMark: p.cfg.MasqueradeMark,
@@ -37,14 +38,6 @@ func (p *proxy) newNFTablesBackend(fam v1.IPFamily) (familyBackend, error) {
 	}
 	backend, err := nftables.New(opts)
 	return familyBackend{backend: backend, reportsOwnFailures: true}, err
-}
-
-func (p *proxy) nftInterface(fam v1.IPFamily) (knftables.Interface, error) {
-	if p.cfg.DryRun {
-		return &printingNFT{Fake: knftables.NewFake(nftFamily(fam), nftables.TableName), family: fam, out: p.out}, nil
-	}
-	return nft.Open(context.Background(), nft.Options{Family: nftFamily(fam), Table: nftables.TableName,
-		Timeout: p.cfg.CommandTimeout})
 }
 
 func nftFamily(fam v1.IPFamily) knftables.Family {
@@ -65,19 +58,34 @@ func checkNFTablesHost(ctx context.Context, cfg *config.Config) error {
 	return nft.CheckHost(ctx, cfg.CommandTimeout, os.Getenv)
 }
 
-// nftablesFamilies is IPv4, plus IPv6 when nft can make an ip6 table
-// interface here (a dry run assumes both).
-func nftablesFamilies(ctx context.Context, cfg *config.Config, logger klog.Logger) []v1.IPFamily {
-	fams := []v1.IPFamily{v1.IPv4Protocol}
+// nftablesFamilies opens nft for each family nftables mode proxies, once
+// (the family's backend is given that interface): IPv4, which nftables
+// mode needs, and IPv6 when nft can handle ip6 tables here. A dry run
+// prints to fakes of both.
+func nftablesFamilies(ctx context.Context, cfg *config.Config, out io.Writer, logger klog.Logger) (
+	[]v1.IPFamily, map[v1.IPFamily]knftables.Interface, error) {
 	if cfg.DryRun {
-		return append(fams, v1.IPv6Protocol)
+		nfts := map[v1.IPFamily]knftables.Interface{}
+		for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
+			nfts[fam] = &printingNFT{Fake: knftables.NewFake(nftFamily(fam), nftables.TableName), family: fam, out: out}
+		}
+		return []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol}, nfts, nil
 	}
-	if _, err := nft.Open(ctx, nft.Options{Family: knftables.IPv6Family, Table: nftables.TableName,
-		Timeout: cfg.CommandTimeout}); err != nil {
+	open := func(fam v1.IPFamily) (knftables.Interface, error) {
+		return nft.Open(ctx, nft.Options{Family: nftFamily(fam), Table: nftables.TableName, Timeout: cfg.CommandTimeout})
+	}
+	v4, err := open(v1.IPv4Protocol)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nftables mode needs nft: %w", err)
+	}
+	nfts := map[v1.IPFamily]knftables.Interface{v1.IPv4Protocol: v4}
+	v6, err := open(v1.IPv6Protocol)
+	if err != nil {
 		logger.Info("IPv6 proxying disabled: nft cannot handle ip6 tables here", "reason", err.Error())
-		return fams
+		return []v1.IPFamily{v1.IPv4Protocol}, nfts, nil
 	}
-	return append(fams, v1.IPv6Protocol)
+	nfts[v1.IPv6Protocol] = v6
+	return []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol}, nfts, nil
 }
 
 // printingNFT is --dry-run's kernel: a fake table that prints every
@@ -100,9 +108,9 @@ type serviceCIDRSetter interface {
 }
 
 // watchServiceCIDRs feeds the ServiceCIDR objects' ranges to the nftables
-// backends, as upstream's nftables mode watches them, and asks for a full
-// sync when a family's ranges change (upstream waits for the next one).
-// Only against an API server; with --manifests there are none.
+// backends, as upstream's nftables mode watches them. Only against an API
+// server; with --manifests the manifest source gives the files' ones to
+// setServiceCIDRs (runSource).
 func (p *proxy) watchServiceCIDRs(ctx context.Context) {
 	if p.client == nil || p.cfg.Mode != config.ModeNFTables {
 		return
@@ -110,16 +118,21 @@ func (p *proxy) watchServiceCIDRs(ctx context.Context) {
 	logger := p.logger.WithName("servicecidrs")
 	err := informers.RunServiceCIDRs(ctx, informers.ServiceCIDRsOptions{
 		Client: p.client, ResyncPeriod: p.cfg.ConfigSyncPeriod, Logger: logger,
-		OnChange: func(cidrs []netip.Prefix) {
-			logger.V(2).Info("Service CIDRs changed", "cidrs", cidrs)
-			for _, fp := range p.families {
-				if s, ok := fp.backend.(serviceCIDRSetter); ok && s.SetServiceCIDRs(cidrs) {
-					fp.runner.ForceFull()
-				}
-			}
-		},
+		OnChange: p.setServiceCIDRs,
 	})
 	if err != nil {
 		logger.Error(err, "Not watching ServiceCIDRs; no drop rule for unallocated ClusterIPs")
+	}
+}
+
+// setServiceCIDRs gives the cluster's service CIDRs to the backends that
+// use them and asks for a full sync of each family whose ranges changed
+// (upstream waits for the next one). Both sources call it.
+func (p *proxy) setServiceCIDRs(cidrs []netip.Prefix) {
+	p.logger.V(2).Info("Service CIDRs changed", "cidrs", cidrs)
+	for _, fp := range p.families {
+		if s, ok := fp.backend.(serviceCIDRSetter); ok && s.SetServiceCIDRs(cidrs) {
+			fp.runner.ForceFull()
+		}
 	}
 }

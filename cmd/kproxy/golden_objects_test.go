@@ -56,10 +56,14 @@ func goldenLocalAddrs(t *testing.T, c archive) []netip.Addr {
 }
 
 // rejectedObjects names each Service and EndpointSlice the proxy would see
-// that fails validation (which the dry run skips), with the field errors.
+// that fails validation (which the dry run skips), and each ServiceCIDR the
+// manifest source leaves out, with the field errors.
 func rejectedObjects(objs *informers.Objects) []byte {
 	var lines []string
 	sel := objs.Select("")
+	for _, r := range sel.Rejected {
+		lines = append(lines, fmt.Sprintf("%s %s: %s\n", r.Kind, r.Name, r.Reason))
+	}
 	for _, svc := range sel.Services {
 		if errs := apivalidation.ValidateService(svc); len(errs) > 0 {
 			lines = append(lines, fmt.Sprintf("Service %s/%s: %v\n", svc.Namespace, svc.Name, errs.ToAggregate()))

@@ -149,6 +149,13 @@ func (w *modeSwitchWorld) runCleanupIn(mode v1alpha1.ProxyMode, cleanupAll bool)
 		w.t.Fatalf("cleanup of mode %s in %s: %v\n%s", mode, w.ns, err, out)
 	}
 	w.t.Logf("in the namespace:\n%s", out)
+	// Libraries log too (moby/ipvs through logrus): where there is nothing
+	// to clean, such as IPVS on a kernel without it, nothing may read as a failure.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "level=error") || strings.Contains(line, "level=warning") {
+			w.t.Errorf("the cleanup logged a warning or error: %s", strings.TrimSpace(line))
+		}
+	}
 }
 
 // TestModeSwitchKernel seeds a namespace with iptables mode's, IPVS mode's
@@ -259,6 +266,9 @@ func TestModeSwitchInNetns(t *testing.T) {
 		if logs.find("Could not remove") {
 			t.Error("the start-up cleanup failed")
 		}
+	}
+	if logs.find(`"error"=`) {
+		t.Error("the cleanup logged an error")
 	}
 	t.Logf("log:\n%s", strings.Join(logs.lines, "\n"))
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/kube-proxy/config/v1alpha1"
 
 	"github.com/kproxy/kproxy/config"
+	"github.com/kproxy/kproxy/ipvs/vs"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -152,6 +153,55 @@ func TestIPTablesCleanupWithoutIPTables(t *testing.T) {
 		if !logs.find("iptables not found: no iptables-mode rules to remove", "iptables-"+backend+"-save") {
 			t.Errorf("backend %s: want a line naming the missing binary, got:\n%s", backend, strings.Join(logs.lines, "\n"))
 		}
+	}
+}
+
+// TestIPVSCleanupWithoutIPVS: a kernel without IPVS (its generic netlink
+// family not registered) has no virtual servers: one V(2) line, no error,
+// and no handle opened (moby/ipvs would run modprobe and log an error of
+// its own). A failure to find out or to open IPVS stays an error.
+func TestIPVSCleanupWithoutIPVS(t *testing.T) {
+	errProbe := errors.New("netlink: permission denied")
+	errOpen := errors.New("socket: too many open files")
+	cases := []struct {
+		name     string
+		has      bool
+		probeErr error
+		openErr  error
+		wantOpen bool
+		wantErr  error
+		wantLog  string
+	}{
+		{name: "no IPVS in the kernel", wantLog: `"level"=2 "msg"="No IPVS in this kernel: no virtual servers to remove"`},
+		{name: "IPVS", has: true, wantOpen: true},
+		{name: "probe fails", probeErr: errProbe, wantErr: errProbe},
+		{name: "open fails", has: true, openErr: errOpen, wantOpen: true, wantErr: errOpen},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs logLines
+			opened := false
+			_, err := openIPVSForCleanup(func() (bool, error) { return tc.has, tc.probeErr },
+				func(nsPath string) (*vs.KernelHandle, error) {
+					if nsPath != "" {
+						t.Errorf("opened IPVS in %q, want this process's namespace", nsPath)
+					}
+					opened = true
+					return nil, tc.openErr
+				}, logs.logger())
+			if opened != tc.wantOpen {
+				t.Errorf("handle opened: %v, want %v", opened, tc.wantOpen)
+			}
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Errorf("error = %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantLog != "" && !logs.find(tc.wantLog) {
+				t.Errorf("want a line %s, got:\n%s", tc.wantLog, strings.Join(logs.lines, "\n"))
+			}
+			if tc.wantLog == "" && len(logs.lines) != 0 {
+				t.Errorf("want no log line, got:\n%s", strings.Join(logs.lines, "\n"))
+			}
+		})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
@@ -41,6 +42,8 @@ type proxy struct {
 	nodeIPs map[v1.IPFamily][]netip.Addr
 	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
 	iptablesBackend xtables.Backend
+	// nft is nftables mode's nft of each family, opened once (nftablesFamilies).
+	nft map[v1.IPFamily]knftables.Interface
 	// leftovers removes the other modes' rules after the first syncs (nil in a dry run).
 	leftovers *leftoverRemover
 }
@@ -113,7 +116,15 @@ func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logge
 	if err := checkNFTablesHost(ctx, cfg); err != nil {
 		return nil, err
 	}
-	families := detectFamilies(ctx, cfg, p.iptablesBackend, logger)
+	var families []v1.IPFamily
+	if cfg.Mode == config.ModeNFTables {
+		var err error
+		if families, p.nft, err = nftablesFamilies(ctx, cfg, out, logger); err != nil {
+			return nil, fmt.Errorf("set up %s proxier: %w", v1.IPv4Protocol, err)
+		}
+	} else {
+		families = detectFamilies(ctx, cfg, p.iptablesBackend, logger)
+	}
 	if !cfg.DryRun {
 		p.leftovers = newLeftoverRemover(families, func() {
 			removeOtherModesLeftovers(ctx, cfg.Mode, newModeCleaners(ctx, cfg, logger), logger)

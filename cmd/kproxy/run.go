@@ -76,9 +76,13 @@ func (p *proxy) startServers(ctx context.Context, errs chan<- error) {
 func (p *proxy) runSource(ctx context.Context) error {
 	h := p.handlers()
 	if p.cfg.Manifests != "" {
-		return informers.RunManifests(ctx, informers.ManifestOptions{
+		opts := informers.ManifestOptions{
 			Path: p.cfg.Manifests, NodeName: p.cfg.NodeName, Handlers: h, PollInterval: p.cfg.ManifestsPollInterval, Logger: p.logger.WithName("manifests"),
-		})
+		}
+		if p.cfg.Mode == config.ModeNFTables {
+			opts.OnServiceCIDRs = p.setServiceCIDRs
+		}
+		return informers.RunManifests(ctx, opts)
 	}
 	return informers.RunCluster(ctx, informers.ClusterOptions{
 		Client: p.client, NodeName: p.cfg.NodeName, ResyncPeriod: p.cfg.ConfigSyncPeriod, Handlers: h,

@@ -6,7 +6,9 @@
 // destinations; read and set the connection timeouts). KernelHandle is the
 // real one over github.com/moby/ipvs (one generic netlink socket per
 // handle; NewIsolatedKernelHandle opens one in a private network namespace
-// for probes). Fake is an in-memory Handle that rejects what the kernel
+// for probes). KernelHasIPVS says whether the kernel has IPVS at all,
+// which NewKernelHandle cannot (moby/ipvs hands out a handle either way),
+// for code that only cleans up. Fake is an in-memory Handle that rejects what the kernel
 // rejects, with the kernel's errnos (ESRCH for a missing virtual server,
 // ENOENT for a missing destination or scheduler, EEXIST for a duplicate,
 // EINVAL for a bad value); TestKernelRejectsWhatTheFakeRejects and

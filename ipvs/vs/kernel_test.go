@@ -25,6 +25,17 @@ func newKernelHandle(t *testing.T) *vs.KernelHandle {
 	return h
 }
 
+// TestKernelHasIPVS: the guest's kernel (ip_vs loaded by its init) has the
+// IPVS generic netlink family; the host's, without IPVS, is the unit
+// test's ENOENT case (and cmd/kproxy's TestModeSwitchKernel).
+func TestKernelHasIPVS(t *testing.T) {
+	kerneltest.GuestOnly(t, "test/vm TestIPVSKernel (IPVS kernel test; this host's kernel has no IPVS)")
+	has, err := vs.KernelHasIPVS()
+	if err != nil || !has {
+		t.Fatalf("KernelHasIPVS() = %v, %v; want true in the guest", has, err)
+	}
+}
+
 // TestKernelRejectsWhatTheFakeRejects checks the Fake's errnos against the kernel.
 func TestKernelRejectsWhatTheFakeRejects(t *testing.T) {
 	h := newKernelHandle(t)

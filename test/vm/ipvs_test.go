@@ -28,7 +28,8 @@ func TestIPVSKernel(t *testing.T) {
 	t.Logf("ipvs kernel tests in the guest took %v (boot included)", res.Duration.Round(time.Millisecond))
 	for _, name := range []string{"TestKernelSyncMatchesFake", "TestKernelPartialSyncAndRestart",
 		"TestKernelSchedulerFlagsRoundTrip", "TestKernelIPSetAndRules", // ipvs
-		"TestKernelRejectsWhatTheFakeRejects", "TestKernelTimeoutsMatchTheFake", // ipvs/vs
+		"TestKernelRejectsWhatTheFakeRejects", "TestKernelTimeoutsMatchTheFake",
+		"TestKernelHasIPVS",                                                  // ipvs/vs
 		"TestKernelAddressesMatchTheFake",                                    // ipvs/addresses
 		"TestKernelIPSetAgreesWithTheFake",                                   // ipvs/ipset
 		"TestKernelStartupSettingsInNamespace", "TestKernelProbeScheduler"} { // ipvs/startup
