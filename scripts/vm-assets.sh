@@ -2,7 +2,7 @@
 # Prepares the assets of the qemu kernel tier (test/vm): Debian's kernel and a
 # base initramfs holding busybox, the netfilter/IPVS/SCTP modules kproxy needs
 # (with modules.dep built by depmod -b) and the guest userland (iptables
-# legacy+nft, ipset, ipvsadm, conntrack, iproute2, curl) with its shared
+# legacy+nft, nft, ipset, ipvsadm, conntrack, iproute2, curl) with its shared
 # libraries.
 #
 # Idempotent and cached under ${KPROXY_CACHE:-/var/cache/kproxy}/vm, keyed by
@@ -29,6 +29,7 @@ MODULES=(
   ip_tables ip6_tables iptable_filter iptable_nat iptable_mangle iptable_raw
   ip6table_filter ip6table_nat ip6table_mangle ip6table_raw
   nf_tables nft_compat nft_chain_nat nft_ct nft_reject_inet nft_masq nft_nat
+  nft_reject_ipv4 nft_reject_ipv6 nft_numgen nft_fib_ipv4 nft_fib_ipv6 nft_fib_inet
   x_tables xt_comment xt_statistic xt_recent xt_addrtype xt_mark xt_conntrack
   xt_MASQUERADE xt_nat xt_REDIRECT xt_tcpudp xt_sctp xt_set xt_multiport xt_physdev
   xt_CT xt_limit xt_state xt_ipvs ipt_REJECT ip6t_REJECT
@@ -41,14 +42,15 @@ MODULES=(
 
 # Host commands the guest gets (with their libraries), and the packages that
 # provide them. curl is for the e2e tests that query health-check node ports
-# (test/e2e runs in the guest for IPVS mode).
+# (test/e2e runs in the guest for IPVS mode); nft is what knftables runs in
+# nftables mode (test/e2e's SCTP test runs in the guest in every mode).
 TOOLS=(
-  /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi
+  /usr/sbin/xtables-nft-multi /usr/sbin/xtables-legacy-multi /usr/sbin/nft
   /usr/sbin/ipset /usr/sbin/ipvsadm /usr/sbin/conntrack /usr/bin/ip /usr/bin/curl
 )
 # busybox-static is not installed (it would replace a host's busybox): its
 # deb is downloaded and /bin/busybox taken from it.
-HOST_PKGS=(qemu-system-x86 cpio kmod iptables ipset ipvsadm conntrack iproute2 curl)
+HOST_PKGS=(qemu-system-x86 cpio kmod iptables nftables ipset ipvsadm conntrack iproute2 curl)
 
 ensure_host_packages() {
   local missing=() p

@@ -177,7 +177,8 @@ func (e *env) exchangeUDP(c *net.UDPConn) string {
 // SCTP rules (always checked), and a pod must reach every endpoint over SCTP.
 // The traffic half needs SCTP sockets (CONFIG_IP_SCTP). On a host kernel
 // without them it runs elsewhere: inside the qemu guest, whose kernel has
-// them (test/vm TestSCTPTrafficInGuest runs this test there, under
+// them (test/vm TestSCTPTrafficInGuest runs this test there in iptables and
+// nftables modes, TestIPVSModeTrafficInGuest in IPVS mode, under
 // KPROXY_KERNEL_TESTS=require). Inside the guest, no SCTP is a failure
 // under require. Other errors fail.
 func TestSCTPClusterIP(t *testing.T) {
@@ -222,6 +223,7 @@ func TestSCTPClusterIP(t *testing.T) {
 			}
 			return nil
 		})
+		t.Logf("SCTP %s mode: %s answered by every endpoint %v", mode, vip, seen)
 		checkSCTPSource(t, w, vip)
 	})
 }

@@ -3,10 +3,10 @@
 // machine's own kernel lacks: IPVS, SCTP sockets, loadable modules.
 //
 // Assets: scripts/vm-assets.sh downloads and extracts the kernel package,
-// keeps only the netfilter/IPVS/ipset/SCTP/bridge modules kproxy needs (with
-// modules.dep built by depmod -b) and packs them with busybox and the guest
-// userland (iptables nft and legacy, ipset, ipvsadm, conntrack, iproute2, curl and
-// their libraries) into a base initramfs, cached under
+// keeps only the netfilter/nftables/IPVS/ipset/SCTP/bridge modules kproxy
+// needs (with modules.dep built by depmod -b) and packs them with busybox and
+// the guest userland (iptables nft and legacy, nft, ipset, ipvsadm, conntrack,
+// iproute2, curl and their libraries) into a base initramfs, cached under
 // ${KPROXY_CACHE:-/var/cache/kproxy}/vm. PrepareAssets runs it;
 // KPROXY_VM_KERNEL and KPROXY_VM_INITRD override it.
 //

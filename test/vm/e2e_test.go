@@ -2,6 +2,7 @@ package vm_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,10 +52,31 @@ func runE2EInGuest(t *testing.T, names []string, memory string, env ...string) s
 	return res.Output
 }
 
-// TestSCTPTrafficInGuest runs the iptables-mode SCTP e2e test inside the
-// guest, whose kernel has SCTP sockets (this machine's has none).
+// sctpModes are the modes TestSCTPClusterIP runs in when no
+// KPROXY_E2E_PROXY_MODE is set (test/e2e's forEachMode); IPVS mode's SCTP
+// runs in TestIPVSModeTrafficInGuest.
+var sctpModes = []string{"iptables", "nftables"}
+
+// TestSCTPTrafficInGuest runs the SCTP e2e test inside the guest, whose
+// kernel has SCTP sockets (this machine's has none), in iptables and
+// nftables modes at once: without KPROXY_E2E_PROXY_MODE the test runs a
+// parallel subtest per mode, and each must pass.
 func TestSCTPTrafficInGuest(t *testing.T) {
-	runE2EInGuest(t, []string{"TestSCTPClusterIP"}, "", "KPROXY_E2E_PROXY_MODE=iptables") // the guest has no nft
+	out := runE2EInGuest(t, []string{"TestSCTPClusterIP"}, "")
+	for _, mode := range sctpModes {
+		m := regexp.MustCompile(`(?m)--- PASS: (TestSCTPClusterIP/` + mode + ` \(\S+\))$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Errorf("TestSCTPClusterIP/%s did not pass in the guest", mode)
+			continue
+		}
+		t.Logf("guest: %s", m[1])
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s*udp_test\.go:\d+: (SCTP .*)$`).FindAllStringSubmatch(out, -1) {
+		t.Logf("guest: %s", m[1])
+	}
+	if t.Failed() {
+		t.Logf("guest output:\n%s", tail(out, 200))
+	}
 }
 
 func tail(s string, n int) string {

@@ -58,7 +58,7 @@ func runForTest(t *testing.T, opts vm.Options) vm.Result {
 }
 
 // TestGuestKernelFeatures boots the guest with guestcheck and requires every
-// kernel feature kproxy's IPVS and SCTP tests need.
+// kernel feature kproxy's IPVS, nftables and SCTP tests need.
 func TestGuestKernelFeatures(t *testing.T) {
 	assets := assetsForTest(t)
 	bin, err := vm.BuildStatic(context.Background(), "./test/vm/guestcheck", t.TempDir(), false)
@@ -72,7 +72,7 @@ func TestGuestKernelFeatures(t *testing.T) {
 		results[m[1]] = m[2]
 	}
 	for _, name := range []string{"ipvs", "ipvs-real-server", "ipvs-schedulers", "ipset", "iptables-nft",
-		"iptables-legacy", "conntrack", "sctp-socket", "veth-bridge"} {
+		"iptables-legacy", "nftables", "conntrack", "sctp-socket", "veth-bridge"} {
 		if got, ok := results[name]; !ok || got != "ok" {
 			t.Errorf("check %s = %q, want ok", name, got)
 		}

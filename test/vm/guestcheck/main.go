@@ -1,7 +1,7 @@
 // Command guestcheck runs inside the test/vm guest and checks the kernel
 // features kproxy's kernel tiers need: IPVS with ipvsadm, ipset, iptables
-// rules (both the nft and legacy backends), conntrack, SCTP sockets, veth and
-// bridge links. It prints "kernel <release>", one "check <name>: ok" or
+// rules (both the nft and legacy backends), nftables rules through nft,
+// conntrack, SCTP sockets, veth and bridge links. It prints "kernel <release>", one "check <name>: ok" or
 // "check <name>: FAIL: <reason>" line per check, and exits 1 if any failed.
 // Everything but the SCTP socket happens in a network namespace it creates.
 package main
@@ -37,6 +37,26 @@ COMMIT
 -A KUBE-TEST-POST -j MARK --xor-mark 0x4000
 -A KUBE-TEST-POST -j MASQUERADE --random-fully
 COMMIT
+`
+
+// nftRuleset uses the expressions kproxy's nftables mode writes (each needs
+// its module loaded): dynamic sets with timeouts, verdict maps, numgen DNAT
+// maps, marks, masquerade, ct state and status, fib and reject, in both
+// families.
+const nftRuleset = `table ip kpx-check {
+	set affinity { type ipv4_addr; flags dynamic,timeout; timeout 3h; }
+	map no-endpoints { type ipv4_addr . inet_proto . inet_service : verdict; elements = { 10.96.0.9 . tcp . 80 : goto reject-chain } }
+	chain reject-chain { reject; }
+	chain sep { ip saddr 10.244.1.11 mark set mark or 0x4000; update @affinity { ip saddr }; meta l4proto sctp dnat to 10.244.1.11:8080; }
+	chain svc { meta l4proto sctp dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.1.11 . 8080, 1 : 10.244.1.12 . 8080 }; }
+	chain nat-prerouting { type nat hook prerouting priority dstnat; ip daddr 10.96.0.2 jump sep; ip daddr 10.96.0.1 jump svc; }
+	chain nat-postrouting { type nat hook postrouting priority srcnat; mark and 0x4000 == 0 return; mark set mark xor 0x4000 masquerade fully-random; }
+	chain filter-input { type filter hook input priority filter; ct state new ip daddr . meta l4proto . th dport vmap @no-endpoints; fib daddr type local ip daddr != 127.0.0.0/8 counter accept; }
+	chain filter-forward { type filter hook forward priority filter; ct status dnat accept; ct state invalid drop; }
+}
+table ip6 kpx-check {
+	chain filter-input { type filter hook input priority filter; fib daddr type local ip6 daddr fd00::9 reject; }
+}
 `
 
 type check struct {
@@ -83,6 +103,7 @@ func checks() []check {
 		{"ipset", ipsets},
 		{"iptables-nft", restore("iptables-nft-restore")},
 		{"iptables-legacy", restore("iptables-legacy-restore")},
+		{"nftables", nftables},
 		{"conntrack", inNS("conntrack", "-L")},
 		{"sctp-socket", sctpSocket},
 		{"veth-bridge", vethBridge},
@@ -124,6 +145,15 @@ func restore(cmd string) func() error {
 		}
 		return nil
 	}
+}
+
+func nftables() error {
+	c := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	c.Stdin = strings.NewReader(nftRuleset)
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft -f: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return inNS("nft", "list", "table", "ip", "kpx-check")()
 }
 
 func sctpSocket() error {
