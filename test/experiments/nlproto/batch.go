@@ -233,6 +233,9 @@ func (b *rawBatch) send(c *netlink.Conn) error {
 	msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: netlink.Request}, Data: res})
 	msgs = append(msgs, b.msgs...)
 	msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: netlink.Request}, Data: res})
+	if err := sizeBuffers(c, msgs); err != nil {
+		return err
+	}
 	if _, err := c.SendMessages(msgs); err != nil {
 		return fmt.Errorf("send batch: %w", err)
 	}
@@ -244,6 +247,36 @@ func (b *rawBatch) send(c *netlink.Conn) error {
 			return fmt.Errorf("batch: %w", err)
 		}
 		acks += len(replies)
+	}
+	return nil
+}
+
+// sizeBuffers grows the socket buffers to fit the batch (sent in one
+// sendmsg, EMSGSIZE otherwise) and one ack per message (ENOBUFS
+// otherwise), as nft does; FORCE variants pass rmem_max/wmem_max (root).
+func sizeBuffers(c *netlink.Conn, msgs []netlink.Message) error {
+	size := 0
+	for _, m := range msgs {
+		size += 16 + len(m.Data) + 4
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sockErr error
+	err = raw.Control(func(fd uintptr) {
+		sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, max(size*2, 1<<20))
+		if sockErr == nil {
+			// An ack (error message with the request header) plus skb
+			// overhead: well under 1 KiB each.
+			sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, max(len(msgs)*1024, 1<<20))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if sockErr != nil {
+		return fmt.Errorf("socket buffers: %w", sockErr)
 	}
 	return nil
 }

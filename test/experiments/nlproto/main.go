@@ -39,6 +39,7 @@ type options struct {
 	parts    string
 	anonName string
 	shapes   bool
+	chains   []string // -chains-from: every service chain to rewrite
 }
 
 // has reports whether the raw batch should include part p.
@@ -58,7 +59,17 @@ func main() {
 	flag.StringVar(&o.anonName, "anon-name", "", `name for the anonymous map (default nft's "__map%d", which makes the kernel scan every set name with sscanf)`)
 	flag.BoolVar(&o.shapes, "shapes", false, "raw writer: write the rule shapes of shapes.nft instead (table from shapes-base.nft)")
 	flag.StringVar(&o.writer, "writer", "raw", "raw (own messages, nft's attributes) or lib (google/nftables Conn)")
+	chainsFrom := flag.String("chains-from", "", "raw writer: rewrite (flush + numgen rule) every chain whose numgen rule this nft file adds, in one batch")
+	limit := flag.Int("chains-limit", 0, "with -chains-from: only the first N chains")
 	flag.Parse()
+	if *chainsFrom != "" {
+		chains, err := numgenChains(*chainsFrom, *limit)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nlproto:", err)
+			os.Exit(1)
+		}
+		o.chains = chains
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "nlproto:", err)
 		os.Exit(1)
@@ -120,6 +131,18 @@ func sender(nsFd int, fam family, o options) (send func() error, closeConn func(
 		b := newRawBatch(byte(fam.table.Family), fam.table.Name)
 		if o.shapes {
 			queueShapes(b)
+			return b.send(conn)
+		}
+		if o.chains != nil {
+			for i, c := range o.chains {
+				o := o
+				o.chain = c
+				o.elements = false
+				if o.anonName != "" {
+					o.anonName = fmt.Sprintf("%s%d", o.anonName, i)
+				}
+				queueRawBatch(b, fam, o)
+			}
 			return b.send(conn)
 		}
 		queueRawBatch(b, fam, o)
@@ -386,6 +409,26 @@ func concatKey(fields ...[]byte) []byte {
 }
 
 func port(p uint16) []byte { return binary.BigEndian.AppendUint16(nil, p) }
+
+// numgenChains returns the chains of file's `add rule … numgen … map`
+// lines, for batches that rewrite many services at once.
+func numgenChains(file string, limit int) ([]string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var chains []string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && f[0] == "add" && f[1] == "rule" && strings.Contains(l, " numgen random mod ") && strings.Contains(l, " map { ") {
+			chains = append(chains, f[4])
+			if limit > 0 && len(chains) == limit {
+				break
+			}
+		}
+	}
+	return chains, nil
+}
 
 // cpuTime is the process's user+system time: the kernel's commit work
 // runs in this process's context, so it is counted.
