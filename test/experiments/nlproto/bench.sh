@@ -7,7 +7,7 @@
 set -eu
 ns=$1 reps=${2:-20}
 bin=${NLPROTO_BIN:-/tmp/nlproto}
-partial=${PARTIAL:-/work/wt/notes/tx-10k-partial.nft}
+partial=${PARTIAL:?set PARTIAL to a partial transaction, e.g. DIR/tx-2.nft (see README)}
 eq=${EQ:-$(dirname "$0")/eq-ip.nft}
 nlflags=${NLFLAGS:-} # e.g. "-family ip6" (with PARTIAL and EQ for ip6)
 out=$(mktemp -d)

@@ -3,7 +3,7 @@
 # two fresh namespaces, applies EQUIV with nft -f in one and the netlink
 # writer in the other, and diffs `nft list table FAMILY kube-proxy`.
 # Example (10k services, ~15 s per load):
-#   ./compare.sh /work/wt/notes/tx-10k-full.nft eq-ip.nft ip
+#   ./compare.sh DIR/tx-1.nft eq-ip.nft ip
 #   ./compare.sh small-base-ip6.nft eq-ip6.nft ip6 -family ip6
 #   ./compare.sh shapes-base.nft shapes.nft ip -shapes
 set -eu
