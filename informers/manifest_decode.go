@@ -21,8 +21,9 @@ var (
 func clusterScoped(kind string) bool { return kind == "Node" || kind == "ServiceCIDR" }
 
 // decodeTyped decodes a Service, EndpointSlice, Node or ServiceCIDR;
-// anything else is recorded as ignored, an invalid ServiceCIDR as rejected. Decoding is lenient about unknown fields (as the API
-// server is) but not about values of the wrong type.
+// anything else is recorded as ignored, an invalid ServiceCIDR as rejected.
+// Decoding is lenient about unknown fields (as the API server is) but not
+// about values of the wrong type.
 func (p *manifestParser) decodeTyped(raw []byte, tm metav1.TypeMeta, loc *DocumentError) error {
 	switch {
 	case tm.APIVersion == "v1" && tm.Kind == "Service":

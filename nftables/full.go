@@ -56,7 +56,7 @@ func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel k
 			sets[s.name] = true
 		}
 	}
-	plan.assignRecreatedSets(changedTimeouts(prev, next))
+	plan.assignRecreatedSets(changedTimeouts(prev, next, names))
 	plan.tail.elemAdd = allElements(next)
 	for _, c := range sortedUnique(kernel.chains) {
 		if IsServiceChainName(c) && !chains[c] {
@@ -143,10 +143,11 @@ func sortedUnique(s []string) []string {
 	return slices.Compact(s)
 }
 
-// changedTimeouts are the affinity sets of next whose timeout differs from
-// the one prev (this process's last successful sync) wrote. After a
-// restart the kernel's timeouts are trusted.
-func changedTimeouts(prev, next *mirror) []string {
+// changedTimeouts are the affinity sets of next (its service ports in the
+// order of names) whose timeout differs from the one prev (this process's
+// last successful sync) wrote. After a restart the kernel's timeouts are
+// trusted.
+func changedTimeouts(prev, next *mirror, names []proxier.ServicePortName) []string {
 	had := map[string]int32{}
 	for _, r := range prev.services {
 		for _, s := range r.sets {
@@ -154,7 +155,7 @@ func changedTimeouts(prev, next *mirror) []string {
 		}
 	}
 	var out []string
-	for _, n := range slices.SortedFunc(maps.Keys(next.services), proxier.ServicePortName.Compare) {
+	for _, n := range names {
 		for _, s := range next.services[n].sets {
 			if t, ok := had[s.name]; ok && t != s.timeout {
 				out = append(out, s.name)

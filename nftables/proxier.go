@@ -62,11 +62,12 @@ type Options struct {
 // one; the nft child's peak RSS 257 MB against 50 MB).
 const DefaultFullSyncChunkChains = 1000
 
-// Proxier is the nftables Backend for one IP family. Each Sync is one
-// transaction: a full sync rewrites the whole table, a partial one only the
-// changed service ports' chains and the element deltas, computed against
-// the mirror of what the last successful transaction left. Not safe for
-// concurrent Syncs; the runner serializes them.
+// Proxier is the nftables Backend for one IP family. A full sync rewrites
+// the whole table (in several transactions when it is large, see Sync), a
+// partial one, in one transaction, only the changed service ports' chains
+// and the element deltas, computed against the mirror of what the last
+// successful transaction left. Not safe for concurrent Syncs; the runner
+// serializes them.
 type Proxier struct {
 	nft     knftables.Interface
 	family  v1.IPFamily
