@@ -1,0 +1,198 @@
+package nftnl
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Batch is one nf_tables transaction on a table: the operations a partial
+// sync writes, in order. The kernel applies a batch whole or not at all.
+// String gives the same operations as nft text, in knftables' format, so a
+// batch can be compared with the knftables.Transaction it replaces.
+type Batch struct {
+	fam   Family
+	table string
+	ops   []op
+}
+
+// NewBatch starts an empty batch on table of family f.
+func NewBatch(f Family, table string) *Batch { return &Batch{fam: f, table: table} }
+
+type opKind uint8
+
+const (
+	opAddChain opKind = iota
+	opFlushChain
+	opDeleteChain
+	opAddAffinitySet
+	opDeleteSet
+	opAddRule
+	opAddElements
+	opDeleteElements
+)
+
+type op struct {
+	kind opKind
+	// name is the chain or set the operation is on.
+	name    string
+	rule    Rule
+	timeout time.Duration
+	elems   []Element
+}
+
+// Element is a set or map element: its key fields in order, the verdict
+// for a verdict map (nil for a set), and an optional comment.
+type Element struct {
+	Key     []Field
+	Verdict *Verdict
+	Comment string
+}
+
+// Field is one field of an element key: an address, an L4 protocol or a
+// port (AddrField, ProtoField, PortField).
+type Field struct {
+	kind  fieldKind
+	addr  netip.Addr
+	proto string
+	port  uint16
+}
+
+type fieldKind uint8
+
+const (
+	fieldAddr fieldKind = iota + 1
+	fieldProto
+	fieldPort
+)
+
+// AddrField is an ipv4_addr or ipv6_addr key field.
+func AddrField(a netip.Addr) Field { return Field{kind: fieldAddr, addr: a} }
+
+// ProtoField is an inet_proto key field: "tcp", "udp" or "sctp".
+func ProtoField(p string) Field { return Field{kind: fieldProto, proto: p} }
+
+// PortField is an inet_service key field.
+func PortField(p uint16) Field { return Field{kind: fieldPort, port: p} }
+
+func (f Field) String() string {
+	switch f.kind {
+	case fieldAddr:
+		return f.addr.String()
+	case fieldProto:
+		return f.proto
+	case fieldPort:
+		return strconv.Itoa(int(f.port))
+	}
+	return "?"
+}
+
+// Verdict is a verdict map's value: drop, or goto Chain.
+type Verdict struct {
+	Drop  bool
+	Chain string
+}
+
+func (v Verdict) String() string {
+	if v.Drop {
+		return "drop"
+	}
+	return "goto " + v.Chain
+}
+
+// Len is the number of operations in b.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// AddChain adds a regular chain (nothing happens if it exists).
+func (b *Batch) AddChain(name string) { b.ops = append(b.ops, op{kind: opAddChain, name: name}) }
+
+// FlushChain deletes every rule of a chain.
+func (b *Batch) FlushChain(name string) { b.ops = append(b.ops, op{kind: opFlushChain, name: name}) }
+
+// DeleteChain deletes an empty, unreferenced chain.
+func (b *Batch) DeleteChain(name string) { b.ops = append(b.ops, op{kind: opDeleteChain, name: name}) }
+
+// AddAffinitySet adds a ClientIP affinity set: addresses of the table's
+// family, flags dynamic and timeout, the given timeout (whole seconds).
+func (b *Batch) AddAffinitySet(name string, timeout time.Duration) {
+	b.ops = append(b.ops, op{kind: opAddAffinitySet, name: name, timeout: timeout})
+}
+
+// DeleteSet deletes a named set no rule refers to.
+func (b *Batch) DeleteSet(name string) { b.ops = append(b.ops, op{kind: opDeleteSet, name: name}) }
+
+// AddRule appends r to chain.
+func (b *Batch) AddRule(chain string, r Rule) {
+	b.ops = append(b.ops, op{kind: opAddRule, name: chain, rule: r})
+}
+
+// AddElements adds elements to a named set or map.
+func (b *Batch) AddElements(set string, elems ...Element) {
+	b.ops = append(b.ops, op{kind: opAddElements, name: set, elems: elems})
+}
+
+// DeleteElements deletes elements (by key) from a named set or map.
+func (b *Batch) DeleteElements(set string, elems ...Element) {
+	b.ops = append(b.ops, op{kind: opDeleteElements, name: set, elems: elems})
+}
+
+// String is b as nft -f input, one line per operation and per element,
+// formatted as knftables formats the same objects.
+func (b *Batch) String() string {
+	var s strings.Builder
+	for i := range b.ops {
+		b.writeOp(&s, &b.ops[i])
+	}
+	return s.String()
+}
+
+func (b *Batch) writeOp(s *strings.Builder, o *op) {
+	where := b.fam.IP() + " " + b.table + " " + o.name
+	switch o.kind {
+	case opAddChain:
+		s.WriteString("add chain " + where + "\n")
+	case opFlushChain:
+		s.WriteString("flush chain " + where + "\n")
+	case opDeleteChain:
+		s.WriteString("delete chain " + where + "\n")
+	case opAddAffinitySet:
+		addr := "ipv4_addr"
+		if b.fam == IPv6 {
+			addr = "ipv6_addr"
+		}
+		fmt.Fprintf(s, "add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }\n", where, addr, int64(o.timeout.Seconds()))
+	case opDeleteSet:
+		s.WriteString("delete set " + where + "\n")
+	case opAddRule:
+		s.WriteString("add rule " + where + " " + o.rule.Text(b.fam))
+		if o.rule.Comment != "" {
+			fmt.Fprintf(s, " comment %q", o.rule.Comment)
+		}
+		s.WriteString("\n")
+	case opAddElements, opDeleteElements:
+		verb := "add"
+		if o.kind == opDeleteElements {
+			verb = "delete"
+		}
+		for _, e := range o.elems {
+			s.WriteString(verb + " element " + where + " { ")
+			for i, f := range e.Key {
+				if i > 0 {
+					s.WriteString(" . ")
+				}
+				s.WriteString(f.String())
+			}
+			if o.kind == opAddElements {
+				if e.Comment != "" {
+					fmt.Fprintf(s, " comment %q", e.Comment)
+				}
+				if e.Verdict != nil {
+					s.WriteString(" : " + e.Verdict.String())
+				}
+			}
+			s.WriteString(" }\n")
+		}
+	}
+}
