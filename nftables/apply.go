@@ -1,54 +1,54 @@
 package nftables
 
 import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/knftables"
+
+	"github.com/kproxy/kproxy/nftables/nftnl"
 )
 
-// writeChanges adds ch to tx in dependency order: chains created and
+// writeChanges adds ch to w in dependency order: chains created and
 // flushed (policy chains jump to endpoint chains) and stale chains flushed,
 // so that nothing names the re-created and deleted sets any more; affinity
 // sets added before the rules naming them; element deletions before
 // additions (a changed value is deleted and re-added).
-func writeChanges(tx *knftables.Transaction, fam family, ch *changes) {
+func writeChanges(w *batchWriter, ch *changes) {
 	// Every chain first: policy chains jump to endpoint chains.
 	for i := range ch.writeChain {
-		tx.Add(&knftables.Chain{Name: ch.writeChain[i].name})
-		tx.Flush(&knftables.Chain{Name: ch.writeChain[i].name})
+		w.addChain(ch.writeChain[i].name)
+		w.flushChain(ch.writeChain[i].name)
 	}
 	for _, name := range ch.flushChain {
-		tx.Flush(&knftables.Chain{Name: name})
+		w.flushChain(name)
 	}
 	for _, name := range ch.recreateSets {
-		tx.Delete(&knftables.Set{Name: name})
+		w.deleteSet(name)
 	}
 	for _, s := range ch.addSets {
-		tx.Add(&knftables.Set{Name: s.name, Type: fam.addrType,
-			// "dynamic" as upstream: some kernels add it to a set with
-			// timeouts, and re-adding without it would then fail.
-			Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
-			Timeout: ptr.To(time.Duration(s.timeout) * time.Second)})
+		w.addAffinitySet(s)
 	}
 	for i := range ch.writeChain {
 		c := &ch.writeChain[i]
 		for _, r := range c.rules {
-			kr := &knftables.Rule{Chain: c.name, Rule: r.text}
-			if r.comment != "" {
-				kr.Comment = ptr.To(r.comment)
-			}
-			tx.Add(kr)
+			w.addRule(c.name, r)
 		}
 	}
 	for _, e := range ch.elemDelete {
-		tx.Delete(knftElement(e.c, e.key, elemValue{}))
+		w.deleteElement(e.c, e.key, e.val)
 	}
 	for _, e := range ch.elemAdd {
-		tx.Add(knftElement(e.c, e.key, e.val))
+		w.addElement(e.c, e.key, e.val)
 	}
 	for _, name := range ch.deleteSets {
-		tx.Delete(&knftables.Set{Name: name})
+		w.deleteSet(name)
+	}
+	for _, name := range ch.deleteChain {
+		w.deleteChain(name)
 	}
 }
 
@@ -57,4 +57,91 @@ func flushContainers(tx *knftables.Transaction) {
 	for c := container(0); c < numContainers; c++ {
 		tx.Flush(knftContainer(c))
 	}
+}
+
+func (s affinitySet) timeoutDuration() time.Duration { return time.Duration(s.timeout) * time.Second }
+
+// batchWriter writes a sync's changes to a Batch, which then runs over
+// netlink or, appended to a knftables transaction, through nft -f. Element
+// keys and values are kproxy's own text (the mirror's map keys); one that
+// does not convert is an error of the whole batch, reported by the sync.
+type batchWriter struct {
+	b   *nftnl.Batch
+	err error
+}
+
+func (w *batchWriter) addChain(name string)         { w.b.AddChain(name) }
+func (w *batchWriter) flushChain(name string)       { w.b.FlushChain(name) }
+func (w *batchWriter) deleteChain(name string)      { w.b.DeleteChain(name) }
+func (w *batchWriter) deleteSet(name string)        { w.b.DeleteSet(name) }
+func (w *batchWriter) addAffinitySet(s affinitySet) { w.b.AddAffinitySet(s.name, s.timeoutDuration()) }
+func (w *batchWriter) addRule(chain string, r nftnl.Rule) {
+	w.b.AddRule(chain, r)
+}
+
+func (w *batchWriter) addElement(c container, key string, v elemValue) {
+	e, err := nlElement(c, key, v)
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.b.AddElements(containers[c].name, e)
+}
+
+// deleteElement deletes key from c. The value it had tells a map from a
+// set; only the key is sent.
+func (w *batchWriter) deleteElement(c container, key string, v elemValue) {
+	e, err := nlElement(c, key, elemValue{value: v.value})
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	w.b.DeleteElements(containers[c].name, e)
+}
+
+func (w *batchWriter) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// nlElement converts an element of c from kproxy's text: key fields joined
+// by " . " (addresses, protocol names, ports), a map's value "goto CHAIN"
+// or "drop" (ignored when empty: a deletion).
+func nlElement(c container, key string, v elemValue) (nftnl.Element, error) {
+	e := nftnl.Element{Comment: v.comment}
+	for _, f := range strings.Split(key, " . ") {
+		field, err := nlField(f)
+		if err != nil {
+			return e, fmt.Errorf("element %q of %s: %w", key, containers[c].name, err)
+		}
+		e.Key = append(e.Key, field)
+	}
+	if containers[c].isSet || v.value == "" {
+		return e, nil
+	}
+	switch chain, isGoto := strings.CutPrefix(v.value, "goto "); {
+	case isGoto:
+		e.Verdict = &nftnl.Verdict{Chain: chain}
+	case v.value == "drop":
+		e.Verdict = &nftnl.Verdict{Drop: true}
+	default:
+		return e, fmt.Errorf("element %q of %s: verdict %q", key, containers[c].name, v.value)
+	}
+	return e, nil
+}
+
+func nlField(f string) (nftnl.Field, error) {
+	switch f {
+	case "tcp", "udp", "sctp":
+		return nftnl.ProtoField(f), nil
+	}
+	if port, err := strconv.ParseUint(f, 10, 16); err == nil {
+		return nftnl.PortField(uint16(port)), nil
+	}
+	a, err := netip.ParseAddr(f)
+	if err != nil {
+		return nftnl.Field{}, fmt.Errorf("key field %q", f)
+	}
+	return nftnl.AddrField(a), nil
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -20,8 +21,10 @@ type changes struct {
 	writeChain   []chain
 	flushChain   []string
 	deleteSets   []string
-	elemDelete   []elemOp
-	elemAdd      []elemOp
+	// deleteChain are stale chains, deleted in a transaction of their own.
+	deleteChain []string
+	elemDelete  []elemOp
+	elemAdd     []elemOp
 }
 
 // elemOp is one element written or deleted.
@@ -63,7 +66,7 @@ func planPartial(ctx *renderContext, m *mirror, snap *proxier.Snapshot) *partial
 		old := m.services[name]
 		p.services[name] = next
 		recreated := p.diffSets(old, next)
-		p.diffChains(m, old, next, recreated)
+		p.diffChains(ctx.fam.nl, m, old, next, recreated)
 		p.touchElements(m, name, old, next)
 	}
 	p.elementOps(m)
@@ -72,7 +75,7 @@ func planPartial(ctx *renderContext, m *mirror, snap *proxier.Snapshot) *partial
 
 // diffChains rewrites next's chains that differ from old's (all of them
 // when an affinity set they name is re-created) and flushes old's others.
-func (p *partialPlan) diffChains(m *mirror, old, next *rendered, rewriteAll bool) {
+func (p *partialPlan) diffChains(f nftnl.Family, m *mirror, old, next *rendered, rewriteAll bool) {
 	oldChains := map[string]*chain{}
 	if old != nil {
 		for i := range old.chains {
@@ -85,7 +88,7 @@ func (p *partialPlan) diffChains(m *mirror, old, next *rendered, rewriteAll bool
 			if _, stale := m.stale[c.name]; stale {
 				p.revived = append(p.revived, c.name)
 			}
-			if o := oldChains[c.name]; o != nil && !rewriteAll && slices.Equal(o.rules, c.rules) {
+			if o := oldChains[c.name]; o != nil && !rewriteAll && sameRules(o.rules, c.rules, f) {
 				delete(oldChains, c.name)
 				continue
 			}

@@ -1,10 +1,6 @@
 package nftables
 
-import (
-	"strings"
-
-	"sigs.k8s.io/knftables"
-)
+import "sigs.k8s.io/knftables"
 
 // container identifies one of the sets and maps whose elements services
 // contribute.
@@ -53,21 +49,6 @@ type elemValue struct {
 }
 
 func (e *element) val() elemValue { return elemValue{value: e.value, comment: e.comment} }
-
-// knftElement builds the knftables object for key in c with v.
-func knftElement(c container, key string, v elemValue) *knftables.Element {
-	e := &knftables.Element{Key: strings.Split(key, " . ")}
-	if containers[c].isSet {
-		e.Set = containers[c].name
-	} else {
-		e.Map = containers[c].name
-		e.Value = []string{v.value}
-	}
-	if v.comment != "" {
-		e.Comment = &v.comment
-	}
-	return e
-}
 
 // knftContainer is the set or map object of c (name only, for flushes).
 func knftContainer(c container) knftables.Object {

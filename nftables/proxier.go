@@ -12,6 +12,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/metrics"
 	"github.com/kproxy/kproxy/proxier/netfilter"
@@ -47,6 +48,11 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Now is the clock for stale chain deletion (time.Now when nil).
 	Now func() time.Time
+	// Netlink, when set, writes partial syncs and stale chain deletions as
+	// netlink batches instead of nft -f runs: at 10000 services nft spends
+	// ~160 ms loading its cache for a one-endpoint change. Full syncs always
+	// go through NFT. After netlinkGiveUp failures in a row it is dropped.
+	Netlink BatchRunner
 	// FullSyncChunkChains splits a full sync that writes more service
 	// chains than this into several transactions (DefaultFullSyncChunkChains
 	// when 0; never when negative). See Sync.
@@ -77,6 +83,10 @@ type Proxier struct {
 	now     func() time.Time
 	mirror  *mirror
 	chunk   int
+	// netlink writes partial syncs when set (Options.Netlink);
+	// netlinkFailures counts its failures in a row.
+	netlink         BatchRunner
+	netlinkFailures int
 	// synced is false until the first successful full sync; baseRecreated
 	// once the base chains were re-created by this process.
 	synced        bool
@@ -108,15 +118,15 @@ func New(opts Options) (*Proxier, error) {
 		opts.FullSyncChunkChains = DefaultFullSyncChunkChains
 	}
 	fam := familyOf(opts.Family)
-	ifLocal, ifNotLocal, _ := opts.LocalDetector.NFT()
+	_, ifNotLocal, _ := opts.LocalDetector.NFT()
 	p := &Proxier{nft: opts.NFT, family: opts.Family, metrics: opts.Metrics, now: opts.Now, mirror: newMirror(),
-		chunk: opts.FullSyncChunkChains,
+		chunk: opts.FullSyncChunkChains, netlink: opts.Netlink,
 		table: tableConfig{fam: fam, masqueradeAll: opts.MasqueradeAll, masqMark: opts.MasqueradeMark,
 			ifNotLocal: ifNotLocal, nodePortAll: opts.NodePortsAll, nodePortIPs: slices.Clone(opts.NodePortIPs),
 			serviceCIDRs: familyPrefixes(opts.ServiceCIDRs, opts.Family)},
 	}
 	p.serviceCIDRs = p.table.serviceCIDRs
-	p.ctx = renderContext{fam: fam, masqRule: p.table.masqRule(), ifLocal: ifLocal, nodeIP: opts.NodeIP}
+	p.ctx = renderContext{fam: fam, masq: p.table.masq(), ifLocal: localMatch(&opts.LocalDetector), nodeIP: opts.NodeIP}
 	return p, nil
 }
 
@@ -155,12 +165,9 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	}
 	size := 0
 	for i, step := range txs {
-		tx := step.build()
-		size += transactionBytes(tx)
-		if tx.NumOperations() == 0 {
-			continue
-		}
-		if err := p.nft.Run(ctx, tx); err != nil {
+		n, err := step.run(ctx)
+		size += n
+		if err != nil {
 			p.countFailure(p.metricsSyncFailures())
 			return proxier.SyncResult{}, fmt.Errorf("nftables %s sync transaction%s: %w", syncKind(full), ordinal(i, len(txs)), err)
 		}
@@ -172,11 +179,66 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	return proxier.SyncResult{Full: full, RestoreBytes: size}, nil
 }
 
-// txStep builds one transaction of a sync when it is due, and notes what
-// it changed once the kernel took it.
+// txStep runs one transaction of a sync when it is due (built then, so a
+// large table's text is never held all at once), returning its size as
+// nft text, and notes what it changed once the kernel took it.
 type txStep struct {
-	build   func() *knftables.Transaction
+	run     func(ctx context.Context) (int, error)
 	applied func()
+}
+
+// nftStep is a transaction run by nft -f; an empty one is skipped.
+func (p *Proxier) nftStep(build func() (*knftables.Transaction, error)) txStep {
+	return txStep{run: func(ctx context.Context) (int, error) {
+		tx, err := build()
+		if err != nil {
+			return 0, err
+		}
+		if tx.NumOperations() == 0 {
+			return 0, nil
+		}
+		return transactionBytes(tx), p.nft.Run(ctx, tx)
+	}}
+}
+
+// changesStep writes ch in a transaction of its own: over netlink when the
+// Proxier has a connection, else with nft -f.
+func (p *Proxier) changesStep(ch *changes) txStep {
+	if p.netlink == nil {
+		return p.changesStepNFT(ch)
+	}
+	return txStep{run: func(ctx context.Context) (int, error) {
+		b, err := p.changesBatch(ch)
+		if err != nil {
+			return 0, err
+		}
+		return p.runBatch(ctx, b)
+	}}
+}
+
+// changesStepNFT writes ch in a transaction of its own with nft -f.
+func (p *Proxier) changesStepNFT(ch *changes) txStep {
+	return p.nftStep(func() (*knftables.Transaction, error) {
+		tx := p.nft.NewTransaction()
+		return tx, p.appendChanges(tx, ch)
+	})
+}
+
+// changesBatch is ch as a batch on this family's table.
+func (p *Proxier) changesBatch(ch *changes) (*nftnl.Batch, error) {
+	w := &batchWriter{b: nftnl.NewBatch(p.table.fam.nl, TableName)}
+	writeChanges(w, ch)
+	return w.b, w.err
+}
+
+// appendChanges adds ch to tx, after whatever tx already holds.
+func (p *Proxier) appendChanges(tx *knftables.Transaction, ch *changes) error {
+	b, err := p.changesBatch(ch)
+	if err != nil {
+		return err
+	}
+	b.AppendTo(tx)
+	return nil
 }
 
 // ordinal names transaction i of n for an error, when there are several.
@@ -221,47 +283,36 @@ func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]t
 	plan := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), p.now(), p.chunk)
 	commit := func() { p.mirror, p.synced, p.baseRecreated = plan.next, true, true }
 	if len(plan.chunks) == 1 {
-		return []txStep{{build: func() *knftables.Transaction {
+		return []txStep{p.nftStep(func() (*knftables.Transaction, error) {
 			tx := p.nft.NewTransaction()
 			writeSkeleton(tx, &p.table, !p.baseRecreated)
 			flushContainers(tx)
 			ch := plan.single()
-			writeChanges(tx, p.table.fam, &ch)
-			return tx
-		}}}, commit
+			return tx, p.appendChanges(tx, &ch)
+		})}, commit
 	}
-	steps := []txStep{{
-		build: func() *knftables.Transaction {
-			tx := p.nft.NewTransaction()
-			writeSkeleton(tx, &p.table, !p.baseRecreated)
-			return tx
-		},
-		// Re-created base chains stay re-created whatever follows.
-		applied: func() { p.baseRecreated = true },
-	}}
+	skeleton := p.nftStep(func() (*knftables.Transaction, error) {
+		tx := p.nft.NewTransaction()
+		writeSkeleton(tx, &p.table, !p.baseRecreated)
+		return tx, nil
+	})
+	// Re-created base chains stay re-created whatever follows.
+	skeleton.applied = func() { p.baseRecreated = true }
+	steps := []txStep{skeleton}
 	for i := range plan.chunks {
-		steps = append(steps, txStep{build: func() *knftables.Transaction {
-			tx := p.nft.NewTransaction()
-			writeChanges(tx, p.table.fam, &plan.chunks[i])
-			return tx
-		}})
+		steps = append(steps, p.changesStepNFT(&plan.chunks[i]))
 	}
-	steps = append(steps, txStep{build: func() *knftables.Transaction {
+	steps = append(steps, p.nftStep(func() (*knftables.Transaction, error) {
 		tx := p.nft.NewTransaction()
 		flushContainers(tx)
-		writeChanges(tx, p.table.fam, &plan.tail)
-		return tx
-	}})
+		return tx, p.appendChanges(tx, &plan.tail)
+	}))
 	return steps, commit
 }
 
 func (p *Proxier) planPartialSync(snap *proxier.Snapshot) ([]txStep, func()) {
 	plan := planPartial(&p.ctx, p.mirror, snap)
-	return []txStep{{build: func() *knftables.Transaction {
-		tx := p.nft.NewTransaction()
-		writeChanges(tx, p.table.fam, &plan.changes)
-		return tx
-	}}}, func() { plan.commit(p.mirror, p.now()) }
+	return []txStep{p.changesStep(&plan.changes)}, func() { plan.commit(p.mirror, p.now()) }
 }
 
 // listKernelObjects lists the table's chains and sets once per full sync
@@ -319,12 +370,10 @@ func (p *Proxier) deleteStaleChains(ctx context.Context) error {
 		return nil
 	}
 	slices.Sort(due)
-	tx := p.nft.NewTransaction()
 	for _, name := range due {
-		tx.Delete(&knftables.Chain{Name: name})
 		delete(p.mirror.stale, name)
 	}
-	if err := p.nft.Run(ctx, tx); err != nil {
+	if _, err := p.changesStep(&changes{deleteChain: due}).run(ctx); err != nil {
 		p.countFailure(p.metricsCleanupFailures())
 		return fmt.Errorf("delete stale nftables chains: %w", err)
 	}

@@ -78,15 +78,20 @@ func TestRandomPartialSyncsEqualFullSync(t *testing.T) {
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
 		for seed := uint64(1); seed <= 12; seed++ {
 			t.Run(fmt.Sprintf("%s/seed%d", fam, seed), func(t *testing.T) {
-				runRandomSyncs(t, fam, seed)
+				runRandomSyncs(t, newTestEnv(t, fam), fam, seed)
+			})
+			// The same through netlink batches (partial syncs and stale
+			// chain deletions), applied to the Fake as nft -f would.
+			t.Run(fmt.Sprintf("%s/netlink/seed%d", fam, seed), func(t *testing.T) {
+				e, _ := newNetlinkEnv(t, fam)
+				runRandomSyncs(t, e, fam, seed)
 			})
 		}
 	}
 }
 
-func runRandomSyncs(t *testing.T, fam v1.IPFamily, seed uint64) {
+func runRandomSyncs(t *testing.T, e *testEnv, fam v1.IPFamily, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 99))
-	e := newTestEnv(t, fam)
 	const n = 8
 	live := map[int]*v1.Service{}
 	e.sync()

@@ -2,21 +2,23 @@ package nftables
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier"
 )
-
-// rule is one rule of a per-service chain, as knftables writes it.
-type rule struct {
-	text, comment string
-}
 
 // chain is a per-service chain and its rules in order.
 type chain struct {
 	name  string
-	rules []rule
+	rules []nftnl.Rule
+}
+
+// sameRules reports whether two chains' rules are the same, in order.
+func sameRules(a, b []nftnl.Rule, f nftnl.Family) bool {
+	return slices.EqualFunc(a, b, func(x, y nftnl.Rule) bool { return x.Equal(y, f) })
 }
 
 // affinitySet is a per-endpoint ClientIP affinity set.
@@ -37,10 +39,10 @@ type rendered struct {
 
 // renderContext is what rendering needs besides the service port.
 type renderContext struct {
-	fam      family
-	masqRule string
-	// ifLocal is the local detector's "from a pod" match ("" when none).
-	ifLocal string
+	fam  family
+	masq nftnl.MarkOr
+	// ifLocal is the local detector's "from a pod" match (nil when none).
+	ifLocal nftnl.Match
 	// nodeIP is this family's primary node IP (firewall: allow from the node).
 	nodeIP netip.Addr
 }

@@ -1,9 +1,9 @@
 package nftables
 
 import (
-	"strconv"
-	"strings"
+	"net/netip"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -13,10 +13,10 @@ import (
 func renderChains(ctx *renderContext, r *rendered, v *serviceView) {
 	affinity := v.sp.AffinityTimeoutSeconds > 0
 	if v.usesCluster {
-		r.chains = append(r.chains, policyChain(ctx, v, v.names.cluster, v.cluster, affinity))
+		r.chains = append(r.chains, policyChain(v, v.names.cluster, v.cluster, affinity))
 	}
 	if v.usesLocal {
-		r.chains = append(r.chains, policyChain(ctx, v, v.names.local, v.local, affinity))
+		r.chains = append(r.chains, policyChain(v, v.names.local, v.local, affinity))
 	}
 	if v.usesExt {
 		r.chains = append(r.chains, externalChain(ctx, v))
@@ -31,9 +31,9 @@ func renderChains(ctx *renderContext, r *rendered, v *serviceView) {
 		ep := &v.reachable[i]
 		set := affinitySetName(v.name, ep)
 		r.sets = append(r.sets, affinitySet{name: set, timeout: v.sp.AffinityTimeoutSeconds})
-		r.chains = append(r.chains, chain{name: endpointChainName(v.name, ep), rules: []rule{
-			{text: "update @" + set + " { " + ctx.fam.ip + " saddr }"},
-			{text: "meta l4proto " + v.proto + " dnat to " + endpointAddr(ep)},
+		r.chains = append(r.chains, chain{name: endpointChainName(v.name, ep), rules: []nftnl.Rule{
+			{Stmt: nftnl.AffinityUpdate{Set: set}},
+			{Stmt: dnatTo(v, ep)},
 		}})
 	}
 }
@@ -45,17 +45,18 @@ func renderChains(ctx *renderContext, r *rendered, v *serviceView) {
 func externalChain(ctx *renderContext, v *serviceView) chain {
 	c := chain{name: v.names.external}
 	if !v.sp.ExternalPolicyLocal {
-		c.rules = append(c.rules, rule{text: ctx.masqRule, comment: "masquerade"})
+		c.rules = append(c.rules, nftnl.Rule{Stmt: ctx.masq, Comment: "masquerade"})
 	} else {
-		if ctx.ifLocal != "" {
-			c.rules = append(c.rules, rule{text: ctx.ifLocal + " goto " + v.names.cluster, comment: "short-circuit pod traffic"})
+		if ctx.ifLocal != nil {
+			c.rules = append(c.rules, nftnl.Rule{Match: ctx.ifLocal, Stmt: nftnl.Goto{Chain: v.names.cluster},
+				Comment: "short-circuit pod traffic"})
 		}
 		c.rules = append(c.rules,
-			rule{text: "fib saddr type local " + ctx.masqRule, comment: "masquerade local traffic"},
-			rule{text: "fib saddr type local goto " + v.names.cluster, comment: "short-circuit local traffic"})
+			nftnl.Rule{Match: nftnl.FibSaddrLocal{}, Stmt: ctx.masq, Comment: "masquerade local traffic"},
+			nftnl.Rule{Match: nftnl.FibSaddrLocal{}, Stmt: nftnl.Goto{Chain: v.names.cluster}, Comment: "short-circuit local traffic"})
 	}
 	if v.hasExternal {
-		c.rules = append(c.rules, rule{text: "goto " + v.externalTo})
+		c.rules = append(c.rules, nftnl.Rule{Stmt: nftnl.Goto{Chain: v.externalTo}})
 	}
 	return c
 }
@@ -65,56 +66,52 @@ func externalChain(ctx *renderContext, v *serviceView) chain {
 // bound locally loops back with itself as source). With no valid range
 // left (only unparseable ones), kproxy drops everything (fails closed).
 func firewallChain(ctx *renderContext, v *serviceView) chain {
-	var sources []string
+	var allowed nftnl.SaddrNotIn
 	allowFromNode := false
 	for _, p := range v.sp.LoadBalancerSourceRanges {
-		sources = append(sources, p.String())
+		allowed.Prefixes = append(allowed.Prefixes, p)
 		if ctx.nodeIP.IsValid() && p.Contains(ctx.nodeIP) {
 			allowFromNode = true
 		}
 	}
 	if allowFromNode {
-		for _, ip := range v.sp.LoadBalancerVIPs {
-			sources = append(sources, ip.String())
-		}
+		allowed.Addrs = append([]netip.Addr(nil), v.sp.LoadBalancerVIPs...)
 	}
-	if len(sources) == 0 {
-		return chain{name: v.names.firewall, rules: []rule{{text: "drop"}}}
+	if len(allowed.Prefixes)+len(allowed.Addrs) == 0 {
+		return chain{name: v.names.firewall, rules: []nftnl.Rule{{Stmt: nftnl.Drop{}}}}
 	}
-	return chain{name: v.names.firewall, rules: []rule{
-		{text: ctx.fam.ip + " saddr != { " + strings.Join(sources, " , ") + " } drop"}}}
+	return chain{name: v.names.firewall, rules: []nftnl.Rule{{Match: allowed, Stmt: nftnl.Drop{}}}}
 }
 
 // policyChain spreads traffic over endpoints: one DNAT for a single
 // endpoint, else a numgen map; with affinity, jumps to endpoint chains
 // (first the ones whose affinity set holds the source).
-func policyChain(ctx *renderContext, v *serviceView, name string, eps []proxier.Endpoint, affinity bool) chain {
+func policyChain(v *serviceView, name string, eps []proxier.Endpoint, affinity bool) chain {
 	c := chain{name: name}
 	if affinity {
-		var vmap []string
+		spread := nftnl.NumgenGoto{Chains: make([]string, len(eps))}
 		for i := range eps {
 			epChain := endpointChainName(v.name, &eps[i])
-			c.rules = append(c.rules, rule{text: ctx.fam.ip + " saddr @" + affinitySetName(v.name, &eps[i]) + " goto " + epChain})
-			vmap = append(vmap, strconv.Itoa(i)+" : goto "+epChain)
+			c.rules = append(c.rules, nftnl.Rule{Match: nftnl.SaddrInSet{Set: affinitySetName(v.name, &eps[i])},
+				Stmt: nftnl.Goto{Chain: epChain}})
+			spread.Chains[i] = epChain
 		}
-		c.rules = append(c.rules, rule{text: "numgen random mod " + strconv.Itoa(len(eps)) +
-			" vmap { " + strings.Join(vmap, " , ") + " }"})
+		c.rules = append(c.rules, nftnl.Rule{Stmt: spread})
 		return c
 	}
 	if len(eps) == 1 {
-		c.rules = []rule{{text: "meta l4proto " + v.proto + " dnat to " + endpointAddr(&eps[0])}}
+		c.rules = []nftnl.Rule{{Stmt: dnatTo(v, &eps[0])}}
 		return c
 	}
-	var b strings.Builder
-	b.WriteString("meta l4proto " + v.proto + " dnat " + ctx.fam.ip + " addr . port to numgen random mod " +
-		strconv.Itoa(len(eps)) + " map { ")
+	spread := nftnl.NumgenDNAT{Proto: v.proto, To: make([]netip.AddrPort, len(eps))}
 	for i := range eps {
-		if i > 0 {
-			b.WriteString(" , ")
-		}
-		b.WriteString(strconv.Itoa(i) + " : " + eps[i].IP.String() + " . " + strconv.Itoa(int(eps[i].Port)))
+		spread.To[i] = netip.AddrPortFrom(eps[i].IP, uint16(eps[i].Port))
 	}
-	b.WriteString(" }")
-	c.rules = []rule{{text: b.String()}}
+	c.rules = []nftnl.Rule{{Stmt: spread}}
 	return c
+}
+
+// dnatTo is the DNAT of v's protocol to one endpoint.
+func dnatTo(v *serviceView, ep *proxier.Endpoint) nftnl.DNAT {
+	return nftnl.DNAT{Proto: v.proto, To: netip.AddrPortFrom(ep.IP, uint16(ep.Port))}
 }

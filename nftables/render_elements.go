@@ -3,8 +3,6 @@ package nftables
 import (
 	"net/netip"
 	"strconv"
-
-	"github.com/kproxy/kproxy/proxier"
 )
 
 // renderElements adds the elements of one service port, upstream's:
@@ -75,6 +73,3 @@ func (v *serviceView) ipKey(ip netip.Addr) string {
 func (r *rendered) add(c container, key, value, comment string) {
 	r.elems = append(r.elems, element{c: c, key: key, value: value, comment: comment})
 }
-
-// endpointAddr is the endpoint as a DNAT target: "ip:port", "[ip6]:port".
-func endpointAddr(ep *proxier.Endpoint) string { return ep.String() }

@@ -6,6 +6,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
+
+	"github.com/kproxy/kproxy/nftables/nftnl"
 )
 
 // Upstream's names of the table's fixed objects.
@@ -79,6 +81,7 @@ var localhostRejectProtocols = [...]string{"tcp", "udp", "sctp"}
 
 // family holds the family-dependent words of the rules.
 type family struct {
+	nl       nftnl.Family
 	ip       string // "ip" | "ip6"
 	addrType string // "ipv4_addr" | "ipv6_addr"
 	loopback string // "127.0.0.0/8" | "::1"
@@ -86,9 +89,9 @@ type family struct {
 
 func familyOf(f v1.IPFamily) family {
 	if f == v1.IPv6Protocol {
-		return family{ip: "ip6", addrType: "ipv6_addr", loopback: "::1"}
+		return family{nl: nftnl.IPv6, ip: "ip6", addrType: "ipv6_addr", loopback: "::1"}
 	}
-	return family{ip: "ip", addrType: "ipv4_addr", loopback: "127.0.0.0/8"}
+	return family{nl: nftnl.IPv4, ip: "ip", addrType: "ipv4_addr", loopback: "127.0.0.0/8"}
 }
 
 // tableConfig is what the fixed part of the table depends on.
@@ -104,7 +107,10 @@ type tableConfig struct {
 	serviceCIDRs []netip.Prefix
 }
 
-func (c *tableConfig) masqRule() string { return "mark set mark or " + c.masqMark }
+func (c *tableConfig) masqRule() string { return nftnl.Rule{Stmt: c.masq()}.Text(c.fam.nl) }
+
+// masq is the statement that marks a packet for masquerading.
+func (c *tableConfig) masq() nftnl.MarkOr { return nftnl.MarkOr{Mark: c.masqMark} }
 
 func (c *tableConfig) serviceCIDRList() string {
 	parts := make([]string, len(c.serviceCIDRs))

@@ -24,30 +24,45 @@ func (d *LocalDetector) Implemented() bool { return len(d.IfLocal) > 0 && len(d.
 // interface, "iifname veth*" for an iptables "veth+" prefix. ok is false for
 // the no-op detector and for matches it cannot translate.
 func (d *LocalDetector) NFT() (ifLocal, ifNotLocal string, ok bool) {
-	if !d.Implemented() || len(d.IfLocal) != 2 {
+	prefix, iface, ok := d.NFTSource()
+	switch {
+	case !ok:
 		return "", "", false
+	case iface != "":
+		return "iifname " + iface, "iifname != " + iface, true
+	}
+	ip := "ip"
+	if prefix.Addr().Is6() {
+		ip = "ip6"
+	}
+	return ip + " saddr " + prefix.String(), ip + " saddr != " + prefix.String(), true
+}
+
+// NFTSource is what NFT's "from a pod" match tests, as data: a source
+// prefix, or an input interface name (ending in "*" for an iptables "veth+"
+// prefix). ok is false for the no-op detector and for matches nftables
+// cannot express.
+func (d *LocalDetector) NFTSource() (prefix netip.Prefix, iface string, ok bool) {
+	if !d.Implemented() || len(d.IfLocal) != 2 {
+		return netip.Prefix{}, "", false
 	}
 	arg := d.IfLocal[1]
 	switch d.IfLocal[0] {
 	case "-s":
 		p, err := netip.ParsePrefix(arg)
 		if err != nil {
-			return "", "", false
+			return netip.Prefix{}, "", false
 		}
-		ip := "ip"
-		if p.Addr().Is6() {
-			ip = "ip6"
-		}
-		return ip + " saddr " + p.String(), ip + " saddr != " + p.String(), true
+		return p, "", true
 	case "-i":
 		name := arg
 		if strings.HasSuffix(name, "+") {
 			name = strings.TrimSuffix(name, "+") + "*"
 		}
 		if name == "" || strings.ContainsAny(name, " \t\n\"';{}") {
-			return "", "", false
+			return netip.Prefix{}, "", false
 		}
-		return "iifname " + name, "iifname != " + name, true
+		return netip.Prefix{}, name, true
 	}
-	return "", "", false
+	return netip.Prefix{}, "", false
 }

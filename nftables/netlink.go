@@ -1,0 +1,53 @@
+package nftables
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kproxy/kproxy/nftables/nftnl"
+	"github.com/kproxy/kproxy/proxier/netfilter"
+)
+
+// BatchRunner runs a netlink batch on this family's "kube-proxy" table:
+// nftnl.Conn, or a fake in tests.
+type BatchRunner interface {
+	Run(ctx context.Context, b *nftnl.Batch) error
+}
+
+// netlinkGiveUp is how many netlink transactions in a row may fail before
+// the Proxier writes partial syncs with nft -f again. Each failure already
+// makes the next sync a full one by nft -f; a kernel that keeps refusing
+// what nft accepts would otherwise cost a full sync per change.
+const netlinkGiveUp = 3
+
+// runBatch runs b over netlink, unless it is empty, and returns its size
+// as nft text (what nft -f would have read).
+func (p *Proxier) runBatch(ctx context.Context, b *nftnl.Batch) (int, error) {
+	if b.Len() == 0 {
+		return 0, nil
+	}
+	size := len(b.String())
+	if err := p.netlink.Run(ctx, b); err != nil {
+		p.netlinkFailures++
+		if p.netlinkFailures >= netlinkGiveUp {
+			p.netlink = nil
+			err = fmt.Errorf("%w (netlink failed %d times in a row: writing with nft -f from now on)", err, netlinkGiveUp)
+		}
+		return size, fmt.Errorf("netlink: %w", err)
+	}
+	p.netlinkFailures = 0
+	return size, nil
+}
+
+// localMatch is the local detector's "from a pod" match as a rule match
+// (nil for the no-op detector).
+func localMatch(d *netfilter.LocalDetector) nftnl.Match {
+	prefix, iface, ok := d.NFTSource()
+	switch {
+	case !ok:
+		return nil
+	case iface != "":
+		return nftnl.IifName{Name: iface}
+	}
+	return nftnl.SaddrPrefix{Prefix: prefix}
+}

@@ -1,0 +1,136 @@
+package nftables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+
+	"github.com/kproxy/kproxy/nftables/nftnl"
+	"github.com/kproxy/kproxy/proxier/metrics"
+	. "github.com/kproxy/kproxy/proxier/proxiertest"
+)
+
+// fakeNetlink runs batches on the test's Fake (through recordingNFT, so
+// they are recorded too) and can fail the next ones as the kernel would.
+type fakeNetlink struct {
+	nft     *recordingNFT
+	batches []string
+	fail    int
+}
+
+func (f *fakeNetlink) Run(ctx context.Context, b *nftnl.Batch) error {
+	f.batches = append(f.batches, b.String())
+	if f.fail > 0 {
+		f.fail--
+		return fmt.Errorf("add rule ip kube-proxy x: %w", errors.New("injected failure"))
+	}
+	return nftnl.Fake{NFT: f.nft.Fake}.Run(ctx, b)
+}
+
+func newNetlinkEnv(t *testing.T, fam v1.IPFamily) (*testEnv, *fakeNetlink) {
+	nl := &fakeNetlink{}
+	e := newTestEnv(t, fam, func(o *Options) { o.Netlink = nl })
+	nl.nft = e.nft
+	return e, nl
+}
+
+// With netlink, full syncs still run through nft -f and partial ones go
+// over netlink, as the same operations nft -f would have run.
+func TestNetlinkWritesPartialSyncs(t *testing.T) {
+	e, nl := newNetlinkEnv(t, v1.IPv4Protocol)
+	applyOverallIPv4(e.world)
+	e.sync()
+	if len(e.nft.txs) != 1 || len(nl.batches) != 0 {
+		t.Fatalf("full sync: %d nft transactions, %d batches; want 1, 0", len(e.nft.txs), len(nl.batches))
+	}
+	svc4 := Service("ns4", "svc4", ClusterIP("172.30.0.44"), ExternalIPs("192.168.99.33"))
+	e.world.Apply(SliceFor(svc4, Endpoint("10.180.0.4", OnNode("other-node")),
+		Endpoint("10.180.0.5", OnNode(testNodeName)), Endpoint("10.180.0.6", OnNode(testNodeName))))
+	res := e.sync()
+	if len(nl.batches) != 1 || len(e.nft.txs) != 1 {
+		t.Fatalf("partial sync: %d nft transactions, %d batches; want 1, 1", len(e.nft.txs), len(nl.batches))
+	}
+	want := []string{
+		"add chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80",
+		"flush chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80",
+		"add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.4 . 80 , 1 : 10.180.0.5 . 80 , 2 : 10.180.0.6 . 80 }",
+		"add element ip kube-proxy hairpin-connections { 10.180.0.6 . 10.180.0.6 . tcp . 80 }",
+	}
+	if got := txLines(nl.batches[0]); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("partial batch:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if res.Full || res.RestoreBytes != len(nl.batches[0]) {
+		t.Errorf("result %+v, want partial with %d bytes", res, len(nl.batches[0]))
+	}
+	// The stale chains of a removed service are deleted over netlink too.
+	e.world.Delete(svc4)
+	e.sync()
+	e.clock.advance(2e9)
+	e.world.Apply(SliceFor(svc4))
+	e.sync()
+	if got := nl.batches[len(nl.batches)-1]; !strings.Contains(got, "delete chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80\n") {
+		t.Errorf("stale chain deletion batch:\n%s", got)
+	}
+	if len(e.nft.txs) != 1 {
+		t.Errorf("nft -f ran %d transactions, want only the first full sync", len(e.nft.txs))
+	}
+}
+
+// A failed batch fails the sync, is counted and leaves the table and the
+// mirror as they were; the runner's retry (full) goes through nft -f. A
+// batch that succeeds resets the count; after netlinkGiveUp failures in a
+// row the Proxier stops using netlink.
+func TestNetlinkFailureFallsBackToNFT(t *testing.T) {
+	e, nl := newNetlinkEnv(t, v1.IPv4Protocol)
+	m := metrics.New()
+	e.p.metrics = m
+	applyOverallIPv4(e.world)
+	e.sync()
+	endpoint := 100
+	change := func() error {
+		endpoint++
+		e.world.Apply(SliceFor(Service("ns1", "svc1"), Endpoint(fmt.Sprintf("10.180.0.%d", endpoint))))
+		_, err := e.p.Sync(context.Background(), e.world.Snapshot())
+		return err
+	}
+	failOnce := func(what string) {
+		t.Helper()
+		before := e.nft.Fake.Dump()
+		nl.fail = 1
+		if err := change(); err == nil || !strings.Contains(err.Error(), "injected failure") {
+			t.Fatalf("%s: sync error %v, want the injected failure", what, err)
+		}
+		if e.nft.Fake.Dump() != before {
+			t.Fatalf("%s changed the table", what)
+		}
+		if _, err := e.p.Sync(context.Background(), e.world.Full()); err != nil {
+			t.Fatalf("retry after %s: %v", what, err)
+		}
+	}
+	failOnce("a first failure")
+	n := len(nl.batches)
+	if err := change(); err != nil || len(nl.batches) != n+1 {
+		t.Fatalf("after one failure: sync %v, %d batches; want a batch", err, len(nl.batches)-n)
+	}
+	for i := 1; i <= netlinkGiveUp; i++ {
+		failOnce(fmt.Sprintf("failure %d in a row", i))
+		if gaveUp := e.p.netlink == nil; gaveUp != (i == netlinkGiveUp) {
+			t.Fatalf("after %d failures in a row netlink dropped = %v", i, gaveUp)
+		}
+	}
+	if got := counterValue(t, m.NFTablesSyncFailuresTotal, "IPv4"); got != netlinkGiveUp+1 {
+		t.Errorf("sync failures counted %v, want %d", got, netlinkGiveUp+1)
+	}
+	nft, batches := len(e.nft.txs), len(nl.batches)
+	if err := change(); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.nft.txs) != nft+1 || len(nl.batches) != batches {
+		t.Errorf("after giving up, a change ran %d nft transactions (want 1) and %d batches (want 0)",
+			len(e.nft.txs)-nft, len(nl.batches)-batches)
+	}
+}
