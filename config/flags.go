@@ -85,6 +85,8 @@ type Flags struct {
 	IPTablesBackend string
 	// CommandTimeout bounds every external command (iptables, ipset).
 	CommandTimeout time.Duration
+	// NFTablesNetlink: partial syncs over netlink in nftables mode.
+	NFTablesNetlink bool
 }
 
 // IPTables backends of --iptables-backend.
@@ -199,6 +201,7 @@ func (f *Flags) addKproxyFlags(fs *pflag.FlagSet) {
 	f.IPTablesBackend = IPTablesBackendAuto
 	fs.Var(&choiceValue{v: &f.IPTablesBackend, choices: []string{IPTablesBackendAuto, IPTablesBackendNFT, IPTablesBackendLegacy}},
 		"iptables-backend", "kproxy: which iptables to run: 'nft' (iptables-nft), 'legacy' (iptables-legacy), or 'auto' to use the one the node's kubelet uses, as kube-proxy's image decides it (kubelet's KUBE-IPTABLES-HINT or KUBE-KUBELET-CANARY chain, else the backend holding more rules, else nft). Used by every iptables command, in both proxy modes and by --cleanup.")
+	fs.BoolVar(&f.NFTablesNetlink, "nftables-netlink", true, "kproxy: in nftables mode, write partial syncs (one service's chains and map elements) directly over netlink instead of running nft -f, which first loads a cache of the whole table (about 160 ms at 10000 services). Full syncs always use nft -f. After 3 failed netlink transactions in a row kproxy uses nft -f only.")
 	fs.DurationVar(&f.CommandTimeout, "command-timeout", DefaultCommandTimeout, "kproxy: bound on each external command (iptables, ip6tables, ipset); restores also get 5s per MB of input. A command that overruns is killed and its sync fails and is retried.")
 }
 

@@ -47,6 +47,7 @@ func resolve(flags *Flags, fs *pflag.FlagSet, hostname func() (string, error)) (
 	cfg.ManifestsPollInterval = flags.ManifestsPollInterval
 	cfg.DryRun = flags.DryRun
 	cfg.Once = flags.Once
+	cfg.NFTablesNetlink = flags.NFTablesNetlink
 	cfg.Cleanup = flags.Cleanup
 	cfg.InitOnly = flags.InitOnly
 	cfg.IPTablesBackend = flags.IPTablesBackend

@@ -103,6 +103,9 @@ type Config struct {
 	IPTablesBackend string
 	// CommandTimeout is --command-timeout.
 	CommandTimeout time.Duration
+	// NFTablesNetlink is --nftables-netlink: nftables mode writes partial
+	// syncs over netlink rather than with nft -f.
+	NFTablesNetlink bool
 
 	// IgnoredFlags lists config-mapped flags that were set on the command line
 	// but ignored because --config was given (upstream ignores them silently;
