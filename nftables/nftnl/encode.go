@@ -48,6 +48,9 @@ type encoder struct {
 // cannot be encoded.
 func encodeBatch(b *Batch) ([]message, error) {
 	e := &encoder{b: b}
+	if b.fam != IPv4 && b.fam != IPv6 {
+		return nil, fmt.Errorf("family %d is neither IPv4 nor IPv6", b.fam)
+	}
 	if err := checkName("table", b.table); err != nil {
 		return nil, err
 	}

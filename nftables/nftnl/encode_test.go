@@ -432,6 +432,9 @@ func TestInvalidInputIsAnError(t *testing.T) {
 	if _, err := encodeBatch(NewBatch(IPv4, "")); err == nil {
 		t.Error("no error for an empty table name")
 	}
+	if _, err := encodeBatch(NewBatch(Family(unix.NFPROTO_INET), "kube-proxy")); err == nil {
+		t.Error("no error for the inet family")
+	}
 }
 
 func TestMergeRanges(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -270,6 +271,31 @@ func TestKernelRunHonoursContext(t *testing.T) {
 	}
 }
 
+// TestKernelConnRecoversFromATimeout: a Run that times out leaves the
+// table as it was, and the Conn (on a new socket) runs the next batch.
+func TestKernelConnRecoversFromATimeout(t *testing.T) {
+	ns := kerneltest.Netns(t, "kpx-nftnl-")
+	kerneltest.NeedTools(t, "nftnl kernel test", "nft")
+	nftLoad(t, ns, famTexts()[0].base())
+	c := openConn(t, ns)
+	b := NewBatch(IPv4, "kube-proxy")
+	b.AddChain("after-timeout")
+	c.opts.Timeout = time.Nanosecond
+	if err := c.Run(context.Background(), b); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Run with a 1 ns timeout: got %v, want a deadline error", err)
+	}
+	if strings.Contains(listTable(t, ns, "ip"), "after-timeout") {
+		t.Fatal("a Run that timed out before sending wrote its batch")
+	}
+	c.opts.Timeout = DefaultTimeout
+	if err := c.Run(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(listTable(t, ns, "ip"), "after-timeout") {
+		t.Fatal("the batch after a timeout is not in the table")
+	}
+}
+
 func openConn(t *testing.T, ns string) *Conn {
 	t.Helper()
 	c, err := Open(Options{NetNS: kerneltest.NetnsPath(t, ns)})
@@ -280,7 +306,7 @@ func openConn(t *testing.T, ns string) *Conn {
 	return c
 }
 
-func nftLoad(t *testing.T, ns, text string) {
+func nftLoad(t testing.TB, ns, text string) {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(text)
