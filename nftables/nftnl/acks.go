@@ -106,14 +106,14 @@ func setBuffer(fd, force, plain, size int) error {
 // a batch, failed or not, once it has processed the whole batch) and
 // returns the first rejection. clean is false when answers may be left
 // unread.
-func (c *Conn) readAcks(ctx context.Context, b *Batch, msgs []message, sent []netlink.Message) (clean bool, err error) {
+func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, sent []netlink.Message) (clean bool, err error) {
 	index := make(map[uint32]int, len(msgs))
 	for i := range msgs {
 		index[sent[i+1].Header.Sequence] = i
 	}
 	var rejected []*netlink.OpError
 	for acks := 0; acks < len(msgs); {
-		replies, err := c.nl.Receive()
+		replies, err := nl.Receive()
 		var oe *netlink.OpError
 		switch {
 		case err == nil:
@@ -131,7 +131,10 @@ func (c *Conn) readAcks(ctx context.Context, b *Batch, msgs []message, sent []ne
 			acks++
 			rejected = append(rejected, oe)
 		default:
-			return false, errors.Join(fmt.Errorf("%w: reading acks: %w", ErrOutcomeUnknown, err), ctx.Err())
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr // the deadline moved by cancellation
+			}
+			return false, fmt.Errorf("%w: reading acks: %w", ErrOutcomeUnknown, err)
 		}
 	}
 	if len(rejected) == 0 {
@@ -143,15 +146,24 @@ func (c *Conn) readAcks(ctx context.Context, b *Batch, msgs []message, sent []ne
 }
 
 // describe names the operation (and element) a rejected request came
-// from. The kernel's extended ack gives the offset of a rejected element's
-// attribute, counted from the request's netlink header.
+// from.
 func describe(b *Batch, m message, oe *netlink.OpError, others int) *OpError {
 	o := &b.ops[m.op]
 	e := &OpError{Op: m.op, Element: -1, Message: oe.Message, Err: oe.Err, Others: others}
-	if off := oe.Offset - 16 - 4; len(m.elemOffs) > 0 && oe.Offset > 0 && off >= m.elemOffs[0] && (o.kind == opAddElements || o.kind == opDeleteElements) {
-		i := sort.SearchInts(m.elemOffs, off+1) - 1
-		e.Element = m.firstElem + i
+	if o.kind == opAddElements || o.kind == opDeleteElements {
+		e.Element = elementAt(m, oe.Offset)
 	}
 	e.Text = truncate(b.opLine(o, e.Element))
 	return e
+}
+
+// elementAt is the index in its operation of the element whose attribute
+// holds offset, the kernel's extended-ack offset of the rejected
+// attribute, counted from the request's netlink header; -1 if none.
+func elementAt(m message, offset int) int {
+	off := offset - 16 - 4 // nlmsghdr, nfgenmsg
+	if offset <= 0 || len(m.elemOffs) == 0 || off < m.elemOffs[0] {
+		return -1
+	}
+	return m.firstElem + sort.SearchInts(m.elemOffs, off+1) - 1
 }

@@ -120,7 +120,7 @@ func (c *Conn) Run(ctx context.Context, b *Batch) error {
 		}
 		c.nl = nl
 	}
-	clean, err := c.exchange(ctx, b, msgs)
+	clean, err := c.exchange(ctx, c.nl, b, msgs)
 	if !clean {
 		_ = c.nl.Close()
 		c.nl = nil
@@ -130,28 +130,29 @@ func (c *Conn) Run(ctx context.Context, b *Batch) error {
 
 // exchange sends the batch and reads one ack per request; clean is false
 // when answers may be left unread on the socket.
-func (c *Conn) exchange(ctx context.Context, b *Batch, msgs []message) (clean bool, err error) {
+func (c *Conn) exchange(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message) (clean bool, err error) {
 	deadline := time.Now().Add(c.opts.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := c.nl.SetDeadline(deadline); err != nil {
+	if err := nl.SetDeadline(deadline); err != nil {
 		return false, fmt.Errorf("socket deadline: %w", err)
 	}
-	// Cancellation interrupts a blocked read by moving the deadline.
-	stop := context.AfterFunc(ctx, func() { _ = c.nl.SetDeadline(time.Unix(1, 0)) })
+	// Cancellation interrupts a blocked read by moving the deadline. If it
+	// fired, it may still be running: the socket is not reused.
+	stop := context.AfterFunc(ctx, func() { _ = nl.SetDeadline(time.Unix(1, 0)) })
 	defer func() {
-		if !stop() && ctx.Err() != nil {
+		if !stop() {
 			clean = false
 		}
 	}()
 	req := requests(b.fam, msgs)
-	if err := sizeBuffers(c.nl, req); err != nil {
+	if err := sizeBuffers(nl, req); err != nil {
 		return false, err
 	}
-	sent, err := c.nl.SendMessages(req)
+	sent, err := nl.SendMessages(req)
 	if err != nil {
 		return false, fmt.Errorf("send nf_tables batch: %w", err)
 	}
-	return c.readAcks(ctx, b, msgs, sent)
+	return readAcks(ctx, nl, b, msgs, sent)
 }

@@ -104,6 +104,7 @@ func everyShapeRules(f famText) []Rule {
 		{Match: SaddrPrefix{pfx("10.1.2.0/24", "fd00:10::/60")}, Stmt: Drop{}},
 		{Match: SaddrPrefix{pfx("10.1.2.3/32", "fd00::1/128")}, Stmt: Drop{}},
 		{Match: SaddrPrefix{pfx("0.0.0.0/0", "::/0")}, Stmt: Drop{}},
+		{Match: SaddrPrefix{pfx("10.1.2.3/8", "fd00::1/8")}, Stmt: Drop{}}, // nft masks it
 		{Match: IifName{"br0"}, Stmt: Goto{"ep-a"}},
 		{Match: IifName{"veth*"}, Stmt: Goto{"ep-a"}},
 		{Match: IifName{"abcdefghijklmno"}, Stmt: Goto{"ep-a"}},
@@ -121,6 +122,8 @@ func everyShapeRules(f famText) []Rule {
 		{Match: SaddrNotIn{Prefixes: []netip.Prefix{pfx("224.0.0.0/3", "ff00::/8"), pfx("203.0.113.0/25", "2001:db8:203::/64")}}, Stmt: Drop{}},
 		{Match: SaddrNotIn{Prefixes: []netip.Prefix{pfx("0.0.0.0/1", "::/1"), pfx("200.0.0.0/8", "c800::/8")}}, Stmt: Drop{}},
 		{Match: SaddrNotIn{Prefixes: []netip.Prefix{pfx("0.0.0.0/0", "::/0")}, Addrs: []netip.Addr{a("1.2.3.4", "2001:db8::1")}}, Stmt: Drop{}},
+		{Match: SaddrNotIn{Prefixes: []netip.Prefix{pfx("10.1.2.3/8", "fd00::1/8"), pfx("10.1.2.3/16", "fd00::1/16")}}, Stmt: Drop{}},
+		{Stmt: NumgenDNAT{Proto: "tcp", To: manyEndpoints(f, 2000)}}, // elements over several messages
 		{Stmt: AffinityUpdate{"affinity-new"}},
 		{Stmt: AffinityUpdate{"affinity-keep"}},
 		{Stmt: MarkOr{"0x4000"}},
@@ -134,6 +137,19 @@ func everyShapeRules(f famText) []Rule {
 		{Stmt: NumgenGoto{Chains: []string{"ep-a"}}},
 		{Stmt: NumgenGoto{Chains: []string{"ep-a", "ep-b"}}, Comment: "ns/svc:p80"},
 	}
+}
+
+// manyEndpoints are n endpoints of the family.
+func manyEndpoints(f famText, n int) []netip.AddrPort {
+	eps := make([]netip.AddrPort, n)
+	for i := range eps {
+		a := netip.AddrFrom4([4]byte{10, 181, byte(i >> 8), byte(i)})
+		if f.fam == IPv6 {
+			a = netip.AddrFrom16([16]byte{0xfd, 0, 0x10, 0x81, 14: byte(i >> 8), 15: byte(i)})
+		}
+		eps[i] = netip.AddrPortFrom(a, uint16(8000+i))
+	}
+	return eps
 }
 
 // addEveryContainer adds elements to each set and map kproxy fills and
@@ -246,6 +262,7 @@ func wantOpError(t *testing.T, err error, errno unix.Errno, op, elem int, text s
 	if !errors.Is(err, errno) || oe.Op != op || oe.Element != elem || oe.Text != text {
 		t.Fatalf("got %+v (%v), want errno %v, op %d, element %d, text %q", oe, err, errno, op, elem, text)
 	}
+	t.Logf("error: %v", err)
 }
 
 // TestKernelRunHonoursContext: a cancelled context writes nothing, and a
