@@ -44,7 +44,8 @@ type Conn struct {
 	mu   sync.Mutex
 	// nl is nil after a Run that left answers unread; the next Run opens a
 	// new socket rather than reading stale acks.
-	nl *netlink.Conn
+	nl     *netlink.Conn
+	closed bool
 }
 
 // Open opens a netlink socket to nf_tables in the namespace of opts.
@@ -88,6 +89,7 @@ func (c *Conn) dial() (*netlink.Conn, error) {
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	if c.nl == nil {
 		return nil
 	}
@@ -101,7 +103,7 @@ func (c *Conn) Close() error {
 // *OpError wrapping the kernel's errno, so errors.Is(err, unix.ENOENT)
 // works), or wraps ErrOutcomeUnknown. An empty batch writes nothing.
 func (c *Conn) Run(ctx context.Context, b *Batch) error {
-	if b.Len() == 0 {
+	if b == nil || b.Len() == 0 {
 		return nil
 	}
 	msgs, err := encodeBatch(b)
@@ -112,6 +114,9 @@ func (c *Conn) Run(ctx context.Context, b *Batch) error {
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if c.closed {
+		return errors.New("nf_tables batch on a closed Conn")
 	}
 	if c.nl == nil {
 		nl, err := c.dial()
@@ -152,6 +157,9 @@ func (c *Conn) exchange(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []
 	}
 	sent, err := nl.SendMessages(req)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr // the deadline moved by cancellation
+		}
 		return false, fmt.Errorf("send nf_tables batch: %w", err)
 	}
 	return readAcks(ctx, nl, b, msgs, sent)

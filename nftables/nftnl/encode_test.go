@@ -461,4 +461,7 @@ func TestEmptyBatchIsANoOp(t *testing.T) {
 	if err := c.Run(context.Background(), NewBatch(IPv4, "kube-proxy")); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -265,8 +265,8 @@ func wantOpError(t *testing.T, err error, errno unix.Errno, op, elem int, text s
 	t.Logf("error: %v", err)
 }
 
-// TestKernelRunHonoursContext: a cancelled context writes nothing, and a
-// context deadline bounds the call.
+// TestKernelRunHonoursContext: a cancelled context writes nothing, the
+// Conn then writes, and once closed refuses.
 func TestKernelRunHonoursContext(t *testing.T) {
 	ns := kerneltest.Netns(t, "kpx-nftnl-")
 	kerneltest.NeedTools(t, "nftnl kernel test", "nft")
@@ -285,6 +285,12 @@ func TestKernelRunHonoursContext(t *testing.T) {
 	}
 	if err := c.Run(context.Background(), b); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background(), b); err == nil {
+		t.Fatal("Run on a closed Conn succeeded")
 	}
 }
 
