@@ -3,6 +3,7 @@ package nftnl
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -386,4 +387,84 @@ func lineDiff(want, got string) string {
 		}
 	}
 	return s.String()
+}
+
+// upstreamListing is a table written by upstream kube-proxy's nftables
+// mode (test/nftlisting), both families.
+const upstreamListing = "../../test/nftlisting/testdata/upstream-run1.nft"
+
+// upstreamChains are chains of upstreamListing, as kproxy's shapes: the
+// rules each chain holds there.
+func upstreamChains(fam Family) map[string][]Rule {
+	if fam == IPv6 {
+		svc := "service-JBLY5LF5-e2e/dual/tcp/p"
+		return map[string][]Rule{
+			svc:                                {{Stmt: NumgenDNAT{Proto: "tcp", To: []netip.AddrPort{ep("[fd00:10:244:1::11]:8080"), ep("[fd00:10:244:2::11]:8080")}}}},
+			"external-JBLY5LF5-e2e/dual/tcp/p": {{Stmt: MarkOr{"0x00004000"}, Comment: "masquerade"}, {Stmt: Goto{svc}}},
+		}
+	}
+	aff1, aff2 := "UZBR3IJU-e2e/aff/tcp/p__10.244.1.11/8080", "RVFIXS2J-e2e/aff/tcp/p__10.244.1.13/8080"
+	etp := "service-BHWK57RB-e2e/etp/tcp/p"
+	return map[string][]Rule{
+		"service-JF6J6P6O-e2e/aff/tcp/p": {
+			{Match: SaddrInSet{"affinity-" + aff1}, Stmt: Goto{"endpoint-" + aff1}},
+			{Match: SaddrInSet{"affinity-" + aff2}, Stmt: Goto{"endpoint-" + aff2}},
+			{Stmt: NumgenGoto{Chains: []string{"endpoint-" + aff1, "endpoint-" + aff2}}},
+		},
+		"endpoint-" + aff1: {{Stmt: AffinityUpdate{"affinity-" + aff1}}, {Stmt: DNAT{Proto: "tcp", To: ep("10.244.1.11:8080")}}},
+		"service-O47CDDDC-e2e/web/tcp/p": {{Stmt: NumgenDNAT{Proto: "tcp",
+			To: []netip.AddrPort{ep("10.244.1.11:8080"), ep("10.244.1.12:8080"), ep("10.244.1.13:8080")}}}},
+		"external-BHWK57RB-e2e/etp/tcp/p": {
+			{Match: SaddrPrefix{pfx("10.244.0.0/16")}, Stmt: Goto{etp}, Comment: "short-circuit pod traffic"},
+			{Match: FibSaddrLocal{}, Stmt: MarkOr{"0x00004000"}, Comment: "masquerade local traffic"},
+			{Match: FibSaddrLocal{}, Stmt: Goto{etp}, Comment: "short-circuit local traffic"},
+			{Stmt: Goto{"local-BHWK57RB-e2e/etp/tcp/p"}},
+		},
+		"firewall-N4SNNEF2-e2e/lb/tcp/p": {{Match: SaddrNotIn{Prefixes: []netip.Prefix{pfx("203.0.113.0/24")}, Addrs: []netip.Addr{ad("192.168.50.2")}}, Stmt: Drop{}}},
+	}
+}
+
+// TestKernelRewriteKeepsUpstreamListing rewrites chains of a table
+// upstream kube-proxy wrote (add, flush, the same rules again, its
+// affinity sets added again) by Conn.Run and by nft -f: the kernel then
+// lists exactly what upstream's table listed, in both namespaces.
+func TestKernelRewriteKeepsUpstreamListing(t *testing.T) {
+	data, err := os.ReadFile(upstreamListing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsNft, nsNl := kerneltest.Netns(t, "kpx-nftnl-"), kerneltest.Netns(t, "kpx-nftnl-")
+	kerneltest.NeedTools(t, "nftnl kernel test", "nft")
+	for _, ns := range []string{nsNft, nsNl} {
+		nftLoad(t, ns, string(data))
+	}
+	c := openConn(t, nsNl)
+	for _, fam := range []Family{IPv4, IPv6} {
+		before := listTable(t, nsNl, fam.IP())
+		b := NewBatch(fam, "kube-proxy")
+		if fam == IPv4 {
+			b.AddAffinitySet("affinity-UZBR3IJU-e2e/aff/tcp/p__10.244.1.11/8080", 600*time.Second)
+		}
+		chains := upstreamChains(fam)
+		for _, name := range slices.Sorted(maps.Keys(chains)) {
+			b.AddChain(name)
+			b.FlushChain(name)
+			for _, r := range chains[name] {
+				b.AddRule(name, r)
+			}
+		}
+		nftLoad(t, nsNft, b.String())
+		if err := c.Run(context.Background(), b); err != nil {
+			t.Fatalf("%s: Run: %v", fam.IP(), err)
+		}
+		if got := listTable(t, nsNl, fam.IP()); got != before {
+			t.Errorf("%s: rewritten table differs from upstream's:\n%s", fam.IP(), lineDiff(before, got))
+		}
+		if want, got := listTable(t, nsNft, fam.IP()), listTable(t, nsNl, fam.IP()); got != want {
+			t.Errorf("%s: listing after Run differs from nft -f's:\n%s", fam.IP(), lineDiff(want, got))
+		}
+		if want, got := listBytecode(t, nsNft, fam.IP()), listBytecode(t, nsNl, fam.IP()); got != want {
+			t.Errorf("%s: bytecode after Run differs from nft -f's:\n%s", fam.IP(), lineDiff(want, got))
+		}
+	}
 }
