@@ -168,11 +168,7 @@ func (b *Batch) opLine(o *op, elem int) string {
 	case opDeleteChain:
 		return "delete chain " + where
 	case opAddAffinitySet:
-		addr := "ipv4_addr"
-		if b.fam == IPv6 {
-			addr = "ipv6_addr"
-		}
-		return fmt.Sprintf("add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }", where, addr, int64(o.timeout.Seconds()))
+		return fmt.Sprintf("add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }", where, b.fam.addrTypeName(), int64(o.timeout.Seconds()))
 	case opDeleteSet:
 		return "delete set " + where
 	case opAddRule:
