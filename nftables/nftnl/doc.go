@@ -9,8 +9,9 @@
 //   - What can be written is closed: the operations of Batch (chains,
 //     affinity sets, rules, elements of the table's existing sets and maps)
 //     and the rule shapes of rule.go. Batch.String is the same batch as nft
-//     text in knftables' format, so a batch can be checked against, or
-//     fall back to, `nft -f`.
+//     text in knftables' format, and Batch.AppendTo the same objects in a
+//     knftables transaction, so a batch can be checked against, or fall
+//     back to, `nft -f`, and run on knftables' Fake in unit tests.
 //   - Every operation and shape is encoded as nft 1.0.6 encodes the same
 //     text: the same expressions and registers, set flags, key types and
 //     byte orders, userdata records (which nft reads back to print), and
