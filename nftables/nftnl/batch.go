@@ -133,7 +133,9 @@ func (b *Batch) AddElements(set string, elems ...Element) {
 	b.ops = append(b.ops, op{kind: opAddElements, name: set, elems: elems})
 }
 
-// DeleteElements deletes elements (by key) from a named set or map.
+// DeleteElements deletes elements (by key) from a named set or map. A map's
+// elements carry a Verdict (any) so that AppendTo can tell maps from sets;
+// only keys are sent.
 func (b *Batch) DeleteElements(set string, elems ...Element) {
 	b.ops = append(b.ops, op{kind: opDeleteElements, name: set, elems: elems})
 }
@@ -143,56 +145,68 @@ func (b *Batch) DeleteElements(set string, elems ...Element) {
 func (b *Batch) String() string {
 	var s strings.Builder
 	for i := range b.ops {
-		b.writeOp(&s, &b.ops[i])
+		o := &b.ops[i]
+		if o.kind != opAddElements && o.kind != opDeleteElements {
+			s.WriteString(b.opLine(o, -1) + "\n")
+			continue
+		}
+		for j := range o.elems {
+			s.WriteString(b.opLine(o, j) + "\n")
+		}
 	}
 	return s.String()
 }
 
-func (b *Batch) writeOp(s *strings.Builder, o *op) {
+// opLine is o as one nft command; for an element operation, the command
+// for its element elem, or the operation without its elements when elem
+// is negative (for an error that cannot name the element).
+func (b *Batch) opLine(o *op, elem int) string {
 	where := b.fam.IP() + " " + b.table + " " + o.name
 	switch o.kind {
 	case opAddChain:
-		s.WriteString("add chain " + where + "\n")
+		return "add chain " + where
 	case opFlushChain:
-		s.WriteString("flush chain " + where + "\n")
+		return "flush chain " + where
 	case opDeleteChain:
-		s.WriteString("delete chain " + where + "\n")
+		return "delete chain " + where
 	case opAddAffinitySet:
-		addr := "ipv4_addr"
-		if b.fam == IPv6 {
-			addr = "ipv6_addr"
-		}
-		fmt.Fprintf(s, "add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }\n", where, addr, int64(o.timeout.Seconds()))
+		return fmt.Sprintf("add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }", where, b.fam.addrTypeName(), int64(o.timeout.Seconds()))
 	case opDeleteSet:
-		s.WriteString("delete set " + where + "\n")
+		return "delete set " + where
 	case opAddRule:
-		s.WriteString("add rule " + where + " " + o.rule.Text(b.fam))
+		line := "add rule " + where + " " + o.rule.Text(b.fam)
 		if o.rule.Comment != "" {
-			fmt.Fprintf(s, " comment %q", o.rule.Comment)
+			line += fmt.Sprintf(" comment %q", o.rule.Comment)
 		}
-		s.WriteString("\n")
-	case opAddElements, opDeleteElements:
-		verb := "add"
-		if o.kind == opDeleteElements {
-			verb = "delete"
+		return line
+	}
+	verb := "add"
+	if o.kind == opDeleteElements {
+		verb = "delete"
+	}
+	if elem < 0 || elem >= len(o.elems) {
+		return verb + " element " + where
+	}
+	return verb + " element " + where + " { " + o.elems[elem].text(o.kind == opAddElements) + " }"
+}
+
+// text is e between the braces of an element command; a delete names the
+// key only.
+func (e Element) text(add bool) string {
+	var s strings.Builder
+	for i, f := range e.Key {
+		if i > 0 {
+			s.WriteString(" . ")
 		}
-		for _, e := range o.elems {
-			s.WriteString(verb + " element " + where + " { ")
-			for i, f := range e.Key {
-				if i > 0 {
-					s.WriteString(" . ")
-				}
-				s.WriteString(f.String())
-			}
-			if o.kind == opAddElements {
-				if e.Comment != "" {
-					fmt.Fprintf(s, " comment %q", e.Comment)
-				}
-				if e.Verdict != nil {
-					s.WriteString(" : " + e.Verdict.String())
-				}
-			}
-			s.WriteString(" }\n")
+		s.WriteString(f.String())
+	}
+	if add {
+		if e.Comment != "" {
+			fmt.Fprintf(&s, " comment %q", e.Comment)
+		}
+		if e.Verdict != nil {
+			s.WriteString(" : " + e.Verdict.String())
 		}
 	}
+	return s.String()
 }

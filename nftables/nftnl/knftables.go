@@ -11,8 +11,10 @@ import (
 
 // AppendTo adds b's operations to tx as knftables objects, for nft -f
 // (full syncs, and partial ones without netlink). tx must be for b's
-// family and table: the objects name neither. Both paths write what one
-// Batch holds, so they cannot drift apart.
+// family and table: the objects name neither; tx.String() then equals
+// b.String(). Both paths write what one Batch holds, so they cannot drift
+// apart. An element with a Verdict belongs to a map (the Fake keeps sets
+// and maps apart), also when deleted: only its key is written then.
 func (b *Batch) AppendTo(tx *knftables.Transaction) {
 	for i := range b.ops {
 		b.appendOp(tx, &b.ops[i])
@@ -28,11 +30,7 @@ func (b *Batch) appendOp(tx *knftables.Transaction, o *op) {
 	case opDeleteChain:
 		tx.Delete(&knftables.Chain{Name: o.name})
 	case opAddAffinitySet:
-		addr := "ipv4_addr"
-		if b.fam == IPv6 {
-			addr = "ipv6_addr"
-		}
-		tx.Add(&knftables.Set{Name: o.name, Type: addr,
+		tx.Add(&knftables.Set{Name: o.name, Type: b.fam.addrTypeName(),
 			// "dynamic" as upstream: some kernels add it to a set with
 			// timeouts, and re-adding without it would then fail.
 			Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
@@ -91,4 +89,12 @@ func (f Fake) Run(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("fake netlink batch: %w", err)
 	}
 	return nil
+}
+
+// addrTypeName is the family's address type as nft writes it.
+func (f Family) addrTypeName() string {
+	if f == IPv6 {
+		return "ipv6_addr"
+	}
+	return "ipv4_addr"
 }

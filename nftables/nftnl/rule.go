@@ -35,12 +35,17 @@ type Rule struct {
 	Comment string
 }
 
-// Text is the rule as nft text, without its comment.
+// Text is the rule as nft text, without its comment. A rule without a
+// statement (which encoding refuses) still has a text, for its error.
 func (r Rule) Text(f Family) string {
-	if r.Match == nil {
-		return r.Stmt.text(f)
+	stmt := "<no statement>"
+	if r.Stmt != nil {
+		stmt = r.Stmt.text(f)
 	}
-	return r.Match.text(f) + " " + r.Stmt.text(f)
+	if r.Match == nil {
+		return stmt
+	}
+	return r.Match.text(f) + " " + stmt
 }
 
 // Equal reports whether r and o are the same rule.
