@@ -14,6 +14,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	nftcmd "github.com/kproxy/kproxy/proxier/netfilter/nft"
 	. "github.com/kproxy/kproxy/proxier/proxiertest"
 	"github.com/kproxy/kproxy/test/kerneltest"
@@ -107,6 +108,20 @@ func loadDump(t *testing.T, nft, ns, family, dump string) {
 	}
 }
 
+// countingRunner counts the batches that ran.
+type countingRunner struct {
+	BatchRunner
+	n int
+}
+
+func (c *countingRunner) Run(ctx context.Context, b *nftnl.Batch) error {
+	if err := c.BatchRunner.Run(ctx, b); err != nil {
+		return err
+	}
+	c.n++
+	return nil
+}
+
 // kernelStep is one change of TestKernelSyncsMatchTheFake's world.
 type kernelStep struct {
 	name   string
@@ -157,11 +172,14 @@ func kernelSteps(fam v1.IPFamily) []kernelStep {
 // state by a fresh Proxier.
 func TestKernelSyncsMatchTheFake(t *testing.T) {
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
-		t.Run(string(fam), func(t *testing.T) { runKernelSyncs(t, fam) })
+		t.Run(string(fam), func(t *testing.T) { runKernelSyncs(t, fam, false) })
+		// Partial syncs and stale chain deletions written over netlink
+		// (nftnl.Conn in the namespace) list exactly as nft -f's.
+		t.Run(string(fam)+"/netlink", func(t *testing.T) { runKernelSyncs(t, fam, true) })
 	}
 }
 
-func runKernelSyncs(t *testing.T, fam v1.IPFamily) {
+func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 	nsReal := kerneltest.Netns(t, "kpx-nft-")
 	nsView := kerneltest.Netns(t, "kpx-nftv-")
 	nft := nftBinary(t)
@@ -171,9 +189,20 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily) {
 		kf = knftables.IPv6Family
 	}
 	real := nftInNetns(t, nft, nsReal, kf)
-	kp, err := New(Options{NFT: real, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),
+	opts := Options{NFT: real, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),
 		NodePortIPs: e.p.table.nodePortIPs, NodeIP: e.p.ctx.nodeIP, ServiceCIDRs: e.p.table.serviceCIDRs,
-		Now: e.clock.now, FullSyncChunkChains: 2}) // full syncs in several transactions, against the Fake's one
+		Now: e.clock.now, FullSyncChunkChains: 2} // full syncs in several transactions, against the Fake's one
+	var batches *countingRunner
+	if netlink {
+		conn, err := nftnl.Open(nftnl.Options{NetNS: "/run/netns/" + nsReal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		batches = &countingRunner{BatchRunner: conn}
+		opts.Netlink = batches
+	}
+	kp, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +229,11 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily) {
 		if got != want {
 			t.Fatalf("%s: kernel table differs from the Fake's view:\n%s", st.name, lineDiff(want, got))
 		}
+	}
+	// Partial syncs: endpoint added, service deleted, endpoints gone,
+	// affinity timeout changed (and stale chain deletions).
+	if netlink && batches.n < 4 {
+		t.Errorf("%d netlink batches ran; want at least the 4 partial syncs'", batches.n)
 	}
 	fresh := knftables.NewFake(kf, TableName)
 	p2, _ := New(Options{NFT: fresh, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),

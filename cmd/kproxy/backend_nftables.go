@@ -14,6 +14,7 @@ import (
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/nftables"
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier/netfilter/nft"
 )
 
@@ -36,8 +37,27 @@ func (p *proxy) newNFTablesBackend(fam v1.IPFamily) (familyBackend, error) {
 	if ips := p.nodeIPs[fam]; len(ips) > 0 {
 		opts.NodeIP = ips[0]
 	}
+	if conn := p.openNetlink(fam); conn != nil {
+		opts.Netlink = conn
+	}
 	backend, err := nftables.New(opts)
 	return familyBackend{backend: backend, reportsOwnFailures: true}, err
+}
+
+// openNetlink opens the netlink connection partial syncs are written on
+// (--nftables-netlink; never for a dry run, which prints nft text). A
+// failure only costs speed: partial syncs then run nft -f, as full ones do.
+func (p *proxy) openNetlink(fam v1.IPFamily) *nftnl.Conn {
+	if !p.cfg.NFTablesNetlink || p.cfg.DryRun {
+		return nil
+	}
+	conn, err := nftnl.Open(nftnl.Options{})
+	if err != nil {
+		p.logger.Error(err, "Writing nftables partial syncs with nft -f: no netlink connection", "ipFamily", fam)
+		return nil
+	}
+	p.logger.V(2).Info("Writing nftables partial syncs over netlink", "ipFamily", fam)
+	return conn
 }
 
 func nftFamily(fam v1.IPFamily) knftables.Family {
