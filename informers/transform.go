@@ -1,6 +1,7 @@
 package informers
 
 import (
+	"maps"
 	"unique"
 
 	v1 "k8s.io/api/core/v1"
@@ -69,8 +70,10 @@ func slimMeta(m *metav1.ObjectMeta, keepLabel, keepAnnotation func(string) bool)
 	m.GenerateName = ""
 }
 
-// filterMap returns in when keep accepts every key, else a new map of the
-// accepted entries (nil when none).
+// filterMap keeps the entries of in that keep accepts (none for a nil
+// keep), nil when none is left. A map of up to 8 entries (one group, it
+// would not shrink) is filtered in place, which allocates nothing; a larger
+// one is copied so that its unused space is freed.
 func filterMap(in map[string]string, keep func(string) bool) map[string]string {
 	n := 0
 	for k := range in {
@@ -78,11 +81,14 @@ func filterMap(in map[string]string, keep func(string) bool) map[string]string {
 			n++
 		}
 	}
-	if n == len(in) {
+	switch {
+	case n == len(in):
 		return in
-	}
-	if n == 0 {
+	case n == 0:
 		return nil
+	case len(in) <= 8:
+		maps.DeleteFunc(in, func(k, _ string) bool { return !keep(k) })
+		return in
 	}
 	out := make(map[string]string, n)
 	for k, v := range in {
