@@ -9,7 +9,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -60,10 +59,10 @@ func RunCluster(ctx context.Context, opts ClusterOptions) error {
 	sink := opts.Handlers.serialized()
 	objects := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ProxyLabelSelector }),
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(slimObject))
 	nodes := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = nodeFieldSelector(opts.NodeName) }),
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(slimObject))
 
 	synced, err := registerHandlers(objects, nodes, sink, opts)
 	if err != nil {
@@ -117,15 +116,6 @@ func registerHandlers(objects, nodes informers.SharedInformerFactory, sink sourc
 		checkers = append(checkers, reg.HasSyncedChecker())
 	}
 	return checkers, nil
-}
-
-// stripManagedFields drops managedFields before objects enter the cache:
-// the proxy never reads them and they dominate the size of small objects.
-func stripManagedFields(obj any) (any, error) {
-	if accessor, err := meta.Accessor(obj); err == nil && accessor.GetManagedFields() != nil {
-		accessor.SetManagedFields(nil)
-	}
-	return obj, nil
 }
 
 func labelsProxied[T metav1.Object](obj T) bool {

@@ -26,6 +26,11 @@
 //     out of the selection is delivered as a delete (and into it as an add),
 //     whatever the server did. Tombstones (cache.DeletedFinalStateUnknown)
 //     are unwrapped; objects of unexpected types are logged and dropped.
+//     Before an object enters an informer's cache, what nothing in kproxy
+//     reads is dropped (slimObject: managedFields, owner references, the
+//     selector, Pod references, other labels and annotations): the cache
+//     holds the whole cluster's Services and EndpointSlices for the life
+//     of the process. Handlers therefore see only the fields kproxy uses.
 //     NewClient builds the clientset from --kubeconfig/--master or the
 //     in-cluster environment. RunServiceCIDRs watches ServiceCIDR objects
 //     beside it for nftables mode (their ranges, not a handler kind:

@@ -42,7 +42,7 @@ func RunServiceCIDRs(ctx context.Context, opts ServiceCIDRsOptions) error {
 		return errors.New("service CIDR source: Client and OnChange are required")
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(slimObject))
 	inf := factory.Networking().V1().ServiceCIDRs().Informer()
 	w := &serviceCIDRWatcher{store: inf.GetStore(), opts: opts}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -13,8 +13,33 @@ import (
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 )
 
-// sliceEndpoints is one EndpointSlice reduced to what kproxy uses: endpoints per service port.
-type sliceEndpoints map[ServicePortName][]Endpoint
+// sliceEndpoints is one EndpointSlice reduced to what kproxy uses:
+// endpoints per service port. It is a list, not a map: a slice has one or
+// a few ports, and a map keyed by the 64-byte ServicePortName takes about
+// 750 bytes even with one entry (10k slices: 7.5 MB for a one-port list).
+type sliceEndpoints []portEndpoints
+
+// portEndpoints are the endpoints of one service port.
+type portEndpoints struct {
+	name ServicePortName
+	eps  []Endpoint
+}
+
+// of returns the endpoints of the service port name, nil when it has none.
+func (s sliceEndpoints) of(name ServicePortName) []Endpoint {
+	for i := range s {
+		if s[i].name == name {
+			return s[i].eps
+		}
+	}
+	return nil
+}
+
+// namedSlice is one EndpointSlice of a Service, by the slice's name.
+type namedSlice struct {
+	name string
+	eps  sliceEndpoints
+}
 
 // ServiceNameOfSlice returns the Service an EndpointSlice belongs to (its
 // kubernetes.io/service-name label), or false when it has none.
@@ -41,26 +66,24 @@ func sliceFamily(slice *discovery.EndpointSlice) (v1.IPFamily, bool) {
 // addresses are skipped and reported; the rest of the slice still counts.
 func endpointsFromSlice(slice *discovery.EndpointSlice, svc types.NamespacedName, family v1.IPFamily, nodeName string) (sliceEndpoints, []error) {
 	var warns []error
-	out := sliceEndpoints{}
-	seen := map[ServicePortName]bool{}
+	out := make(sliceEndpoints, 0, len(slice.Ports))
 	for i, p := range slice.Ports {
 		name, err := slicePortName(svc, p)
 		if err != nil {
 			warns = append(warns, fmt.Errorf("ports[%d]: %w", i, err))
 			continue
 		}
-		if seen[name] {
+		if slices.ContainsFunc(out, func(pe portEndpoints) bool { return pe.name == name }) {
 			warns = append(warns, fmt.Errorf("ports[%d]: duplicate port %q/%s ignored", i, name.Port, name.Protocol))
 			continue
 		}
-		seen[name] = true
 		eps, epWarns := endpointsForPort(slice, *p.Port, family, nodeName)
 		if i == 0 {
 			warns = append(warns, epWarns...) // report bad addresses once, not per port
 		}
-		out[name] = eps
+		out = append(out, portEndpoints{name: name, eps: eps})
 	}
-	return out, warns
+	return slices.Clip(out), warns
 }
 
 func slicePortName(svc types.NamespacedName, p discovery.EndpointPort) (ServicePortName, error) {
@@ -134,29 +157,23 @@ func newEndpoint(ep *discovery.Endpoint, addr netip.Addr, port int32, nodeName s
 // mergeSlices merges the endpoints of every slice of one service, keyed by
 // "ip:port": the first copy wins unless a later one is not terminating (a
 // running pod that reused a terminating pod's IP). The result is sorted by
-// endpoint string, as upstream orders rules.
-func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]Endpoint {
-	if len(slicesByName) == 1 {
-		for _, only := range slicesByName {
-			if out, ok := reuseSortedSlice(only); ok {
-				return out
-			}
+// endpoint string, as upstream orders rules. byName is sorted by name
+// (storeSlice keeps it so).
+func mergeSlices(byName []namedSlice) sliceEndpoints {
+	if len(byName) == 1 {
+		if out, ok := reuseSortedSlice(byName[0].eps); ok {
+			return out
 		}
 	}
-	names := make([]string, 0, len(slicesByName))
-	for n := range slicesByName {
-		names = append(names, n)
-	}
-	slices.Sort(names)
 	merged := map[ServicePortName]map[string]Endpoint{}
-	for _, n := range names {
-		for spn, eps := range slicesByName[n] {
-			m := merged[spn]
+	for _, ns := range byName {
+		for _, pe := range ns.eps {
+			m := merged[pe.name]
 			if m == nil {
 				m = map[string]Endpoint{}
-				merged[spn] = m
+				merged[pe.name] = m
 			}
-			for _, ep := range eps {
+			for _, ep := range pe.eps {
 				key := ep.String()
 				if prev, ok := m[key]; ok && !(prev.Terminating && !ep.Terminating) {
 					continue
@@ -165,14 +182,14 @@ func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]E
 			}
 		}
 	}
-	out := make(map[ServicePortName][]Endpoint, len(merged))
+	out := make(sliceEndpoints, 0, len(merged))
 	for spn, m := range merged {
 		list := make([]Endpoint, 0, len(m))
 		for _, ep := range m {
 			list = append(list, ep)
 		}
 		slices.SortFunc(list, func(a, b Endpoint) int { return compareEndpoints(&a, &b) })
-		out[spn] = list
+		out = append(out, portEndpoints{name: spn, eps: list})
 	}
 	return out
 }
@@ -181,17 +198,17 @@ func mergeSlices(slicesByName map[string]sliceEndpoints) map[ServicePortName][]E
 // endpoints are already unique and in order (an EndpointSlice controller
 // writes them sorted): the merged lists share the slice's arrays, clipped,
 // instead of copying 100k endpoints at 10k services. ok is false otherwise.
-func reuseSortedSlice(s sliceEndpoints) (map[ServicePortName][]Endpoint, bool) {
-	for _, eps := range s {
-		for i := 1; i < len(eps); i++ {
-			if compareEndpoints(&eps[i-1], &eps[i]) >= 0 {
+func reuseSortedSlice(s sliceEndpoints) (sliceEndpoints, bool) {
+	for _, pe := range s {
+		for i := 1; i < len(pe.eps); i++ {
+			if compareEndpoints(&pe.eps[i-1], &pe.eps[i]) >= 0 {
 				return nil, false
 			}
 		}
 	}
-	out := make(map[ServicePortName][]Endpoint, len(s))
-	for spn, eps := range s {
-		out[spn] = eps[:len(eps):len(eps)]
+	out := make(sliceEndpoints, len(s))
+	for i, pe := range s {
+		out[i] = portEndpoints{name: pe.name, eps: pe.eps[:len(pe.eps):len(pe.eps)]}
 	}
 	return out, true
 }

@@ -53,7 +53,7 @@ func TestMergeOneSliceSharesSortedEndpoints(t *testing.T) {
 		{"duplicate", mk("10.0.0.1", "10.0.0.1"), false, "10.0.0.1:80"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := mergeSlices(map[string]sliceEndpoints{"a": {spn: tc.in}})[spn]
+			got := mergeSlices([]namedSlice{{name: "a", eps: sliceEndpoints{{name: spn, eps: tc.in}}}}).of(spn)
 			var strs []string
 			for i := range got {
 				strs = append(strs, got[i].String())

@@ -3,6 +3,7 @@ package proxier
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
@@ -23,6 +24,20 @@ const (
 // returned as warnings (the rest of the Service still works); a Service that
 // must be ignored entirely returns nil ports.
 func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePortName]*ServicePort, []error) {
+	list, warnings := servicePortsOf(svc, family)
+	if list == nil {
+		return nil, warnings
+	}
+	ports := make(map[ServicePortName]*ServicePort, len(list))
+	for _, p := range list {
+		ports[p.Name] = p
+	}
+	return ports, warnings
+}
+
+// servicePortsOf is ServicePortsFromService as a list in spec order, which
+// the Tracker keeps per Service (a Service has one or a few ports).
+func servicePortsOf(svc *v1.Service, family v1.IPFamily) ([]*ServicePort, []error) {
 	if shouldSkipService(svc) {
 		return nil, nil
 	}
@@ -37,7 +52,7 @@ func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePo
 		return nil, []error{err}
 	}
 	shared, warnings := sharedFieldsOf(svc, family)
-	ports := make(map[ServicePortName]*ServicePort, len(svc.Spec.Ports))
+	ports := make([]*ServicePort, 0, len(svc.Spec.Ports))
 	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	for i := range svc.Spec.Ports {
 		sp := &svc.Spec.Ports[i]
@@ -46,13 +61,13 @@ func ServicePortsFromService(svc *v1.Service, family v1.IPFamily) (map[ServicePo
 			warnings = append(warnings, fmt.Errorf("spec.ports[%d]: %w", i, err))
 			continue
 		}
-		if _, dup := ports[port.Name]; dup {
+		if slices.ContainsFunc(ports, func(p *ServicePort) bool { return p.Name == port.Name }) {
 			warnings = append(warnings, fmt.Errorf("spec.ports[%d]: duplicate port %q/%s ignored", i, sp.Name, port.Protocol))
 			continue
 		}
-		ports[port.Name] = port
+		ports = append(ports, port)
 	}
-	return ports, warnings
+	return slices.Clip(ports), warnings
 }
 
 // checkWrittenNumbers refuses a Service whose health-check node port or

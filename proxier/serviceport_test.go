@@ -197,7 +197,8 @@ func TestAddressesNeverCarryAZone(t *testing.T) {
 	sl := slice("ns", "s", "a", 80, ep("fd00::1%eth0"), ep("fd00::2"))
 	sl.AddressType = "IPv6"
 	eps, epWarns := endpointsFromSlice(sl, nn("ns", "s"), v1.IPv6Protocol, "node")
-	for _, list := range eps {
+	for _, pe := range eps {
+		list := pe.eps
 		if len(list) != 1 || list[0].IP != netip.MustParseAddr("fd00::2") || len(epWarns) != 1 {
 			t.Errorf("endpoints %v warnings %v", epStrings(list), epWarns)
 		}

@@ -61,9 +61,9 @@ func (t *Tracker) initPublished() {
 }
 
 func (t *Tracker) publish(st *serviceState) {
-	for n, p := range st.ports {
-		t.published.services[n] = p
-		t.published.endpoints[n] = st.endpoints[n]
+	for _, ps := range st.ports {
+		t.published.services[ps.port.Name] = ps.port
+		t.published.endpoints[ps.port.Name] = ps.endpoints
 	}
 }
 
@@ -71,9 +71,9 @@ func (t *Tracker) unpublish(st *serviceState) {
 	if st == nil {
 		return
 	}
-	for n := range st.ports {
-		delete(t.published.services, n)
-		delete(t.published.endpoints, n)
+	for _, ps := range st.ports {
+		delete(t.published.services, ps.port.Name)
+		delete(t.published.endpoints, ps.port.Name)
 	}
 }
 
@@ -119,7 +119,7 @@ func (t *Tracker) convert(name types.NamespacedName, node *NodeInfo) *serviceSta
 	if svc == nil {
 		return nil
 	}
-	ports, warns := ServicePortsFromService(svc, t.opts.Family)
+	ports, warns := servicePortsOf(svc, t.opts.Family)
 	for _, w := range warns {
 		t.opts.Logger.Info("Skipping invalid part of Service", "service", klog.KObj(svc), "reason", w.Error())
 	}
@@ -127,9 +127,9 @@ func (t *Tracker) convert(name types.NamespacedName, node *NodeInfo) *serviceSta
 		return nil
 	}
 	merged := mergeSlices(t.slices[name])
-	st := &serviceState{ports: ports, endpoints: make(map[ServicePortName]*EndpointSet, len(ports))}
-	for n, p := range ports {
-		st.endpoints[n] = CategorizeEndpoints(merged[n], p, node)
+	st := &serviceState{ports: make([]portState, len(ports))}
+	for i, p := range ports {
+		st.ports[i] = portState{port: p, endpoints: CategorizeEndpoints(merged.of(p.Name), p, node)}
 	}
 	return st
 }
@@ -137,26 +137,23 @@ func (t *Tracker) convert(name types.NamespacedName, node *NodeInfo) *serviceSta
 // diff adds to changed every port whose rules may differ, and records UDP endpoints that went away.
 func (t *Tracker) diff(old, next *serviceState, changed map[ServicePortName]struct{}, stale map[ServicePortName][]Endpoint) {
 	if old != nil {
-		for n, p := range old.ports {
-			var np *ServicePort
-			var ne *EndpointSet
-			if next != nil {
-				np, ne = next.ports[n], next.endpoints[n]
-			}
-			if np == nil || !p.Equal(np) || !old.endpoints[n].Equal(ne) {
+		for _, ps := range old.ports {
+			n, p := ps.port.Name, ps.port
+			np, ne := next.find(n)
+			if np == nil || !p.Equal(np) || !ps.endpoints.Equal(ne) {
 				changed[n] = struct{}{}
 			}
 			if p.Protocol == "UDP" {
-				if gone := removedEndpoints(old.endpoints[n], ne); len(gone) > 0 {
+				if gone := removedEndpoints(ps.endpoints, ne); len(gone) > 0 {
 					stale[n] = append(stale[n], gone...)
 				}
 			}
 		}
 	}
 	if next != nil {
-		for n := range next.ports {
-			if old == nil || old.ports[n] == nil {
-				changed[n] = struct{}{}
+		for _, ps := range next.ports {
+			if p, _ := old.find(ps.port.Name); p == nil {
+				changed[ps.port.Name] = struct{}{}
 			}
 		}
 	}

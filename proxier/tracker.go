@@ -2,6 +2,8 @@ package proxier
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,8 +39,9 @@ type Tracker struct {
 
 	mu       sync.Mutex
 	services map[types.NamespacedName]*v1.Service
-	slices   map[types.NamespacedName]map[string]sliceEndpoints
-	dirty    map[types.NamespacedName]struct{}
+	// slices are each Service's EndpointSlices, sorted by name.
+	slices map[types.NamespacedName][]namedSlice
+	dirty  map[types.NamespacedName]struct{}
 	// pendingServices / pendingSlices count events since the last snapshot, for the *_changes_pending gauges.
 	pendingServices, pendingSlices int
 	node                           NodeInfo
@@ -57,10 +60,31 @@ type Tracker struct {
 	pendingFull map[ServicePortName]struct{}
 }
 
-// serviceState is one Service's converted ports and categorized endpoints.
+// serviceState is one Service's converted ports and categorized endpoints,
+// as a list: a Service has one or a few ports, and two maps keyed by the
+// 64-byte ServicePortName cost about 1.5 kB per Service even with one entry.
 type serviceState struct {
-	ports     map[ServicePortName]*ServicePort
-	endpoints map[ServicePortName]*EndpointSet
+	ports []portState
+}
+
+// portState is one service port and its categorized endpoints.
+type portState struct {
+	port      *ServicePort
+	endpoints *EndpointSet
+}
+
+// find returns the service port name and its endpoints; nils when st is
+// nil or has no such port.
+func (st *serviceState) find(name ServicePortName) (*ServicePort, *EndpointSet) {
+	if st == nil {
+		return nil, nil
+	}
+	for _, ps := range st.ports {
+		if ps.port.Name == name {
+			return ps.port, ps.endpoints
+		}
+	}
+	return nil, nil
 }
 
 // NewTracker returns an empty tracker.
@@ -74,7 +98,7 @@ func NewTracker(opts TrackerOptions) *Tracker {
 	return &Tracker{
 		opts:        opts,
 		services:    map[types.NamespacedName]*v1.Service{},
-		slices:      map[types.NamespacedName]map[string]sliceEndpoints{},
+		slices:      map[types.NamespacedName][]namedSlice{},
 		dirty:       map[types.NamespacedName]struct{}{},
 		state:       map[types.NamespacedName]*serviceState{},
 		stale:       map[ServicePortName][]Endpoint{},
@@ -209,19 +233,22 @@ func (t *Tracker) setSlice(slice *discovery.EndpointSlice, deleted bool) {
 }
 
 func (t *Tracker) storeSlice(svc types.NamespacedName, name string, eps sliceEndpoints, deleted bool) {
-	if deleted {
-		if m := t.slices[svc]; m != nil {
-			delete(m, name)
-			if len(m) == 0 {
-				delete(t.slices, svc)
-			}
-		}
+	list := t.slices[svc]
+	i, found := slices.BinarySearchFunc(list, name, func(s namedSlice, n string) int { return strings.Compare(s.name, n) })
+	switch {
+	case deleted && !found:
 		return
+	case deleted && len(list) == 1:
+		delete(t.slices, svc)
+		return
+	case deleted:
+		list = slices.Delete(list, i, i+1)
+	case found:
+		list[i].eps = eps
+	default:
+		list = slices.Insert(list, i, namedSlice{name: name, eps: eps})
 	}
-	if t.slices[svc] == nil {
-		t.slices[svc] = map[string]sliceEndpoints{}
-	}
-	t.slices[svc][name] = eps
+	t.slices[svc] = list
 }
 
 // noteTrigger records the EndpointSlice controller's change time for network_programming_duration_seconds.

@@ -3,7 +3,9 @@ package proxier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -357,4 +359,46 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 		return m.Counter.GetValue()
 	}
 	return m.Gauge.GetValue()
+}
+
+// TestStoreSliceKeepsSlicesSortedByName checks the per-Service list of
+// slices mergeSlices reads: sorted by name through adds, updates and
+// deletes, and gone with the last slice.
+func TestStoreSliceKeepsSlicesSortedByName(t *testing.T) {
+	tr := newTestTracker()
+	svcName := nn("ns", "web")
+	eps := func(port int32) sliceEndpoints {
+		return sliceEndpoints{{name: ServicePortName{NamespacedName: svcName, Port: "p"}, eps: []Endpoint{{Port: port}}}}
+	}
+	names := func() string {
+		var out []string
+		for _, s := range tr.slices[svcName] {
+			out = append(out, fmt.Sprintf("%s:%d", s.name, s.eps[0].eps[0].Port))
+		}
+		return strings.Join(out, ",")
+	}
+	steps := []struct {
+		name    string
+		port    int32
+		deleted bool
+		want    string
+	}{
+		{"c", 1, false, "c:1"},
+		{"a", 2, false, "a:2,c:1"},
+		{"b", 3, false, "a:2,b:3,c:1"},
+		{"a", 4, false, "a:4,b:3,c:1"},
+		{"x", 0, true, "a:4,b:3,c:1"},
+		{"b", 0, true, "a:4,c:1"},
+		{"a", 0, true, "c:1"},
+		{"c", 0, true, ""},
+	}
+	for i, s := range steps {
+		tr.storeSlice(svcName, s.name, eps(s.port), s.deleted)
+		if got := names(); got != s.want {
+			t.Fatalf("step %d (%s deleted=%v): slices %q, want %q", i, s.name, s.deleted, got, s.want)
+		}
+	}
+	if _, ok := tr.slices[svcName]; ok {
+		t.Error("the Service's entry stays after its last slice was deleted")
+	}
 }
