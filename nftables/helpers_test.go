@@ -18,6 +18,7 @@ import (
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/netfilter"
 	"github.com/kproxy/kproxy/proxier/proxiertest"
+	"github.com/kproxy/kproxy/test/nftlisting"
 )
 
 // Upstream's test fixture (pkg/proxy/nftables/proxier_test.go NewFakeProxier).
@@ -133,28 +134,11 @@ func normalizeDump(s string) string {
 	return strings.Join(out, "\n")
 }
 
-// lineDiff lists lines only in want (-) and only in got (+).
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for _, l := range w {
-		if !slices.Contains(g, l) {
-			b.WriteString("- " + l + "\n")
-		}
-	}
-	for _, l := range g {
-		if !slices.Contains(w, l) {
-			b.WriteString("+ " + l + "\n")
-		}
-	}
-	return b.String()
-}
-
 func assertTable(t *testing.T, want, got string) {
 	t.Helper()
 	nw, ng := normalizeDump(want), normalizeDump(got)
 	if nw != ng {
-		t.Errorf("table differs:\n%s\n(order-only differences if empty)\nfull:\n%s", lineDiff(nw, ng), got)
+		t.Errorf("table differs:\n%s\n(order-only differences if empty)\nfull:\n%s", nftlisting.LineDiff(nw, ng), got)
 	}
 }
 

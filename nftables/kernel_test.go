@@ -18,6 +18,7 @@ import (
 	nftcmd "github.com/kproxy/kproxy/proxier/netfilter/nft"
 	. "github.com/kproxy/kproxy/proxier/proxiertest"
 	"github.com/kproxy/kproxy/test/kerneltest"
+	"github.com/kproxy/kproxy/test/nftlisting"
 )
 
 // nftBinary is the real nft's path (the test's own commands use it, never
@@ -227,7 +228,7 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 			t.Fatalf("%s: a listing lacks the table:\nkernel:\n%s\nview:\n%s", st.name, got, want)
 		}
 		if got != want {
-			t.Fatalf("%s: kernel table differs from the Fake's view:\n%s", st.name, lineDiff(want, got))
+			t.Fatalf("%s: kernel table differs from the Fake's view:\n%s", st.name, nftlisting.LineDiff(want, got))
 		}
 	}
 	// Partial syncs: endpoint added, service deleted, endpoints gone,
@@ -245,7 +246,7 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 	}
 	loadDump(t, nft, nsView, nfam, fresh.Dump())
 	if got, want := listTable(t, nft, nsReal, nfam), listTable(t, nft, nsView, nfam); got != want {
-		t.Fatalf("kernel table after partial syncs differs from one full sync:\n%s", lineDiff(want, got))
+		t.Fatalf("kernel table after partial syncs differs from one full sync:\n%s", nftlisting.LineDiff(want, got))
 	}
 	if out := kerneltest.NetnsExec(t, nsReal, nft, "list", "chains"); strings.Contains(out, "ns1/svc1") || !strings.Contains(out, "ns4/svc4") {
 		t.Errorf("want ns4/svc4's chains and no stale ns1/svc1 chain in the kernel:\n%s", out)

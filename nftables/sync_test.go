@@ -11,6 +11,7 @@ import (
 
 	"github.com/kproxy/kproxy/proxier/metrics"
 	. "github.com/kproxy/kproxy/proxier/proxiertest"
+	"github.com/kproxy/kproxy/test/nftlisting"
 )
 
 // txLines is a transaction's non-empty lines.
@@ -209,7 +210,7 @@ func assertSameAsFullSync(t *testing.T, e *testEnv) {
 		t.Fatal(err)
 	}
 	if got, want := normalizeDump(e.nft.Dump()), normalizeDump(fresh.Dump()); got != want {
-		t.Fatalf("partial syncs differ from a full sync:\n%s", lineDiff(want, got))
+		t.Fatalf("partial syncs differ from a full sync:\n%s", nftlisting.LineDiff(want, got))
 	}
 }
 

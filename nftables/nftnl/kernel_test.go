@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kproxy/kproxy/test/kerneltest"
+	"github.com/kproxy/kproxy/test/nftlisting"
 )
 
 // baseTable is a small kube-proxy-like table: kproxy's sets and maps with
@@ -195,11 +196,11 @@ func TestKernelListsLikeNft(t *testing.T) {
 			}
 			want, got := listTable(t, nsNft, f.ip), listTable(t, nsNl, f.ip)
 			if got != want {
-				t.Fatalf("listing after Run differs from nft -f's:\n%s", lineDiff(want, got))
+				t.Fatalf("listing after Run differs from nft -f's:\n%s", nftlisting.LineDiff(want, got))
 			}
 			want, got = listBytecode(t, nsNft, f.ip), listBytecode(t, nsNl, f.ip)
 			if got != want {
-				t.Fatalf("bytecode after Run differs from nft -f's:\n%s", lineDiff(want, got))
+				t.Fatalf("bytecode after Run differs from nft -f's:\n%s", nftlisting.LineDiff(want, got))
 			}
 		})
 	}
@@ -226,7 +227,7 @@ func TestKernelFailedBatchChangesNothing(t *testing.T) {
 			err := c.Run(ctx, bad)
 			wantOpError(t, err, unix.ENOENT, bad.Len()-2, -1, "add rule "+f.ip+" kube-proxy no-such-chain drop")
 			if got := listTable(t, ns, f.ip); got != before {
-				t.Fatalf("a failed batch changed the table:\n%s", lineDiff(before, got))
+				t.Fatalf("a failed batch changed the table:\n%s", nftlisting.LineDiff(before, got))
 			}
 
 			// The second element of a delete is missing: the error names it.
@@ -373,23 +374,6 @@ func listBytecode(t *testing.T, ns, family string) string {
 	return strings.Join(keep, "\n")
 }
 
-// lineDiff lists the lines only in want (-) or only in got (+).
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var s strings.Builder
-	for _, l := range w {
-		if !slices.Contains(g, l) {
-			s.WriteString("- " + l + "\n")
-		}
-	}
-	for _, l := range g {
-		if !slices.Contains(w, l) {
-			s.WriteString("+ " + l + "\n")
-		}
-	}
-	return s.String()
-}
-
 // upstreamListing is a table written by upstream kube-proxy's nftables
 // mode (test/nftlisting), both families.
 const upstreamListing = "../../test/nftlisting/testdata/upstream-run1.nft"
@@ -459,13 +443,13 @@ func TestKernelRewriteKeepsUpstreamListing(t *testing.T) {
 			t.Fatalf("%s: Run: %v", fam.IP(), err)
 		}
 		if got := listTable(t, nsNl, fam.IP()); got != before {
-			t.Errorf("%s: rewritten table differs from upstream's:\n%s", fam.IP(), lineDiff(before, got))
+			t.Errorf("%s: rewritten table differs from upstream's:\n%s", fam.IP(), nftlisting.LineDiff(before, got))
 		}
 		if want, got := listTable(t, nsNft, fam.IP()), listTable(t, nsNl, fam.IP()); got != want {
-			t.Errorf("%s: listing after Run differs from nft -f's:\n%s", fam.IP(), lineDiff(want, got))
+			t.Errorf("%s: listing after Run differs from nft -f's:\n%s", fam.IP(), nftlisting.LineDiff(want, got))
 		}
 		if want, got := listBytecode(t, nsNft, fam.IP()), listBytecode(t, nsNl, fam.IP()); got != want {
-			t.Errorf("%s: bytecode after Run differs from nft -f's:\n%s", fam.IP(), lineDiff(want, got))
+			t.Errorf("%s: bytecode after Run differs from nft -f's:\n%s", fam.IP(), nftlisting.LineDiff(want, got))
 		}
 	}
 }
