@@ -12,7 +12,7 @@ import (
 	"github.com/kproxy/kproxy/nftables/nftnl"
 )
 
-// writeChanges adds ch to w in dependency order: chains created and
+// writeChanges adds ch to w's batch in dependency order: chains created and
 // flushed (policy chains jump to endpoint chains) and stale chains flushed,
 // so that nothing names the re-created and deleted sets any more; affinity
 // sets added before the rules naming them; element deletions before
@@ -20,22 +20,22 @@ import (
 func writeChanges(w *batchWriter, ch *changes) {
 	// Every chain first: policy chains jump to endpoint chains.
 	for i := range ch.writeChain {
-		w.addChain(ch.writeChain[i].name)
-		w.flushChain(ch.writeChain[i].name)
+		w.b.AddChain(ch.writeChain[i].name)
+		w.b.FlushChain(ch.writeChain[i].name)
 	}
 	for _, name := range ch.flushChain {
-		w.flushChain(name)
+		w.b.FlushChain(name)
 	}
 	for _, name := range ch.recreateSets {
-		w.deleteSet(name)
+		w.b.DeleteSet(name)
 	}
 	for _, s := range ch.addSets {
-		w.addAffinitySet(s)
+		w.b.AddAffinitySet(s.name, time.Duration(s.timeout)*time.Second)
 	}
 	for i := range ch.writeChain {
 		c := &ch.writeChain[i]
 		for _, r := range c.rules {
-			w.addRule(c.name, r)
+			w.b.AddRule(c.name, r)
 		}
 	}
 	for _, e := range ch.elemDelete {
@@ -45,10 +45,10 @@ func writeChanges(w *batchWriter, ch *changes) {
 		w.addElement(e.c, e.key, e.val)
 	}
 	for _, name := range ch.deleteSets {
-		w.deleteSet(name)
+		w.b.DeleteSet(name)
 	}
 	for _, name := range ch.deleteChain {
-		w.deleteChain(name)
+		w.b.DeleteChain(name)
 	}
 }
 
@@ -59,8 +59,6 @@ func flushContainers(tx *knftables.Transaction) {
 	}
 }
 
-func (s affinitySet) timeoutDuration() time.Duration { return time.Duration(s.timeout) * time.Second }
-
 // batchWriter writes a sync's changes to a Batch, which then runs over
 // netlink or, appended to a knftables transaction, through nft -f. Element
 // keys and values are kproxy's own text (the mirror's map keys); one that
@@ -68,15 +66,6 @@ func (s affinitySet) timeoutDuration() time.Duration { return time.Duration(s.ti
 type batchWriter struct {
 	b   *nftnl.Batch
 	err error
-}
-
-func (w *batchWriter) addChain(name string)         { w.b.AddChain(name) }
-func (w *batchWriter) flushChain(name string)       { w.b.FlushChain(name) }
-func (w *batchWriter) deleteChain(name string)      { w.b.DeleteChain(name) }
-func (w *batchWriter) deleteSet(name string)        { w.b.DeleteSet(name) }
-func (w *batchWriter) addAffinitySet(s affinitySet) { w.b.AddAffinitySet(s.name, s.timeoutDuration()) }
-func (w *batchWriter) addRule(chain string, r nftnl.Rule) {
-	w.b.AddRule(chain, r)
 }
 
 func (w *batchWriter) addElement(c container, key string, v elemValue) {
