@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"sigs.k8s.io/knftables"
-
 	"github.com/kproxy/kproxy/nftables/nftnl"
 )
 
@@ -18,6 +16,11 @@ import (
 // sets added before the rules naming them; element deletions before
 // additions (a changed value is deleted and re-added).
 func writeChanges(w *batchWriter, ch *changes) {
+	if ch.flushElements {
+		for c := container(0); c < numContainers; c++ {
+			w.b.FlushSet(containers[c].name, !containers[c].isSet)
+		}
+	}
 	// Every chain first: policy chains jump to endpoint chains.
 	for i := range ch.writeChain {
 		w.b.AddChain(ch.writeChain[i].name)
@@ -49,13 +52,6 @@ func writeChanges(w *batchWriter, ch *changes) {
 	}
 	for _, name := range ch.deleteChain {
 		w.b.DeleteChain(name)
-	}
-}
-
-// flushContainers empties every element set and map (full sync).
-func flushContainers(tx *knftables.Transaction) {
-	for c := container(0); c < numContainers; c++ {
-		tx.Flush(knftContainer(c))
 	}
 }
 

@@ -2,8 +2,10 @@ package nftables
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,75 +52,119 @@ func assertNoDanglingGotos(t *testing.T, e *testEnv) {
 	}
 }
 
+// A chunked full sync writes the same table as one transaction: the fixed
+// part first, then chunks that never split a service port and hold no
+// elements, then the elements. With netlink, only the fixed part goes
+// through nft -f.
 func TestChunkedFullSyncWritesTheSameTable(t *testing.T) {
 	for _, fam := range []v1.IPFamily{v1.IPv4Protocol, v1.IPv6Protocol} {
-		t.Run(string(fam), func(t *testing.T) {
-			one := newTestEnv(t, fam, chunked(-1))
-			many := newTestEnv(t, fam, chunked(3))
-			for _, e := range []*testEnv{one, many} {
-				applyRandomWorld(e, fam, 5, 12)
-				e.sync()
-			}
-			if len(one.nft.txs) != 1 {
-				t.Fatalf("unchunked full sync ran %d transactions", len(one.nft.txs))
-			}
-			assertTable(t, one.nft.Dump(), many.nft.Dump())
-			chunks := many.nft.txs[1 : len(many.nft.txs)-1]
-			if len(chunks) < 3 {
-				t.Fatalf("want several chunks of at most 3 chains, got %d transactions", len(many.nft.txs))
-			}
-			for i, tx := range chunks {
-				names := serviceChainRE.FindAllStringSubmatch(tx, -1)
-				ports := map[string]bool{}
-				for _, m := range names {
-					ports[m[1]] = true
-				}
-				chains := strings.Count(tx, "add chain ")
-				if (chains > 3 && len(ports) > 1) || strings.Contains(tx, "add element") {
-					t.Errorf("chunk %d: %d chains of %d service ports (over 3 only for one port), or elements:\n%s",
-						i, chains, len(ports), tx)
-				}
-			}
-			if first := many.nft.txs[0]; serviceChainRE.MatchString(first) || strings.Contains(first, "add element ip kube-proxy service-ips") ||
-				strings.Contains(first, "add element ip6 kube-proxy service-ips") {
-				t.Errorf("the first transaction should hold only the fixed part of the table:\n%s", first)
-			}
-			if last := many.nft.txs[len(many.nft.txs)-1]; !strings.HasPrefix(last, "flush map") && !strings.HasPrefix(last, "flush set") {
-				t.Errorf("the last transaction should start by flushing the maps:\n%.300s", last)
-			}
-		})
+		for _, netlink := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/netlink=%v", fam, netlink), func(t *testing.T) {
+				testChunkedFullSync(t, fam, netlink)
+			})
+		}
+	}
+}
+
+func testChunkedFullSync(t *testing.T, fam v1.IPFamily, netlink bool) {
+	one := newTestEnv(t, fam, chunked(-1))
+	many := newTestEnv(t, fam, chunked(3))
+	var nl *fakeNetlink
+	if netlink {
+		many, nl = newNetlinkEnv(t, fam, chunked(3))
+	}
+	for _, e := range []*testEnv{one, many} {
+		applyRandomWorld(e, fam, 5, 12)
+		e.sync()
+	}
+	if len(one.nft.txs) != 1 {
+		t.Fatalf("unchunked full sync ran %d transactions", len(one.nft.txs))
+	}
+	assertTable(t, one.nft.Dump(), many.nft.Dump())
+	txs := many.nft.txs
+	if netlink {
+		if len(txs) != 1 {
+			t.Fatalf("nft -f ran %d transactions, want only the fixed part", len(txs))
+		}
+		txs = append(slices.Clone(txs), nl.batches...)
+	}
+	chunks := txs[1 : len(txs)-1]
+	if len(chunks) < 3 {
+		t.Fatalf("want several chunks of at most 3 chains, got %d transactions", len(txs))
+	}
+	for i, tx := range chunks {
+		names := serviceChainRE.FindAllStringSubmatch(tx, -1)
+		ports := map[string]bool{}
+		for _, m := range names {
+			ports[m[1]] = true
+		}
+		chains := strings.Count(tx, "add chain ")
+		if (chains > 3 && len(ports) > 1) || strings.Contains(tx, "add element") {
+			t.Errorf("chunk %d: %d chains of %d service ports (over 3 only for one port), or elements:\n%s",
+				i, chains, len(ports), tx)
+		}
+	}
+	if first := txs[0]; serviceChainRE.MatchString(first) || strings.Contains(first, "add element ip kube-proxy service-ips") ||
+		strings.Contains(first, "add element ip6 kube-proxy service-ips") {
+		t.Errorf("the first transaction should hold only the fixed part of the table:\n%s", first)
+	}
+	if last := txs[len(txs)-1]; !strings.HasPrefix(last, "flush map") && !strings.HasPrefix(last, "flush set") {
+		t.Errorf("the last transaction should start by flushing the maps:\n%.300s", last)
 	}
 }
 
 // A restart over a big table: chunks rewrite the chains, the last
 // transaction retires what nothing renders any more, stale chains go a
-// second later, and the result is one full sync of the state.
+// second later, and the result is one full sync of the state. With
+// netlink, the table is listed over netlink, or with nft when that fails.
 func TestChunkedRestartOverExistingTable(t *testing.T) {
-	e := newTestEnv(t, v1.IPv4Protocol, chunked(3))
-	applyOverallIPv4(e.world)
-	applyRandomWorld(e, v1.IPv4Protocol, 9, 10)
-	e.sync()
-	opts := e.p.table
-	p2, err := New(Options{NFT: e.nft, MasqueradeMark: opts.masqMark, NodePortIPs: opts.nodePortIPs, NodeIP: e.p.ctx.nodeIP,
-		LocalDetector: localDetector4(), ServiceCIDRs: opts.serviceCIDRs, Now: e.clock.now, FullSyncChunkChains: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.p = p2
-	e.world.Delete(Service("ns5", "svc5"))
-	n := len(e.nft.txs)
-	e.sync()
-	if got := len(e.nft.txs) - n; got < 4 {
-		t.Fatalf("restart ran %d transactions, want it chunked", got)
-	}
-	if last := e.nft.last(); !strings.Contains(last, "flush chain ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80") ||
-		!strings.Contains(last, "delete set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80") {
-		t.Errorf("the last transaction should retire ns5/svc5:\n%s", last)
-	}
-	assertNoDanglingGotos(t, e)
-	assertSameAsFullSync(t, e)
-	if e.nft.Table.Chains["service-HVFWP5L3-ns5/svc5/tcp/p80"] != nil {
-		t.Errorf("stale chain not deleted a sync later")
+	for _, tc := range []struct {
+		name              string
+		netlink, listFail bool
+	}{{"nft", false, false}, {"netlink", true, false}, {"netlink listing fails", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, v1.IPv4Protocol, chunked(3))
+			var nl *fakeNetlink
+			if tc.netlink {
+				e, nl = newNetlinkEnv(t, v1.IPv4Protocol, chunked(3))
+			}
+			applyOverallIPv4(e.world)
+			applyRandomWorld(e, v1.IPv4Protocol, 9, 10)
+			e.sync()
+			opts := e.p.table
+			p2, err := New(Options{NFT: e.nft, MasqueradeMark: opts.masqMark, NodePortIPs: opts.nodePortIPs, NodeIP: e.p.ctx.nodeIP,
+				LocalDetector: localDetector4(), ServiceCIDRs: opts.serviceCIDRs, Now: e.clock.now, FullSyncChunkChains: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.netlink {
+				p2.netlink = nl
+				nl.listFail = tc.listFail
+			}
+			e.p = p2
+			e.world.Delete(Service("ns5", "svc5"))
+			n := len(e.nft.txs)
+			e.sync()
+			txs := e.nft.txs[n:]
+			if tc.netlink {
+				if nl.lists != 2 {
+					t.Errorf("netlink listed the table %d times, want once per full sync (2)", nl.lists)
+				}
+				txs = append(txs, nl.batches...)
+			}
+			if len(txs) < 4 {
+				t.Fatalf("restart ran %d transactions, want it chunked", len(txs))
+			}
+			if last := txs[len(txs)-1]; !strings.Contains(last, "flush chain ip kube-proxy service-HVFWP5L3-ns5/svc5/tcp/p80") ||
+				!strings.Contains(last, "delete set ip kube-proxy affinity-GTK6MW7G-ns5/svc5/tcp/p80__10.180.0.3/80") {
+				t.Errorf("the last transaction should retire ns5/svc5:\n%s", last)
+			}
+			assertNoDanglingGotos(t, e)
+			assertSameAsFullSync(t, e)
+			if e.nft.Table.Chains["service-HVFWP5L3-ns5/svc5/tcp/p80"] != nil {
+				t.Errorf("stale chain not deleted a sync later")
+			}
+		})
 	}
 }
 

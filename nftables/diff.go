@@ -14,6 +14,8 @@ import (
 // chains before the elements pointing at them, flushes of chains before
 // the deletion of the sets their rules named.
 type changes struct {
+	// flushElements empties every set and map first (a full sync).
+	flushElements bool
 	// recreateSets are affinity sets whose timeout changed: deleted once
 	// the chains naming them are flushed, then added again.
 	recreateSets []string

@@ -10,8 +10,10 @@
 //
 // Contract: a Proxier is a proxier.Backend for one IP family over a
 // knftables.Interface (proxier/netfilter/nft.Open, which bounds every nft
-// command, in production; knftables' Fake in tests and --dry-run). Every
-// nft transaction is atomic; a Sync is one, except a large full sync:
+// command, in production; knftables' Fake in tests and --dry-run) and,
+// optionally, a netlink connection (nftnl.Conn) that writes the same
+// operations without nft. Every transaction is atomic; a Sync is one,
+// except a large full sync:
 //
 //   - full (snapshot Full, or the first sync): the table, base chains and
 //     fixed chains re-created and refilled, every set and map flushed and
@@ -20,12 +22,14 @@
 //     affinity sets that nothing renders any more (a restart over an
 //     existing table, kproxy's or upstream's). Over more than
 //     Options.FullSyncChunkChains service chains it is several
-//     transactions: the fixed part, the service chains a chunk at a time,
-//     then every element with the stale chains flushed (see Sync).
+//     transactions: the fixed part (nft -f), the service chains a chunk
+//     at a time, then every element with the stale chains flushed (over
+//     netlink when there is a connection; see Sync).
 //   - partial: only the changed service ports' chains whose rules differ,
 //     their affinity sets, and the element additions and deletions whose
 //     kernel value changes, computed against the mirror of the last
-//     successful transaction. A partial sync never lists the table.
+//     successful transaction. A partial sync never lists the table; it
+//     goes over netlink when there is a connection.
 //
 // Chains that are no longer used are flushed and deleted by a later sync
 // at least a second afterwards, in their own transaction (upstream: kernels

@@ -102,7 +102,7 @@ func (p *fullPlan) single() changes {
 	for i := range p.chunks {
 		ch.recreateSets = append(ch.recreateSets, p.chunks[i].recreateSets...)
 	}
-	ch.flushChain, ch.deleteSets, ch.elemAdd = p.tail.flushChain, p.tail.deleteSets, p.tail.elemAdd
+	ch.flushElements, ch.flushChain, ch.deleteSets, ch.elemAdd = p.tail.flushElements, p.tail.flushChain, p.tail.deleteSets, p.tail.elemAdd
 	return ch
 }
 

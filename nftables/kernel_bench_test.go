@@ -10,6 +10,7 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	nftcmd "github.com/kproxy/kproxy/proxier/netfilter/nft"
 	"github.com/kproxy/kproxy/test/kerneltest"
 )
@@ -18,7 +19,9 @@ import (
 // the real nft in a namespace: the first full sync, a full sync over the
 // existing table, and one-endpoint partial syncs (medians). Opt-in:
 // KPROXY_NFT_TIMING=1 (KPROXY_NFT_TIMING_SERVICES overrides 10000;
-// KPROXY_NFT_TIMING_NO_RESYNC=1 skips the full sync over the table).
+// KPROXY_NFT_TIMING_NO_RESYNC=1 skips the full sync over the table;
+// KPROXY_NFT_TIMING_NFT_ONLY=1 writes without netlink;
+// KPROXY_NFT_TIMING_CHUNK sets the full sync's chunk size).
 func TestKernelTiming10k(t *testing.T) {
 	kerneltest.OptIn(t, "KPROXY_NFT_TIMING", "timing of nftables syncs at 10k services with the real nft")
 	n := 10000
@@ -38,6 +41,17 @@ func TestKernelTiming10k(t *testing.T) {
 		nft = &dumpingNFT{Interface: real, dir: dir}
 	}
 	p := benchProxier(t, nft)
+	if os.Getenv("KPROXY_NFT_TIMING_NFT_ONLY") == "" {
+		conn, err := nftnl.Open(nftnl.Options{NetNS: "/run/netns/" + ns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		p.netlink = conn
+	}
+	if v, err := strconv.Atoi(os.Getenv("KPROXY_NFT_TIMING_CHUNK")); err == nil {
+		p.chunk = v
+	}
 	ctx := context.Background()
 	timed := func(what string) time.Duration {
 		start := time.Now()

@@ -111,12 +111,12 @@ func loadDump(t *testing.T, nft, ns, family, dump string) {
 
 // countingRunner counts the batches that ran.
 type countingRunner struct {
-	BatchRunner
+	*nftnl.Conn
 	n int
 }
 
 func (c *countingRunner) Run(ctx context.Context, b *nftnl.Batch) error {
-	if err := c.BatchRunner.Run(ctx, b); err != nil {
+	if err := c.Conn.Run(ctx, b); err != nil {
 		return err
 	}
 	c.n++
@@ -200,7 +200,7 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		batches = &countingRunner{BatchRunner: conn}
+		batches = &countingRunner{Conn: conn}
 		opts.Netlink = batches
 	}
 	kp, err := New(opts)

@@ -14,6 +14,13 @@ type BatchRunner interface {
 	Run(ctx context.Context, b *nftnl.Batch) error
 }
 
+// NameLister lists the names of a table's chains and named sets
+// (nftnl.Conn): what a full sync needs to know of the kernel's table,
+// without nft's full listing.
+type NameLister interface {
+	ListNames(ctx context.Context, f nftnl.Family, table string) (nftnl.Names, error)
+}
+
 // netlinkGiveUp is how many netlink transactions in a row may fail before
 // the Proxier writes partial syncs with nft -f again. Each failure already
 // makes the next sync a full one by nft -f; a kernel that keeps refusing

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier/metrics"
@@ -20,6 +21,30 @@ type fakeNetlink struct {
 	nft     *recordingNFT
 	batches []string
 	fail    int
+	// lists counts ListNames calls; listFail fails them.
+	lists    int
+	listFail bool
+}
+
+// ListNames lists the Fake's chains and sets, as nftnl.Conn lists the kernel's.
+func (f *fakeNetlink) ListNames(ctx context.Context, fam nftnl.Family, table string) (nftnl.Names, error) {
+	f.lists++
+	if f.listFail {
+		return nftnl.Names{}, errors.New("injected listing failure")
+	}
+	chains, err := f.nft.Fake.List(ctx, "chains")
+	if err != nil && !knftables.IsNotFound(err) {
+		return nftnl.Names{}, err
+	}
+	sets, err := f.nft.Fake.List(ctx, "sets")
+	if err != nil && !knftables.IsNotFound(err) {
+		return nftnl.Names{}, err
+	}
+	maps, err := f.nft.Fake.List(ctx, "maps")
+	if err != nil && !knftables.IsNotFound(err) {
+		return nftnl.Names{}, err
+	}
+	return nftnl.Names{Chains: chains, Sets: append(sets, maps...)}, nil
 }
 
 func (f *fakeNetlink) Run(ctx context.Context, b *nftnl.Batch) error {
@@ -31,9 +56,9 @@ func (f *fakeNetlink) Run(ctx context.Context, b *nftnl.Batch) error {
 	return nftnl.Fake{NFT: f.nft.Fake}.Run(ctx, b)
 }
 
-func newNetlinkEnv(t *testing.T, fam v1.IPFamily) (*testEnv, *fakeNetlink) {
+func newNetlinkEnv(t *testing.T, fam v1.IPFamily, opts ...func(*Options)) (*testEnv, *fakeNetlink) {
 	nl := &fakeNetlink{}
-	e := newTestEnv(t, fam, func(o *Options) { o.Netlink = nl })
+	e := newTestEnv(t, fam, append(opts, func(o *Options) { o.Netlink = nl })...)
 	nl.nft = e.nft
 	return e, nl
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/nftables/nftnl"
@@ -48,9 +49,11 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Now is the clock for stale chain deletion (time.Now when nil).
 	Now func() time.Time
-	// Netlink, when set, writes partial syncs and stale chain deletions as
-	// netlink batches instead of nft -f runs: at 10000 services nft spends
-	// ~160 ms loading its cache for a one-endpoint change. Full syncs always
+	// Netlink, when set, writes partial syncs, stale chain deletions and
+	// the chunks and elements of a chunked full sync as netlink batches
+	// instead of nft -f runs: at 10000 services nft spends ~160 ms loading
+	// its cache for a one-endpoint change, and parses every chunk. A full
+	// sync's fixed part, and a full sync small enough for one transaction,
 	// go through NFT. After netlinkGiveUp failures in a row it is dropped.
 	Netlink BatchRunner
 	// FullSyncChunkChains splits a full sync that writes more service
@@ -83,7 +86,7 @@ type Proxier struct {
 	now     func() time.Time
 	mirror  *mirror
 	chunk   int
-	// netlink writes partial syncs when set (Options.Netlink);
+	// netlink writes what Options.Netlink says, when set;
 	// netlinkFailures counts its failures in a row.
 	netlink         BatchRunner
 	netlinkFailures int
@@ -275,18 +278,21 @@ func (p *Proxier) SetServiceCIDRs(cidrs []netip.Prefix) bool {
 }
 
 // planFullSync returns the full sync's transactions, built one at a time
-// as they run (a large table's text is never held all at once).
+// as they run (a large table's text is never held all at once). One that
+// fits a transaction goes through nft -f whole; a chunked one writes its
+// chunks and the elements over netlink when the Proxier has a connection
+// (nft would parse every chunk's text and load its cache each time).
 func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]txStep, func()) {
 	p.cidrMu.Lock()
 	p.table.serviceCIDRs = p.serviceCIDRs
 	p.cidrMu.Unlock()
 	plan := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), p.now(), p.chunk)
+	plan.tail.flushElements = true
 	commit := func() { p.mirror, p.synced, p.baseRecreated = plan.next, true, true }
 	if len(plan.chunks) == 1 {
 		return []txStep{p.nftStep(func() (*knftables.Transaction, error) {
 			tx := p.nft.NewTransaction()
 			writeSkeleton(tx, &p.table, !p.baseRecreated)
-			flushContainers(tx)
 			ch := plan.single()
 			return tx, p.appendChanges(tx, &ch)
 		})}, commit
@@ -300,14 +306,9 @@ func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]t
 	skeleton.applied = func() { p.baseRecreated = true }
 	steps := []txStep{skeleton}
 	for i := range plan.chunks {
-		steps = append(steps, p.changesStepNFT(&plan.chunks[i]))
+		steps = append(steps, p.changesStep(&plan.chunks[i]))
 	}
-	steps = append(steps, p.nftStep(func() (*knftables.Transaction, error) {
-		tx := p.nft.NewTransaction()
-		flushContainers(tx)
-		return tx, p.appendChanges(tx, &plan.tail)
-	}))
-	return steps, commit
+	return append(steps, p.changesStep(&plan.tail)), commit
 }
 
 func (p *Proxier) planPartialSync(snap *proxier.Snapshot) ([]txStep, func()) {
@@ -316,9 +317,17 @@ func (p *Proxier) planPartialSync(snap *proxier.Snapshot) ([]txStep, func()) {
 }
 
 // listKernelObjects lists the table's chains and sets once per full sync
-// (restart over an existing table, recovery); a missing table holds
-// nothing, a failed listing falls back to what the mirror knows.
+// (restart over an existing table, recovery): over netlink when the
+// connection can (names only), else with nft. A missing table holds
+// nothing; a failed listing falls back to what the mirror knows.
 func (p *Proxier) listKernelObjects(ctx context.Context) kernelObjects {
+	if l, ok := p.netlink.(NameLister); ok {
+		names, err := l.ListNames(ctx, p.table.fam.nl, TableName)
+		if err == nil {
+			return kernelObjects{chains: names.Chains, sets: names.Sets}
+		}
+		klog.FromContext(ctx).Error(err, "Listing the nftables table over netlink failed, listing with nft")
+	}
 	chains, err := p.nft.List(ctx, "chains")
 	if err != nil && !knftables.IsNotFound(err) {
 		return p.mirror.knownObjects()

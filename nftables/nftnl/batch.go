@@ -3,6 +3,7 @@ package nftnl
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ const (
 	opAddRule
 	opAddElements
 	opDeleteElements
+	opFlushSet
 )
 
 type op struct {
@@ -41,6 +43,7 @@ type op struct {
 	rule    Rule
 	timeout time.Duration
 	elems   []Element
+	isMap   bool // opFlushSet: the set is a map
 }
 
 // Element is a set or map element: its key fields in order, the verdict
@@ -128,16 +131,32 @@ func (b *Batch) AddRule(chain string, r Rule) {
 	b.ops = append(b.ops, op{kind: opAddRule, name: chain, rule: r})
 }
 
-// AddElements adds elements to a named set or map.
+// FlushSet deletes every element of a named set, or of a map when isMap.
+func (b *Batch) FlushSet(name string, isMap bool) {
+	b.ops = append(b.ops, op{kind: opFlushSet, name: name, isMap: isMap})
+}
+
+// AddElements adds elements to a named set or map. Elements added to the
+// set the previous operation added to join that operation: they go to the
+// kernel in one request.
 func (b *Batch) AddElements(set string, elems ...Element) {
-	b.ops = append(b.ops, op{kind: opAddElements, name: set, elems: elems})
+	b.elements(opAddElements, set, elems)
 }
 
 // DeleteElements deletes elements (by key) from a named set or map. A map's
 // elements carry a Verdict (any) so that AppendTo can tell maps from sets;
 // only keys are sent.
 func (b *Batch) DeleteElements(set string, elems ...Element) {
-	b.ops = append(b.ops, op{kind: opDeleteElements, name: set, elems: elems})
+	b.elements(opDeleteElements, set, elems)
+}
+
+func (b *Batch) elements(kind opKind, set string, elems []Element) {
+	if n := len(b.ops); n > 0 && b.ops[n-1].kind == kind && b.ops[n-1].name == set {
+		b.ops[n-1].elems = append(b.ops[n-1].elems, elems...)
+		return
+	}
+	// Clipped: a later append must not write into the caller's array.
+	b.ops = append(b.ops, op{kind: kind, name: set, elems: slices.Clip(elems)})
 }
 
 // String is b as nft -f input, one line per operation and per element,
@@ -173,6 +192,11 @@ func (b *Batch) opLine(o *op, elem int) string {
 		return fmt.Sprintf("add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }", where, b.fam.addrTypeName(), int64(o.timeout.Seconds()))
 	case opDeleteSet:
 		return "delete set " + where
+	case opFlushSet:
+		if o.isMap {
+			return "flush map " + where
+		}
+		return "flush set " + where
 	case opAddRule:
 		line := "add rule " + where + " " + o.rule.Text(b.fam)
 		if o.rule.Comment != "" {

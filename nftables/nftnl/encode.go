@@ -76,6 +76,8 @@ func (e *encoder) encodeOp(o *op) error {
 		e.tableObject(unix.NFT_MSG_DELCHAIN, 0, unix.NFTA_CHAIN_NAME, o.name)
 	case opDeleteSet:
 		e.tableObject(unix.NFT_MSG_DELSET, 0, unix.NFTA_SET_NAME, o.name)
+	case opFlushSet: // an element deletion naming no element
+		e.tableObject(unix.NFT_MSG_DELSETELEM, 0, unix.NFTA_SET_ELEM_LIST_SET, o.name)
 	case opAddAffinitySet:
 		return e.affinitySet(o)
 	case opAddRule:

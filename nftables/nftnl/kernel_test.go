@@ -93,6 +93,11 @@ func everyShapeBatch(f famText) *Batch {
 	}
 	b.AddRule("svc-flush", Rule{Stmt: Goto{Chain: "ep-b"}, Comment: "refilled"})
 	addEveryContainer(b, f)
+	// Flushed after the adds above (a full sync flushes, then refills).
+	b.FlushSet("cluster-ips", false)
+	b.AddElements("cluster-ips", Element{Key: []Field{AddrField(f.addr("172.30.0.52", "fd00:172:30::52"))}})
+	b.FlushSet("service-nodeports", true)
+	b.AddElements("service-nodeports", Element{Key: []Field{ProtoField("tcp"), PortField(30090)}, Verdict: &Verdict{Chain: "new-svc"}})
 	return b
 }
 

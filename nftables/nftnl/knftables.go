@@ -37,6 +37,12 @@ func (b *Batch) appendOp(tx *knftables.Transaction, o *op) {
 			Timeout: ptr.To(o.timeout.Truncate(time.Second))})
 	case opDeleteSet:
 		tx.Delete(&knftables.Set{Name: o.name})
+	case opFlushSet:
+		if o.isMap {
+			tx.Flush(&knftables.Map{Name: o.name})
+		} else {
+			tx.Flush(&knftables.Set{Name: o.name})
+		}
 	case opAddRule:
 		r := &knftables.Rule{Chain: o.name, Rule: o.rule.Text(b.fam)}
 		if o.rule.Comment != "" {
