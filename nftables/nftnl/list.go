@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -23,64 +24,87 @@ type Names struct {
 // and, decoded, about a hundred megabytes. It runs on a socket of its
 // own, so a batch's unread answers never mix with the dump.
 func (c *Conn) ListNames(ctx context.Context, f Family, table string) (Names, error) {
-	if err := checkName("table", table); err != nil {
+	nl, done, err := c.dumpSocket(ctx, f, table)
+	if err != nil {
 		return Names{}, err
+	}
+	defer done()
+	var names Names
+	// Chain dumps cannot be limited to a table; set dumps can.
+	names.Chains, err = dumpNames(nl, f, unix.NFT_MSG_GETCHAIN, nil, table, unix.NFTA_CHAIN_TABLE, unix.NFTA_CHAIN_NAME, 0)
+	if err == nil {
+		names.Sets, err = dumpNames(nl, f, unix.NFT_MSG_GETSET, tableFilter(unix.NFTA_SET_TABLE, table), table, unix.NFTA_SET_TABLE, unix.NFTA_SET_NAME, unix.NFTA_SET_FLAGS)
+	}
+	switch {
+	case errors.Is(err, unix.ENOENT): // no such table
+		return Names{}, nil
+	case err != nil:
+		return Names{}, dumpError(ctx, f, table, err)
+	}
+	return names, nil
+}
+
+// dumpSocket opens a socket of its own for dumps of table, with ctx's
+// deadline (or the Conn's timeout) and cancellation; done closes it.
+func (c *Conn) dumpSocket(ctx context.Context, f Family, table string) (*netlink.Conn, func(), error) {
+	if err := checkName("table", table); err != nil {
+		return nil, nil, err
 	}
 	if f != IPv4 && f != IPv6 {
-		return Names{}, fmt.Errorf("family %d is neither IPv4 nor IPv6", f)
+		return nil, nil, fmt.Errorf("family %d is neither IPv4 nor IPv6", f)
 	}
 	if err := ctx.Err(); err != nil {
-		return Names{}, err
+		return nil, nil, err
 	}
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
-		return Names{}, errors.New("nf_tables listing on a closed Conn")
+		return nil, nil, errors.New("nf_tables listing on a closed Conn")
 	}
 	nl, err := c.dial()
 	if err != nil {
-		return Names{}, err
+		return nil, nil, err
 	}
-	defer nl.Close()
 	deadline := time.Now().Add(c.opts.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := nl.SetDeadline(deadline); err != nil {
-		return Names{}, fmt.Errorf("socket deadline: %w", err)
+		nl.Close()
+		return nil, nil, fmt.Errorf("socket deadline: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = nl.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	var names Names
-	// Chain dumps cannot be limited to a table; set dumps can.
-	names.Chains, err = dumpNames(nl, f, unix.NFT_MSG_GETCHAIN, nil, table, unix.NFTA_CHAIN_TABLE, unix.NFTA_CHAIN_NAME, 0)
-	if err == nil {
-		var filter attrs
-		filter.str(unix.NFTA_SET_TABLE, table)
-		names.Sets, err = dumpNames(nl, f, unix.NFT_MSG_GETSET, filter.b, table, unix.NFTA_SET_TABLE, unix.NFTA_SET_NAME, unix.NFTA_SET_FLAGS)
+	return nl, func() { stop(); nl.Close() }, nil
+}
+
+// dumpError names a dump's error, and the cancellation behind it.
+func dumpError(ctx context.Context, f Family, table string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		err = fmt.Errorf("%w (%w)", cerr, err)
 	}
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return Names{}, nil
-	case err != nil:
-		if cerr := ctx.Err(); cerr != nil {
-			err = fmt.Errorf("%w (%w)", cerr, err)
-		}
-		return Names{}, fmt.Errorf("list table %s %s: %w", f.IP(), table, err)
+	return fmt.Errorf("list table %s %s: %w", f.IP(), table, err)
+}
+
+func tableFilter(typ uint16, table string) []byte {
+	var a attrs
+	a.str(typ, table)
+	return a.b
+}
+
+// dumpRequest is a dump request of typ in family f with attributes req.
+func dumpRequest(f Family, typ uint16, req []byte) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: netlink.Request | netlink.Dump},
+		Data:   append([]byte{byte(f), unix.NFNETLINK_V0, 0, 0}, req...),
 	}
-	return names, nil
 }
 
 // dumpNames dumps one kind of object (typ, the request's attributes req)
 // and returns the names (attribute nameAttr) of those in table (attribute
 // tableAttr), leaving out anonymous sets (flags in flagsAttr, when not 0).
 func dumpNames(nl *netlink.Conn, f Family, typ uint16, req []byte, table string, tableAttr, nameAttr, flagsAttr uint16) ([]string, error) {
-	data := append([]byte{byte(f), unix.NFNETLINK_V0, 0, 0}, req...)
-	msgs, err := nl.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: netlink.Request | netlink.Dump},
-		Data:   data,
-	})
+	msgs, err := nl.Execute(dumpRequest(f, typ, req))
 	if err != nil {
 		return nil, err
 	}
@@ -124,4 +148,143 @@ func objectName(data []byte, table string, tableAttr, nameAttr, flagsAttr uint16
 		return "", false, fmt.Errorf("dumped object: %w", err)
 	}
 	return name, tbl == table && name != "" && flags&unix.NFT_SET_ANONYMOUS == 0, nil
+}
+
+// ChainDigests returns the digest (see Digest) of every chain of table
+// that holds rules: two dumps (sets, rules) and one per anonymous set,
+// read as they stream in. A missing table holds nothing.
+func (c *Conn) ChainDigests(ctx context.Context, f Family, table string) (map[string]Digest, error) {
+	nl, done, err := c.dumpSocket(ctx, f, table)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	anon, err := dumpAnonymousSets(nl, f, table)
+	if err == nil {
+		var digests map[string]Digest
+		if digests, err = dumpChainDigests(nl, f, table, anon); err == nil {
+			return digests, nil
+		}
+	}
+	if errors.Is(err, unix.ENOENT) {
+		return map[string]Digest{}, nil
+	}
+	return nil, dumpError(ctx, f, table, err)
+}
+
+// dumpAnonymousSets returns the identity (setCanon.digest) of each of
+// table's anonymous sets, by name.
+func dumpAnonymousSets(nl *netlink.Conn, f Family, table string) (map[string][]byte, error) {
+	msgs, err := nl.Execute(dumpRequest(f, unix.NFT_MSG_GETSET, tableFilter(unix.NFTA_SET_TABLE, table)))
+	if err != nil {
+		return nil, err
+	}
+	sets := map[string]*setCanon{}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		name, decl, flags, err := setDecl(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("set %s: %w", name, err)
+		}
+		if flags&unix.NFT_SET_ANONYMOUS != 0 && attrString(m.Data[4:], unix.NFTA_SET_TABLE) == table {
+			sets[name] = &setCanon{decl: decl}
+		}
+	}
+	out := make(map[string][]byte, len(sets))
+	for name, s := range sets {
+		var req attrs
+		req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+		req.str(unix.NFTA_SET_ELEM_LIST_SET, name)
+		for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)) {
+			if err != nil {
+				return nil, fmt.Errorf("elements of %s: %w", name, err)
+			}
+			if err := s.addElems(m.Data[4:]); err != nil {
+				return nil, fmt.Errorf("elements of %s: %w", name, err)
+			}
+		}
+		out[name] = s.digest()
+	}
+	return out, nil
+}
+
+// dumpChainDigests streams table's rules into one digest per chain. A
+// dump lists each chain's rules together; a chain seen again later (the
+// table changed during the dump) gets no digest, so it is rewritten.
+func dumpChainDigests(nl *netlink.Conn, f Family, table string, anon map[string][]byte) (map[string]Digest, error) {
+	resolve := func(name string, _ uint32) ([]byte, error) {
+		if !isAnonymousName(name) {
+			return []byte(name), nil
+		}
+		d, ok := anon[name]
+		if !ok {
+			return nil, fmt.Errorf("rule refers to unlisted set %s", name)
+		}
+		return d, nil
+	}
+	out := map[string]Digest{}
+	seen := map[string]bool{}
+	var chain string
+	var h chainHasher
+	finish := func() {
+		if chain != "" && !seen[chain] {
+			out[chain] = h.sum()
+		} else {
+			delete(out, chain)
+		}
+		seen[chain] = true
+	}
+	for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETRULE, tableFilter(unix.NFTA_RULE_TABLE, table))) {
+		if err != nil {
+			return nil, err
+		}
+		data := m.Data[4:]
+		if attrString(data, unix.NFTA_RULE_TABLE) != table {
+			continue
+		}
+		if c := attrString(data, unix.NFTA_RULE_CHAIN); c != chain {
+			finish()
+			chain, h = c, newChainHasher()
+		}
+		exprs, udata := ruleParts(data)
+		r, err := canonRule(exprs, udata, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("rule in chain %s: %w", chain, err)
+		}
+		h.add(r)
+	}
+	finish()
+	delete(out, "")
+	return out, nil
+}
+
+// receive sends a dump request and yields its answers as they arrive.
+func receive(nl *netlink.Conn, req netlink.Message) iter.Seq2[netlink.Message, error] {
+	return func(yield func(netlink.Message, error) bool) {
+		if _, err := nl.Send(req); err != nil {
+			yield(netlink.Message{}, err)
+			return
+		}
+		for m, err := range nl.ReceiveIter() {
+			if err == nil && len(m.Data) < 4 {
+				err = fmt.Errorf("dumped object of %d bytes", len(m.Data))
+			}
+			if !yield(m, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// attrString is the string attribute typ of an attribute list, or "".
+func attrString(data []byte, typ uint16) string {
+	as, _ := parseAttrs(data)
+	for _, a := range as {
+		if a.typ == typ {
+			return cString(a.val)
+		}
+	}
+	return ""
 }

@@ -1,0 +1,443 @@
+package nftnl
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Digest identifies a chain's contents: its rules in order, each with its
+// expressions, its comment and the contents of the anonymous sets it
+// looks up. Digests of what this package would write (RulesDigest) and of
+// what the kernel holds (Conn.ChainDigests) are equal exactly when the
+// kernel's chain already says what the rules say, whoever wrote it (this
+// package or nft): a full sync over an existing table skips rewriting
+// such chains. Where the two could only differ in form, the digests
+// differ, and the chain is rewritten as before.
+type Digest [16]byte
+
+// The canonical form of an attribute list, from which digests are made:
+// attributes sorted by type (flag bits dropped: the kernel dumps nests
+// without NLA_F_NESTED), leaves whose value is all zero bytes left out
+// (the kernel dumps some defaults that nft does not send), the nests the
+// spec names made canonical in turn, and set references resolved to the
+// set's name or, for an anonymous set, its contents' digest.
+type nestSpec map[uint16]nestSpec
+
+// nftaSetElemKeyEnd is NFTA_SET_ELEM_KEY_END (x/sys lacks it).
+const nftaSetElemKeyEnd = 10
+
+// nlaTypeMask keeps an attribute type without the nested and byte order flags.
+const nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+
+var (
+	// dataSpec is an nft_data: NFTA_DATA_VALUE or NFTA_DATA_VERDICT.
+	dataSpec = nestSpec{unix.NFTA_DATA_VERDICT: {}}
+	// exprSpecs are the nested attributes of the expressions kproxy writes.
+	exprSpecs = map[string]nestSpec{
+		"cmp":       {unix.NFTA_CMP_DATA: dataSpec},
+		"immediate": {unix.NFTA_IMMEDIATE_DATA: dataSpec},
+		"bitwise":   {unix.NFTA_BITWISE_MASK: dataSpec, unix.NFTA_BITWISE_XOR: dataSpec},
+	}
+	// elemSpec is one set element.
+	elemSpec = nestSpec{unix.NFTA_SET_ELEM_KEY: dataSpec, unix.NFTA_SET_ELEM_DATA: dataSpec, nftaSetElemKeyEnd: dataSpec}
+	// setRefs are the expressions naming a set: the name and id attributes.
+	setRefs = map[string][2]uint16{
+		"lookup": {unix.NFTA_LOOKUP_SET, unix.NFTA_LOOKUP_SET_ID},
+		"dynset": {unix.NFTA_DYNSET_SET_NAME, unix.NFTA_DYNSET_SET_ID},
+	}
+)
+
+type rawAttr struct {
+	typ uint16
+	val []byte
+}
+
+func parseAttrs(b []byte) ([]rawAttr, error) {
+	var out []rawAttr
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return nil, errors.New("truncated netlink attribute")
+		}
+		n := int(binary.NativeEndian.Uint16(b))
+		if n < 4 || n > len(b) {
+			return nil, fmt.Errorf("netlink attribute of length %d in %d bytes", n, len(b))
+		}
+		out = append(out, rawAttr{typ: binary.NativeEndian.Uint16(b[2:]) & nlaTypeMask, val: b[4:n]})
+		b = b[min(len(b), (n+3)&^3):]
+	}
+	return out, nil
+}
+
+// canon appends the canonical form of the attribute list b to w; replace,
+// when set, gives an attribute's canonical value in place of its own
+// (ok false: keep it), and may drop it (nil value, ok true).
+func canon(w []byte, b []byte, spec nestSpec, replace func(rawAttr) ([]byte, bool, error)) ([]byte, error) {
+	as, err := parseAttrs(b)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(as, func(x, y rawAttr) int { return int(x.typ) - int(y.typ) })
+	for _, a := range as {
+		val, replaced, err := a.val, false, error(nil)
+		if replace != nil {
+			if val, replaced, err = replace(a); err != nil {
+				return nil, err
+			}
+			if replaced && val == nil {
+				continue
+			}
+			if !replaced {
+				val = a.val
+			}
+		}
+		switch sub, nested := spec[a.typ]; {
+		case replaced:
+		case nested:
+			if val, err = canon(nil, a.val, sub, nil); err != nil {
+				return nil, err
+			}
+		case allZero(val):
+			continue
+		}
+		w = binary.BigEndian.AppendUint16(w, a.typ)
+		w = binary.BigEndian.AppendUint32(w, uint32(len(val)))
+		w = append(w, val...)
+	}
+	return w, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// setResolver gives a referenced set's canonical identity: an anonymous
+// set's contents digest (by name, or by batch id for a set created in the
+// same batch), else its name.
+type setResolver func(name string, id uint32) ([]byte, error)
+
+func isAnonymousName(name string) bool {
+	return strings.HasPrefix(name, "__set") || strings.HasPrefix(name, "__map")
+}
+
+// canonRule is the canonical form of a rule: its expressions in order and
+// its userdata (the comment).
+func canonRule(exprs, udata []byte, resolve setResolver) ([]byte, error) {
+	list, err := parseAttrs(exprs)
+	if err != nil {
+		return nil, err
+	}
+	var w []byte
+	for _, el := range list {
+		inner, err := parseAttrs(el.val)
+		if err != nil {
+			return nil, err
+		}
+		var name string
+		var data []byte
+		for _, a := range inner {
+			switch a.typ {
+			case unix.NFTA_EXPR_NAME:
+				name = cString(a.val)
+			case unix.NFTA_EXPR_DATA:
+				data = a.val
+			}
+		}
+		w = append(w, name...)
+		w = append(w, 0)
+		body, err := canonExpr(name, data, resolve)
+		if err != nil {
+			return nil, fmt.Errorf("expression %s: %w", name, err)
+		}
+		w = binary.BigEndian.AppendUint32(w, uint32(len(body)))
+		w = append(w, body...)
+	}
+	w = append(w, 0xff)
+	return append(w, udata...), nil
+}
+
+// canonExpr canonicalizes one expression's data, its set reference (if
+// any) resolved.
+func canonExpr(name string, data []byte, resolve setResolver) ([]byte, error) {
+	ref, refs := setRefs[name]
+	if name == "nat" {
+		data = normalizeNAT(data)
+	}
+	if !refs {
+		return canon(nil, data, exprSpecs[name], nil)
+	}
+	as, err := parseAttrs(data)
+	if err != nil {
+		return nil, err
+	}
+	var set string
+	var id uint32
+	for _, a := range as {
+		switch {
+		case a.typ == ref[0]:
+			set = cString(a.val)
+		case a.typ == ref[1] && len(a.val) == 4:
+			id = binary.BigEndian.Uint32(a.val)
+		}
+	}
+	identity, err := resolve(set, id)
+	if err != nil {
+		return nil, err
+	}
+	return canon(nil, data, nil, func(a rawAttr) ([]byte, bool, error) {
+		switch a.typ {
+		case ref[0]:
+			return identity, true, nil
+		case ref[1]:
+			return nil, true, nil
+		}
+		return nil, false, nil
+	})
+}
+
+// normalizeNAT makes a nat expression's data as the kernel keeps it: a
+// range whose maximum is not given ends at its minimum, and the flags say
+// that addresses and ports are mapped when registers give them.
+func normalizeNAT(data []byte) []byte {
+	as, err := parseAttrs(data)
+	if err != nil {
+		return data
+	}
+	have := map[uint16][]byte{}
+	for _, a := range as {
+		have[a.typ] = a.val
+	}
+	flags := attrU32(data, unix.NFTA_NAT_FLAGS)
+	var out attrs
+	for _, a := range as {
+		if a.typ != unix.NFTA_NAT_FLAGS {
+			out.put(a.typ, a.val)
+		}
+	}
+	for minAttr, maxAttr := range map[uint16]uint16{unix.NFTA_NAT_REG_ADDR_MIN: unix.NFTA_NAT_REG_ADDR_MAX, unix.NFTA_NAT_REG_PROTO_MIN: unix.NFTA_NAT_REG_PROTO_MAX} {
+		if v, ok := have[minAttr]; ok {
+			if _, ok := have[maxAttr]; !ok {
+				out.put(maxAttr, v)
+			}
+		}
+	}
+	if _, ok := have[unix.NFTA_NAT_REG_ADDR_MIN]; ok {
+		flags |= natRangeMapIPs
+	}
+	if _, ok := have[unix.NFTA_NAT_REG_PROTO_MIN]; ok {
+		flags |= natRangeProtoSpecified
+	}
+	out.u32(unix.NFTA_NAT_FLAGS, flags)
+	return out.b
+}
+
+// NF_NAT_RANGE_MAP_IPS and NF_NAT_RANGE_PROTO_SPECIFIED.
+const (
+	natRangeMapIPs         = 1
+	natRangeProtoSpecified = 2
+)
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// setCanon collects an anonymous set: its declaration (the attributes
+// that decide what it matches: flags, key and data types and lengths,
+// nft's userdata) and its elements.
+type setCanon struct {
+	decl  []byte
+	elems [][]byte
+}
+
+var setDeclAttrs = []uint16{unix.NFTA_SET_FLAGS, unix.NFTA_SET_KEY_TYPE, unix.NFTA_SET_KEY_LEN,
+	unix.NFTA_SET_DATA_TYPE, unix.NFTA_SET_DATA_LEN, unix.NFTA_SET_USERDATA}
+
+// setDecl is the canonical declaration of a NEWSET message or dumped set
+// (attributes after the nfgenmsg header), with its name.
+func setDecl(data []byte) (name string, decl []byte, flags uint32, err error) {
+	as, err := parseAttrs(data)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	for _, a := range as {
+		switch {
+		case a.typ == unix.NFTA_SET_NAME:
+			name = cString(a.val)
+		case a.typ == unix.NFTA_SET_FLAGS && len(a.val) == 4:
+			flags = binary.BigEndian.Uint32(a.val)
+		}
+	}
+	verdicts := attrU32(data, unix.NFTA_SET_DATA_TYPE) == unix.NFT_DATA_VERDICT
+	for _, typ := range setDeclAttrs {
+		if verdicts && typ == unix.NFTA_SET_DATA_LEN {
+			continue // the kernel fills in the size of a verdict
+		}
+		for _, a := range as {
+			if a.typ == typ && !allZero(a.val) {
+				decl = binary.BigEndian.AppendUint16(decl, typ)
+				decl = binary.BigEndian.AppendUint32(decl, uint32(len(a.val)))
+				decl = append(decl, a.val...)
+			}
+		}
+	}
+	return name, decl, flags, nil
+}
+
+// addElems adds the elements of an element list message's
+// NFTA_SET_ELEM_LIST_ELEMENTS attribute.
+func (s *setCanon) addElems(data []byte) error {
+	as, err := parseAttrs(data)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if a.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		list, err := parseAttrs(a.val)
+		if err != nil {
+			return err
+		}
+		for _, el := range list {
+			c, err := canon(nil, el.val, elemSpec, nil)
+			if err != nil {
+				return err
+			}
+			s.elems = append(s.elems, c)
+		}
+	}
+	return nil
+}
+
+// digest is the set's identity: its declaration and its distinct
+// elements, in any order (the kernel lists a set in its own order and
+// keeps one of duplicate elements).
+func (s *setCanon) digest() []byte {
+	slices.SortFunc(s.elems, bytes.Compare)
+	elems := slices.CompactFunc(s.elems, bytes.Equal)
+	h := sha256.New()
+	writeLen(h, s.decl)
+	for _, e := range elems {
+		writeLen(h, e)
+	}
+	return append([]byte("anon:"), h.Sum(nil)[:16]...)
+}
+
+func writeLen(h hash.Hash, b []byte) {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	h.Write(n[:])
+	h.Write(b)
+}
+
+// chainHasher makes a chain's digest from its rules' canonical forms.
+type chainHasher struct{ h hash.Hash }
+
+func newChainHasher() chainHasher { return chainHasher{h: sha256.New()} }
+
+func (c chainHasher) add(rule []byte) { writeLen(c.h, rule) }
+
+func (c chainHasher) sum() Digest {
+	var d Digest
+	copy(d[:], c.h.Sum(nil))
+	return d
+}
+
+// RulesDigest is the digest of a chain holding exactly rules, as a batch
+// of family f would write them on table.
+func RulesDigest(f Family, table string, rules []Rule) (Digest, error) {
+	b := NewBatch(f, table)
+	for _, r := range rules {
+		b.AddRule("chain", r)
+	}
+	msgs, err := encodeBatch(b)
+	if err != nil {
+		return Digest{}, err
+	}
+	sets := map[uint32]*setCanon{}
+	resolve := func(name string, id uint32) ([]byte, error) {
+		if !isAnonymousName(name) {
+			return []byte(name), nil
+		}
+		s, ok := sets[id]
+		if !ok {
+			return nil, fmt.Errorf("rule refers to unknown set id %d", id)
+		}
+		return s.digest(), nil
+	}
+	h := newChainHasher()
+	for _, m := range msgs {
+		if err := digestMessage(m, sets, resolve, h); err != nil {
+			return Digest{}, err
+		}
+	}
+	return h.sum(), nil
+}
+
+// digestMessage takes one encoded request into sets or the chain hash.
+func digestMessage(m message, sets map[uint32]*setCanon, resolve setResolver, h chainHasher) error {
+	switch m.typ {
+	case unix.NFT_MSG_NEWSET:
+		_, decl, _, err := setDecl(m.data)
+		if err != nil {
+			return err
+		}
+		sets[attrU32(m.data, unix.NFTA_SET_ID)] = &setCanon{decl: decl}
+	case unix.NFT_MSG_NEWSETELEM:
+		s, ok := sets[attrU32(m.data, unix.NFTA_SET_ELEM_LIST_SET_ID)]
+		if !ok {
+			return errors.New("elements of an unknown set")
+		}
+		return s.addElems(m.data)
+	case unix.NFT_MSG_NEWRULE:
+		exprs, udata := ruleParts(m.data)
+		c, err := canonRule(exprs, udata, resolve)
+		if err != nil {
+			return err
+		}
+		h.add(c)
+	default:
+		return fmt.Errorf("unexpected request type %d", m.typ)
+	}
+	return nil
+}
+
+// attrU32 is the big-endian u32 attribute typ of an attribute list, or 0.
+func attrU32(data []byte, typ uint16) uint32 {
+	as, _ := parseAttrs(data)
+	for _, a := range as {
+		if a.typ == typ && len(a.val) == 4 {
+			return binary.BigEndian.Uint32(a.val)
+		}
+	}
+	return 0
+}
+
+// ruleParts are a rule's expression list and userdata.
+func ruleParts(data []byte) (exprs, udata []byte) {
+	as, _ := parseAttrs(data)
+	for _, a := range as {
+		switch a.typ {
+		case unix.NFTA_RULE_EXPRESSIONS:
+			exprs = a.val
+		case unix.NFTA_RULE_USERDATA:
+			udata = a.val
+		}
+	}
+	return exprs, udata
+}
