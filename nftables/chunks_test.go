@@ -12,6 +12,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier/metrics"
 	. "github.com/kproxy/kproxy/proxier/proxiertest"
 )
@@ -229,4 +230,51 @@ func TestOrdinalNamesTransactions(t *testing.T) {
 			t.Errorf("ordinal(%d, %d) = %q, want %q", tt.i, tt.n, got, tt.want)
 		}
 	}
+}
+
+// A restart over a table whose chains already hold what kproxy renders
+// rewrites only the chain that differs (its digest says so), and leaves
+// the same table as a full sync that rewrites everything.
+func TestRestartRewritesOnlyChangedChains(t *testing.T) {
+	e, nl := newNetlinkEnv(t, v1.IPv4Protocol, chunked(3))
+	applyOverallIPv4(e.world)
+	applyRandomWorld(e, v1.IPv4Protocol, 9, 10)
+	e.sync()
+	nl.digests = map[string]nftnl.Digest{}
+	var all []string
+	for _, r := range e.p.mirror.services {
+		for _, c := range r.chains {
+			d, err := nftnl.RulesDigest(nftnl.IPv4, TableName, c.rules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nl.digests[c.name] = d
+			all = append(all, c.name)
+		}
+	}
+	slices.Sort(all)
+	drifted := all[len(all)/2]
+	nl.digests[drifted] = nftnl.Digest{1} // changed behind kproxy's back
+	opts := e.p.table
+	p2, err := New(Options{NFT: e.nft, MasqueradeMark: opts.masqMark, NodePortIPs: opts.nodePortIPs, NodeIP: e.p.ctx.nodeIP,
+		LocalDetector: localDetector4(), ServiceCIDRs: opts.serviceCIDRs, Now: e.clock.now, FullSyncChunkChains: 3, Netlink: nl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p = p2
+	batches := len(nl.batches)
+	e.sync()
+	var written []string
+	for _, b := range append(slices.Clone(e.nft.txs[len(e.nft.txs)-1:]), nl.batches[batches:]...) {
+		for _, line := range strings.Split(b, "\n") {
+			if name, ok := strings.CutPrefix(line, "add chain ip kube-proxy "); ok && serviceChainRE.MatchString(name) {
+				written = append(written, name)
+			}
+		}
+	}
+	if !slices.Equal(written, []string{drifted}) {
+		t.Errorf("restart wrote service chains %q, want only the drifted %q", written, drifted)
+	}
+	assertNoDanglingGotos(t, e)
+	assertSameAsFullSync(t, e)
 }

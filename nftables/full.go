@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kproxy/kproxy/nftables/nftnl"
 	"github.com/kproxy/kproxy/proxier"
 )
 
@@ -14,6 +15,20 @@ import (
 type kernelObjects struct {
 	chains []string
 	sets   []string
+	// digests, when known, are the kernel's chains' contents (chains
+	// holding rules): a full sync does not rewrite a chain that already
+	// holds what it renders.
+	digests map[string]nftnl.Digest
+}
+
+// holds reports whether the kernel's chain c already holds c's rules.
+func (k *kernelObjects) holds(c *chain, f nftnl.Family) bool {
+	have, ok := k.digests[c.name]
+	if !ok {
+		return false
+	}
+	want, err := nftnl.RulesDigest(f, TableName, c.rules)
+	return err == nil && want == have
 }
 
 // fullPlan is a full sync: the mirror it leaves, the per-service changes
@@ -40,15 +55,24 @@ func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel k
 	plan := &fullPlan{next: next, chunks: []changes{{}}}
 	chains := make(map[string]bool, len(names)*2)
 	sets := map[string]bool{}
+	recreate := changedTimeouts(prev, next, names)
+	if len(recreate) > 0 {
+		// The chains naming a re-created set must be flushed before it goes.
+		kernel.digests = nil
+	}
 	for _, n := range names {
 		r := next.services[n]
+		write := r.chains
+		if kernel.digests != nil {
+			write = slices.DeleteFunc(slices.Clone(r.chains), func(c chain) bool { return kernel.holds(&c, ctx.fam.nl) })
+		}
 		cur := &plan.chunks[len(plan.chunks)-1]
-		if chunkChains > 0 && len(cur.writeChain) > 0 && len(cur.writeChain)+len(r.chains) > chunkChains {
+		if chunkChains > 0 && len(cur.writeChain) > 0 && len(cur.writeChain)+len(write) > chunkChains {
 			plan.chunks = append(plan.chunks, changes{})
 			cur = &plan.chunks[len(plan.chunks)-1]
 		}
 		cur.addSets = append(cur.addSets, r.sets...)
-		cur.writeChain = append(cur.writeChain, r.chains...)
+		cur.writeChain = append(cur.writeChain, write...)
 		for i := range r.chains {
 			chains[r.chains[i].name] = true
 		}
@@ -56,7 +80,7 @@ func planFull(ctx *renderContext, snap *proxier.Snapshot, prev *mirror, kernel k
 			sets[s.name] = true
 		}
 	}
-	plan.assignRecreatedSets(changedTimeouts(prev, next, names))
+	plan.assignRecreatedSets(recreate)
 	plan.tail.elemAdd = allElements(next)
 	for _, c := range sortedUnique(kernel.chains) {
 		if IsServiceChainName(c) && !chains[c] {

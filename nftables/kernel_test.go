@@ -109,6 +109,16 @@ func loadDump(t *testing.T, nft, ns, family, dump string) {
 	}
 }
 
+// nftLoadIn runs nft -f with text in ns.
+func nftLoadIn(t *testing.T, nft, ns, text string) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", ns, nft, "-f", "-")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f in %s: %v: %s\ninput:\n%s", ns, err, out, text)
+	}
+}
+
 // countingRunner counts the batches that ran.
 type countingRunner struct {
 	*nftnl.Conn
@@ -128,6 +138,35 @@ type kernelStep struct {
 	name   string
 	change func(w *World)
 	full   bool // sync a full snapshot
+	// tamper changes the kernel's table behind kproxy's back before the
+	// sync, which must repair it.
+	tamper bool
+}
+
+// tamperServiceChains rewrites two per-service chains of the kernel's
+// table: one to drop everything, one with the first two entries of its
+// endpoint map swapped (the same rules, other anonymous map contents).
+func tamperServiceChains(t *testing.T, nft, ns, fam string) {
+	t.Helper()
+	table := kerneltest.NetnsExec(t, ns, nft, "list", "table", fam, TableName)
+	entries := regexp.MustCompile(`\{ 0 : ([^,{}]+?),\s*1 : ([^,{}]+?)\s*([,}])`)
+	var dropped, swapped string
+	for _, m := range regexp.MustCompile(`chain (service-\S+) \{`).FindAllStringSubmatch(table, -1) {
+		chain := m[1]
+		text := kerneltest.NetnsExec(t, ns, nft, "list", "chain", fam, TableName, chain)
+		switch e := entries.FindStringSubmatch(text); {
+		case e != nil && swapped == "":
+			swapped = chain
+			text = strings.Replace(text, e[0], "{ 0 : "+e[2]+", 1 : "+e[1]+" "+e[3], 1)
+			nftLoadIn(t, nft, ns, "flush chain "+fam+" kube-proxy "+chain+"\n"+text)
+		case dropped == "":
+			dropped = chain
+			nftLoadIn(t, nft, ns, "flush chain "+fam+" kube-proxy "+chain+"\nadd rule "+fam+" kube-proxy "+chain+" drop\n")
+		}
+	}
+	if dropped == "" || swapped == "" {
+		t.Fatalf("found no service chains to tamper with:\n%s", table)
+	}
 }
 
 // kernelSteps are the changes for one family: upstream's overall services,
@@ -154,7 +193,7 @@ func kernelSteps(fam v1.IPFamily) []kernelStep {
 				Endpoint(ip("10.180.0.6", "fd00:10:180::6"), OnNode(testNodeName))))
 		}},
 		{name: "service deleted", change: func(w *World) { w.Delete(Service("ns1", "svc1")) }},
-		{name: "full resync over the table", change: func(w *World) {}, full: true},
+		{name: "full resync over the table", change: func(w *World) {}, full: true, tamper: true},
 		{name: "endpoints gone", change: func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
 		{name: "affinity timeout changed", change: func(w *World) {
 			w.Apply(Service("ns5", "svc5", ClusterIP(ip("172.30.0.45", "fd00:172:30::45")), Port("p80", v1.ProtocolTCP, 80),
@@ -210,6 +249,9 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 	ctx := context.Background()
 	nfam := e.p.table.fam.ip
 	for _, st := range kernelSteps(fam) {
+		if st.tamper {
+			tamperServiceChains(t, nft, nsReal, nfam)
+		}
 		st.change(e.world)
 		e.clock.advance(700 * time.Millisecond)
 		snap := e.world.Snapshot()

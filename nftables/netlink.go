@@ -21,6 +21,12 @@ type NameLister interface {
 	ListNames(ctx context.Context, f nftnl.Family, table string) (nftnl.Names, error)
 }
 
+// ChainDigester gives the digests of a table's chains (nftnl.Conn), so
+// that a full sync skips the chains that already hold what it renders.
+type ChainDigester interface {
+	ChainDigests(ctx context.Context, f nftnl.Family, table string) (map[string]nftnl.Digest, error)
+}
+
 // netlinkGiveUp is how many netlink transactions in a row may fail before
 // the Proxier writes partial syncs with nft -f again. Each failure already
 // makes the next sync a full one by nft -f; a kernel that keeps refusing

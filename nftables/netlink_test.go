@@ -24,6 +24,12 @@ type fakeNetlink struct {
 	// lists counts ListNames calls; listFail fails them.
 	lists    int
 	listFail bool
+	// digests are what ChainDigests says the kernel's chains hold.
+	digests map[string]nftnl.Digest
+}
+
+func (f *fakeNetlink) ChainDigests(context.Context, nftnl.Family, string) (map[string]nftnl.Digest, error) {
+	return f.digests, nil
 }
 
 // ListNames lists the Fake's chains and sets, as nftnl.Conn lists the kernel's.

@@ -279,9 +279,10 @@ func (p *Proxier) SetServiceCIDRs(cidrs []netip.Prefix) bool {
 
 // planFullSync returns the full sync's transactions, built one at a time
 // as they run (a large table's text is never held all at once). One that
-// fits a transaction goes through nft -f whole; a chunked one writes its
-// chunks and the elements over netlink when the Proxier has a connection
-// (nft would parse every chunk's text and load its cache each time).
+// fits a transaction goes through nft -f whole; a chunked one, or one with
+// more elements than a chunk has chains, writes its chunks and the
+// elements over netlink when the Proxier has a connection (nft would
+// parse every chunk's text and load its cache each time).
 func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]txStep, func()) {
 	p.cidrMu.Lock()
 	p.table.serviceCIDRs = p.serviceCIDRs
@@ -289,7 +290,10 @@ func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]t
 	plan := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), p.now(), p.chunk)
 	plan.tail.flushElements = true
 	commit := func() { p.mirror, p.synced, p.baseRecreated = plan.next, true, true }
-	if len(plan.chunks) == 1 {
+	// A big table's elements go over netlink too, even when no chain
+	// needs writing (a restart over a table that is already right).
+	bigElements := p.netlink != nil && p.chunk > 0 && len(plan.tail.elemAdd) > p.chunk
+	if len(plan.chunks) == 1 && !bigElements {
 		return []txStep{p.nftStep(func() (*knftables.Transaction, error) {
 			tx := p.nft.NewTransaction()
 			writeSkeleton(tx, &p.table, !p.baseRecreated)
@@ -324,7 +328,7 @@ func (p *Proxier) listKernelObjects(ctx context.Context) kernelObjects {
 	if l, ok := p.netlink.(NameLister); ok {
 		names, err := l.ListNames(ctx, p.table.fam.nl, TableName)
 		if err == nil {
-			return kernelObjects{chains: names.Chains, sets: names.Sets}
+			return kernelObjects{chains: names.Chains, sets: names.Sets, digests: p.chainDigests(ctx)}
 		}
 		klog.FromContext(ctx).Error(err, "Listing the nftables table over netlink failed, listing with nft")
 	}
@@ -337,6 +341,21 @@ func (p *Proxier) listKernelObjects(ctx context.Context) kernelObjects {
 		return p.mirror.knownObjects()
 	}
 	return kernelObjects{chains: chains, sets: sets}
+}
+
+// chainDigests are the kernel's chain digests when the netlink connection
+// gives them, else nil (every chain is rewritten).
+func (p *Proxier) chainDigests(ctx context.Context) map[string]nftnl.Digest {
+	d, ok := p.netlink.(ChainDigester)
+	if !ok {
+		return nil
+	}
+	digests, err := d.ChainDigests(ctx, p.table.fam.nl, TableName)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Reading the nftables chains over netlink failed, rewriting every chain")
+		return nil
+	}
+	return digests
 }
 
 // RetireStaleChains waits until the chains earlier syncs flushed are due

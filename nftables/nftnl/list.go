@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -159,7 +161,7 @@ func (c *Conn) ChainDigests(ctx context.Context, f Family, table string) (map[st
 		return nil, err
 	}
 	defer done()
-	anon, err := dumpAnonymousSets(nl, f, table)
+	anon, err := c.dumpAnonymousSets(ctx, nl, f, table)
 	if err == nil {
 		var digests map[string]Digest
 		if digests, err = dumpChainDigests(nl, f, table, anon); err == nil {
@@ -173,13 +175,16 @@ func (c *Conn) ChainDigests(ctx context.Context, f Family, table string) (map[st
 }
 
 // dumpAnonymousSets returns the identity (setCanon.digest) of each of
-// table's anonymous sets, by name.
-func dumpAnonymousSets(nl *netlink.Conn, f Family, table string) (map[string][]byte, error) {
+// table's anonymous sets, by name. Each set's elements take a dump of
+// their own, and the kernel finds the set by walking the table's set
+// list, twice: at 10000 services that is seconds of kernel time, spread
+// here over up to maxDumpSockets sockets, one per CPU.
+func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family, table string) (map[string][]byte, error) {
 	msgs, err := nl.Execute(dumpRequest(f, unix.NFT_MSG_GETSET, tableFilter(unix.NFTA_SET_TABLE, table)))
 	if err != nil {
 		return nil, err
 	}
-	sets := map[string]*setCanon{}
+	var sets []namedSet
 	for _, m := range msgs {
 		if len(m.Data) < 4 {
 			continue
@@ -189,25 +194,60 @@ func dumpAnonymousSets(nl *netlink.Conn, f Family, table string) (map[string][]b
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
 		if flags&unix.NFT_SET_ANONYMOUS != 0 && attrString(m.Data[4:], unix.NFTA_SET_TABLE) == table {
-			sets[name] = &setCanon{decl: decl}
+			sets = append(sets, namedSet{name: name, s: &setCanon{decl: decl}})
 		}
+	}
+	workers := min(maxDumpSockets, runtime.NumCPU(), max(1, len(sets)/100))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := sets[w*len(sets)/workers : (w+1)*len(sets)/workers]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = c.dumpElements(ctx, f, table, part)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	out := make(map[string][]byte, len(sets))
-	for name, s := range sets {
-		var req attrs
-		req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
-		req.str(unix.NFTA_SET_ELEM_LIST_SET, name)
-		for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)) {
-			if err != nil {
-				return nil, fmt.Errorf("elements of %s: %w", name, err)
-			}
-			if err := s.addElems(m.Data[4:]); err != nil {
-				return nil, fmt.Errorf("elements of %s: %w", name, err)
-			}
-		}
-		out[name] = s.digest()
+	for _, ns := range sets {
+		out[ns.name] = ns.s.digest()
 	}
 	return out, nil
+}
+
+// maxDumpSockets bounds the sockets dumping anonymous sets at once.
+const maxDumpSockets = 4
+
+type namedSet struct {
+	name string
+	s    *setCanon
+}
+
+// dumpElements adds each set's elements, dumped on a socket of its own.
+func (c *Conn) dumpElements(ctx context.Context, f Family, table string, sets []namedSet) error {
+	nl, done, err := c.dumpSocket(ctx, f, table)
+	if err != nil {
+		return err
+	}
+	defer done()
+	for _, ns := range sets {
+		var req attrs
+		req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+		req.str(unix.NFTA_SET_ELEM_LIST_SET, ns.name)
+		for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)) {
+			if err == nil {
+				err = ns.s.addElems(m.Data[4:])
+			}
+			if err != nil {
+				return fmt.Errorf("elements of %s: %w", ns.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // dumpChainDigests streams table's rules into one digest per chain. A
