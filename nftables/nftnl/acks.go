@@ -41,21 +41,25 @@ func (e *OpError) Error() string {
 
 func (e *OpError) Unwrap() error { return e.Err }
 
-// requests frames msgs as one nf_tables transaction: BATCH_BEGIN, every
-// request with an ack asked for, BATCH_END.
+// requests frames msgs as one nf_tables transaction: BATCH_BEGIN, the
+// requests, BATCH_END. Only the last request asks for an ack, as nft asks
+// for none: the kernel answers every failed request anyway, and the last
+// one's ack, which comes after them all, says the batch was processed. A
+// 20000-request chunk of a full sync would otherwise queue 20000 acks.
 func requests(f Family, msgs []message) []netlink.Message {
 	batch := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES} // res_id: big-endian subsystem
 	out := make([]netlink.Message, 0, len(msgs)+2)
 	out = append(out, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: netlink.Request}, Data: batch})
-	for _, m := range msgs {
+	for i, m := range msgs {
 		data := make([]byte, 0, 4+len(m.data))
 		data = append(data, byte(f), unix.NFNETLINK_V0, 0, 0)
+		flags := netlink.Request | m.flags
+		if i == len(msgs)-1 {
+			flags |= netlink.Acknowledge
+		}
 		out = append(out, netlink.Message{
-			Header: netlink.Header{
-				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | m.typ),
-				Flags: netlink.Request | netlink.Acknowledge | m.flags,
-			},
-			Data: append(data, m.data...),
+			Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | m.typ), Flags: flags},
+			Data:   append(data, m.data...),
 		})
 	}
 	return append(out, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: netlink.Request}, Data: batch})
@@ -102,24 +106,25 @@ func setBuffer(fd, force, plain, size int) error {
 	return err
 }
 
-// readAcks reads one ack per request (the kernel answers every request of
-// a batch, failed or not, once it has processed the whole batch) and
-// returns the first rejection. clean is false when answers may be left
-// unread.
+// readAcks reads the kernel's answers up to the last request's ack: the
+// rejections of earlier requests come before it (the kernel processes
+// the whole batch, then answers in order). It returns the first
+// rejection. clean is false when answers may be left unread.
 func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, sent []netlink.Message) (clean bool, err error) {
 	index := make(map[uint32]int, len(msgs))
 	for i := range msgs {
 		index[sent[i+1].Header.Sequence] = i
 	}
+	last := sent[len(msgs)].Header.Sequence
 	var rejected []*netlink.OpError
-	for acks := 0; acks < len(msgs); {
+	for done := false; !done; {
 		replies, err := nl.Receive()
 		var oe *netlink.OpError
 		switch {
 		case err == nil:
 			for _, r := range replies {
-				if _, ok := index[r.Header.Sequence]; ok && r.Header.Type == netlink.Error {
-					acks++
+				if r.Header.Sequence == last && r.Header.Type == netlink.Error {
+					done = true
 				}
 			}
 		case errors.As(err, &oe) && oe.Sequence != 0:
@@ -128,8 +133,8 @@ func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, s
 				// and no request will be answered.
 				return false, fmt.Errorf("nf_tables batch refused: %w", oe.Err)
 			}
-			acks++
 			rejected = append(rejected, oe)
+			done = oe.Sequence == last
 		default:
 			if cerr := ctx.Err(); cerr != nil {
 				err = cerr // the deadline moved by cancellation
