@@ -47,6 +47,14 @@ func TestClusterMigrationFromUpstreamKubeProxy(t *testing.T) {
 	ce.waitAnswer(w.Client, nodeAddr(w, testNodePort))
 	clusterConn := ce.openLongLived(w.Pods[0].Netns, "10.96.0.10:80")
 	nodePortConn := ce.openLongLived(w.Client, nodeAddr(w, testNodePort))
+	// Upstream syncs IPv6 after IPv4: the snapshot waits for its IPv6
+	// table to be complete (the nodeports jump is written last).
+	ce.eventually(30*time.Second, "upstream kube-proxy's IPv6 sync", func() error {
+		if !strings.Contains(ce.run(w.Node, "ip6tables-save", "-t", "nat"), "-j KUBE-NODEPORTS") {
+			return fmt.Errorf("no KUBE-NODEPORTS jump in ip6tables nat yet")
+		}
+		return nil
+	})
 	before := ce.kubeState()
 	requireScenarioRules(t, before)
 
