@@ -133,19 +133,30 @@ func (c *Conn) Run(ctx context.Context, b *Batch) error {
 	return err
 }
 
-// exchange sends the batch and reads one ack per request; clean is false
-// when answers may be left unread on the socket.
-func (c *Conn) exchange(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message) (clean bool, err error) {
+// bound gives nl the earlier of ctx's deadline and the Conn's timeout, and
+// makes ctx's cancellation interrupt a blocked read by moving the deadline
+// into the past; stop undoes the latter and reports whether it had not
+// fired.
+func (c *Conn) bound(ctx context.Context, nl *netlink.Conn) (stop func() bool, err error) {
 	deadline := time.Now().Add(c.opts.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if err := nl.SetDeadline(deadline); err != nil {
-		return false, fmt.Errorf("socket deadline: %w", err)
+		return nil, fmt.Errorf("socket deadline: %w", err)
 	}
-	// Cancellation interrupts a blocked read by moving the deadline. If it
-	// fired, it may still be running: the socket is not reused.
-	stop := context.AfterFunc(ctx, func() { _ = nl.SetDeadline(time.Unix(1, 0)) })
+	return context.AfterFunc(ctx, func() { _ = nl.SetDeadline(time.Unix(1, 0)) }), nil
+}
+
+// exchange sends the batch and reads one ack per request; clean is false
+// when answers may be left unread on the socket.
+func (c *Conn) exchange(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message) (clean bool, err error) {
+	stop, err := c.bound(ctx, nl)
+	if err != nil {
+		return false, err
+	}
+	// If the cancellation fired, it may still be running: the socket is
+	// not reused.
 	defer func() {
 		if !stop() {
 			clean = false

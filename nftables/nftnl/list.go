@@ -8,7 +8,6 @@ import (
 	"iter"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -68,15 +67,11 @@ func (c *Conn) dumpSocket(ctx context.Context, f Family, table string) (*netlink
 	if err != nil {
 		return nil, nil, err
 	}
-	deadline := time.Now().Add(c.opts.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := nl.SetDeadline(deadline); err != nil {
+	stop, err := c.bound(ctx, nl)
+	if err != nil {
 		nl.Close()
-		return nil, nil, fmt.Errorf("socket deadline: %w", err)
+		return nil, nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = nl.SetDeadline(time.Unix(1, 0)) })
 	return nl, func() { stop(); nl.Close() }, nil
 }
 
