@@ -76,35 +76,26 @@ func parseAttrs(b []byte) ([]rawAttr, error) {
 	return out, nil
 }
 
-// canon appends the canonical form of the attribute list b to w; replace,
-// when set, gives an attribute's canonical value in place of its own
-// (ok false: keep it), and may drop it (nil value, ok true).
-func canon(w []byte, b []byte, spec nestSpec, replace func(rawAttr) ([]byte, bool, error)) ([]byte, error) {
+// canon appends the canonical form of the attribute list b to w.
+func canon(w []byte, b []byte, spec nestSpec) ([]byte, error) {
 	as, err := parseAttrs(b)
 	if err != nil {
 		return nil, err
 	}
+	return canonAttrs(w, as, spec)
+}
+
+// canonAttrs appends the canonical form of as to w (as is sorted).
+func canonAttrs(w []byte, as []rawAttr, spec nestSpec) ([]byte, error) {
 	slices.SortStableFunc(as, func(x, y rawAttr) int { return int(x.typ) - int(y.typ) })
 	for _, a := range as {
-		val, replaced, err := a.val, false, error(nil)
-		if replace != nil {
-			if val, replaced, err = replace(a); err != nil {
+		val := a.val
+		if sub, nested := spec[a.typ]; nested {
+			var err error
+			if val, err = canon(nil, a.val, sub); err != nil {
 				return nil, err
 			}
-			if replaced && val == nil {
-				continue
-			}
-			if !replaced {
-				val = a.val
-			}
-		}
-		switch sub, nested := spec[a.typ]; {
-		case replaced:
-		case nested:
-			if val, err = canon(nil, a.val, sub, nil); err != nil {
-				return nil, err
-			}
-		case allZero(val):
+		} else if allZero(val) {
 			continue
 		}
 		w = binary.BigEndian.AppendUint16(w, a.typ)
@@ -112,6 +103,30 @@ func canon(w []byte, b []byte, spec nestSpec, replace func(rawAttr) ([]byte, boo
 		w = append(w, val...)
 	}
 	return w, nil
+}
+
+// findAttr is the value of attribute typ in as.
+func findAttr(as []rawAttr, typ uint16) ([]byte, bool) {
+	for _, a := range as {
+		if a.typ == typ {
+			return a.val, true
+		}
+	}
+	return nil, false
+}
+
+// attrU32 is the big-endian u32 attribute typ of as, or 0.
+func attrU32(as []rawAttr, typ uint16) uint32 {
+	if v, ok := findAttr(as, typ); ok && len(v) == 4 {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+// attrString is the string attribute typ of as, or "".
+func attrString(as []rawAttr, typ uint16) string {
+	v, _ := findAttr(as, typ)
+	return cString(v)
 }
 
 func allZero(b []byte) bool {
@@ -123,9 +138,9 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// setResolver gives a referenced set's canonical identity: an anonymous
-// set's contents digest (by name, or by batch id for a set created in the
-// same batch), else its name.
+// setResolver gives an anonymous set's identity, its contents' digest:
+// by name, or by batch id for a set created in the same batch (a named
+// set's identity is its name).
 type setResolver func(name string, id uint32) ([]byte, error)
 
 func isAnonymousName(name string) bool {
@@ -145,16 +160,8 @@ func canonRule(exprs, udata []byte, resolve setResolver) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		var name string
-		var data []byte
-		for _, a := range inner {
-			switch a.typ {
-			case unix.NFTA_EXPR_NAME:
-				name = cString(a.val)
-			case unix.NFTA_EXPR_DATA:
-				data = a.val
-			}
-		}
+		name := attrString(inner, unix.NFTA_EXPR_NAME)
+		data, _ := findAttr(inner, unix.NFTA_EXPR_DATA)
 		w = append(w, name...)
 		w = append(w, 0)
 		body, err := canonExpr(name, data, resolve)
@@ -169,78 +176,52 @@ func canonRule(exprs, udata []byte, resolve setResolver) ([]byte, error) {
 }
 
 // canonExpr canonicalizes one expression's data, its set reference (if
-// any) resolved.
+// any) resolved to the set's identity.
 func canonExpr(name string, data []byte, resolve setResolver) ([]byte, error) {
-	ref, refs := setRefs[name]
+	as, err := parseAttrs(data)
+	if err != nil {
+		return nil, err
+	}
 	if name == "nat" {
-		data = normalizeNAT(data)
+		as = normalizeNAT(as)
 	}
-	if !refs {
-		return canon(nil, data, exprSpecs[name], nil)
-	}
-	as, err := parseAttrs(data)
-	if err != nil {
-		return nil, err
-	}
-	var set string
-	var id uint32
-	for _, a := range as {
-		switch {
-		case a.typ == ref[0]:
-			set = cString(a.val)
-		case a.typ == ref[1] && len(a.val) == 4:
-			id = binary.BigEndian.Uint32(a.val)
+	if ref, ok := setRefs[name]; ok {
+		identity := []byte(attrString(as, ref[0]))
+		if isAnonymousName(string(identity)) {
+			if identity, err = resolve(string(identity), attrU32(as, ref[1])); err != nil {
+				return nil, err
+			}
 		}
-	}
-	identity, err := resolve(set, id)
-	if err != nil {
-		return nil, err
-	}
-	return canon(nil, data, nil, func(a rawAttr) ([]byte, bool, error) {
-		switch a.typ {
-		case ref[0]:
-			return identity, true, nil
-		case ref[1]:
-			return nil, true, nil
-		}
-		return nil, false, nil
-	})
-}
-
-// normalizeNAT makes a nat expression's data as the kernel keeps it: a
-// range whose maximum is not given ends at its minimum, and the flags say
-// that addresses and ports are mapped when registers give them.
-func normalizeNAT(data []byte) []byte {
-	as, err := parseAttrs(data)
-	if err != nil {
-		return data
-	}
-	have := map[uint16][]byte{}
-	for _, a := range as {
-		have[a.typ] = a.val
-	}
-	flags := attrU32(data, unix.NFTA_NAT_FLAGS)
-	var out attrs
-	for _, a := range as {
-		if a.typ != unix.NFTA_NAT_FLAGS {
-			out.put(a.typ, a.val)
-		}
-	}
-	for minAttr, maxAttr := range map[uint16]uint16{unix.NFTA_NAT_REG_ADDR_MIN: unix.NFTA_NAT_REG_ADDR_MAX, unix.NFTA_NAT_REG_PROTO_MIN: unix.NFTA_NAT_REG_PROTO_MAX} {
-		if v, ok := have[minAttr]; ok {
-			if _, ok := have[maxAttr]; !ok {
-				out.put(maxAttr, v)
+		as = slices.DeleteFunc(as, func(a rawAttr) bool { return a.typ == ref[1] })
+		for i := range as {
+			if as[i].typ == ref[0] {
+				as[i].val = identity
 			}
 		}
 	}
-	if _, ok := have[unix.NFTA_NAT_REG_ADDR_MIN]; ok {
-		flags |= natRangeMapIPs
+	return canonAttrs(nil, as, exprSpecs[name])
+}
+
+// normalizeNAT makes a nat expression's attributes as the kernel keeps
+// them: a range whose maximum is not given ends at its minimum, and the
+// flags say that addresses and ports are mapped when registers give them.
+func normalizeNAT(as []rawAttr) []rawAttr {
+	flags := attrU32(as, unix.NFTA_NAT_FLAGS)
+	out := slices.DeleteFunc(slices.Clone(as), func(a rawAttr) bool { return a.typ == unix.NFTA_NAT_FLAGS })
+	for _, r := range []struct{ min, max, flag uint16 }{
+		{unix.NFTA_NAT_REG_ADDR_MIN, unix.NFTA_NAT_REG_ADDR_MAX, natRangeMapIPs},
+		{unix.NFTA_NAT_REG_PROTO_MIN, unix.NFTA_NAT_REG_PROTO_MAX, natRangeProtoSpecified},
+	} {
+		v, ok := findAttr(as, r.min)
+		if !ok {
+			continue
+		}
+		flags |= uint32(r.flag)
+		if _, ok := findAttr(as, r.max); !ok {
+			out = append(out, rawAttr{typ: r.max, val: v})
+		}
 	}
-	if _, ok := have[unix.NFTA_NAT_REG_PROTO_MIN]; ok {
-		flags |= natRangeProtoSpecified
-	}
-	out.u32(unix.NFTA_NAT_FLAGS, flags)
-	return out.b
+	return append(out, rawAttr{typ: unix.NFTA_NAT_FLAGS, val: binary.BigEndian.AppendUint32(nil, flags)})
 }
 
 // NF_NAT_RANGE_MAP_IPS and NF_NAT_RANGE_PROTO_SPECIFIED.
@@ -268,34 +249,18 @@ var setDeclAttrs = []uint16{unix.NFTA_SET_FLAGS, unix.NFTA_SET_KEY_TYPE, unix.NF
 	unix.NFTA_SET_DATA_TYPE, unix.NFTA_SET_DATA_LEN, unix.NFTA_SET_USERDATA}
 
 // setDecl is the canonical declaration of a NEWSET message or dumped set
-// (attributes after the nfgenmsg header), with its name.
-func setDecl(data []byte) (name string, decl []byte, flags uint32, err error) {
-	as, err := parseAttrs(data)
-	if err != nil {
-		return "", nil, 0, err
-	}
+// (its attributes after the nfgenmsg header), with its name and flags.
+func setDecl(as []rawAttr) (name string, decl []byte, flags uint32, err error) {
+	verdicts := attrU32(as, unix.NFTA_SET_DATA_TYPE) == unix.NFT_DATA_VERDICT
+	var keep []rawAttr
 	for _, a := range as {
-		switch {
-		case a.typ == unix.NFTA_SET_NAME:
-			name = cString(a.val)
-		case a.typ == unix.NFTA_SET_FLAGS && len(a.val) == 4:
-			flags = binary.BigEndian.Uint32(a.val)
+		// The kernel fills in the size of a verdict.
+		if slices.Contains(setDeclAttrs, a.typ) && !(verdicts && a.typ == unix.NFTA_SET_DATA_LEN) {
+			keep = append(keep, a)
 		}
 	}
-	verdicts := attrU32(data, unix.NFTA_SET_DATA_TYPE) == unix.NFT_DATA_VERDICT
-	for _, typ := range setDeclAttrs {
-		if verdicts && typ == unix.NFTA_SET_DATA_LEN {
-			continue // the kernel fills in the size of a verdict
-		}
-		for _, a := range as {
-			if a.typ == typ && !allZero(a.val) {
-				decl = binary.BigEndian.AppendUint16(decl, typ)
-				decl = binary.BigEndian.AppendUint32(decl, uint32(len(a.val)))
-				decl = append(decl, a.val...)
-			}
-		}
-	}
-	return name, decl, flags, nil
+	decl, err = canonAttrs(nil, keep, nil)
+	return attrString(as, unix.NFTA_SET_NAME), decl, attrU32(as, unix.NFTA_SET_FLAGS), err
 }
 
 // addElems adds the elements of an element list message's
@@ -314,7 +279,7 @@ func (s *setCanon) addElems(data []byte) error {
 			return err
 		}
 		for _, el := range list {
-			c, err := canon(nil, el.val, elemSpec, nil)
+			c, err := canon(nil, el.val, elemSpec)
 			if err != nil {
 				return err
 			}
@@ -370,10 +335,7 @@ func RulesDigest(f Family, table string, rules []Rule) (Digest, error) {
 		return Digest{}, err
 	}
 	sets := map[uint32]*setCanon{}
-	resolve := func(name string, id uint32) ([]byte, error) {
-		if !isAnonymousName(name) {
-			return []byte(name), nil
-		}
+	resolve := func(_ string, id uint32) ([]byte, error) {
 		s, ok := sets[id]
 		if !ok {
 			return nil, fmt.Errorf("rule refers to unknown set id %d", id)
@@ -391,22 +353,25 @@ func RulesDigest(f Family, table string, rules []Rule) (Digest, error) {
 
 // digestMessage takes one encoded request into sets or the chain hash.
 func digestMessage(m message, sets map[uint32]*setCanon, resolve setResolver, h chainHasher) error {
+	as, err := parseAttrs(m.data)
+	if err != nil {
+		return err
+	}
 	switch m.typ {
 	case unix.NFT_MSG_NEWSET:
-		_, decl, _, err := setDecl(m.data)
+		_, decl, _, err := setDecl(as)
 		if err != nil {
 			return err
 		}
-		sets[attrU32(m.data, unix.NFTA_SET_ID)] = &setCanon{decl: decl}
+		sets[attrU32(as, unix.NFTA_SET_ID)] = &setCanon{decl: decl}
 	case unix.NFT_MSG_NEWSETELEM:
-		s, ok := sets[attrU32(m.data, unix.NFTA_SET_ELEM_LIST_SET_ID)]
+		s, ok := sets[attrU32(as, unix.NFTA_SET_ELEM_LIST_SET_ID)]
 		if !ok {
 			return errors.New("elements of an unknown set")
 		}
 		return s.addElems(m.data)
 	case unix.NFT_MSG_NEWRULE:
-		exprs, udata := ruleParts(m.data)
-		c, err := canonRule(exprs, udata, resolve)
+		c, err := canonRuleAttrs(as, resolve)
 		if err != nil {
 			return err
 		}
@@ -417,27 +382,9 @@ func digestMessage(m message, sets map[uint32]*setCanon, resolve setResolver, h 
 	return nil
 }
 
-// attrU32 is the big-endian u32 attribute typ of an attribute list, or 0.
-func attrU32(data []byte, typ uint16) uint32 {
-	as, _ := parseAttrs(data)
-	for _, a := range as {
-		if a.typ == typ && len(a.val) == 4 {
-			return binary.BigEndian.Uint32(a.val)
-		}
-	}
-	return 0
-}
-
-// ruleParts are a rule's expression list and userdata.
-func ruleParts(data []byte) (exprs, udata []byte) {
-	as, _ := parseAttrs(data)
-	for _, a := range as {
-		switch a.typ {
-		case unix.NFTA_RULE_EXPRESSIONS:
-			exprs = a.val
-		case unix.NFTA_RULE_USERDATA:
-			udata = a.val
-		}
-	}
-	return exprs, udata
+// canonRuleAttrs is the canonical form of a rule message's attributes.
+func canonRuleAttrs(as []rawAttr, resolve setResolver) ([]byte, error) {
+	exprs, _ := findAttr(as, unix.NFTA_RULE_EXPRESSIONS)
+	udata, _ := findAttr(as, unix.NFTA_RULE_USERDATA)
+	return canonRule(exprs, udata, resolve)
 }

@@ -2,7 +2,6 @@ package nftnl
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -101,50 +100,22 @@ func dumpRequest(f Family, typ uint16, req []byte) netlink.Message {
 // and returns the names (attribute nameAttr) of those in table (attribute
 // tableAttr), leaving out anonymous sets (flags in flagsAttr, when not 0).
 func dumpNames(nl *netlink.Conn, f Family, typ uint16, req []byte, table string, tableAttr, nameAttr, flagsAttr uint16) ([]string, error) {
-	msgs, err := nl.Execute(dumpRequest(f, typ, req))
-	if err != nil {
-		return nil, err
-	}
 	var out []string
-	for _, m := range msgs {
-		name, inTable, err := objectName(m.Data, table, tableAttr, nameAttr, flagsAttr)
+	for m, err := range receive(nl, dumpRequest(f, typ, req)) {
 		if err != nil {
 			return nil, err
 		}
-		if inTable {
+		as, err := parseAttrs(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("dumped object: %w", err)
+		}
+		name := attrString(as, nameAttr)
+		anonymous := flagsAttr != 0 && attrU32(as, flagsAttr)&unix.NFT_SET_ANONYMOUS != 0
+		if attrString(as, tableAttr) == table && name != "" && !anonymous {
 			out = append(out, name)
 		}
 	}
 	return out, nil
-}
-
-// objectName decodes one dumped object: its name, and whether it is a
-// named object of table.
-func objectName(data []byte, table string, tableAttr, nameAttr, flagsAttr uint16) (string, bool, error) {
-	if len(data) < 4 {
-		return "", false, fmt.Errorf("dumped object of %d bytes", len(data))
-	}
-	ad, err := netlink.NewAttributeDecoder(data[4:])
-	if err != nil {
-		return "", false, fmt.Errorf("dumped object: %w", err)
-	}
-	ad.ByteOrder = binary.BigEndian
-	var name, tbl string
-	var flags uint32
-	for ad.Next() {
-		switch t := ad.Type(); {
-		case t == tableAttr:
-			tbl = ad.String()
-		case t == nameAttr:
-			name = ad.String()
-		case flagsAttr != 0 && t == flagsAttr:
-			flags = ad.Uint32()
-		}
-	}
-	if err := ad.Err(); err != nil {
-		return "", false, fmt.Errorf("dumped object: %w", err)
-	}
-	return name, tbl == table && name != "" && flags&unix.NFT_SET_ANONYMOUS == 0, nil
 }
 
 // ChainDigests returns the digest (see Digest) of every chain of table
@@ -184,11 +155,15 @@ func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family
 		if len(m.Data) < 4 {
 			continue
 		}
-		name, decl, flags, err := setDecl(m.Data[4:])
+		as, err := parseAttrs(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("dumped set: %w", err)
+		}
+		name, decl, flags, err := setDecl(as)
 		if err != nil {
 			return nil, fmt.Errorf("set %s: %w", name, err)
 		}
-		if flags&unix.NFT_SET_ANONYMOUS != 0 && attrString(m.Data[4:], unix.NFTA_SET_TABLE) == table {
+		if flags&unix.NFT_SET_ANONYMOUS != 0 && attrString(as, unix.NFTA_SET_TABLE) == table {
 			sets = append(sets, namedSet{name: name, s: &setCanon{decl: decl}})
 		}
 	}
@@ -250,9 +225,6 @@ func (c *Conn) dumpElements(ctx context.Context, f Family, table string, sets []
 // table changed during the dump) gets no digest, so it is rewritten.
 func dumpChainDigests(nl *netlink.Conn, f Family, table string, anon map[string][]byte) (map[string]Digest, error) {
 	resolve := func(name string, _ uint32) ([]byte, error) {
-		if !isAnonymousName(name) {
-			return []byte(name), nil
-		}
 		d, ok := anon[name]
 		if !ok {
 			return nil, fmt.Errorf("rule refers to unlisted set %s", name)
@@ -275,16 +247,18 @@ func dumpChainDigests(nl *netlink.Conn, f Family, table string, anon map[string]
 		if err != nil {
 			return nil, err
 		}
-		data := m.Data[4:]
-		if attrString(data, unix.NFTA_RULE_TABLE) != table {
+		as, err := parseAttrs(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("dumped rule: %w", err)
+		}
+		if attrString(as, unix.NFTA_RULE_TABLE) != table {
 			continue
 		}
-		if c := attrString(data, unix.NFTA_RULE_CHAIN); c != chain {
+		if c := attrString(as, unix.NFTA_RULE_CHAIN); c != chain {
 			finish()
 			chain, h = c, newChainHasher()
 		}
-		exprs, udata := ruleParts(data)
-		r, err := canonRule(exprs, udata, resolve)
+		r, err := canonRuleAttrs(as, resolve)
 		if err != nil {
 			return nil, fmt.Errorf("rule in chain %s: %w", chain, err)
 		}
@@ -311,15 +285,4 @@ func receive(nl *netlink.Conn, req netlink.Message) iter.Seq2[netlink.Message, e
 			}
 		}
 	}
-}
-
-// attrString is the string attribute typ of an attribute list, or "".
-func attrString(data []byte, typ uint16) string {
-	as, _ := parseAttrs(data)
-	for _, a := range as {
-		if a.typ == typ {
-			return cString(a.val)
-		}
-	}
-	return ""
 }
