@@ -26,7 +26,9 @@ type anonSet struct {
 
 // anonSet queues NEWSET and NEWSETELEM for s, named "__set%d" or
 // "__map%d" (the kernel picks the number), and returns the name and the
-// batch-local id the rule's lookup refers to it by.
+// batch-local id the rule's lookup refers to it by. The set's userdata
+// carries its identity (see identityRecord), so that digests of the
+// kernel's table need not dump its elements.
 func (e *encoder) anonSet(s anonSet) (string, uint32, error) {
 	e.nextID++
 	id := e.nextID
@@ -53,12 +55,21 @@ func (e *encoder) anonSet(s anonSet) (string, uint32, error) {
 	desc := a.nest(unix.NFTA_SET_DESC)
 	a.u32(unix.NFTA_SET_DESC_SIZE, s.size)
 	a.end(desc)
-	a.put(unix.NFTA_SET_USERDATA, s.udata)
+	first := len(e.msgs)
+	if err := e.elemLists(unix.NFT_MSG_NEWSETELEM, netlink.Create, name, id, s.elems); err != nil {
+		return "", 0, err
+	}
+	identity, err := batchSetIdentity(a.b, s.udata, e.msgs[first:])
+	if err != nil {
+		return "", 0, err
+	}
+	a.put(unix.NFTA_SET_USERDATA, append(slices.Clip(s.udata), identityRecord(identity)...))
 	if a.err != nil {
 		return "", 0, a.err
 	}
-	e.add(unix.NFT_MSG_NEWSET, netlink.Create, a.b)
-	return name, id, e.elemLists(unix.NFT_MSG_NEWSETELEM, netlink.Create, name, id, s.elems)
+	// The set goes before its elements.
+	e.msgs = slices.Insert(e.msgs, first, message{typ: unix.NFT_MSG_NEWSET, flags: netlink.Create, data: a.b, op: e.op})
+	return name, id, nil
 }
 
 // numgenMap is numgenDNAT's map: integer keys in host byte order, values

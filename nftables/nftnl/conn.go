@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -46,6 +47,9 @@ type Conn struct {
 	// new socket rather than reading stale acks.
 	nl     *netlink.Conn
 	closed bool
+	// setDumps counts the anonymous sets whose elements ChainDigests
+	// dumped (tests check which sets need no dump).
+	setDumps atomic.Int64
 }
 
 // Open opens a netlink socket to nf_tables in the namespace of opts.

@@ -248,19 +248,101 @@ type setCanon struct {
 var setDeclAttrs = []uint16{unix.NFTA_SET_FLAGS, unix.NFTA_SET_KEY_TYPE, unix.NFTA_SET_KEY_LEN,
 	unix.NFTA_SET_DATA_TYPE, unix.NFTA_SET_DATA_LEN, unix.NFTA_SET_USERDATA}
 
-// setDecl is the canonical declaration of a NEWSET message or dumped set
-// (its attributes after the nfgenmsg header), with its name and flags.
-func setDecl(as []rawAttr) (name string, decl []byte, flags uint32, err error) {
+// setHeader is what a NEWSET message or a dumped set says of the set.
+type setHeader struct {
+	name  string
+	flags uint32
+	// decl is the canonical declaration: the attributes that decide what
+	// the set matches (flags, key and data types and lengths, nft's
+	// userdata, without the identity record).
+	decl []byte
+	// identity is the identity the set's userdata records (see
+	// identityRecord), for an anonymous constant set; nil if none.
+	identity []byte
+}
+
+// parseSetHeader reads a NEWSET message's or dumped set's attributes
+// (those after the nfgenmsg header).
+func parseSetHeader(as []rawAttr) (setHeader, error) {
+	h := setHeader{name: attrString(as, unix.NFTA_SET_NAME), flags: attrU32(as, unix.NFTA_SET_FLAGS)}
 	verdicts := attrU32(as, unix.NFTA_SET_DATA_TYPE) == unix.NFT_DATA_VERDICT
 	var keep []rawAttr
 	for _, a := range as {
 		// The kernel fills in the size of a verdict.
-		if slices.Contains(setDeclAttrs, a.typ) && !(verdicts && a.typ == unix.NFTA_SET_DATA_LEN) {
-			keep = append(keep, a)
+		if !slices.Contains(setDeclAttrs, a.typ) || verdicts && a.typ == unix.NFTA_SET_DATA_LEN {
+			continue
+		}
+		if a.typ == unix.NFTA_SET_USERDATA {
+			var stamp []byte
+			a.val, stamp = splitIdentityRecord(a.val)
+			if h.flags&constantAnonymous == constantAnonymous && len(stamp) > 0 {
+				h.identity = append([]byte(anonPrefix), stamp...)
+			}
+		}
+		keep = append(keep, a)
+	}
+	var err error
+	h.decl, err = canonAttrs(nil, keep, nil)
+	return h, err
+}
+
+const constantAnonymous = unix.NFT_SET_ANONYMOUS | unix.NFT_SET_CONSTANT
+
+// The identity record: a userdata record (type, length, value, as nft's)
+// of a type nft neither writes nor reads, holding the set's identity
+// (setCanon.digest, without its prefix). This package writes it in each
+// anonymous set it creates, in the same request that creates the set.
+// The kernel never changes an anonymous constant set once a rule holds it
+// (it refuses element changes to a bound set), so the record stays true
+// for the set's life, and digests of the kernel's table read it instead
+// of dumping the set's elements: one dump per set, in which the kernel
+// walks the table's whole set list to find the set, made a full sync
+// over an existing table quadratic in the number of services. Sets that
+// nft wrote (upstream's table, small tables) have no record and are
+// dumped.
+const udataSetIdentity = 0xc5
+
+func identityRecord(identity []byte) []byte {
+	stamp := bytes.TrimPrefix(identity, []byte(anonPrefix))
+	return append([]byte{udataSetIdentity, byte(len(stamp))}, stamp...)
+}
+
+// splitIdentityRecord returns userdata u without its identity record, and
+// the record's value. Userdata that does not parse as records is kept
+// whole.
+func splitIdentityRecord(u []byte) (rest, stamp []byte) {
+	for i := 0; i < len(u); {
+		if i+2 > len(u) || i+2+int(u[i+1]) > len(u) {
+			return u, nil
+		}
+		n := 2 + int(u[i+1])
+		if u[i] == udataSetIdentity {
+			return append(slices.Clip(u[:i]), u[i+n:]...), u[i+2 : i+n]
+		}
+		i += n
+	}
+	return u, nil
+}
+
+// batchSetIdentity is the identity of a set that a batch creates with
+// attributes attrs (without userdata), userdata udata and the element
+// messages elems.
+func batchSetIdentity(attrs, udata []byte, elems []message) ([]byte, error) {
+	as, err := parseAttrs(attrs)
+	if err != nil {
+		return nil, err
+	}
+	h, err := parseSetHeader(append(as, rawAttr{typ: unix.NFTA_SET_USERDATA, val: udata}))
+	if err != nil {
+		return nil, err
+	}
+	s := setCanon{decl: h.decl}
+	for _, m := range elems {
+		if err := s.addElems(m.data); err != nil {
+			return nil, err
 		}
 	}
-	decl, err = canonAttrs(nil, keep, nil)
-	return attrString(as, unix.NFTA_SET_NAME), decl, attrU32(as, unix.NFTA_SET_FLAGS), err
+	return s.digest(), nil
 }
 
 // addElems adds the elements of an element list message's
@@ -300,8 +382,11 @@ func (s *setCanon) digest() []byte {
 	for _, e := range elems {
 		writeLen(h, e)
 	}
-	return append([]byte("anon:"), h.Sum(nil)[:16]...)
+	return append([]byte(anonPrefix), h.Sum(nil)[:16]...)
 }
+
+// anonPrefix sets an anonymous set's identity apart from a set name.
+const anonPrefix = "anon:"
 
 func writeLen(h hash.Hash, b []byte) {
 	var n [4]byte
@@ -359,11 +444,11 @@ func digestMessage(m message, sets map[uint32]*setCanon, resolve setResolver, h 
 	}
 	switch m.typ {
 	case unix.NFT_MSG_NEWSET:
-		_, decl, _, err := setDecl(as)
+		h, err := parseSetHeader(as)
 		if err != nil {
 			return err
 		}
-		sets[attrU32(as, unix.NFTA_SET_ID)] = &setCanon{decl: decl}
+		sets[attrU32(as, unix.NFTA_SET_ID)] = &setCanon{decl: h.decl}
 	case unix.NFT_MSG_NEWSETELEM:
 		s, ok := sets[attrU32(as, unix.NFTA_SET_ELEM_LIST_SET_ID)]
 		if !ok {

@@ -74,9 +74,14 @@ func TestKernelChainDigests(t *testing.T) {
 				"svc-flush": {{Stmt: Goto{Chain: "ep-b"}, Comment: "refilled"}},
 			}
 			for _, ns := range []string{nsNft, nsNl} {
-				got, err := openConn(t, ns).ChainDigests(context.Background(), f.fam, "kube-proxy")
+				c := openConn(t, ns)
+				got, err := c.ChainDigests(context.Background(), f.fam, "kube-proxy")
 				if err != nil {
 					t.Fatal(err)
+				}
+				// Sets that Conn.Run wrote carry their identity; nft's are dumped.
+				if dumps := c.setDumps.Load(); (dumps == 0) != (ns == nsNl) {
+					t.Errorf("%s: %d anonymous sets dumped (nft wrote them: %v)", ns, dumps, ns == nsNft)
 				}
 				for chain, rules := range want {
 					d, err := RulesDigest(f.fam, "kube-proxy", rules)

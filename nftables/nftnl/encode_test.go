@@ -1,7 +1,9 @@
 package nftnl
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"net/netip"
 	"slices"
 	"strings"
@@ -213,12 +215,19 @@ func checkAnonSets(t *testing.T, msgs []message, want []wantSet) {
 	}
 	for i, w := range want {
 		w.set.id = uint32(i + 1)
-		if got := decodeSet(t, msgs[2*i]); got != w.set || msgs[2*i].typ != unix.NFT_MSG_NEWSET {
+		got := decodeSet(t, msgs[2*i])
+		// nft's userdata, then the identity record nft does not write.
+		u, _ := hex.DecodeString(got.udata)
+		rest, stamp := splitIdentityRecord(u)
+		if got.udata = hex.EncodeToString(rest); got != w.set || msgs[2*i].typ != unix.NFT_MSG_NEWSET {
 			t.Fatalf("set\n got %+v\nwant %+v", got, w.set)
 		}
-		got := decodeElems(t, msgs[2*i+1])
-		if got.set != w.set.name || got.id != w.set.id || !slices.Equal(got.elems, w.elems) {
-			t.Fatalf("elements of %s (id %d):\n got %q\nwant %q", got.set, got.id, got.elems, w.elems)
+		if len(stamp) != 16 || !bytes.HasSuffix(u, identityRecord(stamp)) {
+			t.Fatalf("set %s: userdata %x does not end in an identity record", got.name, u)
+		}
+		els := decodeElems(t, msgs[2*i+1])
+		if els.set != w.set.name || els.id != w.set.id || !slices.Equal(els.elems, w.elems) {
+			t.Fatalf("elements of %s (id %d):\n got %q\nwant %q", els.set, els.id, els.elems, w.elems)
 		}
 	}
 }

@@ -141,8 +141,8 @@ func (c *Conn) ChainDigests(ctx context.Context, f Family, table string) (map[st
 }
 
 // dumpAnonymousSets returns the identity (setCanon.digest) of each of
-// table's anonymous sets, by name. Each set's elements take a dump of
-// their own, and the kernel finds the set by walking the table's set
+// table's anonymous sets, by name: the one its userdata records, or else
+// its elements'. Each set's elements take a dump of their own, and the kernel finds the set by walking the table's set
 // list, twice: at 10000 services that is seconds of kernel time, spread
 // here over up to maxDumpSockets sockets, one per CPU.
 func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family, table string) (map[string][]byte, error) {
@@ -150,6 +150,7 @@ func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family
 	if err != nil {
 		return nil, err
 	}
+	out := map[string][]byte{}
 	var sets []namedSet
 	for _, m := range msgs {
 		if len(m.Data) < 4 {
@@ -159,12 +160,15 @@ func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family
 		if err != nil {
 			return nil, fmt.Errorf("dumped set: %w", err)
 		}
-		name, decl, flags, err := setDecl(as)
-		if err != nil {
-			return nil, fmt.Errorf("set %s: %w", name, err)
-		}
-		if flags&unix.NFT_SET_ANONYMOUS != 0 && attrString(as, unix.NFTA_SET_TABLE) == table {
-			sets = append(sets, namedSet{name: name, s: &setCanon{decl: decl}})
+		h, err := parseSetHeader(as)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("set %s: %w", h.name, err)
+		case h.flags&unix.NFT_SET_ANONYMOUS == 0 || attrString(as, unix.NFTA_SET_TABLE) != table:
+		case h.identity != nil:
+			out[h.name] = h.identity
+		default:
+			sets = append(sets, namedSet{name: h.name, s: &setCanon{decl: h.decl}})
 		}
 	}
 	workers := min(maxDumpSockets, runtime.NumCPU(), max(1, len(sets)/100))
@@ -182,7 +186,6 @@ func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	out := make(map[string][]byte, len(sets))
 	for _, ns := range sets {
 		out[ns.name] = ns.s.digest()
 	}
@@ -205,6 +208,7 @@ func (c *Conn) dumpElements(ctx context.Context, f Family, table string, sets []
 	}
 	defer done()
 	for _, ns := range sets {
+		c.setDumps.Add(1)
 		var req attrs
 		req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
 		req.str(unix.NFTA_SET_ELEM_LIST_SET, ns.name)
