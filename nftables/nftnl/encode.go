@@ -241,12 +241,19 @@ func encodeVerdict(v Verdict) (verdict, error) {
 
 // elemLists queues NEWSETELEM/DELSETELEM messages for elems of set (id:
 // NFTA_SET_ID of a set created in this batch, 0 for an existing one).
+//
+// A set created in this batch is named by its id only, unlike nft, which
+// sends its "__set%d" name too: the kernel looks a name up by walking the
+// table's whole set list (and "__set%d" never matches), then finds the id
+// among the batch's new sets, newest first. At 10000 services that walk
+// was a second of a first full sync.
 func (e *encoder) elemLists(typ uint16, flags netlink.HeaderFlags, set string, id uint32, elems []setElem) error {
 	for first := 0; first < len(elems); {
 		var a attrs
 		a.str(unix.NFTA_SET_ELEM_LIST_TABLE, e.b.table)
-		a.str(unix.NFTA_SET_ELEM_LIST_SET, set)
-		if id != 0 {
+		if id == 0 {
+			a.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+		} else {
 			a.u32(unix.NFTA_SET_ELEM_LIST_SET_ID, id)
 		}
 		list := a.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
