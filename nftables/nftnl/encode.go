@@ -42,12 +42,16 @@ type encoder struct {
 	msgs   []message
 	op     int    // the operation being encoded
 	nextID uint32 // NFTA_SET_ID of the last set created in the batch
+	// chain is the chain of the rule being encoded; chainSets counts the
+	// anonymous sets the batch wrote in each chain (see anonSetName).
+	chain     string
+	chainSets map[string]int
 }
 
 // encodeBatch returns b's requests in order, or the first operation that
 // cannot be encoded.
 func encodeBatch(b *Batch) ([]message, error) {
-	e := &encoder{b: b}
+	e := &encoder{b: b, chainSets: map[string]int{}}
 	if b.fam != IPv4 && b.fam != IPv6 {
 		return nil, fmt.Errorf("family %d is neither IPv4 nor IPv6", b.fam)
 	}
@@ -136,6 +140,7 @@ func (e *encoder) rule(chain string, r Rule) error {
 	if len(r.Comment) > maxCommentLen {
 		return fmt.Errorf("comment longer than %d bytes", maxCommentLen)
 	}
+	e.chain = chain
 	var exprs []expr.Any
 	if r.Match != nil {
 		m, err := e.match(r.Match)

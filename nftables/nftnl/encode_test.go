@@ -197,7 +197,13 @@ func TestRuleShapesEncodeAsNft(t *testing.T) {
 				t.Fatalf("last message: type %d flags %v, want NEWRULE create|append", last.typ, last.flags)
 			}
 			r := decodeRule(t, c.fam, last)
-			want := decodedRule{table: "kube-proxy", chain: "svc", bytecode: c.bytecode, comment: c.rule.Comment}
+			// nft's "__set%d" is the set's own name here (one set per rule).
+			var bytecode []string
+			for _, l := range c.bytecode {
+				l = strings.Replace(l, "__set%d", anonSetName("__set", "svc", 0), 1)
+				bytecode = append(bytecode, strings.Replace(l, "__map%d", anonSetName("__map", "svc", 0), 1))
+			}
+			want := decodedRule{table: "kube-proxy", chain: "svc", bytecode: bytecode, comment: c.rule.Comment}
 			if r.table != want.table || r.chain != want.chain || r.comment != want.comment || !slices.Equal(r.bytecode, want.bytecode) {
 				t.Fatalf("rule\n got %s %s %q\n%s\nwant %s %s %q\n%s", r.table, r.chain, r.comment, strings.Join(r.bytecode, "\n"),
 					want.table, want.chain, want.comment, strings.Join(want.bytecode, "\n"))
@@ -215,6 +221,7 @@ func checkAnonSets(t *testing.T, msgs []message, want []wantSet) {
 	}
 	for i, w := range want {
 		w.set.id = uint32(i + 1)
+		w.set.name = anonSetName(strings.TrimSuffix(w.set.name, "%d"), "svc", i)
 		got := decodeSet(t, msgs[2*i])
 		// nft's userdata, then the identity record nft does not write.
 		u, _ := hex.DecodeString(got.udata)

@@ -365,7 +365,8 @@ func listTable(t *testing.T, ns, family string) string {
 
 // listBytecode is the rules' bytecode as the kernel holds it (`nft
 // --debug=netlink list table`), without the set element dumps, whose
-// order is the kernel's.
+// order is the kernel's, and with anonymous sets' names left out (nft
+// numbers them, Conn.Run names them; the listing shows their contents).
 func listBytecode(t *testing.T, ns, family string) string {
 	t.Helper()
 	out := kerneltest.NetnsExec(t, ns, "nft", "--debug=netlink", "list", "table", family, "kube-proxy")
@@ -374,10 +375,12 @@ func listBytecode(t *testing.T, ns, family string) string {
 		if strings.HasPrefix(l, "\telement ") {
 			continue
 		}
-		keep = append(keep, l)
+		keep = append(keep, anonSetNames.ReplaceAllString(l, "__${1}…"))
 	}
 	return strings.Join(keep, "\n")
 }
+
+var anonSetNames = regexp.MustCompile(`__(set|map)[A-Z0-9]+`)
 
 // upstreamListing is a table written by upstream kube-proxy's nftables
 // mode (test/nftlisting), both families.
