@@ -20,7 +20,9 @@
 //   - full: start the proxy; the time until "nft list map ip kube-proxy
 //     service-ips" (iptables mode: KUBE-SERVICES) holds every service, and
 //     the proxy's own first full sync (its
-//     kubeproxy_sync_full_proxy_rules_duration_seconds, IPv4);
+//     kubeproxy_sync_full_proxy_rules_duration_seconds, IPv4). Every later
+//     scenario starts only once that metric reports the sync complete: the
+//     table can hold every service before the rules carry traffic;
 //   - endpoint: Changes times, one endpoint of a service never changed
 //     before replaced through the API, each written after minSyncPeriod
 //     (1 s) passed since the previous one was seen (as the deployed

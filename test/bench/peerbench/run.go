@@ -103,7 +103,8 @@ func Run(ctx context.Context, opts Options) ([]Sample, error) {
 		return nil, err
 	}
 	opts.Log("created %d services × %d endpoints in %v", opts.Services, opts.Endpoints, time.Since(start).Round(time.Millisecond))
-	r := &runner{opts: opts, c: c, client: client, conf: map[string]string{}, stride: 7919}
+	r := &runner{opts: opts, c: c, client: client, conf: map[string]string{}, stride: 7919,
+		read: proxyReader{countServices: countServices, scrape: scrape}}
 	if opts.Services%r.stride == 0 {
 		r.stride = 1
 	}
@@ -177,6 +178,15 @@ type runner struct {
 	stride  int               // between the services of consecutive changes
 	// firstIP and lastIP are the ClusterIPs of the first and last service.
 	firstIP, lastIP string
+	read            proxyReader
+}
+
+// proxyReader reads what a proxy has done, from inside its namespace: the
+// services in its table and its metrics (countServices and scrape; tests
+// replace them).
+type proxyReader struct {
+	countServices func(ctx context.Context, ns, mode string) (int, error)
+	scrape        func(ctx context.Context, ns string) (metrics, error)
 }
 
 func (r *runner) logPath(name string) string {
@@ -286,23 +296,52 @@ func (r *runner) poll(ctx context.Context, p *proxyProcess, every time.Duration,
 	}
 }
 
-// waitFull waits until the table holds every service after p started.
+// waitFull waits until the table holds every service after p started
+// (the time it returns, Full) and then until the proxy reports its first
+// full sync complete (fullSynced), and returns that sync's own metric.
+// Only then do the rules surely carry traffic: iptables mode, restoring
+// into a nearly empty nat table, commits nat's chains, KUBE-SERVICES
+// included, one transaction before the jumps to them from the built-in
+// chains (iptables/restore_plan.go, the "-S" prefix). A connection made in
+// between gets a null NAT binding from conntrack, which its SYN
+// retransmissions keep, so it times out even once the jumps are in: the
+// first-packet scenario failed that way at 2000 (sometimes) and 10k
+// services, with the proxy's own full sync metric not yet reported.
 func (r *runner) waitFull(ctx context.Context, p *proxyProcess, mode string) (time.Duration, time.Duration, error) {
 	var took time.Duration
+	var m metrics
 	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
-		n, err := countServices(ctx, p.ns, mode)
-		took = time.Since(p.start)
-		return n >= r.opts.Services, err
+		if took == 0 {
+			n, err := r.read.countServices(ctx, p.ns, mode)
+			if err != nil || n < r.opts.Services {
+				return false, err
+			}
+			took = time.Since(p.start)
+		}
+		var err error
+		if m, err = r.read.scrape(ctx, p.ns); err != nil {
+			return false, err
+		}
+		if !fullSynced(m) {
+			return false, errors.New("every service is in the table, but the proxy reports no completed full sync")
+		}
+		return true, nil
 	})
 	if err != nil {
 		return 0, 0, err
 	}
-	m, err := scrape(ctx, p.ns)
-	if err != nil {
-		return took, 0, err
-	}
 	own, _ := m.histogram(metricFull).meanSince(histogram{})
+	r.opts.Log("%s: every service in the table after %v, full sync reported complete after %v (own metric %v)",
+		p.ns, took.Round(time.Millisecond), time.Since(p.start).Round(time.Millisecond), own.Round(time.Millisecond))
 	return took, own, nil
+}
+
+// fullSynced reports whether the proxy has completed an IPv4 full sync.
+// The first one is the sync that writes every service: the objects exist
+// before the proxy starts, and both proxies sync only after their
+// informers listed them (FullOwn relies on the same).
+func fullSynced(m metrics) bool {
+	return m.histogram(metricFull).count >= 1
 }
 
 // endpointChanges times Changes endpoint changes, each written after the
@@ -310,7 +349,7 @@ func (r *runner) waitFull(ctx context.Context, p *proxyProcess, mode string) (ti
 // proxy's mean partial sync (its general sync metric when it has no
 // partial one).
 func (r *runner) endpointChanges(ctx context.Context, s *Sample, p *proxyProcess) ([]time.Duration, time.Duration, error) {
-	before, err := scrape(ctx, p.ns)
+	before, err := r.read.scrape(ctx, p.ns)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -339,7 +378,7 @@ func (r *runner) endpointChanges(ctx context.Context, s *Sample, p *proxyProcess
 		seen = time.Now()
 		took = append(took, seen.Sub(sent))
 	}
-	after, err := scrape(ctx, p.ns)
+	after, err := r.read.scrape(ctx, p.ns)
 	if err != nil {
 		return took, 0, err
 	}
@@ -355,7 +394,7 @@ func (r *runner) endpointChanges(ctx context.Context, s *Sample, p *proxyProcess
 func (r *runner) waitRestart(ctx context.Context, p *proxyProcess) (time.Duration, error) {
 	var took time.Duration
 	err := r.poll(ctx, p, 100*time.Millisecond, func() (bool, error) {
-		m, err := scrape(ctx, p.ns)
+		m, err := r.read.scrape(ctx, p.ns)
 		if err != nil {
 			return false, err
 		}
@@ -364,7 +403,7 @@ func (r *runner) waitRestart(ctx context.Context, p *proxyProcess) (time.Duratio
 			return false, errors.New("no sync since the restart")
 		}
 		took = time.Since(p.start)
-		n, err := countServices(ctx, p.ns, ModeNFTables)
+		n, err := r.read.countServices(ctx, p.ns, ModeNFTables)
 		return n >= r.opts.Services, err
 	})
 	return took, err
