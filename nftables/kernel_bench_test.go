@@ -3,6 +3,8 @@ package nftables
 import (
 	"context"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"testing"
@@ -21,7 +23,9 @@ import (
 // KPROXY_NFT_TIMING=1 (KPROXY_NFT_TIMING_SERVICES overrides 10000;
 // KPROXY_NFT_TIMING_NO_RESYNC=1 skips the full sync over the table;
 // KPROXY_NFT_TIMING_NFT_ONLY=1 writes without netlink;
-// KPROXY_NFT_TIMING_CHUNK sets the full sync's chunk size).
+// KPROXY_NFT_TIMING_CHUNK sets the full sync's chunk size;
+// KPROXY_NFT_TIMING_HEAP=file writes the live heap after the first full
+// sync, for go tool pprof).
 func TestKernelTiming10k(t *testing.T) {
 	kerneltest.OptIn(t, "KPROXY_NFT_TIMING", "timing of nftables syncs at 10k services with the real nft")
 	n := 10000
@@ -65,6 +69,7 @@ func TestKernelTiming10k(t *testing.T) {
 		return d
 	}
 	timed("first full sync")
+	writeHeapProfile(t, os.Getenv("KPROXY_NFT_TIMING_HEAP"))
 	var partial []time.Duration
 	for gen := 1; gen <= 7; gen++ {
 		i := (gen * 7919) % len(svcs)
@@ -95,4 +100,21 @@ func (d *dumpingNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
 	d.n++
 	_ = os.WriteFile(d.dir+"/tx-"+strconv.Itoa(d.n)+".nft", []byte(tx.String()), 0o644)
 	return d.Interface.Run(ctx, tx)
+}
+
+// writeHeapProfile writes the live heap, after a collection, to path
+// (nothing when path is empty).
+func writeHeapProfile(t *testing.T, path string) {
+	if path == "" {
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
 }

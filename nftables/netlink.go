@@ -39,7 +39,7 @@ func (p *Proxier) runBatch(ctx context.Context, b *nftnl.Batch) (int, error) {
 	if b.Len() == 0 {
 		return 0, nil
 	}
-	size := len(b.String())
+	size := b.TextSize()
 	if err := p.netlink.Run(ctx, b); err != nil {
 		p.netlinkFailures++
 		if p.netlinkFailures >= netlinkGiveUp {

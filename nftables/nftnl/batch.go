@@ -163,17 +163,30 @@ func (b *Batch) elements(kind opKind, set string, elems []Element) {
 // formatted as knftables formats the same objects.
 func (b *Batch) String() string {
 	var s strings.Builder
+	b.eachLine(func(line string) { s.WriteString(line + "\n") })
+	return s.String()
+}
+
+// TextSize is len(b.String()) without building the text: a full sync's
+// batch is megabytes of it, wanted only for its size.
+func (b *Batch) TextSize() int {
+	n := 0
+	b.eachLine(func(line string) { n += len(line) + 1 })
+	return n
+}
+
+// eachLine calls f with each line of b as nft -f input, in order.
+func (b *Batch) eachLine(f func(string)) {
 	for i := range b.ops {
 		o := &b.ops[i]
 		if o.kind != opAddElements && o.kind != opDeleteElements {
-			s.WriteString(b.opLine(o, -1) + "\n")
+			f(b.opLine(o, -1))
 			continue
 		}
 		for j := range o.elems {
-			s.WriteString(b.opLine(o, j) + "\n")
+			f(b.opLine(o, j))
 		}
 	}
-	return s.String()
 }
 
 // opLine is o as one nft command; for an element operation, the command

@@ -51,6 +51,9 @@ func TestAppendToIsTheSameTransaction(t *testing.T) {
 		if tx.String() != b.String() {
 			t.Fatalf("%s: transaction\n%s\ndiffers from the batch\n%s", f.ip, tx.String(), b.String())
 		}
+		if got, want := b.TextSize(), len(tx.String()); got != want {
+			t.Fatalf("%s: TextSize %d, the transaction's text is %d bytes", f.ip, got, want)
+		}
 		if err := fake.Run(context.Background(), tx); err != nil {
 			t.Fatalf("%s: the Fake refused the batch: %v", f.ip, err)
 		}
