@@ -1,9 +1,12 @@
 package nftnl
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/mdlayher/netlink"
@@ -41,43 +44,79 @@ func (e *OpError) Error() string {
 
 func (e *OpError) Unwrap() error { return e.Err }
 
-// requests frames msgs as one nf_tables transaction: BATCH_BEGIN, the
-// requests, BATCH_END. Only the last request asks for an ack, as nft asks
-// for none: the kernel answers every failed request anyway, and the last
-// one's ack, which comes after them all, says the batch was processed. A
-// 20000-request chunk of a full sync would otherwise queue 20000 acks.
-func requests(f Family, msgs []message) []netlink.Message {
+// frame writes msgs as one nf_tables transaction into one buffer, as
+// sendmsg takes it: BATCH_BEGIN, the requests, BATCH_END, numbered from
+// seq on (request i is seq+1+i). Only the last request asks for an ack, as
+// nft asks for none: the kernel answers every failed request anyway, and
+// the last one's ack, which comes after them all, says the batch was
+// processed. A 20000-request chunk of a full sync would otherwise queue
+// 20000 acks. One exact-size buffer: framing through netlink.Message
+// copied each request twice more and grew the buffer by doubling.
+func frame(f Family, msgs []message, seq uint32) []byte {
+	size := 2 * (unix.NLMSG_HDRLEN + 4)
+	for i := range msgs {
+		size += nlAlign(unix.NLMSG_HDRLEN + 4 + len(msgs[i].data))
+	}
+	buf := make([]byte, 0, size)
 	batch := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES} // res_id: big-endian subsystem
-	out := make([]netlink.Message, 0, len(msgs)+2)
-	out = append(out, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: netlink.Request}, Data: batch})
-	for i, m := range msgs {
-		data := make([]byte, 0, 4+len(m.data))
-		data = append(data, byte(f), unix.NFNETLINK_V0, 0, 0)
+	buf = appendMsg(buf, unix.NFNL_MSG_BATCH_BEGIN, netlink.Request, seq, batch, nil)
+	for i := range msgs {
+		m := &msgs[i]
 		flags := netlink.Request | m.flags
 		if i == len(msgs)-1 {
 			flags |= netlink.Acknowledge
 		}
-		out = append(out, netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | m.typ), Flags: flags},
-			Data:   append(data, m.data...),
-		})
+		buf = appendMsg(buf, unix.NFNL_SUBSYS_NFTABLES<<8|m.typ, flags, seq+1+uint32(i),
+			[]byte{byte(f), unix.NFNETLINK_V0, 0, 0}, m.data)
 	}
-	return append(out, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_END, Flags: netlink.Request}, Data: batch})
+	return appendMsg(buf, unix.NFNL_MSG_BATCH_END, netlink.Request, seq+1+uint32(len(msgs)), batch, nil)
 }
 
-// sizeBuffers grows the socket buffers to the batch, as nft does: the batch
-// goes out in one sendmsg (EMSGSIZE if the send buffer is smaller), and
-// the kernel queues every ack before we read one (ENOBUFS if the receive
-// buffer is smaller; an error ack carries a copy of its request). The
-// FORCE options pass the system limits and need CAP_NET_ADMIN; without
-// it the plain options do what they can.
-func sizeBuffers(nl *netlink.Conn, req []netlink.Message) error {
-	size := 0
-	for _, m := range req {
-		size += 16 + len(m.Data)
+// appendMsg appends one netlink message (header, the nfgenmsg gen, data,
+// padding to the 4-byte boundary) to buf.
+func appendMsg(buf []byte, typ uint16, flags netlink.HeaderFlags, seq uint32, gen, data []byte) []byte {
+	n := unix.NLMSG_HDRLEN + len(gen) + len(data)
+	buf = binary.NativeEndian.AppendUint32(buf, uint32(n))
+	buf = binary.NativeEndian.AppendUint16(buf, typ)
+	buf = binary.NativeEndian.AppendUint16(buf, uint16(flags))
+	buf = binary.NativeEndian.AppendUint32(buf, seq)
+	buf = binary.NativeEndian.AppendUint32(buf, 0) // pid: the kernel's
+	buf = append(buf, gen...)
+	buf = append(buf, data...)
+	for range nlAlign(n) - n {
+		buf = append(buf, 0)
 	}
+	return buf
+}
+
+func nlAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+
+// send writes a framed batch in one sendmsg, within nl's deadline.
+func send(nl *netlink.Conn, buf []byte) error {
+	raw, err := nl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var sendErr error
+	err = raw.Write(func(fd uintptr) bool {
+		sendErr = unix.Sendto(int(fd), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return !errors.Is(sendErr, unix.EAGAIN)
+	})
+	if err != nil {
+		return err
+	}
+	return sendErr
+}
+
+// sizeBuffers grows the socket buffers to a batch of size bytes and
+// requests, as nft does: the batch goes out in one sendmsg (EMSGSIZE if
+// the send buffer is smaller), and the kernel queues every ack before we
+// read one (ENOBUFS if the receive buffer is smaller; an error ack carries
+// a copy of its request). The FORCE options pass the system limits and
+// need CAP_NET_ADMIN; without it the plain options do what they can.
+func sizeBuffers(nl *netlink.Conn, size, requests int) error {
 	snd := max(2*size, 1<<20)
-	rcv := max(size+len(req)*1024, 1<<20)
+	rcv := max(size+requests*1024, 1<<20)
 	raw, err := nl.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("socket buffers: %w", err)
@@ -110,12 +149,13 @@ func setBuffer(fd, force, plain, size int) error {
 // rejections of earlier requests come before it (the kernel processes
 // the whole batch, then answers in order). It returns the first
 // rejection. clean is false when answers may be left unread.
-func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, sent []netlink.Message) (clean bool, err error) {
-	index := make(map[uint32]int, len(msgs))
-	for i := range msgs {
-		index[sent[i+1].Header.Sequence] = i
+func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, seq uint32) (clean bool, err error) {
+	// Request i is seq+1+i (frame).
+	index := func(s uint32) (int, bool) {
+		i := int(s - seq - 1)
+		return i, s-seq-1 < uint32(len(msgs))
 	}
-	last := sent[len(msgs)].Header.Sequence
+	last := seq + uint32(len(msgs))
 	var rejected []*netlink.OpError
 	for done := false; !done; {
 		replies, err := nl.Receive()
@@ -128,7 +168,7 @@ func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, s
 				}
 			}
 		case errors.As(err, &oe) && oe.Sequence != 0:
-			if _, ok := index[oe.Sequence]; !ok {
+			if _, ok := index(oe.Sequence); !ok {
 				// The batch framing itself was refused: nothing was applied,
 				// and no request will be answered.
 				return false, fmt.Errorf("nf_tables batch refused: %w", oe.Err)
@@ -145,9 +185,9 @@ func readAcks(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []message, s
 	if len(rejected) == 0 {
 		return true, nil
 	}
-	sort.Slice(rejected, func(i, j int) bool { return index[rejected[i].Sequence] < index[rejected[j].Sequence] })
-	first := rejected[0]
-	return true, describe(b, msgs[index[first.Sequence]], first, len(rejected)-1)
+	first := slices.MinFunc(rejected, func(x, y *netlink.OpError) int { return cmp.Compare(x.Sequence-seq, y.Sequence-seq) })
+	i, _ := index(first.Sequence)
+	return true, describe(b, msgs[i], first, len(rejected)-1)
 }
 
 // describe names the operation (and element) a rejected request came

@@ -47,6 +47,9 @@ type Conn struct {
 	// new socket rather than reading stale acks.
 	nl     *netlink.Conn
 	closed bool
+	// seq numbers the next batch's messages (guarded by mu); the kernel
+	// echoes it in each answer.
+	seq uint32
 	// setDumps counts the anonymous sets whose elements ChainDigests
 	// dumped (tests check which sets need no dump).
 	setDumps atomic.Int64
@@ -57,7 +60,7 @@ func Open(opts Options) (*Conn, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	c := &Conn{opts: opts}
+	c := &Conn{opts: opts, seq: uint32(time.Now().UnixNano())}
 	nl, err := c.dial()
 	if err != nil {
 		return nil, err
@@ -137,6 +140,17 @@ func (c *Conn) Run(ctx context.Context, b *Batch) error {
 	return err
 }
 
+// nextSeq reserves n sequence numbers and returns the first. None is 0:
+// an error answer with sequence 0 would not name its request.
+func (c *Conn) nextSeq(n int) uint32 {
+	if c.seq == 0 || c.seq+uint32(n) < c.seq {
+		c.seq = 1
+	}
+	seq := c.seq
+	c.seq += uint32(n)
+	return seq
+}
+
 // bound gives nl the earlier of ctx's deadline and the Conn's timeout, and
 // makes ctx's cancellation interrupt a blocked read by moving the deadline
 // into the past; stop undoes the latter and reports whether it had not
@@ -166,16 +180,16 @@ func (c *Conn) exchange(ctx context.Context, nl *netlink.Conn, b *Batch, msgs []
 			clean = false
 		}
 	}()
-	req := requests(b.fam, msgs)
-	if err := sizeBuffers(nl, req); err != nil {
+	seq := c.nextSeq(len(msgs) + 2)
+	buf := frame(b.fam, msgs, seq)
+	if err := sizeBuffers(nl, len(buf), len(msgs)+2); err != nil {
 		return false, err
 	}
-	sent, err := nl.SendMessages(req)
-	if err != nil {
+	if err := send(nl, buf); err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			err = cerr // the deadline moved by cancellation
 		}
 		return false, fmt.Errorf("send nf_tables batch: %w", err)
 	}
-	return readAcks(ctx, nl, b, msgs, sent)
+	return readAcks(ctx, nl, b, msgs, seq)
 }
