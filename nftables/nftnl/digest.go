@@ -61,7 +61,11 @@ type rawAttr struct {
 }
 
 func parseAttrs(b []byte) ([]rawAttr, error) {
-	var out []rawAttr
+	return appendAttrs(nil, b)
+}
+
+// appendAttrs appends the attributes of b to out.
+func appendAttrs(out []rawAttr, b []byte) ([]rawAttr, error) {
 	for len(b) > 0 {
 		if len(b) < 4 {
 			return nil, errors.New("truncated netlink attribute")
@@ -76,31 +80,41 @@ func parseAttrs(b []byte) ([]rawAttr, error) {
 	return out, nil
 }
 
-// canon appends the canonical form of the attribute list b to w.
+// canon appends the canonical form of the attribute list b to w. The
+// lists canonicalized (elements, expressions, nested data) are short: up
+// to 8 attributes are parsed without allocating.
 func canon(w []byte, b []byte, spec nestSpec) ([]byte, error) {
-	as, err := parseAttrs(b)
+	var buf [8]rawAttr
+	as, err := appendAttrs(buf[:0], b)
 	if err != nil {
 		return nil, err
 	}
 	return canonAttrs(w, as, spec)
 }
 
-// canonAttrs appends the canonical form of as to w (as is sorted).
+// canonAttrs appends the canonical form of as to w (as is sorted): each
+// attribute as type and length (big-endian) and value, a nested one's
+// value in canonical form.
 func canonAttrs(w []byte, as []rawAttr, spec nestSpec) ([]byte, error) {
 	slices.SortStableFunc(as, func(x, y rawAttr) int { return int(x.typ) - int(y.typ) })
 	for _, a := range as {
-		val := a.val
-		if sub, nested := spec[a.typ]; nested {
-			var err error
-			if val, err = canon(nil, a.val, sub); err != nil {
-				return nil, err
-			}
-		} else if allZero(val) {
+		sub, nested := spec[a.typ]
+		if !nested && allZero(a.val) {
 			continue
 		}
 		w = binary.BigEndian.AppendUint16(w, a.typ)
-		w = binary.BigEndian.AppendUint32(w, uint32(len(val)))
-		w = append(w, val...)
+		if !nested {
+			w = binary.BigEndian.AppendUint32(w, uint32(len(a.val)))
+			w = append(w, a.val...)
+			continue
+		}
+		at := len(w)
+		w = append(w, 0, 0, 0, 0) // the length, once known
+		var err error
+		if w, err = canon(w, a.val, sub); err != nil {
+			return nil, err
+		}
+		binary.BigEndian.PutUint32(w[at:], uint32(len(w)-at-4))
 	}
 	return w, nil
 }
@@ -243,6 +257,7 @@ func cString(b []byte) string {
 type setCanon struct {
 	decl  []byte
 	elems [][]byte
+	arena []byte
 }
 
 var setDeclAttrs = []uint16{unix.NFTA_SET_FLAGS, unix.NFTA_SET_KEY_TYPE, unix.NFTA_SET_KEY_LEN,
@@ -361,11 +376,13 @@ func (s *setCanon) addElems(data []byte) error {
 			return err
 		}
 		for _, el := range list {
-			c, err := canon(nil, el.val, elemSpec)
-			if err != nil {
+			// One arena for the set's elements: each element keeps its
+			// slice when the arena grows.
+			start := len(s.arena)
+			if s.arena, err = canon(s.arena, el.val, elemSpec); err != nil {
 				return err
 			}
-			s.elems = append(s.elems, c)
+			s.elems = append(s.elems, s.arena[start:len(s.arena):len(s.arena)])
 		}
 	}
 	return nil
