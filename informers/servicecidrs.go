@@ -125,7 +125,12 @@ func ValidateServiceCIDR(sc *networkingv1.ServiceCIDR) field.ErrorList {
 }
 
 // ParseServiceCIDRs returns a ServiceCIDR's valid, masked spec.cidrs; an
-// unparseable one is logged and skipped (the API server validates them).
+// unparseable one is logged and skipped (the API server validates them),
+// and so is one broader than minServiceCIDRBits: nftables mode drops new
+// connections to every address of these ranges that is not a ClusterIP,
+// and the API server accepts even 0.0.0.0/0, which would cut the node and
+// its pods off from everything but Services. Leaving a range out only
+// stops that drop for it; its ClusterIPs work as before.
 func ParseServiceCIDRs(sc *networkingv1.ServiceCIDR, logger klog.Logger) []netip.Prefix {
 	var out []netip.Prefix
 	for _, c := range sc.Spec.CIDRs {
@@ -134,9 +139,25 @@ func ParseServiceCIDRs(sc *networkingv1.ServiceCIDR, logger klog.Logger) []netip
 			logger.Info("Ignoring an invalid ServiceCIDR range", "serviceCIDR", klog.KObj(sc), "cidr", c)
 			continue
 		}
+		if least := minServiceCIDRBits(p.Addr()); p.Bits() < least {
+			logger.Info("Ignoring a ServiceCIDR range too broad to drop traffic to its unallocated addresses",
+				"serviceCIDR", klog.KObj(sc), "cidr", c, "minPrefixLength", least)
+			continue
+		}
 		out = append(out, p.Masked())
 	}
 	return out
+}
+
+// minServiceCIDRBits is the shortest prefix taken from a ServiceCIDR: a
+// /8 is 16 times the largest range kube-apiserver's own
+// --service-cluster-ip-range accepts (/12); an IPv6 range may be a whole
+// /64 subnet, no more.
+func minServiceCIDRBits(a netip.Addr) int {
+	if a.Is4() {
+		return 8
+	}
+	return 64
 }
 
 func sortPrefixes(ps []netip.Prefix) []netip.Prefix {

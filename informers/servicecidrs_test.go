@@ -221,3 +221,33 @@ func TestRunManifestsServiceCIDRs(t *testing.T) {
 	removeFile(t, filepath.Join(dir, "cidrs.yaml"))
 	rec.waitEvents(t, "cidrs []")
 }
+
+// TestParseServiceCIDRsSkipsTooBroadRanges: a range the drop of
+// unallocated addresses would turn against the node's own traffic (the API
+// server accepts 0.0.0.0/0) is logged with its object and left out.
+func TestParseServiceCIDRsSkipsTooBroadRanges(t *testing.T) {
+	for _, tt := range []struct {
+		cidrs []string
+		want  []string
+	}{
+		{[]string{"0.0.0.0/0", "::/0"}, nil},
+		{[]string{"10.0.0.0/7", "fd00::/63"}, nil},
+		{[]string{"10.0.0.0/8", "fd00::/64"}, []string{"10.0.0.0/8", "fd00::/64"}},
+		{[]string{"10.96.0.0/12", "fd00:10:96::/108"}, []string{"10.96.0.0/12", "fd00:10:96::/108"}},
+	} {
+		var logged []string
+		logger := funcr.New(func(prefix, args string) { logged = append(logged, args) }, funcr.Options{})
+		got := ParseServiceCIDRs(serviceCIDR("wide", tt.cidrs...), logger)
+		var want []netip.Prefix
+		for _, w := range tt.want {
+			want = append(want, netip.MustParsePrefix(w))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%v: got %v, want %v", tt.cidrs, got, want)
+		}
+		if skipped := len(tt.cidrs) - len(tt.want); len(logged) != skipped ||
+			(skipped > 0 && !strings.Contains(strings.Join(logged, "\n"), `"serviceCIDR"={"name"="wide"}`)) {
+			t.Errorf("%v: logged %q, want %d lines naming the object", tt.cidrs, logged, skipped)
+		}
+	}
+}
