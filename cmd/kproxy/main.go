@@ -22,8 +22,16 @@ import (
 var version = "dev"
 
 func main() {
+	gcPercent, gcSource = tuneGC(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// gcPercent is the garbage collector's target main set, and gcSource
+// where it came from, for the startup log.
+var (
+	gcPercent = 100
+	gcSource  = "runtime"
+)
 
 // run parses the command line and runs kproxy on this machine; it returns
 // the process exit code.
@@ -67,6 +75,7 @@ func runOn(h host, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx = klog.NewContext(ctx, logger)
+	logger.V(1).Info("Garbage collector target", "GOGC", gcPercent, "source", gcSource)
 	if err := runProxy(ctx, cfg, h, stdout); err != nil {
 		logger.Error(err, "kproxy failed")
 		klog.Flush()
