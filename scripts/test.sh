@@ -11,6 +11,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/setup.sh
 
+# The qemu guest's assets are package downloads and unpacking, little CPU:
+# on a cold machine they are fetched while vet and the build compile. Both
+# it and cluster-tools.sh may apt-get, so the latter waits for it.
+echo "== qemu guest assets (cached; in the background)"
+scripts/vm-assets.sh >/dev/null &
+assets_pid=$!
+
 echo "== gofmt / go vet"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
@@ -22,8 +29,10 @@ make --no-print-directory build
 # Heavy, cached prerequisites of the kernel tiers, prepared before go test so
 # their first-time cost (kube-apiserver build ~10 min, guest kernel download)
 # never races a test timeout.
-echo "== qemu guest assets (cached)"
-scripts/vm-assets.sh >/dev/null
+if ! wait "$assets_pid"; then
+  echo "test: preparing the qemu guest assets failed (scripts/vm-assets.sh)" >&2
+  exit 1
+fi
 echo "== control-plane binaries (cached)"
 scripts/cluster-tools.sh >/dev/null
 

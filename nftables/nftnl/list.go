@@ -44,6 +44,82 @@ func (c *Conn) ListNames(ctx context.Context, f Family, table string) (Names, er
 	return names, nil
 }
 
+// VerdictChains lists the chains the elements of verdict map set in table
+// go to or jump to, one per element in the kernel's order ("" for an
+// element with another verdict). A reader of one map, not a table
+// listing: nft list map loads the whole ruleset first (about 0.45 s of
+// CPU at 10000 services), which a poller must not spend while the proxy
+// it measures syncs.
+func (c *Conn) VerdictChains(ctx context.Context, f Family, table, set string) ([]string, error) {
+	if err := checkName("map", set); err != nil {
+		return nil, err
+	}
+	nl, done, err := c.dumpSocket(ctx, f, table)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var req attrs
+	req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+	req.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+	var out []string
+	for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)) {
+		if err == nil {
+			out, err = appendVerdictChains(out, m.Data[4:])
+		}
+		if err != nil {
+			return nil, dumpError(ctx, f, table, fmt.Errorf("elements of %s: %w", set, err))
+		}
+	}
+	return out, nil
+}
+
+// appendVerdictChains appends the verdict chain of each element of an
+// element list message's attributes b.
+func appendVerdictChains(out []string, b []byte) ([]string, error) {
+	as, err := parseAttrs(b)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range as {
+		if a.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		list, err := parseAttrs(a.val)
+		if err != nil {
+			return nil, err
+		}
+		for _, el := range list {
+			chain, err := nestedString(el.val, unix.NFTA_SET_ELEM_DATA, unix.NFTA_DATA_VERDICT, unix.NFTA_VERDICT_CHAIN)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, chain)
+		}
+	}
+	return out, nil
+}
+
+// nestedString is the string at path in the attributes b, each step but
+// the last a nested attribute; "" where the path ends early.
+func nestedString(b []byte, path ...uint16) (string, error) {
+	for i, typ := range path {
+		as, err := parseAttrs(b)
+		if err != nil {
+			return "", err
+		}
+		v, ok := findAttr(as, typ)
+		if !ok {
+			return "", nil
+		}
+		if i == len(path)-1 {
+			return cString(v), nil
+		}
+		b = v
+	}
+	return "", nil
+}
+
 // dumpSocket opens a socket of its own for dumps of table, with ctx's
 // deadline (or the Conn's timeout) and cancellation; done closes it.
 func (c *Conn) dumpSocket(ctx context.Context, f Family, table string) (*netlink.Conn, func(), error) {

@@ -57,3 +57,38 @@ func TestKernelListNames(t *testing.T) {
 		t.Errorf("a cancelled listing succeeded")
 	}
 }
+
+// TestKernelVerdictChains: the chains a verdict map's elements go to, as
+// many as it has elements (thousands: a dump of several messages), with
+// "" for another verdict; a missing map is an error.
+func TestKernelVerdictChains(t *testing.T) {
+	ns := kerneltest.Netns(t, "kpx-nftnl-")
+	kerneltest.NeedTools(t, "nftnl kernel test", "nft")
+	var text strings.Builder
+	text.WriteString("table ip kube-proxy {\n\tmap service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; }\n")
+	var want []string
+	for i := range 2000 {
+		name := fmt.Sprintf("service-%04d-ns/svc%d/tcp/p80", i, i)
+		want = append(want, name)
+		fmt.Fprintf(&text, "\tchain %s { }\n", name)
+	}
+	text.WriteString("}\n")
+	for i, name := range want {
+		fmt.Fprintf(&text, "add element ip kube-proxy service-ips { 10.0.%d.%d . tcp . 80 : goto %s }\n", i/250, i%250, name)
+	}
+	text.WriteString("add element ip kube-proxy service-ips { 10.9.9.9 . udp . 53 : drop }\n")
+	want = append(want, "")
+	nftLoad(t, ns, text.String())
+	got, err := openConn(t, ns).VerdictChains(context.Background(), IPv4, "kube-proxy", "service-ips")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%d chains listed, want %d (first listed %q)", len(got), len(want), got[:min(3, len(got))])
+	}
+	if _, err := openConn(t, ns).VerdictChains(context.Background(), IPv4, "kube-proxy", "no-such-map"); err == nil {
+		t.Errorf("a missing map listed without error")
+	}
+}
