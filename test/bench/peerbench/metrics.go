@@ -27,6 +27,13 @@ func scrape(ctx context.Context, ns string) (metrics, error) {
 	return metrics(out), err
 }
 
+// saveHeapProfile writes the proxy's live heap (after a collection) from
+// its /debug/pprof (enableProfiling) to path.
+func saveHeapProfile(ctx context.Context, ns, path string) error {
+	_, err := inNetns(ctx, ns, "curl", "-sf", "--max-time", "30", "-o", path, "http://127.0.0.1:10249/debug/pprof/heap?gc=1")
+	return err
+}
+
 // value sums the IPv4 samples of name (a full sample name such as
 // "..._sum"); ok is false when there is none.
 func (m metrics) value(name string) (v float64, ok bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -39,6 +40,10 @@ type Options struct {
 	Timeout time.Duration
 	// FirstPacket adds the first-packet scenario.
 	FirstPacket bool
+	// HeapProfiles turns on the proxies' profiling endpoints and writes
+	// each proxy's live heap after its first full sync to the WorkDir
+	// (NAME-roundN-heap.pprof, for go tool pprof).
+	HeapProfiles bool
 	// Podserver is the pod server binary (test/netns.BuildPodserver) that
 	// answers for the endpoints.
 	Podserver string
@@ -110,7 +115,7 @@ func Run(ctx context.Context, opts Options) ([]Sample, error) {
 	}
 	for _, mode := range []string{ModeNFTables, ModeIPTables} {
 		r.conf[mode] = filepath.Join(opts.WorkDir, mode+".conf")
-		if err := os.WriteFile(r.conf[mode], configFile(c.Kubeconfig, mode), 0o600); err != nil {
+		if err := os.WriteFile(r.conf[mode], configFile(c.Kubeconfig, mode, opts.HeapProfiles), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -143,9 +148,11 @@ func withDefaults(opts Options) Options {
 
 // configFile is the configuration every peer of a mode runs with: the
 // deployed settings (minSyncPeriod 1s, syncPeriod 30s), the admin
-// kubeconfig, conntrack sysctls left alone (not settable in a namespace).
-func configFile(kubeconfig, mode string) []byte {
+// kubeconfig, conntrack sysctls left alone (not settable in a namespace),
+// and /debug/pprof when profiling.
+func configFile(kubeconfig, mode string, profiling bool) []byte {
 	return fmt.Appendf(nil, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+enableProfiling: %t
 kind: KubeProxyConfiguration
 mode: %s
 hostnameOverride: %s
@@ -165,7 +172,7 @@ conntrack:
 %s:
   minSyncPeriod: 1s
   syncPeriod: 30s
-`, mode, NodeName, kubeconfig, mode)
+`, profiling, mode, NodeName, kubeconfig, mode)
 }
 
 // runner holds what every round shares.
@@ -231,6 +238,11 @@ func (r *runner) measure(ctx context.Context, s *Sample, ns string, peer Peer, l
 	}()
 	if s.Full, s.FullOwn, err = r.waitFull(ctx, p, peer.Mode); err != nil {
 		return fmt.Errorf("full sync: %w", err)
+	}
+	if r.opts.HeapProfiles {
+		if err := saveHeapProfile(ctx, ns, strings.TrimSuffix(logPath, ".log")+"-heap.pprof"); err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
 	}
 	if r.opts.FirstPacket {
 		if s.FirstConn, s.LastConn, err = r.firstPacket(ctx, ns); err != nil {

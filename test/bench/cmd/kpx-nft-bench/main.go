@@ -39,10 +39,14 @@ func run() error {
 	flag.DurationVar(&opts.Timeout, "timeout", 15*time.Minute, "bound on each wait for a proxy")
 	flag.StringVar(&peers, "peers", "upstream", "comma-separated proxies to measure, in order: upstream, kproxy (nftables mode), upstream-iptables, kproxy-iptables (full sync and first packet only)")
 	flag.BoolVar(&opts.FirstPacket, "first-packet", false, "also time connections to the first and the last service")
+	flag.BoolVar(&opts.HeapProfiles, "heap-profiles", false, "write each proxy's live heap after its first full sync to the workdir (needs -workdir)")
 	flag.StringVar(&kproxyBin, "kproxy", "bin/kproxy", "kproxy binary (with --proxy-mode nftables)")
 	flag.StringVar(&upstreamBin, "upstream", "", "upstream kube-proxy binary (default: the one scripts/cluster-tools.sh builds)")
 	flag.StringVar(&keep, "workdir", "", "keep the configuration and the proxies' logs in this directory")
 	flag.Parse()
+	if opts.HeapProfiles && keep == "" {
+		return fmt.Errorf("-heap-profiles writes to the -workdir: set one")
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root to create network namespaces")
 	}
