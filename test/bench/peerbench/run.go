@@ -183,9 +183,7 @@ type runner struct {
 	conf    map[string]string // configuration file per mode
 	changes int               // endpoint changes written so far (each gets a new address)
 	stride  int               // between the services of consecutive changes
-	// firstIP and lastIP are the ClusterIPs of the first and last service.
-	firstIP, lastIP string
-	read            proxyReader
+	read    proxyReader
 }
 
 // proxyReader reads what a proxy has done, from inside its namespace: the
