@@ -67,8 +67,7 @@ build_kube() {
   local ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   log "building kube-apiserver and kube-proxy $version (first build: several minutes)"
   local start=$SECONDS
-  # GOGC=400: the compiler collects garbage less often (see test.sh).
-  (cd "$tools" && CGO_ENABLED=0 GOFLAGS=-mod=readonly GOWORK=off GOGC=400 nice -n 10 \
+  (cd "$tools" && CGO_ENABLED=0 GOFLAGS=-mod=readonly GOWORK=off nice -n 10 \
     go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$build_tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-proxy)
   mv "$build_tmp/kube-apiserver" "$build_tmp/kube-proxy" "$out/"

@@ -22,10 +22,7 @@ assets_pid=$!
 echo "== gofmt / go vet"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
-# The compiler collects garbage less often (GOGC=400; it only affects the
-# go command and the compilers it runs): cold builds spend a good part of
-# their time in the compiler's own GC, and this machine has memory to spare.
-GOGC=400 go vet ./...
+go vet ./...
 
 echo "== build"
 make --no-print-directory build
