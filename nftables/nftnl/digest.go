@@ -363,6 +363,22 @@ func batchSetIdentity(attrs, udata []byte, elems []message) ([]byte, error) {
 // addElems adds the elements of an element list message's
 // NFTA_SET_ELEM_LIST_ELEMENTS attribute.
 func (s *setCanon) addElems(data []byte) error {
+	return eachElement(data, func(el []byte) error {
+		// One arena for the set's elements: each element keeps its slice
+		// when the arena grows.
+		start := len(s.arena)
+		var err error
+		if s.arena, err = canon(s.arena, el, elemSpec); err != nil {
+			return err
+		}
+		s.elems = append(s.elems, s.arena[start:len(s.arena):len(s.arena)])
+		return nil
+	})
+}
+
+// eachElement calls f with the attributes of each element in an element
+// list message's attributes data (those after its nfgenmsg header).
+func eachElement(data []byte, f func(el []byte) error) error {
 	as, err := parseAttrs(data)
 	if err != nil {
 		return err
@@ -376,13 +392,9 @@ func (s *setCanon) addElems(data []byte) error {
 			return err
 		}
 		for _, el := range list {
-			// One arena for the set's elements: each element keeps its
-			// slice when the arena grows.
-			start := len(s.arena)
-			if s.arena, err = canon(s.arena, el.val, elemSpec); err != nil {
+			if err := f(el.val); err != nil {
 				return err
 			}
-			s.elems = append(s.elems, s.arena[start:len(s.arena):len(s.arena)])
 		}
 	}
 	return nil

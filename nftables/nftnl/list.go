@@ -59,13 +59,14 @@ func (c *Conn) VerdictChains(ctx context.Context, f Family, table, set string) (
 		return nil, err
 	}
 	defer done()
-	var req attrs
-	req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
-	req.str(unix.NFTA_SET_ELEM_LIST_SET, set)
 	var out []string
-	for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)) {
+	for m, err := range receive(nl, elemDumpRequest(f, table, set)) {
 		if err == nil {
-			out, err = appendVerdictChains(out, m.Data[4:])
+			err = eachElement(m.Data[4:], func(el []byte) error {
+				chain, err := nestedString(el, unix.NFTA_SET_ELEM_DATA, unix.NFTA_DATA_VERDICT, unix.NFTA_VERDICT_CHAIN)
+				out = append(out, chain)
+				return err
+			})
 		}
 		if err != nil {
 			return nil, dumpError(ctx, f, table, fmt.Errorf("elements of %s: %w", set, err))
@@ -74,30 +75,12 @@ func (c *Conn) VerdictChains(ctx context.Context, f Family, table, set string) (
 	return out, nil
 }
 
-// appendVerdictChains appends the verdict chain of each element of an
-// element list message's attributes b.
-func appendVerdictChains(out []string, b []byte) ([]string, error) {
-	as, err := parseAttrs(b)
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range as {
-		if a.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
-			continue
-		}
-		list, err := parseAttrs(a.val)
-		if err != nil {
-			return nil, err
-		}
-		for _, el := range list {
-			chain, err := nestedString(el.val, unix.NFTA_SET_ELEM_DATA, unix.NFTA_DATA_VERDICT, unix.NFTA_VERDICT_CHAIN)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, chain)
-		}
-	}
-	return out, nil
+// elemDumpRequest asks for the elements of set in table.
+func elemDumpRequest(f Family, table, set string) netlink.Message {
+	var req attrs
+	req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+	req.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+	return dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)
 }
 
 // nestedString is the string at path in the attributes b, each step but
@@ -218,9 +201,10 @@ func (c *Conn) ChainDigests(ctx context.Context, f Family, table string) (map[st
 
 // dumpAnonymousSets returns the identity (setCanon.digest) of each of
 // table's anonymous sets, by name: the one its userdata records, or else
-// its elements'. Each set's elements take a dump of their own, and the kernel finds the set by walking the table's set
-// list, twice: at 10000 services that is seconds of kernel time, spread
-// here over up to maxDumpSockets sockets, one per CPU.
+// its elements'. Each set's elements take a dump of their own, and the
+// kernel finds the set by walking the table's set list, twice: at 10000
+// services that is seconds of kernel time, spread here over up to
+// maxDumpSockets sockets, one per CPU.
 func (c *Conn) dumpAnonymousSets(ctx context.Context, nl *netlink.Conn, f Family, table string) (map[string][]byte, error) {
 	msgs, err := nl.Execute(dumpRequest(f, unix.NFT_MSG_GETSET, tableFilter(unix.NFTA_SET_TABLE, table)))
 	if err != nil {
@@ -285,10 +269,7 @@ func (c *Conn) dumpElements(ctx context.Context, f Family, table string, sets []
 	defer done()
 	for _, ns := range sets {
 		c.setDumps.Add(1)
-		var req attrs
-		req.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
-		req.str(unix.NFTA_SET_ELEM_LIST_SET, ns.name)
-		for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETSETELEM, req.b)) {
+		for m, err := range receive(nl, elemDumpRequest(f, table, ns.name)) {
 			if err == nil {
 				err = ns.s.addElems(m.Data[4:])
 			}
