@@ -14,11 +14,14 @@
 #   etcd=/usr/bin/etcd
 #   kube-apiserver=/var/cache/kproxy/cluster/v1.37.2/kube-apiserver
 #   kube-proxy=/var/cache/kproxy/cluster/v1.37.2/kube-proxy
-# Progress goes to stderr.
+# Progress goes to stderr. `cluster-tools.sh prefetch` only downloads the
+# modules of the build and prints nothing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/test/cluster/tools"
 export PATH="$PATH:/usr/local/go/bin"
+
+kube_cmds="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-proxy"
 
 log() { echo "cluster-tools: $*" >&2; }
 
@@ -67,14 +70,29 @@ build_kube() {
   local ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   log "building kube-apiserver and kube-proxy $version (first build: several minutes)"
   local start=$SECONDS
+  # No -trimpath and CGO_ENABLED=0, as scripts/test.sh builds the main
+  # module, and the tools module pins the versions the main module uses of
+  # what both build (client-go, apimachinery, x/net, protobuf, ...): the
+  # packages the suite has just compiled come from the Go build cache
+  # instead of being compiled a second time.
   (cd "$tools" && CGO_ENABLED=0 GOFLAGS=-mod=readonly GOWORK=off nice -n 10 \
-    go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$build_tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-proxy)
+    go build -buildvcs=false -ldflags "$ldflags" -o "$build_tmp/" $kube_cmds)
   mv "$build_tmp/kube-apiserver" "$build_tmp/kube-proxy" "$out/"
   log "built in $((SECONDS - start))s"
 }
 
+# prefetch downloads the modules the build needs, and nothing else (no
+# package install, no build): scripts/test.sh runs it in the background
+# while it compiles the main module, so the build later finds them on disk.
+prefetch() {
+  local out
+  out="${KPROXY_CACHE:-/var/cache/kproxy}/cluster/$(kube_version)"
+  if [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-proxy" ]; then return; fi
+  (cd "$tools" && GOFLAGS=-mod=readonly GOWORK=off go list -deps $kube_cmds >/dev/null)
+}
+
 main() {
+  if [ "${1:-}" = prefetch ]; then prefetch; return; fi
   install_etcd
   command -v go >/dev/null 2>&1 || { log "Go is required to build kube-apiserver"; exit 1; }
   local version out

@@ -11,6 +11,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 command -v go >/dev/null || { scripts/setup.sh; exit 1; } # says how to get Go
 
+# One build configuration for everything the suite compiles: the qemu
+# guest's test binaries and the pod server must be static (CGO_ENABLED=0),
+# and so is the control-plane build (scripts/cluster-tools.sh). With cgo on
+# for vet, build and the host tests, every package that imports net (all of
+# client-go) would be compiled twice more on a cold machine.
+export CGO_ENABLED=0
+
 # The packages (setup.sh) and the qemu guest's assets are downloads and
 # unpacking, little CPU: on a cold machine they are fetched while vet and
 # the build compile. They apt-get one after the other, and cluster-tools.sh
@@ -18,6 +25,9 @@ command -v go >/dev/null || { scripts/setup.sh; exit 1; } # says how to get Go
 echo "== packages and qemu guest assets (cached; in the background)"
 (scripts/setup.sh && scripts/vm-assets.sh >/dev/null) &
 assets_pid=$!
+# The control plane's module downloads (about 550 MB) overlap the compiles too.
+scripts/cluster-tools.sh prefetch &
+prefetch_pid=$!
 
 echo "== gofmt / go vet"
 bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -32,6 +42,10 @@ make --no-print-directory build
 # never races a test timeout.
 if ! wait "$assets_pid"; then
   echo "test: installing packages or preparing the qemu guest assets failed (scripts/setup.sh, scripts/vm-assets.sh)" >&2
+  exit 1
+fi
+if ! wait "$prefetch_pid"; then
+  echo "test: downloading the control plane's modules failed (scripts/cluster-tools.sh prefetch)" >&2
   exit 1
 fi
 echo "== control-plane binaries (cached)"

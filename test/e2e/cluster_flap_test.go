@@ -25,6 +25,7 @@ const (
 // each lost watch (up to 30 s, jittered to 60 s), so that wait, bounded by
 // watchResumeTimeout, is most of the test's time after the flapping.
 func TestClusterAPIServerFlapping(t *testing.T) {
+	t.Parallel() // mostly waiting (client-go backoff, paced writes): the three long cluster tests overlap
 	ce := newClusterEnv(t, clusterEnvOptions{})
 	w := ce.w
 	const addr = "10.96.0.16:80"

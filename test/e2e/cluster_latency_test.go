@@ -80,6 +80,7 @@ type latencyCase struct {
 // sync lines; on this shared machine they were syncs whose own elapsed time
 // (iptables-restore of ~650 bytes) reached 0.3-1.2 s under load.
 func TestClusterNetworkProgrammingLatency(t *testing.T) {
+	t.Parallel() // mostly waiting (client-go backoff, paced writes): the three long cluster tests overlap
 	cases := []latencyCase{
 		{name: "minSyncPeriod=1ms back to back", start: func(t *testing.T) *clusterEnv {
 			return newClusterEnv(t, clusterEnvOptions{MinSyncPeriod: "1ms"})

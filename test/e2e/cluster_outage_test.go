@@ -41,6 +41,7 @@ const (
 // from a relist), one written through the API right after the restart,
 // before kproxy's watch resumes.
 func TestClusterAPIServerOutage(t *testing.T) {
+	t.Parallel() // mostly waiting (client-go backoff, paced writes): the three long cluster tests overlap
 	ce := newClusterEnv(t, clusterEnvOptions{})
 	w := ce.w
 	const addrA, addrB = "10.96.0.12:80", "10.96.0.13:80"
