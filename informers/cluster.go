@@ -10,16 +10,16 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/informers/apiclient"
 )
 
 // ClusterOptions configures RunCluster.
 type ClusterOptions struct {
 	// Client talks to the API server.
-	Client kubernetes.Interface
+	Client apiclient.API
 	// NodeName is this node's name; only that Node object is watched.
 	NodeName string
 	// ResyncPeriod is the informers' resync period (configSyncPeriod);
@@ -57,21 +57,18 @@ func RunCluster(ctx context.Context, opts ClusterOptions) error {
 		return err
 	}
 	sink := opts.Handlers.serialized()
-	objects := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ProxyLabelSelector }),
-		informers.WithTransform(slimObject))
-	nodes := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = nodeFieldSelector(opts.NodeName) }),
-		informers.WithTransform(slimObject))
-
-	synced, err := registerHandlers(objects, nodes, sink, opts)
+	objects := func(o *metav1.ListOptions) { o.LabelSelector = ProxyLabelSelector }
+	informers := []cache.SharedIndexInformer{
+		newInformer(opts.Client, apiclient.Services, objects, opts.ResyncPeriod),
+		newInformer(opts.Client, apiclient.EndpointSlices, objects, opts.ResyncPeriod),
+		newInformer(opts.Client, apiclient.Nodes, func(o *metav1.ListOptions) { o.FieldSelector = nodeFieldSelector(opts.NodeName) },
+			opts.ResyncPeriod),
+	}
+	synced, err := registerHandlers(informers, sink, opts)
 	if err != nil {
 		return err
 	}
-	objects.StartWithContext(ctx)
-	nodes.StartWithContext(ctx)
-	defer nodes.Shutdown()
-	defer objects.Shutdown()
+	defer runInformers(ctx, informers...)()
 
 	// Registrations (not informers) report synced only once every initial
 	// object has reached the handler, which is what the Synced calls promise.
@@ -83,7 +80,29 @@ func RunCluster(ctx context.Context, opts ClusterOptions) error {
 	return nil
 }
 
-func registerHandlers(objects, nodes informers.SharedInformerFactory, sink sourceEvents, opts ClusterOptions) ([]cache.DoneChecker, error) {
+// newInformer is an informer of r with the transform every one of
+// kproxy's informers has (slimObject).
+func newInformer(api apiclient.API, r apiclient.Resource, tweak func(*metav1.ListOptions), resync time.Duration) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformerWithOptions(api.ListWatch(r, tweak), r.Object(),
+		cache.SharedIndexInformerOptions{ResyncPeriod: resync})
+	// Only fails once the informer has started.
+	_ = inf.SetTransform(slimObject)
+	return inf
+}
+
+// runInformers starts the informers; the function it returns waits until
+// they have stopped (ctx ended) and no handler runs any more.
+func runInformers(ctx context.Context, infs ...cache.SharedIndexInformer) (wait func()) {
+	var wg sync.WaitGroup
+	for _, inf := range infs {
+		wg.Go(func() { inf.RunWithContext(ctx) })
+	}
+	return wg.Wait
+}
+
+// registerHandlers adds the Service, EndpointSlice and Node handlers to
+// the informers, in that order.
+func registerHandlers(infs []cache.SharedIndexInformer, sink sourceEvents, opts ClusterOptions) ([]cache.DoneChecker, error) {
 	logger := opts.Logger
 	services := &eventAdapter[*v1.Service]{
 		kind: "Service", logger: logger, visible: labelsProxied[*v1.Service], events: sink.services,
@@ -99,9 +118,9 @@ func registerHandlers(objects, nodes informers.SharedInformerFactory, sink sourc
 		informer cache.SharedIndexInformer
 		handler  cache.ResourceEventHandler
 	}{
-		{objects.Core().V1().Services().Informer(), services},
-		{objects.Discovery().V1().EndpointSlices().Informer(), slices},
-		{nodes.Core().V1().Nodes().Informer(), node},
+		{infs[0], services},
+		{infs[1], slices},
+		{infs[2], node},
 	}
 	var handlerOpts cache.HandlerOptions
 	if logger.GetSink() != nil {

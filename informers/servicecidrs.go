@@ -11,16 +11,16 @@ import (
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/kproxy/kproxy/informers/apiclient"
 )
 
 // ServiceCIDRsOptions configure RunServiceCIDRs.
 type ServiceCIDRsOptions struct {
 	// Client talks to the API server.
-	Client kubernetes.Interface
+	Client apiclient.API
 	// ResyncPeriod is the informer's resync period (0: none).
 	ResyncPeriod time.Duration
 	// OnChange receives the cluster's service CIDRs (every ServiceCIDR
@@ -41,9 +41,7 @@ func RunServiceCIDRs(ctx context.Context, opts ServiceCIDRsOptions) error {
 	if opts.Client == nil || opts.OnChange == nil {
 		return errors.New("service CIDR source: Client and OnChange are required")
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(opts.Client, opts.ResyncPeriod,
-		informers.WithTransform(slimObject))
-	inf := factory.Networking().V1().ServiceCIDRs().Informer()
+	inf := newInformer(opts.Client, apiclient.ServiceCIDRs, nil, opts.ResyncPeriod)
 	w := &serviceCIDRWatcher{store: inf.GetStore(), opts: opts}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.changed() },
@@ -52,9 +50,7 @@ func RunServiceCIDRs(ctx context.Context, opts ServiceCIDRsOptions) error {
 	}); err != nil {
 		return err
 	}
-	factory.StartWithContext(ctx)
-	<-ctx.Done()
-	factory.Shutdown()
+	runInformers(ctx, inf)()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package informers
 import (
 	"context"
 	"fmt"
+	"github.com/kproxy/kproxy/informers/apiclient/fromclientset"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -28,7 +29,7 @@ func TestRunServiceCIDRsReportsEveryChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- RunServiceCIDRs(ctx, ServiceCIDRsOptions{Client: client, OnChange: func(p []netip.Prefix) { got <- p }})
+		done <- RunServiceCIDRs(ctx, ServiceCIDRsOptions{Client: fromclientset.New(client), OnChange: func(p []netip.Prefix) { got <- p }})
 	}()
 	defer func() {
 		cancel()

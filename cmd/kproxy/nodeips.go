@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kproxy/kproxy/informers"
 	"github.com/kproxy/kproxy/proxier"
@@ -127,7 +126,7 @@ func (p *proxy) lookupNode(ctx context.Context) *v1.Node {
 	ctx, cancel := context.WithTimeout(ctx, nodeIPLookupTimeout)
 	defer cancel()
 	for {
-		node, err := p.client.CoreV1().Nodes().Get(ctx, p.cfg.NodeName, metav1.GetOptions{})
+		node, err := p.client.GetNode(ctx, p.cfg.NodeName)
 		if err == nil {
 			return node
 		}

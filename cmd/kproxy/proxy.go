@@ -9,12 +9,12 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/config"
 	"github.com/kproxy/kproxy/informers"
+	"github.com/kproxy/kproxy/informers/apiclient"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 	"github.com/kproxy/kproxy/proxier/healthcheck"
@@ -37,7 +37,7 @@ type proxy struct {
 	health   *healthcheck.ProxyHealth
 	families []*familyProxy
 	// client is the API server connection; nil in --manifests mode.
-	client kubernetes.Interface
+	client apiclient.API
 	// nodeIPs are this node's primary IPs per family (detectNodeIPs).
 	nodeIPs map[v1.IPFamily][]netip.Addr
 	// iptablesBackend is the iptables every command runs (selectIPTablesBackend).
@@ -100,7 +100,7 @@ func newProxy(ctx context.Context, cfg *config.Config, h host, logger klog.Logge
 	p := &proxy{cfg: cfg, host: h, logger: logger, out: out, metrics: metrics.New()}
 	p.health = healthcheck.NewProxyHealth(healthcheck.ProxyHealthOptions{SyncPeriod: cfg.SyncPeriod, Metrics: p.metrics})
 	if cfg.Manifests == "" {
-		client, err := informers.NewClient(informers.ClientOptions{
+		client, err := apiclient.NewClient(apiclient.ClientOptions{
 			Kubeconfig: cfg.Kubeconfig, Master: cfg.Master, ContentType: cfg.ContentType,
 			AcceptContentTypes: cfg.AcceptContentTypes, QPS: cfg.QPS, Burst: cfg.Burst, UserAgent: "kproxy/" + version,
 		})

@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kproxy/kproxy/informers"
+	"github.com/kproxy/kproxy/informers/apiclient/fromclientset"
 	"github.com/kproxy/kproxy/proxier"
 	"github.com/kproxy/kproxy/proxier/apivalidation"
 )
@@ -78,7 +79,7 @@ func Measure(ctx context.Context, opts Options) (Result, error) {
 	var wg sync.WaitGroup
 	srcErr := make(chan error, 1)
 	wg.Go(func() {
-		srcErr <- informers.RunCluster(ctx, informers.ClusterOptions{Client: client, NodeName: NodeName,
+		srcErr <- informers.RunCluster(ctx, informers.ClusterOptions{Client: fromclientset.New(client), NodeName: NodeName,
 			ResyncPeriod: opts.ResyncPeriod, Handlers: handlers})
 	})
 	defer func() { cancel(); wg.Wait() }() // the source returns once ctx ends

@@ -1,10 +1,9 @@
-package informers
+package apiclient
 
 import (
 	"errors"
 	"fmt"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -29,9 +28,9 @@ type ClientOptions struct {
 	UserAgent string
 }
 
-// NewClient builds a clientset from a kubeconfig and/or master address, or,
-// when neither is given, from the in-cluster ServiceAccount environment.
-func NewClient(opts ClientOptions) (kubernetes.Interface, error) {
+// NewClient builds an API client from a kubeconfig and/or master address,
+// or, when neither is given, from the in-cluster ServiceAccount environment.
+func NewClient(opts ClientOptions) (API, error) {
 	cfg, err := restConfig(opts)
 	if err != nil {
 		return nil, err
@@ -43,11 +42,7 @@ func NewClient(opts ClientOptions) (kubernetes.Interface, error) {
 	if opts.UserAgent != "" {
 		cfg.UserAgent = opts.UserAgent
 	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create API client: %w", err)
-	}
-	return client, nil
+	return newRESTAPI(cfg)
 }
 
 func restConfig(opts ClientOptions) (*rest.Config, error) {
