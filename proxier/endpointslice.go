@@ -143,13 +143,15 @@ func newEndpoint(ep *discovery.Endpoint, addr netip.Addr, port int32, nodeName s
 	if ep.Zone != nil {
 		e.Zone = *ep.Zone
 	}
-	if ep.Hints != nil {
+	if ep.Hints != nil && len(ep.Hints.ForZones)+len(ep.Hints.ForNodes) > 0 {
+		h := &EndpointHints{}
 		for _, z := range ep.Hints.ForZones {
-			e.ZoneHints = append(e.ZoneHints, z.Name)
+			h.Zones = append(h.Zones, z.Name)
 		}
 		for _, n := range ep.Hints.ForNodes {
-			e.NodeHints = append(e.NodeHints, n.Name)
+			h.Nodes = append(h.Nodes, n.Name)
 		}
+		e.Hints = h
 	}
 	return e
 }

@@ -121,20 +121,43 @@ func (p *ServicePort) Equal(o *ServicePort) bool {
 		p.AffinityTimeoutSeconds == o.AffinityTimeoutSeconds
 }
 
-// Endpoint is one backend of a service port, from an EndpointSlice (only addresses[0]).
+// Endpoint is one backend of a service port, from an EndpointSlice (only
+// addresses[0]). It is kept small (72 bytes): the tracker holds one per
+// endpoint of the cluster (100k at 10k services × 10).
 type Endpoint struct {
 	IP          netip.Addr
 	Port        int32
 	Ready       bool
 	Serving     bool
 	Terminating bool
-	NodeName    string
-	Zone        string
-	// ZoneHints / NodeHints are the EndpointSlice hints; nil means "no hints".
-	ZoneHints []string
-	NodeHints []string
 	// IsLocal is true iff the endpoint runs on this node.
-	IsLocal bool
+	IsLocal  bool
+	NodeName string
+	Zone     string
+	// Hints are the EndpointSlice's topology hints; nil when it has none.
+	Hints *EndpointHints
+}
+
+// EndpointHints are an endpoint's topology hints: zone and node names.
+type EndpointHints struct {
+	Zones []string
+	Nodes []string
+}
+
+// ZoneHints are the zones the endpoint is hinted for; nil means "no hints".
+func (e *Endpoint) ZoneHints() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.Zones
+}
+
+// NodeHints are the nodes the endpoint is hinted for; nil means "no hints".
+func (e *Endpoint) NodeHints() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.Nodes
 }
 
 // String is "ip:port" joined the net.JoinHostPort way ("[fd00::1]:80" for IPv6),
@@ -166,7 +189,8 @@ func (e *Endpoint) Usable() bool {
 func (e *Endpoint) Equal(o *Endpoint) bool {
 	return e.IP == o.IP && e.Port == o.Port && e.Ready == o.Ready && e.Serving == o.Serving &&
 		e.Terminating == o.Terminating && e.NodeName == o.NodeName && e.Zone == o.Zone &&
-		e.IsLocal == o.IsLocal && slices.Equal(e.ZoneHints, o.ZoneHints) && slices.Equal(e.NodeHints, o.NodeHints)
+		e.IsLocal == o.IsLocal && slices.Equal(e.ZoneHints(), o.ZoneHints()) &&
+		slices.Equal(e.NodeHints(), o.NodeHints())
 }
 
 // EndpointSet is the categorized endpoints of one service port, ready for a backend.

@@ -1,6 +1,8 @@
 package proxier
 
 import (
+	"unsafe"
+
 	"net/netip"
 	"slices"
 	"testing"
@@ -202,5 +204,13 @@ func TestAddressesNeverCarryAZone(t *testing.T) {
 		if len(list) != 1 || list[0].IP != netip.MustParseAddr("fd00::2") || len(epWarns) != 1 {
 			t.Errorf("endpoints %v warnings %v", epStrings(list), epWarns)
 		}
+	}
+}
+
+// The tracker holds one Endpoint per endpoint of the cluster; a field
+// that grows it costs 100 kB per byte at 100k endpoints.
+func TestEndpointStaysSmall(t *testing.T) {
+	if got := unsafe.Sizeof(Endpoint{}); got > 72 {
+		t.Errorf("Endpoint is %d bytes, want at most 72", got)
 	}
 }

@@ -36,10 +36,10 @@ func clusterEndpoints(all []Endpoint, node *NodeInfo) []Endpoint {
 	}
 	switch topologyMode(ready, node) {
 	case topologySameNode:
-		return filterEndpoints(ready, func(e *Endpoint) bool { return slices.Contains(e.NodeHints, node.Name) })
+		return filterEndpoints(ready, func(e *Endpoint) bool { return slices.Contains(e.NodeHints(), node.Name) })
 	case topologySameZone:
 		zone := node.Labels[LabelTopologyZone]
-		return filterEndpoints(ready, func(e *Endpoint) bool { return slices.Contains(e.ZoneHints, zone) })
+		return filterEndpoints(ready, func(e *Endpoint) bool { return slices.Contains(e.ZoneHints(), zone) })
 	}
 	return ready
 }
@@ -67,11 +67,11 @@ func topologyMode(ready []Endpoint, node *NodeInfo) topology {
 	if node == nil {
 		return topologyNone
 	}
-	if allHinted(ready, func(e *Endpoint) []string { return e.NodeHints }, node.Name) {
+	if allHinted(ready, (*Endpoint).NodeHints, node.Name) {
 		return topologySameNode
 	}
 	if zone := node.Labels[LabelTopologyZone]; zone != "" &&
-		allHinted(ready, func(e *Endpoint) []string { return e.ZoneHints }, zone) {
+		allHinted(ready, (*Endpoint).ZoneHints, zone) {
 		return topologySameZone
 	}
 	return topologyNone
