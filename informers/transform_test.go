@@ -149,7 +149,8 @@ func TestSlimObjectInternsEndpointNames(t *testing.T) {
 		// Built from bytes so that the two slices' strings start out distinct.
 		return &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"},
 			Endpoints: []discovery.Endpoint{{NodeName: ptr.To(string([]byte("node-a"))),
-				Zone: ptr.To(string([]byte("zone-a")))}}}
+				Zone:       ptr.To(string([]byte("zone-a"))),
+				Conditions: discovery.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(false)}}}}
 	}
 	a, b := mk(), mk()
 	if _, err := slimObject(a); err != nil {
@@ -161,5 +162,14 @@ func TestSlimObjectInternsEndpointNames(t *testing.T) {
 	same := func(x, y string) bool { return x == y && unsafe.StringData(x) == unsafe.StringData(y) }
 	if !same(*a.Endpoints[0].NodeName, *b.Endpoints[0].NodeName) || !same(*a.Endpoints[0].Zone, *b.Endpoints[0].Zone) {
 		t.Error("equal node and zone names do not share their bytes after slimObject")
+	}
+	ea, eb := a.Endpoints[0], b.Endpoints[0]
+	if ea.NodeName != eb.NodeName || ea.Zone != eb.Zone {
+		t.Error("equal node and zone names are not the same pointer after slimObject")
+	}
+	c := ea.Conditions
+	if c.Ready != eb.Conditions.Ready || c.Serving != eb.Conditions.Serving || c.Ready == c.Serving ||
+		!*c.Ready || *c.Serving || c.Terminating != nil {
+		t.Errorf("conditions not shared by value, or changed: %v %v %v", c.Ready, c.Serving, c.Terminating)
 	}
 }
