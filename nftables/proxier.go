@@ -121,11 +121,10 @@ func New(opts Options) (*Proxier, error) {
 		opts.FullSyncChunkChains = DefaultFullSyncChunkChains
 	}
 	fam := familyOf(opts.Family)
-	_, ifNotLocal, _ := opts.LocalDetector.NFT()
 	p := &Proxier{nft: opts.NFT, family: opts.Family, metrics: opts.Metrics, now: opts.Now, mirror: newMirror(),
 		chunk: opts.FullSyncChunkChains, netlink: opts.Netlink,
 		table: tableConfig{fam: fam, masqueradeAll: opts.MasqueradeAll, masqMark: opts.MasqueradeMark,
-			ifNotLocal: ifNotLocal, nodePortAll: opts.NodePortsAll, nodePortIPs: slices.Clone(opts.NodePortIPs),
+			ifNotLocal: notLocalMatch(&opts.LocalDetector), nodePortAll: opts.NodePortsAll, nodePortIPs: slices.Clone(opts.NodePortIPs),
 			serviceCIDRs: familyPrefixes(opts.ServiceCIDRs, opts.Family)},
 	}
 	p.serviceCIDRs = p.table.serviceCIDRs
@@ -296,16 +295,12 @@ func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]t
 	if len(plan.chunks) == 1 && !bigElements {
 		return []txStep{p.nftStep(func() (*knftables.Transaction, error) {
 			tx := p.nft.NewTransaction()
-			writeSkeleton(tx, &p.table, !p.baseRecreated)
+			p.skeletonBatch().AppendTo(tx)
 			ch := plan.single()
 			return tx, p.appendChanges(tx, &ch)
 		})}, commit
 	}
-	skeleton := p.nftStep(func() (*knftables.Transaction, error) {
-		tx := p.nft.NewTransaction()
-		writeSkeleton(tx, &p.table, !p.baseRecreated)
-		return tx, nil
-	})
+	skeleton := p.skeletonStep()
 	// Re-created base chains stay re-created whatever follows.
 	skeleton.applied = func() { p.baseRecreated = true }
 	steps := []txStep{skeleton}
@@ -313,6 +308,23 @@ func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]t
 		steps = append(steps, p.changesStep(&plan.chunks[i]))
 	}
 	return append(steps, p.changesStep(&plan.tail)), commit
+}
+
+// skeletonBatch is the fixed part of the table (writeSkeleton) as a batch.
+func (p *Proxier) skeletonBatch() *nftnl.Batch {
+	b := nftnl.NewBatch(p.table.fam.nl, TableName)
+	writeSkeleton(b, &p.table, !p.baseRecreated)
+	return b
+}
+
+// skeletonStep writes the fixed part of the table in a transaction of its
+// own, with nft -f.
+func (p *Proxier) skeletonStep() txStep {
+	return p.nftStep(func() (*knftables.Transaction, error) {
+		tx := p.nft.NewTransaction()
+		p.skeletonBatch().AppendTo(tx)
+		return tx, nil
+	})
 }
 
 func (p *Proxier) planPartialSync(snap *proxier.Snapshot) ([]txStep, func()) {
