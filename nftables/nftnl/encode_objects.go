@@ -91,13 +91,19 @@ func (e *encoder) declareChain(c *Chain) error {
 
 // hook is h's netfilter hook number and numeric priority.
 func (e *encoder) hook(h *Hook) (uint32, int, error) {
-	hooks := map[knftables.BaseChainHook]uint32{
-		knftables.PreroutingHook: unix.NF_INET_PRE_ROUTING, knftables.InputHook: unix.NF_INET_LOCAL_IN,
-		knftables.ForwardHook: unix.NF_INET_FORWARD, knftables.OutputHook: unix.NF_INET_LOCAL_OUT,
-		knftables.PostroutingHook: unix.NF_INET_POST_ROUTING,
-	}
-	hook, ok := hooks[h.Hook]
-	if !ok {
+	var hook uint32
+	switch h.Hook {
+	case knftables.PreroutingHook:
+		hook = unix.NF_INET_PRE_ROUTING
+	case knftables.InputHook:
+		hook = unix.NF_INET_LOCAL_IN
+	case knftables.ForwardHook:
+		hook = unix.NF_INET_FORWARD
+	case knftables.OutputHook:
+		hook = unix.NF_INET_LOCAL_OUT
+	case knftables.PostroutingHook:
+		hook = unix.NF_INET_POST_ROUTING
+	default:
 		return 0, 0, fmt.Errorf("unknown hook %q", h.Hook)
 	}
 	if h.Type != knftables.FilterType && h.Type != knftables.NATType {
