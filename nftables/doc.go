@@ -26,9 +26,10 @@
 //     services rewriting is seconds of kernel time, while a restart over a
 //     table that is right needs none. Over more than
 //     Options.FullSyncChunkChains service chains it is several
-//     transactions: the fixed part (nft -f), the service chains a chunk
-//     at a time, then every element with the stale chains flushed (over
-//     netlink when there is a connection; see Sync).
+//     transactions: the fixed part, the service chains a chunk at a
+//     time, then every element with the stale chains flushed, all over
+//     netlink when there is a connection, so that such a sync runs no nft
+//     (see Sync).
 //   - partial: only the changed service ports' chains whose rules differ,
 //     their affinity sets, and the element additions and deletions whose
 //     kernel value changes, computed against the mirror of the last

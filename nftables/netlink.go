@@ -28,9 +28,10 @@ type ChainDigester interface {
 }
 
 // netlinkGiveUp is how many netlink transactions in a row may fail before
-// the Proxier writes partial syncs with nft -f again. Each failure already
-// makes the next sync a full one by nft -f; a kernel that keeps refusing
-// what nft accepts would otherwise cost a full sync per change.
+// the Proxier writes every sync with nft -f again. Each failure already
+// makes the next sync a full one (by nft -f when it fits one transaction;
+// a chunked one still tries netlink); a kernel that keeps refusing what nft
+// accepts would otherwise cost a full sync per change.
 const netlinkGiveUp = 3
 
 // runBatch runs b over netlink, unless it is empty, and returns its size

@@ -165,3 +165,47 @@ func TestNetlinkFailureFallsBackToNFT(t *testing.T) {
 			len(e.nft.txs)-nft, len(nl.batches)-batches)
 	}
 }
+
+// A chunked full sync writes its fixed part over netlink too. A failed
+// fixed-part batch fails the sync, changes nothing and is counted; the
+// retry goes over netlink again, and after netlinkGiveUp failures in a
+// row the fixed part (and every later sync) goes through nft -f.
+func TestChunkedFullSyncSkeletonOverNetlink(t *testing.T) {
+	e, nl := newNetlinkEnv(t, v1.IPv4Protocol, chunked(3))
+	applyRandomWorld(e, v1.IPv4Protocol, 5, 12)
+	ctx := context.Background()
+	failSkeleton := func(what string) {
+		t.Helper()
+		before, txs := e.nft.Fake.Dump(), len(e.nft.txs)
+		nl.fail = 1
+		_, err := e.p.Sync(ctx, e.world.Full())
+		if err == nil || !strings.Contains(err.Error(), "injected failure") || !strings.Contains(err.Error(), "transaction 1 of ") {
+			t.Fatalf("%s: sync error %v, want the first transaction's injected failure", what, err)
+		}
+		if e.nft.Fake.Dump() != before || len(e.nft.txs) != txs {
+			t.Fatalf("%s changed the table or ran nft", what)
+		}
+	}
+	failSkeleton("a first failure")
+	batches := len(nl.batches)
+	if _, err := e.p.Sync(ctx, e.world.Full()); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.nft.txs) != 0 || !strings.HasPrefix(nl.batches[batches], "add table ip kube-proxy") {
+		t.Fatalf("retry: %d nft transactions, first batch %.60q; want the fixed part over netlink", len(e.nft.txs), nl.batches[batches])
+	}
+	assertNoDanglingGotos(t, e)
+	for i := 1; i <= netlinkGiveUp; i++ {
+		failSkeleton(fmt.Sprintf("failure %d in a row", i))
+	}
+	if e.p.netlink != nil {
+		t.Fatalf("netlink kept after %d failures in a row", netlinkGiveUp)
+	}
+	if _, err := e.p.Sync(ctx, e.world.Full()); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.nft.txs) < 2 || !strings.HasPrefix(e.nft.txs[0], "add table ip kube-proxy") {
+		t.Fatalf("after giving up, nft ran %d transactions; want the fixed part first", len(e.nft.txs))
+	}
+	assertSameAsFullSync(t, e)
+}

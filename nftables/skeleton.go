@@ -1,169 +1,171 @@
 package nftables
 
 import (
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/knftables"
+	"github.com/kproxy/kproxy/nftables/nftnl"
 )
 
 // writeSkeleton writes the fixed part of the table, as upstream's full sync
 // does: the table, the base chains (deleted and re-created once per process,
 // so a changed priority cannot fail the transaction), the top-level chains
 // flushed and refilled, the sets and maps declared. Element containers are
-// flushed by the caller.
-func writeSkeleton(tx *knftables.Transaction, cfg *tableConfig, recreateBaseChains bool) {
-	tx.Add(&knftables.Table{Comment: ptr.To("rules for kube-proxy")})
+// flushed by the caller. One batch serves both paths: run over netlink, or
+// appended to a knftables transaction for nft -f (Batch.AppendTo).
+func writeSkeleton(b *nftnl.Batch, cfg *tableConfig, recreateBaseChains bool) {
+	b.AddTable("rules for kube-proxy")
 	if recreateBaseChains {
 		for _, bc := range baseChains {
-			tx.Add(&knftables.Chain{Name: bc.name})
-			tx.Delete(&knftables.Chain{Name: bc.name})
+			b.AddChain(bc.name)
+			b.DeleteChain(bc.name)
 		}
 	}
 	for _, bc := range baseChains {
-		c := &knftables.Chain{Name: bc.name, Type: ptr.To(bc.typ), Hook: ptr.To(bc.hook), Priority: ptr.To(bc.priority)}
-		tx.Add(c)
-		tx.Flush(c)
+		b.DeclareChain(nftnl.Chain{Name: bc.name, Hook: &nftnl.Hook{Type: bc.typ, Hook: bc.hook, Priority: bc.priority}})
+		b.FlushChain(bc.name)
 	}
 	created := map[string]bool{}
 	for _, j := range jumpChains {
-		ensureChain(tx, j.dst, created)
-		tx.Add(&knftables.Rule{Chain: j.src, Rule: knftables.Concat(j.match, "jump", j.dst)})
+		ensureChain(b, j.dst, created)
+		b.AddRule(j.src, nftnl.Rule{Match: j.match, Stmt: nftnl.Jump{Chain: j.dst}})
 	}
 	for _, c := range []string{servicesChain, clusterIPsCheckChain, masqueradingChain} {
-		ensureChain(tx, c, created)
+		ensureChain(b, c, created)
 	}
-	writeMasquerading(tx, cfg)
-	writeClusterIPsCheck(tx, cfg)
-	writeNodePortIPs(tx, cfg)
-	writeNoEndpointChecks(tx, cfg)
-	removeLocalhostNodePortRejects(tx)
-	writeFirewallCheck(tx, cfg, created)
-	writeServices(tx, cfg)
+	writeMasquerading(b, cfg)
+	writeClusterIPsCheck(b, cfg)
+	writeNodePortIPs(b, cfg)
+	writeNoEndpointChecks(b, cfg)
+	removeLocalhostNodePortRejects(b)
+	writeFirewallCheck(b, created)
+	writeServices(b, cfg)
 }
 
 // ensureChain adds and flushes a chain once per transaction.
-func ensureChain(tx *knftables.Transaction, name string, created map[string]bool) {
+func ensureChain(b *nftnl.Batch, name string, created map[string]bool) {
 	if created[name] {
 		return
 	}
 	created[name] = true
-	tx.Add(&knftables.Chain{Name: name})
-	tx.Flush(&knftables.Chain{Name: name})
+	b.AddChain(name)
+	b.FlushChain(name)
 }
 
-func writeMasquerading(tx *knftables.Transaction, cfg *tableConfig) {
-	ip, addr := cfg.fam.ip, cfg.fam.addrType
-	tx.Add(&knftables.Set{Name: containers[cHairpin].name,
-		Type:    addr + " . " + addr + " . inet_proto . inet_service",
-		Comment: ptr.To("service hairpin connections")})
-	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: knftables.Concat(
-		"mark", "and", cfg.masqMark, "!=", "0", "mark", "set", "mark", "xor", cfg.masqMark, "masquerade fully-random")})
-	tx.Add(&knftables.Rule{Chain: masqueradingChain, Rule: knftables.Concat(
-		"ct status dnat", ip, "saddr", ".", ip, "daddr", ".", "meta l4proto", ".", "th dport",
-		"@", containers[cHairpin].name, "masquerade fully-random")})
+// Lookup keys of the fixed rules.
+var (
+	daddrPortKey = []nftnl.PacketField{nftnl.Daddr, nftnl.L4Proto, nftnl.Dport}
+	protoPortKey = []nftnl.PacketField{nftnl.L4Proto, nftnl.Dport}
+	daddrKey     = []nftnl.PacketField{nftnl.Daddr}
+)
+
+// Key types of the fixed sets and maps.
+var (
+	addrPortKeyType  = []nftnl.KeyField{nftnl.KeyAddr, nftnl.KeyProto, nftnl.KeyPort}
+	protoPortKeyType = []nftnl.KeyField{nftnl.KeyProto, nftnl.KeyPort}
+	addrKeyType      = []nftnl.KeyField{nftnl.KeyAddr}
+)
+
+func writeMasquerading(b *nftnl.Batch, cfg *tableConfig) {
+	b.DeclareSet(nftnl.Set{Name: containers[cHairpin].name, Comment: "service hairpin connections",
+		Key: []nftnl.KeyField{nftnl.KeyAddr, nftnl.KeyAddr, nftnl.KeyProto, nftnl.KeyPort}})
+	b.AddRule(masqueradingChain, nftnl.Rule{Match: nftnl.MarkAny{Mark: cfg.masqMark},
+		Stmt: nftnl.Seq{nftnl.MarkXor{Mark: cfg.masqMark}, nftnl.Masquerade{}}})
+	hairpin := nftnl.InSet{Set: containers[cHairpin].name,
+		Fields: []nftnl.PacketField{nftnl.Saddr, nftnl.Daddr, nftnl.L4Proto, nftnl.Dport}}
+	b.AddRule(masqueradingChain, nftnl.Rule{Match: nftnl.All{nftnl.CtStatusDNAT{}, hairpin}, Stmt: nftnl.Masquerade{}})
 }
 
-func writeClusterIPsCheck(tx *knftables.Transaction, cfg *tableConfig) {
-	tx.Add(&knftables.Set{Name: containers[cClusterIPs].name, Type: cfg.fam.addrType, Comment: ptr.To("Active ClusterIPs")})
-	tx.Add(&knftables.Rule{Chain: clusterIPsCheckChain,
-		Rule:    knftables.Concat(cfg.fam.ip, "daddr", "@", containers[cClusterIPs].name, "reject"),
-		Comment: ptr.To("Reject traffic to invalid ports of ClusterIPs")})
+func writeClusterIPsCheck(b *nftnl.Batch, cfg *tableConfig) {
+	b.DeclareSet(nftnl.Set{Name: containers[cClusterIPs].name, Key: addrKeyType, Comment: "Active ClusterIPs"})
+	b.AddRule(clusterIPsCheckChain, nftnl.Rule{Match: nftnl.InSet{Fields: daddrKey, Set: containers[cClusterIPs].name},
+		Stmt: nftnl.Reject{}, Comment: "Reject traffic to invalid ports of ClusterIPs"})
 	if len(cfg.serviceCIDRs) > 0 {
-		tx.Add(&knftables.Rule{Chain: clusterIPsCheckChain,
-			Rule:    knftables.Concat(cfg.fam.ip, "daddr", "{", cfg.serviceCIDRList(), "}", "drop"),
-			Comment: ptr.To("Drop traffic to unallocated ClusterIPs")})
+		b.AddRule(clusterIPsCheckChain, nftnl.Rule{Match: nftnl.DaddrIn{Prefixes: cfg.serviceCIDRs},
+			Stmt: nftnl.Drop{}, Comment: "Drop traffic to unallocated ClusterIPs"})
 	}
 }
 
 // writeNodePortIPs fills nodeport-ips, or makes sure it is absent when
 // NodePorts answer on every address (add then delete: a bare delete fails
 // when the set is not there). Loopback addresses never serve NodePorts.
-func writeNodePortIPs(tx *knftables.Transaction, cfg *tableConfig) {
-	tx.Add(&knftables.Set{Name: nodePortIPsSet, Type: cfg.fam.addrType, Comment: ptr.To("IPs that accept NodePort traffic")})
+func writeNodePortIPs(b *nftnl.Batch, cfg *tableConfig) {
+	b.DeclareSet(nftnl.Set{Name: nodePortIPsSet, Key: addrKeyType, Comment: "IPs that accept NodePort traffic"})
 	if cfg.nodePortAll {
-		tx.Delete(&knftables.Set{Name: nodePortIPsSet})
+		b.DeleteSet(nodePortIPsSet)
 		return
 	}
-	tx.Flush(&knftables.Set{Name: nodePortIPsSet})
+	b.FlushSet(nodePortIPsSet, false)
 	for _, ip := range cfg.nodePortIPs {
 		if ip.IsLoopback() {
 			continue
 		}
-		tx.Add(&knftables.Element{Set: nodePortIPsSet, Key: []string{ip.String()}})
+		b.AddElements(nodePortIPsSet, nftnl.Element{Key: []nftnl.Field{nftnl.AddrField(ip)}})
 	}
 }
 
-func writeNoEndpointChecks(tx *knftables.Transaction, cfg *tableConfig) {
-	ip, addr := cfg.fam.ip, cfg.fam.addrType
-	tx.Add(&knftables.Map{Name: containers[cNoEndpointServices].name, Type: addr + " . inet_proto . inet_service : verdict",
-		Comment: ptr.To("vmap to drop or reject packets to services with no endpoints")})
-	tx.Add(&knftables.Map{Name: containers[cNoEndpointNodePorts].name, Type: "inet_proto . inet_service : verdict",
-		Comment: ptr.To("vmap to drop or reject packets to service nodeports with no endpoints")})
-	tx.Add(&knftables.Chain{Name: rejectChain, Comment: ptr.To("helper for @no-endpoint-services / @no-endpoint-nodeports")})
-	tx.Flush(&knftables.Chain{Name: rejectChain})
-	tx.Add(&knftables.Rule{Chain: rejectChain, Rule: "reject"})
-	tx.Add(&knftables.Rule{Chain: serviceEndpointsCheckChain, Rule: knftables.Concat(
-		ip, "daddr", ".", "meta l4proto", ".", "th dport", "vmap", "@", containers[cNoEndpointServices].name)})
-	if cfg.nodePortAll {
-		tx.Add(&knftables.Rule{Chain: nodePortEndpointsCheckChain, Rule: knftables.Concat(
-			ip, "daddr", "!=", cfg.fam.loopback, "meta l4proto . th dport", "vmap", "@", containers[cNoEndpointNodePorts].name)})
-		return
+func writeNoEndpointChecks(b *nftnl.Batch, cfg *tableConfig) {
+	b.DeclareSet(nftnl.Set{Name: containers[cNoEndpointServices].name, Key: addrPortKeyType, Verdicts: true,
+		Comment: "vmap to drop or reject packets to services with no endpoints"})
+	b.DeclareSet(nftnl.Set{Name: containers[cNoEndpointNodePorts].name, Key: protoPortKeyType, Verdicts: true,
+		Comment: "vmap to drop or reject packets to service nodeports with no endpoints"})
+	b.DeclareChain(nftnl.Chain{Name: rejectChain, Comment: "helper for @no-endpoint-services / @no-endpoint-nodeports"})
+	b.FlushChain(rejectChain)
+	b.AddRule(rejectChain, nftnl.Rule{Stmt: nftnl.Reject{}})
+	b.AddRule(serviceEndpointsCheckChain, nftnl.Rule{Stmt: nftnl.Vmap{Fields: daddrPortKey, Map: containers[cNoEndpointServices].name}})
+	b.AddRule(nodePortEndpointsCheckChain, nftnl.Rule{Match: nodePortDest(cfg, false),
+		Stmt: nftnl.Vmap{Fields: protoPortKey, Map: containers[cNoEndpointNodePorts].name}})
+}
+
+// nodePortDest matches the destinations NodePorts answer on: a local
+// address but loopback (with fib when asked for: the services chain's
+// dispatch), or one of nodeport-ips.
+func nodePortDest(cfg *tableConfig, fib bool) nftnl.Match {
+	switch {
+	case !cfg.nodePortAll:
+		return nftnl.InSet{Fields: daddrKey, Set: nodePortIPsSet}
+	case fib:
+		return nftnl.All{nftnl.FibDaddrLocal{}, nftnl.DaddrNot{Prefix: cfg.fam.loopback}}
 	}
-	tx.Add(&knftables.Rule{Chain: nodePortEndpointsCheckChain, Rule: knftables.Concat(
-		ip, "daddr", "@", nodePortIPsSet, "meta l4proto . th dport", "vmap", "@", containers[cNoEndpointNodePorts].name)})
+	return nftnl.DaddrNot{Prefix: cfg.fam.loopback}
 }
 
 // removeLocalhostNodePortRejects makes sure upstream's alpha localhost
 // NodePort reject objects (off by default, never written by kproxy) are
 // gone, the map first since its elements point at the chains, each chain
 // before the counter its rule names.
-func removeLocalhostNodePortRejects(tx *knftables.Transaction) {
-	tx.Add(&knftables.Map{Name: localhostNodePortRejectMap, Type: "inet_proto . inet_service : verdict",
-		Comment: ptr.To("localhost NodePorts rejected by kube-proxy")})
-	tx.Delete(&knftables.Map{Name: localhostNodePortRejectMap})
+func removeLocalhostNodePortRejects(b *nftnl.Batch) {
+	b.DeclareSet(nftnl.Set{Name: localhostNodePortRejectMap, Key: protoPortKeyType, Verdicts: true,
+		Comment: "localhost NodePorts rejected by kube-proxy"})
+	b.DeleteMap(localhostNodePortRejectMap)
 	for _, proto := range localhostRejectProtocols {
-		chain := &knftables.Chain{Name: "localhost-nodeport-reject-" + proto}
-		tx.Add(chain)
-		tx.Delete(chain)
-		counter := &knftables.Counter{Name: "localhost-nodeport-rejected-" + proto}
-		tx.Add(counter)
-		tx.Delete(counter)
+		b.AddChain("localhost-nodeport-reject-" + proto)
+		b.DeleteChain("localhost-nodeport-reject-" + proto)
+		b.AddCounter("localhost-nodeport-rejected-" + proto)
+		b.DeleteCounter("localhost-nodeport-rejected-" + proto)
 	}
 }
 
-func writeFirewallCheck(tx *knftables.Transaction, cfg *tableConfig, created map[string]bool) {
-	tx.Add(&knftables.Map{Name: containers[cFirewallIPs].name, Type: cfg.fam.addrType + " . inet_proto . inet_service : verdict",
-		Comment: ptr.To("destinations that are subject to LoadBalancerSourceRanges")})
-	ensureChain(tx, firewallCheckChain, created)
-	tx.Add(&knftables.Rule{Chain: firewallCheckChain, Rule: knftables.Concat(
-		cfg.fam.ip, "daddr", ".", "meta l4proto", ".", "th dport", "vmap", "@", containers[cFirewallIPs].name)})
+func writeFirewallCheck(b *nftnl.Batch, created map[string]bool) {
+	b.DeclareSet(nftnl.Set{Name: containers[cFirewallIPs].name, Key: addrPortKeyType, Verdicts: true,
+		Comment: "destinations that are subject to LoadBalancerSourceRanges"})
+	ensureChain(b, firewallCheckChain, created)
+	b.AddRule(firewallCheckChain, nftnl.Rule{Stmt: nftnl.Vmap{Fields: daddrPortKey, Map: containers[cFirewallIPs].name}})
 }
 
 // writeServices writes the dispatch: the off-cluster ClusterIP masquerade
 // mark, then the two verdict-map lookups.
-func writeServices(tx *knftables.Transaction, cfg *tableConfig) {
-	ip := cfg.fam.ip
-	tx.Add(&knftables.Map{Name: containers[cServiceIPs].name, Type: cfg.fam.addrType + " . inet_proto . inet_service : verdict",
-		Comment: ptr.To("ClusterIP, ExternalIP and LoadBalancer IP traffic")})
-	tx.Add(&knftables.Map{Name: containers[cServiceNodePorts].name, Type: "inet_proto . inet_service : verdict",
-		Comment: ptr.To("NodePort traffic")})
+func writeServices(b *nftnl.Batch, cfg *tableConfig) {
+	b.DeclareSet(nftnl.Set{Name: containers[cServiceIPs].name, Key: addrPortKeyType, Verdicts: true,
+		Comment: "ClusterIP, ExternalIP and LoadBalancer IP traffic"})
+	b.DeclareSet(nftnl.Set{Name: containers[cServiceNodePorts].name, Key: protoPortKeyType, Verdicts: true,
+		Comment: "NodePort traffic"})
+	clusterIP := nftnl.InSet{Fields: daddrKey, Set: containers[cClusterIPs].name}
 	switch {
 	case cfg.masqueradeAll:
-		tx.Add(&knftables.Rule{Chain: servicesChain,
-			Rule:    knftables.Concat(ip, "daddr", "@", containers[cClusterIPs].name, cfg.masqRule()),
-			Comment: ptr.To("masquerade all clusterIP traffic")})
-	case cfg.ifNotLocal != "":
-		tx.Add(&knftables.Rule{Chain: servicesChain,
-			Rule:    knftables.Concat(ip, "daddr", "@", containers[cClusterIPs].name, cfg.ifNotLocal, cfg.masqRule()),
-			Comment: ptr.To("masquerade clusterIP traffic from outside cluster")})
+		b.AddRule(servicesChain, nftnl.Rule{Match: clusterIP, Stmt: cfg.masq(), Comment: "masquerade all clusterIP traffic"})
+	case cfg.ifNotLocal != nil:
+		b.AddRule(servicesChain, nftnl.Rule{Match: nftnl.All{clusterIP, cfg.ifNotLocal}, Stmt: cfg.masq(),
+			Comment: "masquerade clusterIP traffic from outside cluster"})
 	}
-	tx.Add(&knftables.Rule{Chain: servicesChain, Rule: knftables.Concat(
-		ip, "daddr", ".", "meta l4proto", ".", "th dport", "vmap", "@", containers[cServiceIPs].name)})
-	if cfg.nodePortAll {
-		tx.Add(&knftables.Rule{Chain: servicesChain, Rule: knftables.Concat(
-			"fib daddr type local", ip, "daddr", "!=", cfg.fam.loopback,
-			"meta l4proto . th dport", "vmap", "@", containers[cServiceNodePorts].name)})
-		return
-	}
-	tx.Add(&knftables.Rule{Chain: servicesChain, Rule: knftables.Concat(
-		ip, "daddr @nodeport-ips", "meta l4proto . th dport", "vmap", "@", containers[cServiceNodePorts].name)})
+	b.AddRule(servicesChain, nftnl.Rule{Stmt: nftnl.Vmap{Fields: daddrPortKey, Map: containers[cServiceIPs].name}})
+	b.AddRule(servicesChain, nftnl.Rule{Match: nodePortDest(cfg, true),
+		Stmt: nftnl.Vmap{Fields: protoPortKey, Map: containers[cServiceNodePorts].name}})
 }

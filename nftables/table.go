@@ -2,12 +2,12 @@ package nftables
 
 import (
 	"net/netip"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/knftables"
 
 	"github.com/kproxy/kproxy/nftables/nftnl"
+	"github.com/kproxy/kproxy/proxier/netfilter"
 )
 
 // Upstream's names of the table's fixed objects.
@@ -54,24 +54,28 @@ var baseChains = [...]baseChain{
 	{natPostroutingChain, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority},
 }
 
-// jumpChain is a jump from a base chain into one of ours.
-type jumpChain struct{ dst, src, match string }
+// jumpChain is a jump from a base chain into one of ours, when match
+// (if any) does.
+type jumpChain struct {
+	dst, src string
+	match    nftnl.Match
+}
 
 // jumpChains are upstream's, in upstream's order (rule order in a base
 // chain follows it). The endpoint checks reject, which old kernels allow
 // only in input, forward and output hooks.
 var jumpChains = [...]jumpChain{
-	{nodePortEndpointsCheckChain, filterInputChain, "ct state new"},
-	{serviceEndpointsCheckChain, filterInputChain, "ct state new"},
-	{serviceEndpointsCheckChain, filterForwardChain, "ct state new"},
-	{serviceEndpointsCheckChain, filterOutputChain, "ct state new"},
-	{firewallCheckChain, filterPreroutingPreDNATChain, "ct state new"},
-	{firewallCheckChain, filterOutputPreDNATChain, "ct state new"},
-	{servicesChain, natOutputChain, ""},
-	{servicesChain, natPreroutingChain, ""},
-	{masqueradingChain, natPostroutingChain, ""},
-	{clusterIPsCheckChain, filterForwardChain, "ct state new"},
-	{clusterIPsCheckChain, filterOutputChain, "ct state new"},
+	{nodePortEndpointsCheckChain, filterInputChain, nftnl.CtStateNew{}},
+	{serviceEndpointsCheckChain, filterInputChain, nftnl.CtStateNew{}},
+	{serviceEndpointsCheckChain, filterForwardChain, nftnl.CtStateNew{}},
+	{serviceEndpointsCheckChain, filterOutputChain, nftnl.CtStateNew{}},
+	{firewallCheckChain, filterPreroutingPreDNATChain, nftnl.CtStateNew{}},
+	{firewallCheckChain, filterOutputPreDNATChain, nftnl.CtStateNew{}},
+	{servicesChain, natOutputChain, nil},
+	{servicesChain, natPreroutingChain, nil},
+	{masqueradingChain, natPostroutingChain, nil},
+	{clusterIPsCheckChain, filterForwardChain, nftnl.CtStateNew{}},
+	{clusterIPsCheckChain, filterOutputChain, nftnl.CtStateNew{}},
 }
 
 // localhostRejectProtocols are the protocols of upstream's (alpha, off by
@@ -82,16 +86,16 @@ var localhostRejectProtocols = [...]string{"tcp", "udp", "sctp"}
 // family holds the family-dependent words of the rules.
 type family struct {
 	nl       nftnl.Family
-	ip       string // "ip" | "ip6"
-	addrType string // "ipv4_addr" | "ipv6_addr"
-	loopback string // "127.0.0.0/8" | "::1"
+	ip       string       // "ip" | "ip6"
+	addrType string       // "ipv4_addr" | "ipv6_addr"
+	loopback netip.Prefix // 127.0.0.0/8 | ::1
 }
 
 func familyOf(f v1.IPFamily) family {
 	if f == v1.IPv6Protocol {
-		return family{nl: nftnl.IPv6, ip: "ip6", addrType: "ipv6_addr", loopback: "::1"}
+		return family{nl: nftnl.IPv6, ip: "ip6", addrType: "ipv6_addr", loopback: netip.MustParsePrefix("::1/128")}
 	}
-	return family{nl: nftnl.IPv4, ip: "ip", addrType: "ipv4_addr", loopback: "127.0.0.0/8"}
+	return family{nl: nftnl.IPv4, ip: "ip", addrType: "ipv4_addr", loopback: netip.MustParsePrefix("127.0.0.0/8")}
 }
 
 // tableConfig is what the fixed part of the table depends on.
@@ -99,23 +103,26 @@ type tableConfig struct {
 	fam           family
 	masqueradeAll bool
 	masqMark      string
-	// ifNotLocal is the local detector's "not from a pod" match ("" when none).
-	ifNotLocal string
+	// ifNotLocal is the local detector's "not from a pod" match (nil when none).
+	ifNotLocal nftnl.Match
 	// nodePortAll: NodePorts on every local address (fib), no nodeport-ips set.
 	nodePortAll  bool
 	nodePortIPs  []netip.Addr
 	serviceCIDRs []netip.Prefix
 }
 
-func (c *tableConfig) masqRule() string { return nftnl.Rule{Stmt: c.masq()}.Text(c.fam.nl) }
-
 // masq is the statement that marks a packet for masquerading.
 func (c *tableConfig) masq() nftnl.MarkOr { return nftnl.MarkOr{Mark: c.masqMark} }
 
-func (c *tableConfig) serviceCIDRList() string {
-	parts := make([]string, len(c.serviceCIDRs))
-	for i, p := range c.serviceCIDRs {
-		parts[i] = p.String()
+// notLocalMatch is the local detector's "not from a pod" match as a rule
+// match (nil for the no-op detector).
+func notLocalMatch(d *netfilter.LocalDetector) nftnl.Match {
+	prefix, iface, ok := d.NFTSource()
+	switch {
+	case !ok:
+		return nil
+	case iface != "":
+		return nftnl.IifNameNot{Name: iface}
 	}
-	return strings.Join(parts, ",")
+	return nftnl.SaddrNot{Prefix: prefix}
 }

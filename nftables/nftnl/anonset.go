@@ -142,10 +142,17 @@ const (
 	payloadTemplate = 1 // NFTNL_UDATA_SET_KEY_PAYLOAD_TYPE
 )
 
-func saddrTypeof(f Family) []byte {
+func saddrTypeof(f Family) []byte { return addrTypeof(f, Saddr) }
+
+// addrTypeof is the typeof record of the source or destination address
+// (ip: IPHDR_SADDR 11, IPHDR_DADDR 12; ip6: IP6HDR_SADDR 8, IP6HDR_DADDR 9).
+func addrTypeof(f Family, field PacketField) []byte {
 	desc, tmpl := uint32(12), uint32(11)
 	if f == IPv6 {
 		desc, tmpl = 13, 8
+	}
+	if field == Daddr {
+		tmpl++
 	}
 	payload := udataU32(udataU32(nil, payloadDesc, desc), payloadTemplate, tmpl)
 	return udataNest(udataU32(nil, typeofExpr, exprPayload), typeofData, payload)
@@ -208,15 +215,15 @@ func mergeRanges(rs []addrRange) []addrRange {
 	return out
 }
 
-// intervalSet is `saddr != { prefix , … }`: the kernel's interval encoding
-// of the merged ranges. A range is its first address and, flagged as an
+// intervalSet is `saddr != { prefix , … }` (or `daddr { … }`, by the
+// typeof record): the kernel's interval encoding of the merged ranges. A range is its first address and, flagged as an
 // interval end, the address after its last; nft first closes the space
 // below the first range (an end at the zero address), and a range that
 // reaches the top has no end element but an "open interval" userdata flag.
-func intervalSet(f Family, rs []addrRange) anonSet {
+func intervalSet(f Family, rs []addrRange, typeof []byte) anonSet {
 	u := udataU32(nil, udataSetKeyByteOrder, byteOrderBig)
 	u = udataU32(u, udataSetMergeElements, 1)
-	u = udataNest(u, udataSetKeyTypeof, saddrTypeof(f))
+	u = udataNest(u, udataSetKeyTypeof, typeof)
 	s := anonSet{interval: true, keyType: f.addrType(), keyLen: uint32(f.addrLen()), udata: u}
 	zero := make([]byte, f.addrLen())
 	if !rs[0].first.IsUnspecified() {

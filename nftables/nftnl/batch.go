@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// Batch is one nf_tables transaction on a table: the operations a partial
-// sync writes, in order. The kernel applies a batch whole or not at all.
+// Batch is one nf_tables transaction on a table: the operations a sync
+// writes, in order. The kernel applies a batch whole or not at all.
 // String gives the same operations as nft text, in knftables' format, so a
 // batch can be compared with the knftables.Transaction it replaces.
 type Batch struct {
@@ -34,6 +34,11 @@ const (
 	opAddElements
 	opDeleteElements
 	opFlushSet
+	opAddTable
+	opDeclareChain
+	opDeclareSet
+	opAddCounter
+	opDeleteCounter
 )
 
 type op struct {
@@ -43,7 +48,12 @@ type op struct {
 	rule    Rule
 	timeout time.Duration
 	elems   []Element
-	isMap   bool // opFlushSet: the set is a map
+	isMap   bool // opFlushSet, opDeleteSet, opDeclareSet: the set is a map
+	// The declarations of objects.go: the table's comment, a chain's or a
+	// set's declaration.
+	comment string
+	chain   *Chain
+	set     *Set
 }
 
 // Element is a set or map element: its key fields in order, the verdict
@@ -193,6 +203,9 @@ func (b *Batch) eachLine(f func(string)) {
 // for its element elem, or the operation without its elements when elem
 // is negative (for an error that cannot name the element).
 func (b *Batch) opLine(o *op, elem int) string {
+	if line, ok := b.objectLine(o); ok {
+		return line
+	}
 	where := b.fam.IP() + " " + b.table + " " + o.name
 	switch o.kind {
 	case opAddChain:
@@ -204,6 +217,9 @@ func (b *Batch) opLine(o *op, elem int) string {
 	case opAddAffinitySet:
 		return fmt.Sprintf("add set %s { type %s ; flags dynamic,timeout ; timeout %ds ; }", where, b.fam.addrTypeName(), int64(o.timeout.Seconds()))
 	case opDeleteSet:
+		if o.isMap {
+			return "delete map " + where
+		}
 		return "delete set " + where
 	case opFlushSet:
 		if o.isMap {

@@ -87,7 +87,7 @@ func formatExpr(t *testing.T, fam Family, b []byte) string {
 	e := map[string]expr.Any{
 		"payload": &expr.Payload{}, "bitwise": &expr.Bitwise{}, "cmp": &expr.Cmp{}, "immediate": &expr.Immediate{},
 		"meta": &expr.Meta{}, "fib": &expr.Fib{}, "lookup": &expr.Lookup{}, "dynset": &expr.Dynset{},
-		"numgen": &expr.Numgen{}, "nat": &expr.NAT{},
+		"numgen": &expr.Numgen{}, "nat": &expr.NAT{}, "ct": &expr.Ct{}, "masq": &expr.Masq{}, "reject": &expr.Reject{},
 	}[name]
 	if e == nil {
 		t.Fatalf("unexpected expression %q", name)
@@ -109,7 +109,8 @@ func formatExpr(t *testing.T, fam Family, b []byte) string {
 func exprText(t *testing.T, e expr.Any) string {
 	switch e := e.(type) {
 	case *expr.Payload:
-		return fmt.Sprintf("payload load %db @ network header + %d => reg %d", e.Len, e.Offset, e.DestRegister)
+		base := map[expr.PayloadBase]string{expr.PayloadBaseNetworkHeader: "network", expr.PayloadBaseTransportHeader: "transport"}[e.Base]
+		return fmt.Sprintf("payload load %db @ %s header + %d => reg %d", e.Len, base, e.Offset, e.DestRegister)
 	case *expr.Bitwise:
 		return fmt.Sprintf("bitwise reg %d = ( reg %d & %s ) ^ %s", e.DestRegister, e.SourceRegister, words(e.Mask), words(e.Xor))
 	case *expr.Cmp:
@@ -118,8 +119,11 @@ func exprText(t *testing.T, e expr.Any) string {
 	case *expr.Immediate:
 		return fmt.Sprintf("immediate reg %d %s", e.Register, words(e.Data))
 	case *expr.Verdict:
-		if e.Kind == expr.VerdictGoto {
+		switch e.Kind {
+		case expr.VerdictGoto:
 			return "immediate reg 0 goto -> " + e.Chain
+		case expr.VerdictJump:
+			return "immediate reg 0 jump -> " + e.Chain
 		}
 		return "immediate reg 0 " + map[expr.VerdictKind]string{expr.VerdictDrop: "drop"}[e.Kind]
 	case *expr.Meta:
@@ -129,9 +133,20 @@ func exprText(t *testing.T, e expr.Any) string {
 		}
 		return fmt.Sprintf("meta load %s => reg %d", key, e.Register)
 	case *expr.Fib:
-		if e.FlagSADDR && e.ResultADDRTYPE && !e.FlagDADDR && !e.FlagIIF && !e.FlagOIF && !e.FlagMARK {
-			return fmt.Sprintf("fib saddr type => reg %d", e.Register)
+		if e.FlagSADDR != e.FlagDADDR && e.ResultADDRTYPE && !e.FlagIIF && !e.FlagOIF && !e.FlagMARK {
+			return fmt.Sprintf("fib %s type => reg %d", map[bool]string{true: "saddr", false: "daddr"}[e.FlagSADDR], e.Register)
 		}
+	case *expr.Ct:
+		key := map[expr.CtKey]string{expr.CtKeySTATE: "state", expr.CtKeySTATUS: "status"}[e.Key]
+		if key != "" && !e.SourceRegister {
+			return fmt.Sprintf("ct load %s => reg %d", key, e.Register)
+		}
+	case *expr.Masq:
+		if e.FullyRandom && !e.Random && !e.Persistent && !e.ToPorts {
+			return "masq flags 0x10"
+		}
+	case *expr.Reject:
+		return fmt.Sprintf("reject type %d code %d", e.Type, e.Code)
 	case *expr.Lookup:
 		s := fmt.Sprintf("lookup reg %d set %s", e.SourceRegister, e.SetName)
 		if e.IsDestRegSet {

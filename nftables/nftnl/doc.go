@@ -1,4 +1,4 @@
-// Package nftnl writes kproxy's partial syncs to nf_tables over netlink,
+// Package nftnl writes kproxy's syncs to nf_tables over netlink,
 // in-process, instead of through `nft -f`: nft loads the table's sets
 // before every transaction (~160 ms of CPU at 10k services), while the
 // same one-service batch written here costs the kernel's commit only
@@ -7,11 +7,14 @@
 // Contract:
 //
 //   - What can be written is closed: the operations of Batch (chains,
-//     affinity sets, rules, elements of the table's existing sets and maps)
-//     and the rule shapes of rule.go. Batch.String is the same batch as nft
-//     text in knftables' format, and Batch.AppendTo the same objects in a
-//     knftables transaction, so a batch can be checked against, or fall
-//     back to, `nft -f`, and run on knftables' Fake in unit tests.
+//     affinity sets, rules, elements of the table's existing sets and maps;
+//     and the fixed objects of objects.go: the table with its comment, base
+//     chains, commented chains, named sets and verdict maps, counters) and
+//     the rule shapes of rule.go and rule_fixed.go (a full sync's fixed
+//     chains). Batch.String is the same batch as nft text in knftables'
+//     format, and Batch.AppendTo the same objects in a knftables
+//     transaction, so a batch can be checked against, or fall back to,
+//     `nft -f`, and run on knftables' Fake in unit tests.
 //   - Every operation and shape is encoded as nft 1.0.6 encodes the same
 //     text: the same expressions and registers, set flags, key types and
 //     byte orders, userdata records (which nft reads back to print), and
@@ -19,7 +22,8 @@
 //     byte-aligned prefix loads fewer bytes, an interval set's entries are
 //     merged). So `nft list table` after Conn.Run is identical, byte for
 //     byte, to the listing after `nft -f` of Batch.String; the kernel tests
-//     hold that for every shape in both families.
+//     hold that for every shape in both families, and for the fixed
+//     objects also the kernel's dump of each, attribute for attribute.
 //   - Input nft would refuse (an unknown protocol, an address of the other
 //     family, a name or comment too long, an empty numgen list …) is an
 //     error from Run before anything is sent, never a panic.

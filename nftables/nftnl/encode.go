@@ -71,6 +71,9 @@ func (e *encoder) encodeOp(o *op) error {
 	if err := checkName("name", o.name); err != nil {
 		return err
 	}
+	if ok, err := e.encodeObject(o); ok {
+		return err
+	}
 	switch o.kind {
 	case opAddChain:
 		e.tableObject(unix.NFT_MSG_NEWCHAIN, netlink.Create, unix.NFTA_CHAIN_NAME, o.name)

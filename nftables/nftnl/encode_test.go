@@ -175,11 +175,11 @@ func ipv6Shapes() []shapeCase {
 // 1.0.6 sends for the shape's text, in both families.
 func TestRuleShapesEncodeAsNft(t *testing.T) {
 	var cases []shapeCase
-	for _, c := range ipv4Shapes() {
+	for _, c := range append(ipv4Shapes(), fixedShapes(famTexts()[0])...) {
 		c.fam = IPv4
 		cases = append(cases, c)
 	}
-	for _, c := range ipv6Shapes() {
+	for _, c := range append(ipv6Shapes(), fixedShapes(famTexts()[1])...) {
 		c.fam = IPv6
 		cases = append(cases, c)
 	}
@@ -426,6 +426,40 @@ func TestInvalidInputIsAnError(t *testing.T) {
 		"chain name with NUL":      func(b *Batch) { b.FlushChain("a\x00b") },
 		"empty set name":           func(b *Batch) { b.DeleteSet("") },
 		"negative timeout":         func(b *Batch) { b.AddAffinitySet("aff", -time.Second) },
+		"empty match list":         rule(Rule{Match: All{}, Stmt: Drop{}}),
+		"nil in match list":        rule(Rule{Match: All{CtStateNew{}, nil}, Stmt: Drop{}}),
+		"empty statement list":     rule(Rule{Stmt: Seq{}}),
+		"jump no chain":            rule(Rule{Stmt: Jump{}}),
+		"daddr in nothing":         rule(Rule{Match: DaddrIn{}, Stmt: Drop{}}),
+		"ipv6 daddr in ip":         rule(Rule{Match: DaddrIn{[]netip.Prefix{pfx("10.0.0.0/8"), pfx("fd00::/8")}}, Stmt: Drop{}}),
+		"invalid daddr not":        rule(Rule{Match: DaddrNot{}, Stmt: Drop{}}),
+		"ipv6 saddr not in ip":     rule(Rule{Match: SaddrNot{pfx("fd00::/8")}, Stmt: Drop{}}),
+		"iifname not empty":        rule(Rule{Match: IifNameNot{""}, Stmt: Drop{}}),
+		"lookup without key":       rule(Rule{Match: InSet{Set: "s"}, Stmt: Drop{}}),
+		"lookup without set":       rule(Rule{Match: InSet{Fields: []PacketField{Daddr}}, Stmt: Drop{}}),
+		"vmap without map":         rule(Rule{Stmt: Vmap{Fields: []PacketField{Daddr}}}),
+		"unknown packet field":     rule(Rule{Stmt: Vmap{Fields: []PacketField{9}, Map: "m"}}),
+		"mark any not hex":         rule(Rule{Match: MarkAny{"4000"}, Stmt: Drop{}}),
+		"mark xor not hex":         rule(Rule{Stmt: MarkXor{"0xzz"}}),
+		"table comment too long":   func(b *Batch) { b.AddTable(strings.Repeat("c", 129)) },
+		"chain comment too long":   func(b *Batch) { b.DeclareChain(Chain{Name: "c", Comment: strings.Repeat("c", 129)}) },
+		"unknown hook": func(b *Batch) {
+			b.DeclareChain(Chain{Name: "c", Hook: &Hook{Type: "filter", Hook: "ingress", Priority: "0"}})
+		},
+		"unknown chain type": func(b *Batch) {
+			b.DeclareChain(Chain{Name: "c", Hook: &Hook{Type: "route", Hook: "output", Priority: "0"}})
+		},
+		"unknown priority": func(b *Batch) {
+			b.DeclareChain(Chain{Name: "c", Hook: &Hook{Type: "nat", Hook: "output", Priority: "dnat"}})
+		},
+		"set without key":   func(b *Batch) { b.DeclareSet(Set{Name: "s"}) },
+		"set of ports":      func(b *Batch) { b.DeclareSet(Set{Name: "s", Key: []KeyField{KeyPort}}) },
+		"map of addresses":  func(b *Batch) { b.DeclareSet(Set{Name: "s", Key: []KeyField{KeyAddr}, Verdicts: true}) },
+		"unknown key field": func(b *Batch) { b.DeclareSet(Set{Name: "s", Key: []KeyField{KeyAddr, 9}}) },
+		"set comment too long": func(b *Batch) {
+			b.DeclareSet(Set{Name: "s", Key: []KeyField{KeyAddr}, Comment: strings.Repeat("c", 129)})
+		},
+		"counter without name": func(b *Batch) { b.AddCounter("") },
 	}
 	for name, add := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -23,7 +23,7 @@ func (e *encoder) match(m Match) ([]expr.Any, error) {
 	case SaddrPrefix:
 		return e.prefixMatch(m.Prefix, expr.CmpOpEq)
 	case IifName:
-		return iifName(m.Name)
+		return iifName(m.Name, expr.CmpOpEq)
 	case FibSaddrLocal:
 		// fib saddr type local: the address type is a host-order u32.
 		return []expr.Any{
@@ -40,7 +40,7 @@ func (e *encoder) match(m Match) ([]expr.Any, error) {
 	case nil:
 		return nil, nil
 	}
-	return nil, fmt.Errorf("unknown match %T", m)
+	return e.fixedMatch(m)
 }
 
 // stmt is s's expressions; the numgen statements queue an anonymous map.
@@ -70,18 +70,27 @@ func (e *encoder) stmt(s Stmt) ([]expr.Any, error) {
 			&expr.Dynset{SrcRegKey: 1, SetName: s.Set, Operation: unix.NFT_DYNSET_OP_UPDATE},
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown statement %T", s)
+	return e.fixedStmt(s)
 }
 
 // saddrLoad loads the first n bytes of the source address into register 1.
-func (e *encoder) saddrLoad(n int) expr.Any {
-	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: e.b.fam.saddrOffset(), Len: uint32(n)}
+func (e *encoder) saddrLoad(n int) expr.Any { return addrLoad(e.b.fam.saddrOffset(), n) }
+
+// addrLoad loads the first n bytes of the address at offset off of the
+// network header into register 1.
+func addrLoad(off uint32, n int) expr.Any {
+	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(n)}
 }
 
-// prefixMatch compares the source address with a prefix as nft does: a
-// byte-aligned prefix loads only its bytes; any other (and /0) loads the
-// address and masks it.
+// prefixMatch compares the source address with a prefix as nft does.
 func (e *encoder) prefixMatch(p netip.Prefix, op expr.CmpOp) ([]expr.Any, error) {
+	return e.addrPrefixMatch(e.b.fam.saddrOffset(), p, op)
+}
+
+// addrPrefixMatch compares the address at offset off with a prefix as nft
+// does: a byte-aligned prefix loads only its bytes; any other (and /0)
+// loads the address and masks it.
+func (e *encoder) addrPrefixMatch(off uint32, p netip.Prefix, op expr.CmpOp) ([]expr.Any, error) {
 	if !p.IsValid() {
 		return nil, errors.New("invalid prefix")
 	}
@@ -92,10 +101,10 @@ func (e *encoder) prefixMatch(p netip.Prefix, op expr.CmpOp) ([]expr.Any, error)
 	bits, n := p.Bits(), e.b.fam.addrLen()
 	addr := p.Addr().AsSlice()
 	if bits > 0 && bits%8 == 0 {
-		return []expr.Any{e.saddrLoad(bits / 8), &expr.Cmp{Op: op, Register: 1, Data: addr[:bits/8]}}, nil
+		return []expr.Any{addrLoad(off, bits/8), &expr.Cmp{Op: op, Register: 1, Data: addr[:bits/8]}}, nil
 	}
 	return []expr.Any{
-		e.saddrLoad(n),
+		addrLoad(off, n),
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(n), Mask: prefixMask(bits, n), Xor: make([]byte, n)},
 		&expr.Cmp{Op: op, Register: 1, Data: addr},
 	}, nil
@@ -112,9 +121,9 @@ func prefixMask(bits, n int) []byte {
 // ifNameSize is IFNAMSIZ: an interface name and its NUL.
 const ifNameSize = 16
 
-// iifName matches the input interface: a whole name is compared
-// NUL-padded to IFNAMSIZ, a "prefix*" wildcard on the prefix's bytes only.
-func iifName(name string) ([]expr.Any, error) {
+// iifName compares the input interface with op: a whole name NUL-padded
+// to IFNAMSIZ, a "prefix*" wildcard on the prefix's bytes only.
+func iifName(name string, op expr.CmpOp) ([]expr.Any, error) {
 	prefix, wildcard := strings.CutSuffix(name, "*")
 	switch {
 	case prefix == "":
@@ -130,7 +139,7 @@ func iifName(name string) ([]expr.Any, error) {
 	}
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data},
+		&expr.Cmp{Op: op, Register: 1, Data: data},
 	}, nil
 }
 
@@ -272,7 +281,7 @@ func (e *encoder) saddrNotIn(m SaddrNotIn) ([]expr.Any, error) {
 	}
 	s := addrSet(e.b.fam, m.Addrs)
 	if len(m.Prefixes) > 0 {
-		s = intervalSet(e.b.fam, mergeRanges(entryRanges(m.Prefixes, m.Addrs)))
+		s = intervalSet(e.b.fam, mergeRanges(entryRanges(m.Prefixes, m.Addrs)), addrTypeof(e.b.fam, Saddr))
 	}
 	name, id, err := e.anonSet(s)
 	if err != nil {

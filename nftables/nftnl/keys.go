@@ -50,6 +50,14 @@ func (f Family) saddrOffset() uint32 {
 	return 12
 }
 
+// daddrOffset is where the destination address sits in the network header.
+func (f Family) daddrOffset() uint32 {
+	if f == IPv6 {
+		return 24
+	}
+	return 16
+}
+
 // checkAddr rejects an address the family's tables cannot hold: the other
 // family, or an IPv6 zone (nft has no syntax for one).
 func (f Family) checkAddr(a netip.Addr) error {

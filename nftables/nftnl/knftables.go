@@ -22,6 +22,9 @@ func (b *Batch) AppendTo(tx *knftables.Transaction) {
 }
 
 func (b *Batch) appendOp(tx *knftables.Transaction, o *op) {
+	if b.appendObject(tx, o) {
+		return
+	}
 	switch o.kind {
 	case opAddChain:
 		tx.Add(&knftables.Chain{Name: o.name})
@@ -36,7 +39,11 @@ func (b *Batch) appendOp(tx *knftables.Transaction, o *op) {
 			Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
 			Timeout: ptr.To(o.timeout.Truncate(time.Second))})
 	case opDeleteSet:
-		tx.Delete(&knftables.Set{Name: o.name})
+		if o.isMap {
+			tx.Delete(&knftables.Map{Name: o.name})
+		} else {
+			tx.Delete(&knftables.Set{Name: o.name})
+		}
 	case opFlushSet:
 		if o.isMap {
 			tx.Flush(&knftables.Map{Name: o.name})

@@ -66,3 +66,31 @@ func TestAppendToIsTheSameTransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendToDeclaresTheFixedObjects: the fixed objects and rule shapes
+// appended to a knftables transaction are the batch's nft text, and run on
+// an empty Fake.
+func TestAppendToDeclaresTheFixedObjects(t *testing.T) {
+	for _, f := range famTexts() {
+		kf := knftables.IPv4Family
+		if f.fam == IPv6 {
+			kf = knftables.IPv6Family
+		}
+		fake := knftables.NewFake(kf, "kube-proxy")
+		b := everyObjectBatch(f)
+		tx := fake.NewTransaction()
+		b.AppendTo(tx)
+		if tx.String() != b.String() {
+			t.Fatalf("%s: transaction\n%s\ndiffers from the batch\n%s", f.ip, tx.String(), b.String())
+		}
+		if got, want := b.TextSize(), len(tx.String()); got != want {
+			t.Fatalf("%s: TextSize %d, the transaction's text is %d bytes", f.ip, got, want)
+		}
+		if err := fake.Run(context.Background(), tx); err != nil {
+			t.Fatalf("%s: the Fake refused the batch: %v", f.ip, err)
+		}
+		if fake.Table.Counters["kept-counter"] == nil || fake.Table.Maps["gone"] != nil || fake.Table.Chains["reject-chain"] == nil {
+			t.Errorf("%s: the Fake's table lacks declared objects or keeps deleted ones:\n%s", f.ip, fake.Dump())
+		}
+	}
+}

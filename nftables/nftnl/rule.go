@@ -24,11 +24,11 @@ func (f Family) IP() string {
 	return "ip"
 }
 
-// Rule is one rule of a per-service chain in kproxy's nftables table: an
-// optional match, one statement and a comment. The set of shapes is
-// closed (the Match and Stmt types of this file): each knows its nft text
-// (what knftables writes with nft -f) and its netlink expressions, and the
-// two must list identically.
+// Rule is one rule of a per-service chain or of a fixed chain in kproxy's
+// nftables table: an optional match, one statement and a comment. The set
+// of shapes is closed (the Match and Stmt types of this file and of
+// rule_fixed.go): each knows its nft text (what knftables writes with nft
+// -f) and its netlink expressions, and the two must list identically.
 type Rule struct {
 	Match   Match // nil: no match
 	Stmt    Stmt
@@ -54,14 +54,14 @@ func (r Rule) Equal(o Rule, f Family) bool {
 }
 
 // Match is a rule's match: SaddrPrefix, IifName, FibSaddrLocal,
-// SaddrInSet or SaddrNotIn.
+// SaddrInSet or SaddrNotIn, or one of rule_fixed.go's.
 type Match interface {
 	text(f Family) string
 	match()
 }
 
 // Stmt is a rule's statement: Goto, Drop, MarkOr, DNAT, NumgenDNAT,
-// NumgenGoto or AffinityUpdate.
+// NumgenGoto or AffinityUpdate, or one of rule_fixed.go's.
 type Stmt interface {
 	text(f Family) string
 	stmt()
