@@ -143,9 +143,14 @@ func iifName(name string, op expr.CmpOp) ([]expr.Any, error) {
 	}, nil
 }
 
-// markOr is `mark set mark or M`: the mark masked with ^M and xored with M,
-// both host byte order (the mark is a host-order u32).
+// markOr is `mark set mark or M`: the mark masked with ^M and xored with M.
 func markOr(mark string) ([]expr.Any, error) {
+	return markRewrite(mark, func(m uint32) uint32 { return ^m })
+}
+
+// markRewrite sets the mark to (mark & mask(M)) ^ M, both host byte order
+// (the mark is a host-order u32).
+func markRewrite(mark string, mask func(uint32) uint32) ([]expr.Any, error) {
 	m, err := parseMark(mark)
 	if err != nil {
 		return nil, err
@@ -153,7 +158,7 @@ func markOr(mark string) ([]expr.Any, error) {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binary.NativeEndian.AppendUint32(nil, ^m),
+			Mask: binary.NativeEndian.AppendUint32(nil, mask(m)),
 			Xor:  binary.NativeEndian.AppendUint32(nil, m)},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
 	}, nil

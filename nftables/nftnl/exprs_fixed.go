@@ -133,17 +133,7 @@ func bitSet(mask uint32) []expr.Any {
 
 // markXor is `mark set mark xor M`: the mark kept whole and xored with M.
 func markXor(mark string) ([]expr.Any, error) {
-	m, err := parseMark(mark)
-	if err != nil {
-		return nil, err
-	}
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binary.NativeEndian.AppendUint32(nil, ^uint32(0)),
-			Xor:  binary.NativeEndian.AppendUint32(nil, m)},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
-	}, nil
+	return markRewrite(mark, func(uint32) uint32 { return ^uint32(0) })
 }
 
 // inSet loads the key and looks it up in a named set.
