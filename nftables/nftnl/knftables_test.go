@@ -46,20 +46,10 @@ func TestAppendToIsTheSameTransaction(t *testing.T) {
 	for _, f := range famTexts() {
 		fake := fakeBase(t, f)
 		b := everyShapeBatch(f)
-		tx := fake.NewTransaction()
-		b.AppendTo(tx)
-		if tx.String() != b.String() {
-			t.Fatalf("%s: transaction\n%s\ndiffers from the batch\n%s", f.ip, tx.String(), b.String())
-		}
-		if got, want := b.TextSize(), len(tx.String()); got != want {
-			t.Fatalf("%s: TextSize %d, the transaction's text is %d bytes", f.ip, got, want)
-		}
-		if err := fake.Run(context.Background(), tx); err != nil {
-			t.Fatalf("%s: the Fake refused the batch: %v", f.ip, err)
-		}
+		appendAndRun(t, fake, b, f.ip)
 		bad := NewBatch(f.fam, "kube-proxy")
 		bad.AddRule("no-such-chain", Rule{Stmt: Drop{}})
-		tx = fake.NewTransaction()
+		tx := fake.NewTransaction()
 		bad.AppendTo(tx)
 		if err := fake.Run(context.Background(), tx); !knftables.IsNotFound(err) {
 			t.Errorf("%s: a rule into a missing chain on the Fake: got %v, want not found", f.ip, err)
@@ -78,19 +68,26 @@ func TestAppendToDeclaresTheFixedObjects(t *testing.T) {
 		}
 		fake := knftables.NewFake(kf, "kube-proxy")
 		b := everyObjectBatch(f)
-		tx := fake.NewTransaction()
-		b.AppendTo(tx)
-		if tx.String() != b.String() {
-			t.Fatalf("%s: transaction\n%s\ndiffers from the batch\n%s", f.ip, tx.String(), b.String())
-		}
-		if got, want := b.TextSize(), len(tx.String()); got != want {
-			t.Fatalf("%s: TextSize %d, the transaction's text is %d bytes", f.ip, got, want)
-		}
-		if err := fake.Run(context.Background(), tx); err != nil {
-			t.Fatalf("%s: the Fake refused the batch: %v", f.ip, err)
-		}
+		appendAndRun(t, fake, b, f.ip)
 		if fake.Table.Counters["kept-counter"] == nil || fake.Table.Maps["gone"] != nil || fake.Table.Chains["reject-chain"] == nil {
 			t.Errorf("%s: the Fake's table lacks declared objects or keeps deleted ones:\n%s", f.ip, fake.Dump())
 		}
+	}
+}
+
+// appendAndRun appends b to a transaction of fake, checks that the text is
+// the batch's and TextSize its length, and runs it on the Fake.
+func appendAndRun(t *testing.T, fake *knftables.Fake, b *Batch, ip string) {
+	t.Helper()
+	tx := fake.NewTransaction()
+	b.AppendTo(tx)
+	if tx.String() != b.String() {
+		t.Fatalf("%s: transaction\n%s\ndiffers from the batch\n%s", ip, tx.String(), b.String())
+	}
+	if got, want := b.TextSize(), len(tx.String()); got != want {
+		t.Fatalf("%s: TextSize %d, the transaction's text is %d bytes", ip, got, want)
+	}
+	if err := fake.Run(context.Background(), tx); err != nil {
+		t.Fatalf("%s: the Fake refused the batch: %v", ip, err)
 	}
 }
