@@ -56,6 +56,15 @@ scripts/cluster-tools.sh >/dev/null
 export KPROXY_KERNEL_TESTS=require
 export KPROXY_BIN="$PWD/bin/kproxy"
 
+# Namespaces of an earlier run that was killed (a go test timeout or SIGKILL
+# runs no cleanup) are deleted by their recorded owner (test/testns); any
+# other kpx- namespace already here is not this run's and is left alone.
+go run ./test/cmd/kpx-netns-reap
+before=$(ip netns list 2>/dev/null | awk '$1 ~ /^kpx-/ {print $1}' | sort || true)
+if [ -n "$before" ]; then
+  echo "test: kpx- network namespaces present before the run, not created by it (left alone):" $before >&2
+fi
+
 echo "== tests (unit; kernel: netns, qemu guest, control plane)"
 # Under set -e a failing pipeline would end the script here, before the
 # leftover check below: catch the status instead (pipefail makes it go
@@ -69,9 +78,14 @@ go test -count=1 -timeout 20m ./test/vm ./test/e2e ./... 2>&1 | tee /tmp/kproxy-
 
 # Runs after failing tests too: a failed test is the likeliest to leave a
 # namespace behind.
-left=$(ip netns list 2>/dev/null | awk '$1 ~ /^kpx-/ {print $1}' || true)
+# Every test binary has exited: a namespace still owned by one of them is a
+# leak of this run (reported, then deleted so the next run starts clean).
+if ! go run ./test/cmd/kpx-netns-reap -leaks; then
+  [ "$status" -ne 0 ] || status=1
+fi
+left=$(comm -13 <(echo "$before") <(ip netns list 2>/dev/null | awk '$1 ~ /^kpx-/ {print $1}' | sort) || true)
 if [ -n "$left" ]; then
-  echo "test: network namespaces left behind: $left" >&2
+  echo "test: network namespaces left behind:" $left >&2
   [ "$status" -ne 0 ] || status=1
 fi
 exit "$status"

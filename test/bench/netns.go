@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os/exec"
-	"strings"
 	"sync"
+
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 // Namespaces creates network namespaces named kpx-bench-<random> and
@@ -25,8 +25,8 @@ func (n *Namespaces) Create(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("random namespace name: %w", err)
 	}
 	name := "kpx-bench-" + hex.EncodeToString(b[:])
-	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", name).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("ip netns add %s: %w: %s", name, err, strings.TrimSpace(string(out)))
+	if err := testns.Add(name); err != nil {
+		return "", err
 	}
 	n.mu.Lock()
 	n.names = append(n.names, name)
@@ -60,12 +60,7 @@ func (n *Namespaces) DeleteAll() error {
 	return errors.Join(errs...)
 }
 
-func deleteNamespace(name string) error {
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		return fmt.Errorf("ip netns del %s: %w: %s", name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
+func deleteNamespace(name string) error { return testns.Delete(name) }
 
 // Prefix is the command prefix that runs a command inside namespace name.
 func Prefix(name string) []string { return []string{"ip", "netns", "exec", name} }

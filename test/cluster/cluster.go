@@ -14,6 +14,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 // Fixed addressing inside the namespace.
@@ -155,7 +157,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	if c.ownNetns {
-		if err := createNamespace(c.Netns); err != nil {
+		if err := testns.Add(c.Netns); err != nil {
 			return err
 		}
 	}
@@ -248,10 +250,7 @@ func (c *Cluster) Close() error {
 		}
 	}
 	if c.ownNetns {
-		if err := killNamespacePids(c.Netns); err != nil {
-			errs = append(errs, err)
-		}
-		if err := deleteNamespace(c.Netns); err != nil {
+		if err := testns.Delete(c.Netns); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,27 +1,18 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
-	"syscall"
 
 	"github.com/vishvananda/netns"
-)
 
-// netnsDir is where "ip netns add" mounts named namespaces.
-const netnsDir = "/var/run/netns"
+	"github.com/kproxy/kproxy/test/testns"
+)
 
 func randomPrefix() (string, error) {
 	b := make([]byte, 3)
@@ -31,56 +22,6 @@ func randomPrefix() (string, error) {
 	return "kpx-" + hex.EncodeToString(b), nil
 }
 
-func runIP(args ...string) error {
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// createNamespace adds ns and brings its loopback up; nothing else is
-// created in it. A namespace of that name must not exist yet.
-func createNamespace(ns string) error {
-	if _, err := os.Stat(filepath.Join(netnsDir, ns)); err == nil {
-		return fmt.Errorf("network namespace %s already exists", ns)
-	}
-	if err := runIP("netns", "add", ns); err != nil {
-		return err
-	}
-	return runIP("-n", ns, "link", "set", "lo", "up")
-}
-
-// killNamespacePids SIGKILLs every process still in ns (never this process).
-func killNamespacePids(ns string) error {
-	if _, err := os.Stat(filepath.Join(netnsDir, ns)); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	out, err := exec.Command("ip", "netns", "pids", ns).Output()
-	if err != nil {
-		return fmt.Errorf("ip netns pids %s: %w", ns, err)
-	}
-	var errs []error
-	for _, f := range strings.Fields(string(out)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			errs = append(errs, fmt.Errorf("kill %d in %s: %w", pid, ns, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// deleteNamespace removes ns; a namespace that is already gone is fine.
-func deleteNamespace(ns string) error {
-	if _, err := os.Stat(filepath.Join(netnsDir, ns)); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return runIP("netns", "delete", ns)
-}
-
 // dialerIn returns a DialContext that connects from inside namespace ns
 // while the calling process stays where it is. The dial runs on a goroutine
 // locked to its OS thread, which enters ns only for the dial: the socket is
@@ -88,7 +29,7 @@ func deleteNamespace(ns string) error {
 // switch back is not unlocked, so the runtime retires it instead of reusing
 // it for unrelated goroutines.
 func dialerIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	path := filepath.Join(netnsDir, ns)
+	path := testns.Path(ns)
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		// Only IP literals: a host name would be resolved, and several
 		// addresses raced, on other goroutines whose threads are not in ns.

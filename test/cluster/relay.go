@@ -7,8 +7,9 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"path/filepath"
 	"sync"
+
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 // ServeAPIIn makes kube-apiserver reachable from another network namespace
@@ -78,7 +79,7 @@ func relay(ln net.Listener, addr string, dial func(context.Context, string, stri
 // listenIn listens on addr inside namespace ns; see dialerIn for how the
 // socket is created there without moving the process.
 func listenIn(ns, addr string) (net.Listener, error) {
-	return socketIn(filepath.Join(netnsDir, ns), func() (net.Listener, error) {
+	return socketIn(testns.Path(ns), func() (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen on %s in %s: %w", addr, ns, err)

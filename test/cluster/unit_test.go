@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kproxy/kproxy/test/kerneltest"
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 func parseCert(t *testing.T, data []byte) *x509.Certificate {
@@ -215,7 +216,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 			t.Errorf("process group %d still exists after Close (kill 0: %v)", pid, err)
 		}
 	}
-	for _, path := range []string{filepath.Join(netnsDir, c.Netns), c.etcdDir, c.workDir} {
+	for _, path := range []string{testns.Path(c.Netns), c.etcdDir, c.workDir} {
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s still exists after Close (%v)", path, err)
 		}
@@ -250,7 +251,7 @@ func TestStartFailureCleansUp(t *testing.T) {
 	if !strings.Contains(err.Error(), "exited during startup") {
 		t.Errorf("error = %v, want it to name the process that exited", err)
 	}
-	if _, err := os.Stat(filepath.Join(netnsDir, prefix+"-cp")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(testns.Path(prefix + "-cp")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("namespace %s-cp left behind (%v)", prefix, err)
 	}
 	left, _ := filepath.Glob(filepath.Join(tmpfsDir, prefix+"-cp-etcd-*"))
@@ -271,11 +272,11 @@ func TestStartInExistingNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := prefix + "-own"
-	if err := createNamespace(ns); err != nil {
+	if err := testns.Add(ns); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := errors.Join(killNamespacePids(ns), deleteNamespace(ns)); err != nil {
+		if err := testns.Delete(ns); err != nil {
 			t.Errorf("remove %s: %v", ns, err)
 		}
 	})
@@ -286,7 +287,7 @@ func TestStartInExistingNamespace(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(netnsDir, ns)); err != nil {
+	if _, err := os.Stat(testns.Path(ns)); err != nil {
 		t.Errorf("caller's namespace %s removed by Close: %v", ns, err)
 	}
 	out, err := exec.Command("ip", "netns", "pids", ns).Output()

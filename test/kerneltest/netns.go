@@ -7,12 +7,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 // Netns creates an empty network namespace named prefix plus 8 random hex
 // digits, with lo up, and deletes it when the test ends, failed or not.
-// prefix should start with "kpx-", so the suite's leftover check
-// (scripts/test.sh) sees a namespace a crashed test left. It is the bare
+// prefix must start with "kpx-" (test/testns records the test binary as
+// the owner, so a killed run's namespace is found and deleted later). It is the bare
 // namespace of the kernel tiers that need no world of pods (test/netns):
 // nothing in it can reach the caller's namespace.
 func Netns(t testing.TB, prefix string) string {
@@ -22,21 +24,15 @@ func Netns(t testing.TB, prefix string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := prefix + hex.EncodeToString(b)
-	runIP(t, "netns", "add", name)
+	if err := testns.Add(name); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
+		if err := testns.Delete(name); err != nil {
+			t.Error(err)
 		}
 	})
-	runIP(t, "-n", name, "link", "set", "lo", "up")
 	return name
-}
-
-func runIP(t testing.TB, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
 }
 
 // NetnsPath is the file of the named network namespace (under /run/netns

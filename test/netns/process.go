@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -193,31 +192,6 @@ func (p *Process) WaitOutput(substr string, timeout time.Duration) error {
 			return fmt.Errorf("%s did not print %q within %v; output:\n%s", p.Argv[0], substr, timeout, p.Output())
 		}
 	}
-}
-
-// killNamespaceProcesses SIGKILLs whatever still runs in ns (programs that
-// left their process group, or ones started with plain "ip netns exec"),
-// never the calling process itself.
-func killNamespaceProcesses(ns string) error {
-	out, err := runCommand("ip", "netns", "pids", ns)
-	if err != nil {
-		if _, statErr := os.Stat(Path(ns)); errors.Is(statErr, os.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("ip netns pids %s: %w: %s", ns, err, out)
-	}
-	self := os.Getpid()
-	var errs []error
-	for _, field := range strings.Fields(string(out)) {
-		pid, err := strconv.Atoi(field)
-		if err != nil || pid == self {
-			continue
-		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			errs = append(errs, fmt.Errorf("kill %d in %s: %w", pid, ns, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // outputBuffer is a goroutine-safe buffer that tells waiters about writes.

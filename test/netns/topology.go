@@ -65,7 +65,6 @@ func (w *World) build() error {
 	}
 	s := &setup{}
 	for _, ns := range names {
-		s.ip(ns, "link", "set", "lo", "up")
 		s.sysctl(ns, "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
 	s.sysctl(w.Node, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 // Interface names inside the world namespaces.
@@ -24,7 +25,7 @@ const (
 )
 
 // NetnsDir is where "ip netns add" mounts named namespaces.
-const NetnsDir = "/var/run/netns"
+const NetnsDir = testns.NetnsDir
 
 const (
 	defaultPods = 3
@@ -193,7 +194,7 @@ func podLayout(prefix, node, namePrefix, v4Net, v6Net string, n int) []Pod {
 // Path is the bind-mount path of a named namespace, for setns(2) users such
 // as github.com/vishvananda/netns.GetFromPath.
 func Path(ns string) string {
-	return filepath.Join(NetnsDir, ns)
+	return testns.Path(ns)
 }
 
 // Path is the bind-mount path of one of this world's namespaces.
@@ -244,41 +245,25 @@ func (w *World) Close() error {
 		}
 	}
 	for _, ns := range slices.Backward(namespaces) {
-		if err := killNamespaceProcesses(ns); err != nil {
-			errs = append(errs, err)
-		}
-		if err := deleteNamespace(ns); err != nil {
+		if err := testns.Delete(ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// addNamespace creates a named namespace and records it for Close.
+// addNamespace creates a named namespace (lo up, owned by this process,
+// see test/testns) and records it for Close.
 func (w *World) addNamespace(ns string) error {
-	if _, err := os.Stat(Path(ns)); err == nil {
-		return fmt.Errorf("namespace %s already exists", ns)
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return errors.New("world is closed")
 	}
-	if out, err := runCommand("ip", "netns", "add", ns); err != nil {
-		return fmt.Errorf("ip netns add %s: %w: %s", ns, err, out)
+	if err := testns.Add(ns); err != nil {
+		return err
 	}
 	w.namespaces = append(w.namespaces, ns)
-	return nil
-}
-
-func deleteNamespace(ns string) error {
-	out, err := runCommand("ip", "netns", "del", ns)
-	if err != nil {
-		if _, statErr := os.Stat(Path(ns)); errors.Is(statErr, os.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("ip netns del %s: %w: %s", ns, err, out)
-	}
 	return nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kproxy/kproxy/test/testns"
 )
 
 // commandTimeout bounds every short external command (ip, nft, curl).
@@ -51,14 +53,12 @@ func nodeNamespaces(ctx context.Context, peer string) ([]string, error) {
 	pod := node + "-pod"
 	var made []string
 	for _, ns := range []string{node, pod} {
-		if _, err := run(ctx, "ip", "netns", "add", ns); err != nil {
+		if err := testns.Add(ns); err != nil {
 			return made, err
 		}
 		made = append(made, ns)
 	}
 	for _, argv := range [][]string{
-		{"ip", "-n", node, "link", "set", "lo", "up"},
-		{"ip", "-n", pod, "link", "set", "lo", "up"},
 		{"ip", "-n", node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", pod},
 		{"ip", "-n", node, "addr", "add", NodeIP + "/24", "dev", "eth0"},
 		{"ip", "-n", node, "link", "set", "eth0", "up"},
@@ -72,18 +72,7 @@ func nodeNamespaces(ctx context.Context, peer string) ([]string, error) {
 }
 
 // deleteNamespace kills what still runs in ns (never this process) and deletes it.
-func deleteNamespace(ns string) error {
-	out, err := exec.Command("ip", "netns", "pids", ns).Output()
-	if err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	}
-	_, err = run(context.Background(), "ip", "netns", "delete", ns)
-	return err
-}
+func deleteNamespace(ns string) error { return testns.Delete(ns) }
 
 // proxyProcess is a proxy running in a namespace, in its own process
 // group, with its output in a log file and its memory sampled.
