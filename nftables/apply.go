@@ -14,7 +14,8 @@ import (
 // flushed (policy chains jump to endpoint chains) and stale chains flushed,
 // so that nothing names the re-created and deleted sets any more; affinity
 // sets added before the rules naming them; element deletions before
-// additions (a changed value is deleted and re-added).
+// additions (a changed value is deleted and re-added); rules deleted
+// before the sets they name.
 func writeChanges(w *batchWriter, ch *changes) {
 	if ch.flushElements {
 		for c := container(0); c < numContainers; c++ {
@@ -41,11 +42,20 @@ func writeChanges(w *batchWriter, ch *changes) {
 			w.b.AddRule(c.name, r)
 		}
 	}
+	for i := range ch.insertChain {
+		in := &ch.insertChain[i]
+		for _, r := range in.chain.rules {
+			w.b.InsertRule(in.chain.name, in.before, r)
+		}
+	}
 	for _, e := range ch.elemDelete {
 		w.deleteElement(e.c, e.key, e.val)
 	}
 	for _, e := range ch.elemAdd {
 		w.addElement(e.c, e.key, e.val)
+	}
+	for _, r := range ch.deleteRules {
+		w.b.DeleteRule(r.chain, r.handle)
 	}
 	for _, name := range ch.deleteSets {
 		w.b.DeleteSet(name)

@@ -25,6 +25,10 @@ type changes struct {
 	deleteSets   []string
 	// deleteChain are stale chains, deleted in a transaction of their own.
 	deleteChain []string
+	// insertChain are chains whose new rules go in ahead of their old
+	// ones, which deleteRules delete in a later transaction (see swap.go).
+	insertChain []insertion
+	deleteRules []ruleRef
 	elemDelete  []elemOp
 	elemAdd     []elemOp
 }
@@ -45,6 +49,9 @@ type partialPlan struct {
 	elems    [numContainers]map[string]contribs
 	// revived are stale chains that are in use again.
 	revived []string
+	// swap are chains to rewrite without a flush, if their rules'
+	// handles can be listed (see swap.go); else they are written.
+	swap []chain
 }
 
 // planPartial diffs the changed service ports of snap against the mirror.
@@ -90,12 +97,15 @@ func (p *partialPlan) diffChains(f nftnl.Family, m *mirror, old, next *rendered,
 			if _, stale := m.stale[c.name]; stale {
 				p.revived = append(p.revived, c.name)
 			}
-			if o := oldChains[c.name]; o != nil && !rewriteAll && sameRules(o.rules, c.rules, f) {
-				delete(oldChains, c.name)
-				continue
-			}
+			o := oldChains[c.name]
 			delete(oldChains, c.name)
-			p.writeChain = append(p.writeChain, *c)
+			switch {
+			case o != nil && !rewriteAll && sameRules(o.rules, c.rules, f):
+			case o != nil && !rewriteAll && swappable(o, c):
+				p.swap = append(p.swap, *c)
+			default:
+				p.writeChain = append(p.writeChain, *c)
+			}
 		}
 	}
 	gone := make([]string, 0, len(oldChains))

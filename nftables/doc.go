@@ -13,7 +13,7 @@
 // command, in production; knftables' Fake in tests and --dry-run) and,
 // optionally, a netlink connection (nftnl.Conn) that writes the same
 // operations without nft. Every transaction is atomic; a Sync is one,
-// except a large full sync:
+// except a large full sync and a partial one that swaps chains:
 //
 //   - full (snapshot Full, or the first sync): the table, base chains and
 //     fixed chains re-created and refilled, every set and map flushed and
@@ -34,7 +34,12 @@
 //     their affinity sets, and the element additions and deletions whose
 //     kernel value changes, computed against the mirror of the last
 //     successful transaction. A partial sync never lists the table; it
-//     goes over netlink when there is a connection.
+//     goes over netlink when there is a connection. There, a service
+//     chain whose rules look up an anonymous map is not flushed: its new
+//     rules go in ahead of the old ones, which a second transaction
+//     deletes by handle (listed for that chain alone), because a packet
+//     that began on a flushed rule can look its map up after the commit
+//     and miss (swap.go).
 //
 // Chains that are no longer used are flushed and deleted by a later sync
 // at least a second afterwards, in their own transaction (upstream: kernels
@@ -66,7 +71,7 @@
 //
 // Layout: names.go (hashAndTruncate and object names), table.go and
 // skeleton.go (the fixed objects), render*.go (pure: one service port →
-// chains, sets, elements), mirror.go, diff.go and full.go (plans), apply.go
+// chains, sets, elements), mirror.go, diff.go, swap.go and full.go (plans), apply.go
 // (plans → transaction), proxier.go (Sync), snapshot.go (the one place that
 // reads a Snapshot's services and endpoints).
 package nftables

@@ -172,7 +172,8 @@ func tamperServiceChains(t *testing.T, nft, ns, fam string) {
 // kernelSteps are the changes for one family: upstream's overall services,
 // then an endpoint added, a service deleted, a full resync (chunked on the
 // kernel side) while its chains are stale, a service's endpoints gone, an
-// affinity timeout changed, and a sync that deletes the stale chains.
+// affinity service's endpoint replaced, its affinity timeout changed, and
+// a sync that deletes the stale chains.
 func kernelSteps(fam v1.IPFamily) []kernelStep {
 	ip := func(v4, v6 string) string {
 		if fam == v1.IPv6Protocol {
@@ -195,6 +196,14 @@ func kernelSteps(fam v1.IPFamily) []kernelStep {
 		{name: "service deleted", change: func(w *World) { w.Delete(Service("ns1", "svc1")) }},
 		{name: "full resync over the table", change: func(w *World) {}, full: true, tamper: true},
 		{name: "endpoints gone", change: func(w *World) { w.Apply(SliceFor(Service("ns3", "svc3"))) }},
+		// Over netlink, svc5's chain is swapped (swap.go): its old rules
+		// and their endpoint's affinity set are deleted after the new
+		// rules are in.
+		{name: "affinity endpoint replaced", change: func(w *World) {
+			w.Apply(SliceFor(Service("ns5", "svc5", Port("p80", v1.ProtocolTCP, 80)),
+				Endpoint(ip("10.180.0.7", "fd00:10:180::7"), OnNode(testNodeName)),
+				Endpoint(ip("10.180.0.8", "fd00:10:180::8"), OnNode("other-node"))))
+		}},
 		{name: "affinity timeout changed", change: func(w *World) {
 			w.Apply(Service("ns5", "svc5", ClusterIP(ip("172.30.0.45", "fd00:172:30::45")), Port("p80", v1.ProtocolTCP, 80),
 				NodePort(3002), LoadBalancer(ip("5.6.7.8", "5555::2")), SourceRanges(ip("203.0.113.0/25", "2001:db8:203::/64")),
@@ -273,10 +282,11 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 			t.Fatalf("%s: kernel table differs from the Fake's view:\n%s", st.name, nftlisting.LineDiff(want, got))
 		}
 	}
-	// Partial syncs: endpoint added, service deleted, endpoints gone,
-	// affinity timeout changed (and stale chain deletions).
-	if netlink && batches.n < 4 {
-		t.Errorf("%d netlink batches ran; want at least the 4 partial syncs'", batches.n)
+	// Partial syncs: endpoint added (swapped: 2 batches), service
+	// deleted, endpoints gone, affinity endpoint replaced (swapped: 2),
+	// affinity timeout changed, and stale chain deletions.
+	if netlink && batches.n < 7 {
+		t.Errorf("%d netlink batches ran; want at least the 7 of the partial syncs", batches.n)
 	}
 	fresh := knftables.NewFake(kf, TableName)
 	p2, _ := New(Options{NFT: fresh, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),

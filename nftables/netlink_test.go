@@ -26,6 +26,8 @@ type fakeNetlink struct {
 	listFail bool
 	// digests are what ChainDigests says the kernel's chains hold.
 	digests map[string]nftnl.Digest
+	// handlesFail fails RuleHandles.
+	handlesFail bool
 }
 
 func (f *fakeNetlink) ChainDigests(context.Context, nftnl.Family, string) (map[string]nftnl.Digest, error) {
@@ -53,6 +55,23 @@ func (f *fakeNetlink) ListNames(ctx context.Context, fam nftnl.Family, table str
 	return nftnl.Names{Chains: chains, Sets: append(sets, maps...)}, nil
 }
 
+// RuleHandles lists the handles of the Fake's chain, as nftnl.Conn lists
+// the kernel's.
+func (f *fakeNetlink) RuleHandles(ctx context.Context, _ nftnl.Family, _, chain string) ([]uint64, error) {
+	if f.handlesFail {
+		return nil, errors.New("injected listing failure")
+	}
+	rules, err := f.nft.Fake.ListRules(ctx, chain)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, r := range rules {
+		out = append(out, uint64(*r.Handle))
+	}
+	return out, nil
+}
+
 func (f *fakeNetlink) Run(ctx context.Context, b *nftnl.Batch) error {
 	f.batches = append(f.batches, b.String())
 	if f.fail > 0 {
@@ -78,25 +97,35 @@ func TestNetlinkWritesPartialSyncs(t *testing.T) {
 	if len(e.nft.txs) != 1 || len(nl.batches) != 0 {
 		t.Fatalf("full sync: %d nft transactions, %d batches; want 1, 0", len(e.nft.txs), len(nl.batches))
 	}
+	// svc4's chain looks up a numgen map: it is swapped (swap.go), its
+	// new rule inserted before the old one, which a second batch deletes.
+	const chain = "service-LAUZTJTB-ns4/svc4/tcp/p80"
+	old, err := nl.RuleHandles(context.Background(), nftnl.IPv4, TableName, chain)
+	if err != nil || len(old) != 1 {
+		t.Fatalf("rules of %s: %v, %v", chain, old, err)
+	}
+	h := fmt.Sprint(old[0])
 	svc4 := Service("ns4", "svc4", ClusterIP("172.30.0.44"), ExternalIPs("192.168.99.33"))
 	e.world.Apply(SliceFor(svc4, Endpoint("10.180.0.4", OnNode("other-node")),
 		Endpoint("10.180.0.5", OnNode(testNodeName)), Endpoint("10.180.0.6", OnNode(testNodeName))))
 	res := e.sync()
-	if len(nl.batches) != 1 || len(e.nft.txs) != 1 {
-		t.Fatalf("partial sync: %d nft transactions, %d batches; want 1, 1", len(e.nft.txs), len(nl.batches))
+	if len(nl.batches) != 2 || len(e.nft.txs) != 1 {
+		t.Fatalf("partial sync: %d nft transactions, %d batches; want 1, 2", len(e.nft.txs), len(nl.batches))
 	}
 	want := []string{
-		"add chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80",
-		"flush chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80",
-		"add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.4 . 80 , 1 : 10.180.0.5 . 80 , 2 : 10.180.0.6 . 80 }",
+		"insert rule ip kube-proxy " + chain + " handle " + h + " meta l4proto tcp dnat ip addr . port to numgen random mod 3 map { 0 : 10.180.0.4 . 80 , 1 : 10.180.0.5 . 80 , 2 : 10.180.0.6 . 80 }",
 		"add element ip kube-proxy hairpin-connections { 10.180.0.6 . 10.180.0.6 . tcp . 80 }",
 	}
 	if got := txLines(nl.batches[0]); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("partial batch:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if res.Full || res.RestoreBytes != len(nl.batches[0]) {
-		t.Errorf("result %+v, want partial with %d bytes", res, len(nl.batches[0]))
+	if got, want := txLines(nl.batches[1]), "delete rule ip kube-proxy "+chain+" handle "+h; strings.Join(got, "\n") != want {
+		t.Errorf("second batch:\n%s\nwant:\n%s", strings.Join(got, "\n"), want)
 	}
+	if res.Full || res.RestoreBytes != len(nl.batches[0])+len(nl.batches[1]) {
+		t.Errorf("result %+v, want partial with %d bytes", res, len(nl.batches[0])+len(nl.batches[1]))
+	}
+	assertSameAsFullSync(t, e)
 	// The stale chains of a removed service are deleted over netlink too.
 	e.world.Delete(svc4)
 	e.sync()

@@ -145,7 +145,7 @@ func familyPrefixes(ps []netip.Prefix, f v1.IPFamily) []netip.Prefix {
 
 // Sync brings the table to snap. Stale chains due for deletion go first in
 // their own transaction (if that fails, the sync becomes full). A partial
-// sync is one transaction. So is a full sync of up to FullSyncChunkChains
+// sync is one transaction, or two when it swaps chains (swap.go). So is a full sync of up to FullSyncChunkChains
 // service chains; a larger one is several, each atomic, in an order that
 // never leaves an element pointing at a missing or half-written chain:
 // the fixed part of the table first, then the service ports' chains and
@@ -164,7 +164,7 @@ func (p *Proxier) Sync(ctx context.Context, snap *proxier.Snapshot) (proxier.Syn
 	if full {
 		txs, commit = p.planFullSync(ctx, snap)
 	} else {
-		txs, commit = p.planPartialSync(snap)
+		txs, commit = p.planPartialSync(ctx, snap)
 	}
 	size := 0
 	for i, step := range txs {
@@ -335,9 +335,16 @@ func (p *Proxier) skeletonStep() txStep {
 	}}
 }
 
-func (p *Proxier) planPartialSync(snap *proxier.Snapshot) ([]txStep, func()) {
+// planPartialSync is one transaction, or two when chains are swapped
+// (swap.go): the second deletes their old rules.
+func (p *Proxier) planPartialSync(ctx context.Context, snap *proxier.Snapshot) ([]txStep, func()) {
 	plan := planPartial(&p.ctx, p.mirror, snap)
-	return []txStep{p.changesStep(&plan.changes)}, func() { plan.commit(p.mirror, p.now()) }
+	after := p.planSwaps(ctx, plan)
+	steps := []txStep{p.changesStep(&plan.changes)}
+	if after != nil {
+		steps = append(steps, p.changesStep(after))
+	}
+	return steps, func() { plan.commit(p.mirror, p.now()) }
 }
 
 // listKernelObjects lists the table's chains and sets once per full sync

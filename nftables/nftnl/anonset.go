@@ -84,8 +84,10 @@ func (e *encoder) anonSet(s anonSet) (string, uint32, error) {
 // the name of every set of the table with sscanf; giving the name saves
 // that walk (at 10000 services, a second of a first full sync). The name
 // is free: a batch writes a chain's rules whole, after flushing the
-// chain, and the kernel no longer counts the sets of flushed rules; nft's
-// sets are numbered, never a hash. Should two chains' hashes collide
+// chain, and the kernel no longer counts the sets of flushed rules; rules
+// inserted before the chain's old ones hash the chain's name with the
+// handle they go before, which no earlier insertion used; nft's sets are
+// numbered, never a hash. Should two chains' hashes collide
 // anyway, the kernel refuses the batch, and the sync is retried by nft.
 func anonSetName(prefix, chain string, k int) string {
 	h := sha256.Sum256([]byte(chain))

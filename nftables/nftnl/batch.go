@@ -39,13 +39,17 @@ const (
 	opDeclareSet
 	opAddCounter
 	opDeleteCounter
+	opDeleteRule
 )
 
 type op struct {
 	kind opKind
 	// name is the chain or set the operation is on.
-	name    string
-	rule    Rule
+	name string
+	rule Rule
+	// handle is, for opAddRule, the rule the new one goes before (0:
+	// appended); for opDeleteRule, the rule deleted.
+	handle  uint64
 	timeout time.Duration
 	elems   []Element
 	isMap   bool // opFlushSet, opDeleteSet, opDeclareSet: the set is a map
@@ -141,6 +145,17 @@ func (b *Batch) AddRule(chain string, r Rule) {
 	b.ops = append(b.ops, op{kind: opAddRule, name: chain, rule: r})
 }
 
+// InsertRule inserts r into chain just before the rule with handle before
+// (so rules inserted before the same handle keep their order).
+func (b *Batch) InsertRule(chain string, before uint64, r Rule) {
+	b.ops = append(b.ops, op{kind: opAddRule, name: chain, rule: r, handle: before})
+}
+
+// DeleteRule deletes the rule with handle from chain.
+func (b *Batch) DeleteRule(chain string, handle uint64) {
+	b.ops = append(b.ops, op{kind: opDeleteRule, name: chain, handle: handle})
+}
+
 // FlushSet deletes every element of a named set, or of a map when isMap.
 func (b *Batch) FlushSet(name string, isMap bool) {
 	b.ops = append(b.ops, op{kind: opFlushSet, name: name, isMap: isMap})
@@ -226,8 +241,13 @@ func (b *Batch) opLine(o *op, elem int) string {
 			return "flush map " + where
 		}
 		return "flush set " + where
+	case opDeleteRule:
+		return "delete rule " + where + " handle " + strconv.FormatUint(o.handle, 10)
 	case opAddRule:
 		line := "add rule " + where + " " + o.rule.Text(b.fam)
+		if o.handle != 0 {
+			line = "insert rule " + where + " handle " + strconv.FormatUint(o.handle, 10) + " " + o.rule.Text(b.fam)
+		}
 		if o.rule.Comment != "" {
 			line += fmt.Sprintf(" comment %q", o.rule.Comment)
 		}

@@ -137,6 +137,14 @@ func attrU32(as []rawAttr, typ uint16) uint32 {
 	return 0
 }
 
+// attrU64 is the big-endian u64 attribute typ of as, or 0.
+func attrU64(as []rawAttr, typ uint16) uint64 {
+	if v, ok := findAttr(as, typ); ok && len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
 // attrString is the string attribute typ of as, or "".
 func attrString(as []rawAttr, typ uint16) string {
 	v, _ := findAttr(as, typ)

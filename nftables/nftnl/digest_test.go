@@ -3,7 +3,6 @@ package nftnl
 import (
 	"context"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/kproxy/kproxy/test/kerneltest"
@@ -118,13 +117,10 @@ func TestKernelChainDigests(t *testing.T) {
 // digests as kproxy's rules for the same chains: a restart over it
 // rewrites nothing that is already right.
 func TestKernelUpstreamChainsDigestAsOurs(t *testing.T) {
-	data, err := os.ReadFile(upstreamListing)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readUpstreamListing(t)
 	ns := kerneltest.Netns(t, "kpx-nftnl-")
 	kerneltest.NeedTools(t, "nftnl kernel test", "nft")
-	nftLoad(t, ns, string(data))
+	nftLoad(t, ns, data)
 	c := openConn(t, ns)
 	for _, fam := range []Family{IPv4, IPv6} {
 		got, err := c.ChainDigests(context.Background(), fam, "kube-proxy")

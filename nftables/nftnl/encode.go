@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables/expr"
@@ -42,8 +43,9 @@ type encoder struct {
 	msgs   []message
 	op     int    // the operation being encoded
 	nextID uint32 // NFTA_SET_ID of the last set created in the batch
-	// chain is the chain of the rule being encoded; chainSets counts the
-	// anonymous sets the batch wrote in each chain (see anonSetName).
+	// chain is the chain of the rule being encoded (with the handle it
+	// goes before, for an insertion); chainSets counts the anonymous sets
+	// the batch wrote in each (see anonSetName).
 	chain     string
 	chainSets map[string]int
 }
@@ -88,7 +90,13 @@ func (e *encoder) encodeOp(o *op) error {
 	case opAddAffinitySet:
 		return e.affinitySet(o)
 	case opAddRule:
-		return e.rule(o.name, o.rule)
+		return e.rule(o.name, o.handle, o.rule)
+	case opDeleteRule:
+		var a attrs
+		a.str(unix.NFTA_RULE_TABLE, e.b.table)
+		a.str(unix.NFTA_RULE_CHAIN, o.name)
+		a.u64(unix.NFTA_RULE_HANDLE, o.handle)
+		e.add(unix.NFT_MSG_DELRULE, 0, a.b)
 	case opAddElements:
 		return e.elements(o, unix.NFT_MSG_NEWSETELEM, netlink.Create)
 	case opDeleteElements:
@@ -135,8 +143,9 @@ func (e *encoder) affinitySet(o *op) error {
 	return a.err
 }
 
-// rule queues the anonymous sets r needs, then r itself, appended to chain.
-func (e *encoder) rule(chain string, r Rule) error {
+// rule queues the anonymous sets r needs, then r itself, appended to chain
+// or, when before is not 0, inserted before the rule with that handle.
+func (e *encoder) rule(chain string, before uint64, r Rule) error {
 	if r.Stmt == nil {
 		return errors.New("rule without a statement")
 	}
@@ -144,6 +153,11 @@ func (e *encoder) rule(chain string, r Rule) error {
 		return fmt.Errorf("comment longer than %d bytes", maxCommentLen)
 	}
 	e.chain = chain
+	if before != 0 {
+		// The chain's old rules, and their anonymous sets, stay until a
+		// later batch deletes them: the new sets need other names.
+		e.chain = chain + " before " + strconv.FormatUint(before, 10)
+	}
 	var exprs []expr.Any
 	if r.Match != nil {
 		m, err := e.match(r.Match)
@@ -160,6 +174,11 @@ func (e *encoder) rule(chain string, r Rule) error {
 	var a attrs
 	a.str(unix.NFTA_RULE_TABLE, e.b.table)
 	a.str(unix.NFTA_RULE_CHAIN, chain)
+	flags := netlink.Create | netlink.Append
+	if before != 0 {
+		a.u64(unix.NFTA_RULE_POSITION, before)
+		flags = netlink.Create
+	}
 	list := a.nest(unix.NFTA_RULE_EXPRESSIONS)
 	for _, x := range exprs {
 		data, err := expr.Marshal(byte(e.b.fam), x)
@@ -174,7 +193,7 @@ func (e *encoder) rule(chain string, r Rule) error {
 	if r.Comment != "" {
 		a.put(unix.NFTA_RULE_USERDATA, udataString(udataComment, r.Comment))
 	}
-	e.add(unix.NFT_MSG_NEWRULE, netlink.Create|netlink.Append, a.b)
+	e.add(unix.NFT_MSG_NEWRULE, flags, a.b)
 	return a.err
 }
 

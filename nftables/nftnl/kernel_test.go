@@ -386,6 +386,15 @@ var anonSetNames = regexp.MustCompile(`__(set|map)[A-Z0-9]+`)
 // mode (test/nftlisting), both families.
 const upstreamListing = "../../test/nftlisting/testdata/upstream-run1.nft"
 
+func readUpstreamListing(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(upstreamListing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
 // upstreamChains are chains of upstreamListing, as kproxy's shapes: the
 // rules each chain holds there.
 func upstreamChains(fam Family) map[string][]Rule {
@@ -422,14 +431,11 @@ func upstreamChains(fam Family) map[string][]Rule {
 // affinity sets added again) by Conn.Run and by nft -f: the kernel then
 // lists exactly what upstream's table listed, in both namespaces.
 func TestKernelRewriteKeepsUpstreamListing(t *testing.T) {
-	data, err := os.ReadFile(upstreamListing)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readUpstreamListing(t)
 	nsNft, nsNl := kerneltest.Netns(t, "kpx-nftnl-"), kerneltest.Netns(t, "kpx-nftnl-")
 	kerneltest.NeedTools(t, "nftnl kernel test", "nft")
 	for _, ns := range []string{nsNft, nsNl} {
-		nftLoad(t, ns, string(data))
+		nftLoad(t, ns, data)
 	}
 	c := openConn(t, nsNl)
 	for _, fam := range []Family{IPv4, IPv6} {

@@ -55,7 +55,14 @@ func (b *Batch) appendOp(tx *knftables.Transaction, o *op) {
 		if o.rule.Comment != "" {
 			r.Comment = ptr.To(o.rule.Comment)
 		}
+		if o.handle != 0 {
+			r.Handle = ptr.To(int(o.handle))
+			tx.Insert(r)
+			return
+		}
 		tx.Add(r)
+	case opDeleteRule:
+		tx.Delete(&knftables.Rule{Chain: o.name, Handle: ptr.To(int(o.handle))})
 	case opAddElements:
 		for i := range o.elems {
 			tx.Add(knftElement(o.name, &o.elems[i], true))

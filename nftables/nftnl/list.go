@@ -177,6 +177,36 @@ func dumpNames(nl *netlink.Conn, f Family, typ uint16, req []byte, table string,
 	return out, nil
 }
 
+// RuleHandles lists the handles of chain's rules in table, in the chain's
+// order: one dump, limited to the chain by the kernel.
+func (c *Conn) RuleHandles(ctx context.Context, f Family, table, chain string) ([]uint64, error) {
+	if err := checkName("chain", chain); err != nil {
+		return nil, err
+	}
+	nl, done, err := c.dumpSocket(ctx, f, table)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var req attrs
+	req.str(unix.NFTA_RULE_TABLE, table)
+	req.str(unix.NFTA_RULE_CHAIN, chain)
+	var out []uint64
+	for m, err := range receive(nl, dumpRequest(f, unix.NFT_MSG_GETRULE, req.b)) {
+		if err != nil {
+			return nil, dumpError(ctx, f, table, fmt.Errorf("rules of chain %s: %w", chain, err))
+		}
+		as, err := parseAttrs(m.Data[4:])
+		if err != nil {
+			return nil, fmt.Errorf("dumped rule: %w", err)
+		}
+		if attrString(as, unix.NFTA_RULE_TABLE) == table && attrString(as, unix.NFTA_RULE_CHAIN) == chain {
+			out = append(out, attrU64(as, unix.NFTA_RULE_HANDLE))
+		}
+	}
+	return out, nil
+}
+
 // ChainDigests returns the digest (see Digest) of every chain of table
 // that holds rules: two dumps (sets, rules) and one per anonymous set,
 // read as they stream in. A missing table holds nothing.

@@ -53,6 +53,19 @@ func (r Rule) Equal(o Rule, f Family) bool {
 	return r.Comment == o.Comment && r.Text(f) == o.Text(f)
 }
 
+// LooksUpMap reports whether r sends packets through an anonymous map
+// (NumgenDNAT, NumgenGoto). When a transaction deletes such a rule, the
+// kernel marks the map's elements inactive in the new generation at once,
+// while a packet that began on the old rules may still look the map up:
+// the lookup misses and the packet falls through the chain.
+func (r Rule) LooksUpMap() bool {
+	switch r.Stmt.(type) {
+	case NumgenDNAT, NumgenGoto:
+		return true
+	}
+	return false
+}
+
 // Match is a rule's match: SaddrPrefix, IifName, FibSaddrLocal,
 // SaddrInSet or SaddrNotIn, or one of rule_fixed.go's.
 type Match interface {

@@ -3,10 +3,14 @@ package kerneltest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kproxy/kproxy/test/testns"
 )
@@ -63,4 +67,34 @@ func Run(t testing.TB, args ...string) string {
 func NetnsExec(t testing.TB, ns string, args ...string) string {
 	t.Helper()
 	return Run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
+}
+
+// GoInNetns runs fn in a new goroutine on an OS thread of its own inside
+// network namespace ns, and returns a channel closed when fn returns. The
+// sockets fn opens (listeners, connections) belong to ns. The thread is
+// never unlocked: it ends with the goroutine, so no other goroutine ever
+// runs in ns by accident.
+func GoInNetns(t testing.TB, ns string, fn func()) <-chan struct{} {
+	t.Helper()
+	f, err := os.Open(NetnsPath(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	done := make(chan struct{})
+	entered := make(chan error, 1)
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			entered <- fmt.Errorf("enter network namespace %s: %w", ns, err)
+			return
+		}
+		entered <- nil
+		fn()
+	}()
+	if err := <-entered; err != nil {
+		t.Fatal(err)
+	}
+	return done
 }
