@@ -233,13 +233,84 @@ func TestOrdinalNamesTransactions(t *testing.T) {
 }
 
 // A restart over a table whose chains already hold what kproxy renders
-// rewrites only the chain that differs (its digest says so), and leaves
-// the same table as a full sync that rewrites everything.
+// rewrites only the chains that differ (their digests say so): one that
+// ends in a rule every packet leaves by (a service chain) is swapped, its
+// new rules inserted ahead and its old ones deleted once every chunk is
+// in; another (a firewall chain) is flushed and refilled. The table is
+// then the same as a full sync that rewrites everything.
 func TestRestartRewritesOnlyChangedChains(t *testing.T) {
 	e, nl := newNetlinkEnv(t, v1.IPv4Protocol, chunked(3))
 	applyOverallIPv4(e.world)
 	applyRandomWorld(e, v1.IPv4Protocol, 9, 10)
 	e.sync()
+	all := digestMirror(t, e, nl)
+	const drifted = "firewall-HVFWP5L3-ns5/svc5/tcp/p80"
+	const swapped = "service-LAUZTJTB-ns4/svc4/tcp/p80"
+	if !slices.Contains(all, drifted) || !slices.Contains(all, swapped) {
+		t.Fatalf("the world lacks %s or %s: %q", drifted, swapped, all)
+	}
+	// Changed behind kproxy's back.
+	nl.digests[drifted], nl.digests[swapped] = nftnl.Digest{1}, nftnl.Digest{2}
+	restart(t, e, nl, 3)
+	batches, txs := len(nl.batches), len(e.nft.txs)
+	e.sync()
+	if len(e.nft.txs) != txs {
+		t.Errorf("restart ran %d nft transactions, want none", len(e.nft.txs)-txs)
+	}
+	var written, inserted []string
+	inserts, deletes := -1, -1
+	for i, b := range nl.batches[batches:] {
+		for _, line := range strings.Split(b, "\n") {
+			if name, ok := strings.CutPrefix(line, "add chain ip kube-proxy "); ok && serviceChainRE.MatchString(name) {
+				written = append(written, name)
+			}
+			if rest, ok := strings.CutPrefix(line, "insert rule ip kube-proxy "); ok {
+				inserted, inserts = append(inserted, strings.Fields(rest)[0]), i
+			}
+			if strings.HasPrefix(line, "delete rule ip kube-proxy "+swapped+" handle ") {
+				deletes = i
+			}
+		}
+	}
+	if !slices.Equal(written, []string{drifted}) || !slices.Equal(inserted, []string{swapped}) {
+		t.Errorf("restart wrote service chains %q and inserted into %q, want only %q and %q", written, inserted, drifted, swapped)
+	}
+	if deletes != len(nl.batches)-batches-1 || deletes <= inserts {
+		t.Errorf("old rules of %s deleted in batch %d, inserted in %d; want the deletion in the last batch", swapped, deletes, inserts)
+	}
+	assertNoDanglingGotos(t, e)
+	assertSameAsFullSync(t, e)
+}
+
+// A restart small enough for one nft -f transaction swaps a changed
+// service chain in it, and deletes the old rules in a second transaction.
+func TestRestartSwapsInOneTransactionThenDeletes(t *testing.T) {
+	e, nl := newNetlinkEnv(t, v1.IPv4Protocol)
+	applyOverallIPv4(e.world)
+	e.sync()
+	digestMirror(t, e, nl)
+	const swapped = "service-LAUZTJTB-ns4/svc4/tcp/p80"
+	nl.digests[swapped] = nftnl.Digest{2}
+	restart(t, e, nl, 0)
+	batches, txs := len(nl.batches), len(e.nft.txs)
+	e.sync()
+	if len(e.nft.txs) != txs+1 || len(nl.batches) != batches+1 {
+		t.Fatalf("restart ran %d nft transactions and %d batches, want 1 and 1", len(e.nft.txs)-txs, len(nl.batches)-batches)
+	}
+	tx := e.nft.txs[len(e.nft.txs)-1]
+	if !strings.Contains(tx, "insert rule ip kube-proxy "+swapped+" handle ") || strings.Contains(tx, "flush chain ip kube-proxy "+swapped+"\n") {
+		t.Errorf("full sync transaction does not swap %s:\n%s", swapped, tx)
+	}
+	if got := txLines(nl.batches[batches]); len(got) != 1 || !strings.HasPrefix(got[0], "delete rule ip kube-proxy "+swapped+" handle ") {
+		t.Errorf("second transaction:\n%s\nwant the old rule's deletion", strings.Join(got, "\n"))
+	}
+	assertSameAsFullSync(t, e)
+}
+
+// digestMirror makes nl's ChainDigests say the kernel holds what e's
+// mirror rendered, and returns the chains' names, sorted.
+func digestMirror(t *testing.T, e *testEnv, nl *fakeNetlink) []string {
+	t.Helper()
 	nl.digests = map[string]nftnl.Digest{}
 	var all []string
 	for _, r := range e.p.mirror.services {
@@ -253,31 +324,18 @@ func TestRestartRewritesOnlyChangedChains(t *testing.T) {
 		}
 	}
 	slices.Sort(all)
-	drifted := all[len(all)/2]
-	nl.digests[drifted] = nftnl.Digest{1} // changed behind kproxy's back
+	return all
+}
+
+// restart replaces e's Proxier by a new one over the same table, as a
+// restarted kproxy (chunk: its FullSyncChunkChains).
+func restart(t *testing.T, e *testEnv, nl *fakeNetlink, chunk int) {
+	t.Helper()
 	opts := e.p.table
 	p2, err := New(Options{NFT: e.nft, MasqueradeMark: opts.masqMark, NodePortIPs: opts.nodePortIPs, NodeIP: e.p.ctx.nodeIP,
-		LocalDetector: localDetector4(), ServiceCIDRs: opts.serviceCIDRs, Now: e.clock.now, FullSyncChunkChains: 3, Netlink: nl})
+		LocalDetector: localDetector4(), ServiceCIDRs: opts.serviceCIDRs, Now: e.clock.now, FullSyncChunkChains: chunk, Netlink: nl})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.p = p2
-	batches, txs := len(nl.batches), len(e.nft.txs)
-	e.sync()
-	if len(e.nft.txs) != txs {
-		t.Errorf("restart ran %d nft transactions, want none", len(e.nft.txs)-txs)
-	}
-	var written []string
-	for _, b := range nl.batches[batches:] {
-		for _, line := range strings.Split(b, "\n") {
-			if name, ok := strings.CutPrefix(line, "add chain ip kube-proxy "); ok && serviceChainRE.MatchString(name) {
-				written = append(written, name)
-			}
-		}
-	}
-	if !slices.Equal(written, []string{drifted}) {
-		t.Errorf("restart wrote service chains %q, want only the drifted %q", written, drifted)
-	}
-	assertNoDanglingGotos(t, e)
-	assertSameAsFullSync(t, e)
 }

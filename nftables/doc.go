@@ -39,7 +39,9 @@
 //     rules go in ahead of the old ones, which a second transaction
 //     deletes by handle (listed for that chain alone), because a packet
 //     that began on a flushed rule can look its map up after the commit
-//     and miss (swap.go).
+//     and miss (swap.go). A full sync swaps the chains it rewrites that
+//     the kernel holds with other rules (up to maxFullSyncSwaps), their
+//     old rules deleted by the last transaction, or by one of their own.
 //
 // Chains that are no longer used are flushed and deleted by a later sync
 // at least a second afterwards, in their own transaction (upstream: kernels

@@ -115,6 +115,7 @@ func mergeChunks(chunks []changes) changes {
 	for i := range chunks {
 		all.addSets = append(all.addSets, chunks[i].addSets...)
 		all.writeChain = append(all.writeChain, chunks[i].writeChain...)
+		all.insertChain = append(all.insertChain, chunks[i].insertChain...)
 	}
 	return all
 }

@@ -119,10 +119,11 @@ func nftLoadIn(t *testing.T, nft, ns, text string) {
 	}
 }
 
-// countingRunner counts the batches that ran.
+// countingRunner counts the batches that ran, and those that inserted
+// rules (swapped chains, swap.go).
 type countingRunner struct {
 	*nftnl.Conn
-	n int
+	n, inserts int
 }
 
 func (c *countingRunner) Run(ctx context.Context, b *nftnl.Batch) error {
@@ -130,6 +131,9 @@ func (c *countingRunner) Run(ctx context.Context, b *nftnl.Batch) error {
 		return err
 	}
 	c.n++
+	if strings.Contains(b.String(), "\ninsert rule ") || strings.HasPrefix(b.String(), "insert rule ") {
+		c.inserts++
+	}
 	return nil
 }
 
@@ -287,6 +291,11 @@ func runKernelSyncs(t *testing.T, fam v1.IPFamily, netlink bool) {
 	// affinity timeout changed, and stale chain deletions.
 	if netlink && batches.n < 7 {
 		t.Errorf("%d netlink batches ran; want at least the 7 of the partial syncs", batches.n)
+	}
+	// Swapped: svc4's chain (endpoint added), the tampered chains (full
+	// resync, in a chunk), svc5's (affinity endpoint replaced).
+	if netlink && batches.inserts < 3 {
+		t.Errorf("%d netlink batches inserted rules; want at least 3", batches.inserts)
 	}
 	fresh := knftables.NewFake(kf, TableName)
 	p2, _ := New(Options{NFT: fresh, Family: fam, MasqueradeMark: "0x4000", LocalDetector: localDetectorFor(fam),

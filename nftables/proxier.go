@@ -287,19 +287,31 @@ func (p *Proxier) planFullSync(ctx context.Context, snap *proxier.Snapshot) ([]t
 	p.cidrMu.Lock()
 	p.table.serviceCIDRs = p.serviceCIDRs
 	p.cidrMu.Unlock()
-	plan := planFull(&p.ctx, snap, p.mirror, p.listKernelObjects(ctx), p.now(), p.chunk)
+	kernel := p.listKernelObjects(ctx)
+	plan := planFull(&p.ctx, snap, p.mirror, kernel, p.now(), p.chunk)
 	plan.tail.flushElements = true
+	after := p.planFullSwaps(ctx, plan, kernel)
 	commit := func() { p.mirror, p.synced, p.baseRecreated = plan.next, true, true }
 	// A big table's elements go over netlink too, even when no chain
 	// needs writing (a restart over a table that is already right).
 	bigElements := p.netlink != nil && p.chunk > 0 && len(plan.tail.elemAdd) > p.chunk
 	if len(plan.chunks) == 1 && !bigElements {
-		return []txStep{p.nftStep(func() (*knftables.Transaction, error) {
+		steps := []txStep{p.nftStep(func() (*knftables.Transaction, error) {
 			tx := p.nft.NewTransaction()
 			p.skeletonBatch().AppendTo(tx)
 			ch := plan.single()
 			return tx, p.appendChanges(tx, &ch)
-		})}, commit
+		})}
+		if after != nil {
+			// The swapped chains' old rules, then the sets they name, go
+			// in a transaction of their own.
+			after.deleteSets, plan.tail.deleteSets = plan.tail.deleteSets, nil
+			steps = append(steps, p.changesStep(after))
+		}
+		return steps, commit
+	}
+	if after != nil {
+		plan.tail.deleteRules = after.deleteRules
 	}
 	skeleton := p.skeletonStep()
 	// Re-created base chains stay re-created whatever follows.

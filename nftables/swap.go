@@ -98,3 +98,59 @@ func (p *Proxier) planSwaps(ctx context.Context, plan *partialPlan) *changes {
 	after.deleteSets, plan.deleteSets = plan.deleteSets, nil
 	return &after
 }
+
+// maxFullSyncSwaps bounds the chains one full sync swaps: each costs a
+// listing, for which the kernel walks the table's chains. A full sync that
+// rewrites more (the first over another layout, say) flushes them.
+const maxFullSyncSwaps = 100
+
+// planFullSwaps swaps the chains a full sync rewrites that the kernel
+// already holds with rules (a restart after endpoints changed, a resync
+// that finds a chain changed behind kproxy's back), as planSwaps does for
+// a partial sync, and returns their old rules' deletion, to run once every
+// chunk has (nil when nothing is swapped). Only with digests of the
+// kernel's chains, which tell which chains it holds.
+func (p *Proxier) planFullSwaps(ctx context.Context, plan *fullPlan, kernel kernelObjects) *changes {
+	lister, ok := p.netlink.(RuleLister)
+	if !ok || kernel.digests == nil {
+		return nil
+	}
+	var candidates []*chain
+	for i := range plan.chunks {
+		for j := range plan.chunks[i].writeChain {
+			c := &plan.chunks[i].writeChain[j]
+			if _, held := kernel.digests[c.name]; held && len(c.rules) > 0 && endsChain(c.rules[len(c.rules)-1]) {
+				candidates = append(candidates, c)
+			}
+		}
+	}
+	if len(candidates) == 0 || len(candidates) > maxFullSyncSwaps {
+		return nil
+	}
+	var after changes
+	swapped := map[string]uint64{}
+	for _, c := range candidates {
+		handles, err := lister.RuleHandles(ctx, p.table.fam.nl, TableName, c.name)
+		if err != nil || len(handles) == 0 {
+			klog.FromContext(ctx).V(2).Info("Listing an nftables chain's rules failed, flushing it instead", "chain", c.name, "err", err)
+			continue
+		}
+		swapped[c.name] = handles[0]
+		for _, h := range handles {
+			after.deleteRules = append(after.deleteRules, ruleRef{chain: c.name, handle: h})
+		}
+	}
+	for i := range plan.chunks {
+		ch := &plan.chunks[i]
+		for _, c := range ch.writeChain {
+			if before, ok := swapped[c.name]; ok {
+				ch.insertChain = append(ch.insertChain, insertion{chain: c, before: before})
+			}
+		}
+		ch.writeChain = slices.DeleteFunc(ch.writeChain, func(c chain) bool { _, ok := swapped[c.name]; return ok })
+	}
+	if len(after.deleteRules) == 0 {
+		return nil
+	}
+	return &after
+}
