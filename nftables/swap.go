@@ -71,32 +71,44 @@ func endsChain(r nftnl.Rule) bool {
 // whose handles cannot be listed (no netlink connection, an error, no
 // rules) is written as usual, flushed. Nil when nothing is swapped.
 func (p *Proxier) planSwaps(ctx context.Context, plan *partialPlan) *changes {
-	lister, ok := p.netlink.(RuleLister)
+	lister, _ := p.netlink.(RuleLister)
 	var after changes
 	for i := range plan.swap {
 		c := &plan.swap[i]
-		var handles []uint64
-		var err error
-		if ok {
-			handles, err = lister.RuleHandles(ctx, p.table.fam.nl, TableName, c.name)
-		}
-		if err != nil {
-			klog.FromContext(ctx).V(2).Info("Listing an nftables chain's rules failed, flushing it instead", "chain", c.name, "err", err)
-		}
-		if len(handles) == 0 {
+		before, old, ok := p.oldRules(ctx, lister, c.name)
+		if !ok {
 			plan.writeChain = append(plan.writeChain, *c)
 			continue
 		}
-		plan.insertChain = append(plan.insertChain, insertion{chain: *c, before: handles[0]})
-		for _, h := range handles {
-			after.deleteRules = append(after.deleteRules, ruleRef{chain: c.name, handle: h})
-		}
+		plan.insertChain = append(plan.insertChain, insertion{chain: *c, before: before})
+		after.deleteRules = append(after.deleteRules, old...)
 	}
 	if len(after.deleteRules) == 0 {
 		return nil
 	}
 	after.deleteSets, plan.deleteSets = plan.deleteSets, nil
 	return &after
+}
+
+// oldRules lists chain's rules for a swap: the handle of the first, which
+// the new rules go before, and all of them, to delete. ok is false when
+// they cannot be listed (no lister, an error, no rules): the chain is then
+// flushed and refilled.
+func (p *Proxier) oldRules(ctx context.Context, lister RuleLister, chain string) (before uint64, old []ruleRef, ok bool) {
+	if lister == nil {
+		return 0, nil, false
+	}
+	handles, err := lister.RuleHandles(ctx, p.table.fam.nl, TableName, chain)
+	if err != nil {
+		klog.FromContext(ctx).V(2).Info("Listing an nftables chain's rules failed, flushing it instead", "chain", chain, "err", err)
+	}
+	if len(handles) == 0 {
+		return 0, nil, false
+	}
+	for _, h := range handles {
+		old = append(old, ruleRef{chain: chain, handle: h})
+	}
+	return handles[0], old, true
 }
 
 // maxFullSyncSwaps bounds the chains one full sync swaps: each costs a
@@ -130,14 +142,9 @@ func (p *Proxier) planFullSwaps(ctx context.Context, plan *fullPlan, kernel kern
 	var after changes
 	swapped := map[string]uint64{}
 	for _, c := range candidates {
-		handles, err := lister.RuleHandles(ctx, p.table.fam.nl, TableName, c.name)
-		if err != nil || len(handles) == 0 {
-			klog.FromContext(ctx).V(2).Info("Listing an nftables chain's rules failed, flushing it instead", "chain", c.name, "err", err)
-			continue
-		}
-		swapped[c.name] = handles[0]
-		for _, h := range handles {
-			after.deleteRules = append(after.deleteRules, ruleRef{chain: c.name, handle: h})
+		if before, old, ok := p.oldRules(ctx, lister, c.name); ok {
+			swapped[c.name] = before
+			after.deleteRules = append(after.deleteRules, old...)
 		}
 	}
 	for i := range plan.chunks {
