@@ -18,9 +18,9 @@ import (
 // rejected by the cluster-ips check ("connection refused"; measured: 8 of
 // 600 rewrites of one chain under back-to-back connections, and about one
 // connection in 150 endpoint changes at 10000 services, in upstream's
-// flush-and-rewrite as in kproxy's before this). So a partial sync
-// inserts the new rules ahead of the old ones in its transaction, and a
-// second transaction deletes the old rules by handle: a packet on either
+// flush-and-rewrite as in kproxy's before this). So a sync inserts the
+// new rules ahead of the old ones in its transaction, and a later
+// transaction deletes the old rules by handle: a packet on either
 // generation then finds live elements, and stops at the first map rule it
 // reaches, which always matches.
 
@@ -121,7 +121,9 @@ const maxFullSyncSwaps = 100
 // that finds a chain changed behind kproxy's back), as planSwaps does for
 // a partial sync, and returns their old rules' deletion, to run once every
 // chunk has (nil when nothing is swapped). Only with digests of the
-// kernel's chains, which tell which chains it holds.
+// kernel's chains, which tell which chains it holds; they do not tell
+// whether the old rules look a map up, and swapping a chain whose rules
+// do not costs a deletion per rule and changes nothing else.
 func (p *Proxier) planFullSwaps(ctx context.Context, plan *fullPlan, kernel kernelObjects) *changes {
 	lister, ok := p.netlink.(RuleLister)
 	if !ok || kernel.digests == nil {
