@@ -145,8 +145,10 @@ func familyPrefixes(ps []netip.Prefix, f v1.IPFamily) []netip.Prefix {
 
 // Sync brings the table to snap. Stale chains due for deletion go first in
 // their own transaction (if that fails, the sync becomes full). A partial
-// sync is one transaction, or two when it swaps chains (swap.go). So is a full sync of up to FullSyncChunkChains
-// service chains; a larger one is several, each atomic, in an order that
+// sync is one transaction, plus one that deletes the old rules of the
+// chains it swaps (swap.go). So is a full sync of up to
+// FullSyncChunkChains service chains; a larger one is several, each
+// atomic (the last deleting swapped chains' old rules), in an order that
 // never leaves an element pointing at a missing or half-written chain:
 // the fixed part of the table first, then the service ports' chains and
 // affinity sets a chunk at a time (each chain flushed and refilled in one
