@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -34,27 +33,19 @@ func run(t *testing.T, args ...string) {
 	}
 }
 
-// sendUDP sends one datagram from inside ns. The goroutine's OS thread
-// enters ns and is never unlocked, so the runtime discards it afterwards.
-func sendUDP(t *testing.T, ns netns.NsHandle, dst string) {
+// sendUDP sends one datagram from inside namespace ns.
+func sendUDP(t *testing.T, ns, dst string) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(ns); err != nil {
-			errc <- err
-			return
-		}
-		conn, err := net.Dial("udp4", dst)
-		if err != nil {
-			errc <- err
+	var err error
+	<-kerneltest.GoInNetns(t, ns, func() {
+		var conn net.Conn
+		if conn, err = net.Dial("udp4", dst); err != nil {
 			return
 		}
 		defer conn.Close()
 		_, err = conn.Write([]byte("x"))
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
+	})
+	if err != nil {
 		t.Fatalf("send UDP to %s: %v", dst, err)
 	}
 }
@@ -113,7 +104,7 @@ func TestCleanKernel(t *testing.T) {
 	defer h.Close()
 
 	for _, dst := range []string{"10.96.0.10:53", "10.244.0.1:30053", "10.96.0.11:53", "10.96.0.12:53"} {
-		sendUDP(t, ns, dst)
+		sendUDP(t, node, dst)
 	}
 	all := []string{"10.244.0.1:30053", "10.96.0.10:53", "10.96.0.11:53", "10.96.0.12:53"}
 	deadline := time.Now().Add(5 * time.Second)
