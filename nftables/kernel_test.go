@@ -131,7 +131,7 @@ func (c *countingRunner) Run(ctx context.Context, b *nftnl.Batch) error {
 		return err
 	}
 	c.n++
-	if strings.Contains(b.String(), "\ninsert rule ") || strings.HasPrefix(b.String(), "insert rule ") {
+	if strings.Contains("\n"+b.String(), "\ninsert rule ") {
 		c.inserts++
 	}
 	return nil

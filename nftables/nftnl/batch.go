@@ -244,10 +244,11 @@ func (b *Batch) opLine(o *op, elem int) string {
 	case opDeleteRule:
 		return "delete rule " + where + " handle " + strconv.FormatUint(o.handle, 10)
 	case opAddRule:
-		line := "add rule " + where + " " + o.rule.Text(b.fam)
+		line := "add rule " + where
 		if o.handle != 0 {
-			line = "insert rule " + where + " handle " + strconv.FormatUint(o.handle, 10) + " " + o.rule.Text(b.fam)
+			line = "insert rule " + where + " handle " + strconv.FormatUint(o.handle, 10)
 		}
+		line += " " + o.rule.Text(b.fam)
 		if o.rule.Comment != "" {
 			line += fmt.Sprintf(" comment %q", o.rule.Comment)
 		}
